@@ -1,0 +1,177 @@
+"""Run configurations: one YAML per run in ``configs/``, loaded into typed dataclasses.
+
+Unknown keys, wrong types and bad values are rejected with a message that names the key.
+A config has ``model`` (baseline or transformer), ``name``, ``seed``, ``data`` and
+``params`` (the model's own hyperparameters, ``BaselineParams`` or ``TransformerParams``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stancelab.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    gold: str = "labels/gold.jsonl"
+    augment: bool = True  # add the authored augmentation set to the training data
+    augment_dir: str = "labels/augment"
+
+
+@dataclass
+class BaselineParams:
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = 1
+    max_features: int = 200_000
+    sublinear_tf: bool = True
+    C: float = 4.0
+    class_weight: str | None = "balanced"
+    inner_folds: int = 5  # inner CV for thresholds and calibration
+    grid: dict[str, list] = field(default_factory=dict)  # e.g. {"C": [1, 4, 16]}: inner-CV search
+
+
+@dataclass
+class TransformerParams:
+    model: str = "packaged:all-MiniLM-L6-v2"  # packaged weights, a local path or a hub id
+    recipe: str = "finetune"  # "finetune" or "setfit"
+    max_length: int = 64
+    epochs: int = 6
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    class_weighting: bool = True
+    early_stopping_patience: int = 2
+    validation_fraction: float = 0.15
+    # setfit recipe
+    contrastive_pairs_per_sentence: int = 4
+    contrastive_epochs: int = 1
+    head_C: float = 1.0
+
+
+PARAMS = {"baseline": BaselineParams, "transformer": TransformerParams}
+
+
+@dataclass
+class RunConfig:
+    model: str
+    name: str = ""
+    seed: int = 13
+    data: DataConfig = field(default_factory=DataConfig)
+    params: BaselineParams | TransformerParams | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in PARAMS:
+            raise ConfigError(f"model must be one of {', '.join(PARAMS)}, got {self.model!r}")
+        if self.params is None:
+            self.params = PARAMS[self.model]()
+        self.name = self.name or self.model
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML run config; ``overrides`` (dotted keys) are applied after the file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return config_from_dict(raw, where=str(path))
+
+
+def config_from_dict(raw: dict, where: str = "config") -> RunConfig:
+    model = raw.get("model")
+    if model not in PARAMS:
+        raise ConfigError(f"{where}: 'model' must be one of {', '.join(PARAMS)}, got {model!r}")
+    hints = {"params": PARAMS[model]}
+    return _build(RunConfig, raw, where, hints)
+
+
+def _build(cls: type, raw: Any, where: str, hints: dict | None = None) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} in {cls.__name__}; "
+            f"valid keys: {', '.join(fields)}"
+        )
+    types_ = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in raw.items():
+        target = (hints or {}).get(name, types_[name])
+        kwargs[name] = _coerce(value, target, f"{where}: {name}")
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(value: Any, target: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(target):
+        return _build(target, value, where)
+    origin = typing.get_origin(target)
+    args = typing.get_args(target)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], where) for v in value] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if target is Any:
+        return value
+    if target is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if target is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if target is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if target is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {target!r}")

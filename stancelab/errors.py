@@ -1,0 +1,23 @@
+"""The user-facing error types: each carries a one-line message that says what to do.
+
+Commands catch ``StancelabError`` and print its message; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class StancelabError(Exception):
+    """Base class for errors caused by input, configuration or environment, not by a bug."""
+
+
+class InputError(StancelabError, ValueError):
+    """Bad input data: the message names the file (and line) and what is wrong."""
+
+
+class ConfigError(StancelabError, ValueError):
+    """A configuration file with unknown keys, wrong types or bad values."""
+
+
+class ModelLoadError(StancelabError):
+    """A model directory that is missing, partial, corrupt or of an unknown kind."""

@@ -1,0 +1,1 @@
+"""Entry points users run: ``python -m training.train``, ``python -m training.evaluate``."""
