@@ -60,15 +60,29 @@ def build_pipeline(params: BaselineParams, seed: int = 0):
     )
     features = FeatureUnion(
         [
-            ("word", TfidfVectorizer(analyzer="word", ngram_range=tuple(params.word_ngrams),
-                                     token_pattern=r"(?u)\b\w[\w’']*\b", **common)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(params.char_ngrams),
-                                     **common)),
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=tuple(params.word_ngrams),
+                    token_pattern=r"(?u)\b\w[\w’']*\b",
+                    **common,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=tuple(params.char_ngrams), **common
+                ),
+            ),
         ]
     )
     classifier = OneVsRestClassifier(
         LogisticRegression(
-            C=params.C, class_weight=params.class_weight, solver="liblinear", random_state=seed,
+            C=params.C,
+            class_weight=params.class_weight,
+            solver="liblinear",
+            random_state=seed,
             max_iter=2000,
         )
     )
@@ -106,7 +120,9 @@ class BaselineModel(StanceModel):
         self.pipeline_ = build_pipeline(self.params, self.seed).fit(texts, y)
         return self
 
-    def _out_of_fold_scores(self, texts: list[str], y: np.ndarray, params: BaselineParams) -> np.ndarray:
+    def _out_of_fold_scores(
+        self, texts: list[str], y: np.ndarray, params: BaselineParams
+    ) -> np.ndarray:
         scores = np.zeros(y.shape, dtype=float)
         for train, test in multilabel_kfold(y, self.params.inner_folds, seed=self.seed):
             pipe = build_pipeline(params, self.seed).fit([texts[i] for i in train], y[train])
@@ -124,8 +140,12 @@ class BaselineModel(StanceModel):
             scores = self._out_of_fold_scores(texts, y, candidate)
             proba = PlattCalibrator().fit(scores, y).transform(scores)
             cut = np.asarray(tune_thresholds(y, proba))
-            results.append({"params": dict(zip(keys, values, strict=True)),
-                            "macro_f1": _macro_f1(y, proba >= cut)})
+            results.append(
+                {
+                    "params": dict(zip(keys, values, strict=True)),
+                    "macro_f1": _macro_f1(y, proba >= cut),
+                }
+            )
         best = max(results, key=lambda r: r["macro_f1"])
         return {"candidates": results, "best": best["params"], "best_macro_f1": best["macro_f1"]}
 
@@ -142,18 +162,24 @@ class BaselineModel(StanceModel):
     def _feature_names(self) -> np.ndarray:
         union = self.pipeline_.named_steps["features"]
         return np.concatenate(
-            [np.array([f"{name}:{f}" for f in vec.get_feature_names_out()])
-             for name, vec in union.transformer_list]
+            [
+                np.array([f"{name}:{f}" for f in vec.get_feature_names_out()])
+                for name, vec in union.transformer_list
+            ]
         )
 
     def _coefficients(self) -> np.ndarray:
-        return np.vstack([est.coef_.ravel() for est in self.pipeline_.named_steps["classifier"].estimators_])
+        return np.vstack(
+            [est.coef_.ravel() for est in self.pipeline_.named_steps["classifier"].estimators_]
+        )
 
     def top_ngrams(self, k: int = 15) -> dict[str, list[tuple[str, float]]]:
         """The k n-grams with the largest positive weight for each label."""
         names, coef = self._feature_names(), self._coefficients()
-        return {label: [(str(names[i]), float(coef[j, i])) for i in np.argsort(-coef[j])[:k]]
-                for j, label in enumerate(LABELS)}
+        return {
+            label: [(str(names[i]), float(coef[j, i])) for i in np.argsort(-coef[j])[:k]]
+            for j, label in enumerate(LABELS)
+        }
 
     def explain(self, text: str, k: int = 5) -> dict[str, list[tuple[str, float]]]:
         """For one text: per label, the n-grams present that pushed its score up the most."""
@@ -164,7 +190,9 @@ class BaselineModel(StanceModel):
         for j, label in enumerate(LABELS):
             contrib = x.data * coef[j, x.indices]
             order = np.argsort(-contrib)[:k]
-            out[label] = [(str(names[x.indices[i]]), float(contrib[i])) for i in order if contrib[i] > 0]
+            out[label] = [
+                (str(names[x.indices[i]]), float(contrib[i])) for i in order if contrib[i] > 0
+            ]
         return out
 
     # -- persistence -------------------------------------------------------------------------
@@ -197,7 +225,9 @@ class BaselineModel(StanceModel):
         manifest = read_manifest(directory)
         path = directory / PIPELINE_FILE
         if not path.exists():
-            raise ModelLoadError(f"{directory}: missing {PIPELINE_FILE}; the model directory is incomplete")
+            raise ModelLoadError(
+                f"{directory}: missing {PIPELINE_FILE}; the model directory is incomplete"
+            )
         expected = manifest.get("files", {}).get(PIPELINE_FILE)
         if expected != sha256_file(path):
             raise ModelLoadError(
@@ -207,14 +237,18 @@ class BaselineModel(StanceModel):
             untrusted = sio.get_untrusted_types(file=path)
             unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
             if unexpected:
-                raise ModelLoadError(f"{path}: refuses to load unaudited types: {', '.join(unexpected)}")
+                raise ModelLoadError(
+                    f"{path}: refuses to load unaudited types: {', '.join(unexpected)}"
+                )
             pipeline = sio.load(path, trusted=untrusted)
         except ModelLoadError:
             raise
         except Exception as exc:  # skops raises a variety of errors on a damaged archive
             raise ModelLoadError(f"{path}: cannot read the saved pipeline ({exc})") from None
         params = manifest.get("params", {})
-        model = cls(BaselineParams(**{k: v for k, v in params.items()}), seed=manifest.get("seed", 13))
+        model = cls(
+            BaselineParams(**{k: v for k, v in params.items()}), seed=manifest.get("seed", 13)
+        )
         model.pipeline_ = pipeline
         model.thresholds_ = [float(t) for t in manifest["thresholds"]]
         try:

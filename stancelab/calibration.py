@@ -35,14 +35,19 @@ class PlattCalibrator:
         scores, y = np.asarray(scores, float), np.asarray(y, int)
         self.a, self.b = [], []
         for j in range(scores.shape[1]):
-            if y[:, j].min() == y[:, j].max():  # one class only: fall back to the raw sigmoid
+            if y[:, j].min() == y[:, j].max():  # one class only: keep the raw sigmoid
                 self.a.append(1.0)
                 self.b.append(0.0)
                 continue
             # C=1 regularises the slope, so a perfectly separated fold still gives finite values.
             lr = LogisticRegression(C=1.0)
             lr.fit(scores[:, [j]], y[:, j])
-            self.a.append(float(lr.coef_[0, 0]))
+            slope = float(lr.coef_[0, 0])
+            if slope <= 0:  # out-of-fold scores carry no signal: never invert the ranking
+                self.a.append(1.0)
+                self.b.append(0.0)
+                continue
+            self.a.append(slope)
             self.b.append(float(lr.intercept_[0]))
         return self
 

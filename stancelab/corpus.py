@@ -61,16 +61,34 @@ FURNITURE: tuple[tuple[str, re.Pattern], ...] = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
     for reason, pattern in (
         ("read-more link", r"(read more|also read|read also|see also)\s*:.*"),
-        ("share widget", r"share( this( article)?)?( and analy[sz]e with ai)?|share and analy[sz]e with ai"),
+        (
+            "share widget",
+            r"share( this( article)?)?( and analy[sz]e with ai)?|share and analy[sz]e with ai",
+        ),
         ("author widget", r"\+\s*posts?|\d+\s+posts?|view all posts.*"),
-        ("related posts", r"related (posts|articles|stories|news)|more stories|recommended( for you)?"),
+        (
+            "related posts",
+            r"related (posts|articles|stories|news)|more stories|recommended( for you)?",
+        ),
         ("search widget", r"search|search (for|here|this site)\s*:?"),
-        ("bookmark widget", r"saved articles|browse articles|bookmarks?|"
-         r"you have not yet added any articles? to your bookmarks!?"),
-        ("desk byline", r"([A-Z][\w.]*\s+){0,3}(desk|bureau|staff|correspondent|reporter|newsroom)"),
-        ("byline", r"(by|written by|reporting by|edited by)\s+[A-Z][\w.'’-]*(\s+[A-Z][\w.'’-]*){0,3}"),
-        ("photo credit", r".*\((?:[A-Z][\w.]*\s+)*(?:photo|photograph|image|file photo)s?\)|"
-         r"(photo|image|credit)\s*:.*|.*\b(getty images|reuters photo|afp photo|ap photo)\b.*"),
+        (
+            "bookmark widget",
+            r"saved articles|browse articles|bookmarks?|"
+            r"you have not yet added any articles? to your bookmarks!?",
+        ),
+        (
+            "desk byline",
+            r"([A-Z][\w.]*\s+){0,3}(desk|bureau|staff|correspondent|reporter|newsroom)",
+        ),
+        (
+            "byline",
+            r"(by|written by|reporting by|edited by)\s+[A-Z][\w.'’-]*(\s+[A-Z][\w.'’-]*){0,3}",
+        ),
+        (
+            "photo credit",
+            r".*\((?:[A-Z][\w.]*\s+)*(?:photo|photograph|image|file photo)s?\)|"
+            r"(photo|image|credit)\s*:.*|.*\b(getty images|reuters photo|afp photo|ap photo)\b.*",
+        ),
         ("tag list", r"[^\W\d][^.!?,:;]{0,40}(,\s*[^.!?,:;\s][^.!?,:;]{0,40}){3,}"),
     )
 )
@@ -88,7 +106,11 @@ def classify_line(line: str, *, first: bool) -> str | None:
             if reason in _UNPUNCTUATED and ends_like_sentence(stripped):
                 continue  # a real sentence that happens to look like a byline or a list
             return reason
-    if not first and not ends_like_sentence(stripped) and len(stripped.split()) <= SHORT_TAG_MAX_WORDS:
+    if (
+        not first
+        and not ends_like_sentence(stripped)
+        and len(stripped.split()) <= SHORT_TAG_MAX_WORDS
+    ):
         return "short tag line"
     return None
 
@@ -117,7 +139,13 @@ def segment_document(doc: Document) -> tuple[list[Sentence], list[Dropped]]:
         dateline = DATELINE.match(line)
         if dateline:
             dropped.append(
-                Dropped(doc.doc_id, "dateline", dateline.group().strip(), offset, offset + dateline.end())
+                Dropped(
+                    doc.doc_id,
+                    "dateline",
+                    dateline.group().strip(),
+                    offset,
+                    offset + dateline.end(),
+                )
             )
         body_start = dateline.end() if dateline else 0
         spans = split_sentences(line[body_start:])
@@ -159,7 +187,9 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
         elif path.suffix.lower() == ".csv":
             documents.extend(_read_rows(path, _csv_rows(path)))
         else:
-            raise InputError(f"{path}: unsupported input type; expected a folder, .txt, .jsonl or .csv")
+            raise InputError(
+                f"{path}: unsupported input type; expected a folder, .txt, .jsonl or .csv"
+            )
     ids = Counter(doc.doc_id for doc in documents)
     clashes = sorted(doc_id for doc_id, n in ids.items() if n > 1)
     if clashes:
@@ -182,7 +212,9 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
 def _csv_rows(path: Path) -> Iterator[tuple[str, dict]]:
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     if reader.fieldnames is None or "text" not in reader.fieldnames:
-        raise InputError(f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})")
+        raise InputError(
+            f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
+        )
     for lineno, row in enumerate(reader, start=2):
         yield f"{path}:{lineno}", row
 
@@ -196,8 +228,10 @@ def _read_rows(path: Path, rows: Iterator[tuple[str, dict]]) -> list[Document]:
         if not text.strip():
             raise InputError(f"{where}: 'text' is empty")
         raw_id = row.get("id")
-        doc_id = str(raw_id).strip() if raw_id not in (None, "") else (
-            f"{path.stem}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
+        doc_id = (
+            str(raw_id).strip()
+            if raw_id not in (None, "")
+            else (f"{path.stem}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}")
         )
         documents.append(Document(doc_id, text, where))
     if not documents:
@@ -210,7 +244,9 @@ def dropped_path(out: str | Path) -> Path:
     return out.with_name(out.stem + ".dropped.jsonl")
 
 
-def ingest(paths: Iterable[str | Path], out: str | Path = DEFAULT_OUT) -> tuple[list[Sentence], list[Dropped]]:
+def ingest(
+    paths: Iterable[str | Path], out: str | Path = DEFAULT_OUT
+) -> tuple[list[Sentence], list[Dropped]]:
     """Segment all documents and write the sentences and the dropped lines atomically."""
     documents = read_documents(paths)
     sentences: list[Sentence] = []

@@ -80,10 +80,10 @@ class LabelledSet:
 
 
 def label_matrix(label_sets: Iterable[Iterable[str]]) -> np.ndarray:
-    rows = [set(labels) for labels in label_sets]
-    return np.array([[int(name in row) for name in LABELS] for row in rows], dtype=np.int64).reshape(
-        len(rows), len(LABELS)
-    )
+    rows = [set(normalize(labels)) for labels in label_sets]
+    return np.array(
+        [[int(name in row) for name in LABELS] for row in rows], dtype=np.int64
+    ).reshape(len(rows), len(LABELS))
 
 
 def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import numpy as np
 
 
-def multilabel_kfold(y: np.ndarray, n_splits: int, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def multilabel_kfold(
+    y: np.ndarray, n_splits: int, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (train, test) index arrays of an iteratively stratified k-fold split.
 
     ``n_splits`` is lowered to the number of rows when the data are tinier than that.

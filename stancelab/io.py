@@ -17,7 +17,15 @@ from typing import IO, Any
 
 from stancelab.errors import InputError
 
-__all__ = ["InputError", "atomic_open", "iter_jsonl", "read_jsonl", "read_text", "write_json", "write_jsonl"]
+__all__ = [
+    "InputError",
+    "atomic_open",
+    "iter_jsonl",
+    "read_jsonl",
+    "read_text",
+    "write_json",
+    "write_jsonl",
+]
 
 
 @contextlib.contextmanager
@@ -73,7 +81,9 @@ def read_text(path: str | os.PathLike) -> str:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if b"\x00" in raw:
-        raise InputError(f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text")
+        raise InputError(
+            f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

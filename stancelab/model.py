@@ -42,9 +42,7 @@ def as_text_list(texts: str | Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         items, single = [texts], True
     elif isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Sequence):
-        raise TypeError(
-            f"texts must be a string or a list of strings, not {type(texts).__name__}"
-        )
+        raise TypeError(f"texts must be a string or a list of strings, not {type(texts).__name__}")
     else:
         items, single = list(texts), False
     for i, text in enumerate(items):

@@ -26,7 +26,10 @@ def code_version() -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
@@ -110,15 +113,19 @@ def model_card(run: dict, config: dict) -> str:
         lines += [f"- {name}: {t:.2f}" for name, t in zip(LABELS, thresholds, strict=True)]
         lines.append("")
     if run.get("metrics"):
-        lines += ["## Metrics", "", "Out-of-fold on the training data (inner cross-validation):", ""]
+        lines += [
+            "## Metrics",
+            "",
+            "Out-of-fold on the training data (inner cross-validation):",
+            "",
+        ]
         lines += [f"- {key}: {_fmt(value)}" for key, value in run["metrics"].items()]
         lines.append("")
     lines += [
         "For the comparison on identical folds with confidence intervals, run "
         "`python -m training.evaluate` and read `reports/latest/report.md`.",
         "",
-        "Example: the labels print as "
-        f"`{display(('threat', 'accusation'))}` or `{display(())}`.",
+        f"Example: the labels print as `{display(('threat', 'accusation'))}` or `{display(())}`.",
         "",
     ]
     return "\n".join(lines)

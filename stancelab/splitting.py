@@ -36,7 +36,9 @@ _ATTRIBUTION = re.compile(
 )
 # A candidate boundary inside a segment: terminal punctuation, optional closing quotes,
 # white space, then an opening quote or an upper-case letter.
-_INNER_BOUNDARY = re.compile(rf"[.!?…]+[{re.escape(_CLOSERS)}]*(\s+)(?=[{re.escape(_OPENERS)}]*[A-Z0-9])")
+_INNER_BOUNDARY = re.compile(
+    rf"[.!?…]+[{re.escape(_CLOSERS)}]*(\s+)(?=[{re.escape(_OPENERS)}]*[A-Z0-9])"
+)
 # A quotation that ends in ? or ! may be followed by its attribution in the same sentence.
 _QUESTION_QUOTE = re.compile(rf"[?!][{re.escape(_CLOSERS)}]+$")
 _WS = " \t\r\n\u00a0\u2009\u202f\u200b\ufeff"
@@ -107,12 +109,16 @@ def _merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int,
     merged: list[tuple[int, int]] = []
     for start, end in spans:
         piece = text[start:end]
-        if merged and text[merged[-1][0] : merged[-1][1]].count("\n") == 0 and (
-            piece.strip(_CLOSERS + _WS + ".,;:") == ""
-            or (
-                _QUESTION_QUOTE.search(text, merged[-1][0], merged[-1][1])
-                and "\n" not in text[merged[-1][1] : start]
-                and _ATTRIBUTION.match(piece)
+        if (
+            merged
+            and text[merged[-1][0] : merged[-1][1]].count("\n") == 0
+            and (
+                piece.strip(_CLOSERS + _WS + ".,;:") == ""
+                or (
+                    _QUESTION_QUOTE.search(text, merged[-1][0], merged[-1][1])
+                    and "\n" not in text[merged[-1][1] : start]
+                    and _ATTRIBUTION.match(piece)
+                )
             )
         ):
             merged[-1] = (merged[-1][0], end)

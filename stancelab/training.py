@@ -46,12 +46,18 @@ class TrainResult:
 
     def summary(self) -> str:
         lines = [
-            f"trained {self.model.kind} on {len(self.data)} sentences in {self.seconds:.1f} s -> {self.out}",
-            "thresholds: " + ", ".join(f"{n} {t:.2f}" for n, t in zip(LABELS, self.model.thresholds_, strict=True)),
+            f"trained {self.model.kind} on {len(self.data)} sentences "
+            f"in {self.seconds:.1f} s -> {self.out}",
+            "thresholds: "
+            + ", ".join(
+                f"{n} {t:.2f}" for n, t in zip(LABELS, self.model.thresholds_, strict=True)
+            ),
         ]
         if self.metrics:
-            lines.append("out-of-fold (inner CV, training data): " + ", ".join(
-                f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, float)))
+            lines.append(
+                "out-of-fold (inner CV, training data): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, float))
+            )
         return "\n".join(lines)
 
 
@@ -77,8 +83,9 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
     return metrics
 
 
-def train_run(config_path: str | Path, out: str | Path | None = None,
-              overrides: dict[str, Any] | None = None) -> TrainResult:
+def train_run(
+    config_path: str | Path, out: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainResult:
     config = load_config(config_path, overrides)
     out = Path(out) if out else RUNS_DIR / config.name
     data = training_data(config)

@@ -26,11 +26,20 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("config", type=Path, help="a YAML file in configs/")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
-    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[],
-                        metavar="KEY=VALUE", help="override a config value, e.g. params.epochs=2")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. params.epochs=2",
+    )
     args = parser.parse_args(argv)
     try:
         from stancelab.training import train_run
