@@ -1,13 +1,30 @@
 """stancelab: classifiers for the rhetoric of official statements in armed conflicts.
 
-``from stancelab import predict, load_model`` is the public entry point for applying a model;
-the names are resolved lazily so that importing stancelab stays cheap.
+``from stancelab import predict, predict_document, load_model`` is the entry point for
+applying a model. The names resolve lazily, so ``import stancelab`` stays cheap and loads
+nothing a prediction does not need.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
+from stancelab.labels import LABELS
+
 __version__ = "0.1.0"
 
-from stancelab.labels import LABELS  # noqa: E402
+_LAZY = {
+    "predict": "stancelab.inference",
+    "predict_document": "stancelab.inference",
+    "Prediction": "stancelab.inference",
+    "load_model": "stancelab.model",
+}
 
-__all__ = ["LABELS", "__version__"]
+__all__ = ["LABELS", "Prediction", "__version__", "load_model", "predict", "predict_document"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stancelab' has no attribute {name!r}")

@@ -12,6 +12,7 @@ calibration, format version); the kind-specific files sit beside it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -140,4 +141,8 @@ def load_model(directory: str | Path) -> StanceModel:
         raise ModelLoadError(f"{directory}: unknown model kind {kind!r}")
     module_name, class_name = target.split(":")
     cls = getattr(import_module(module_name), class_name)
-    return cls.load(directory)
+    model = cls.load(directory)
+    # A stable identifier of exactly this saved model, for pre-annotations and output rows.
+    digest = hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()[:10]
+    model.version_ = f"{kind}-{digest}"
+    return model

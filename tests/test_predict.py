@@ -1,0 +1,262 @@
+"""predict: the function, document mode, bad input, the CLI and streaming files with resume.
+
+These tests use a small baseline saved to a run directory (the predict path never asks which
+model it holds); the transformer's own predict path is tested in test_transformer.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stancelab import batch
+from stancelab.baseline import BaselineModel
+from stancelab.config import BaselineParams
+from stancelab.errors import InputError, ModelLoadError
+from stancelab.inference import Prediction, predict, predict_document, resolve_model
+from stancelab.labels import LABELS
+
+ARTICLE = (
+    "Minister Warns Rebels Over Attacks\n\n"
+    "Share and Analyze with AI\n\n"
+    "The minister said the army will retaliate if the rebels attack again. "
+    "He denied that troops had shelled the village.\n\n"
+    "Read More: Another story\n\n"
+    "Talks are scheduled for next week in Geneva.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    from conftest import TINY
+
+    model = BaselineModel(BaselineParams(inner_folds=3), seed=1)
+    model.fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("run") / "baseline")
+
+
+def test_single_and_batch(run_dir):
+    one = predict("We will strike their bases if they cross the border again.", model=run_dir)
+    assert isinstance(one, Prediction)
+    assert set(one.scores) == set(LABELS) and all(0 <= v <= 1 for v in one.scores.values())
+    assert isinstance(one.labels, tuple) and set(one.labels) <= set(LABELS)
+    many = predict(["Talks resumed on Monday.", "The ministry denied any role."], model=run_dir)
+    assert isinstance(many, list) and len(many) == 2
+    assert many[0].text == "Talks resumed on Monday."
+
+
+def test_result_is_named_printable_and_json(run_dir):
+    result = predict("We deny these baseless claims.", model=run_dir)
+    row = json.loads(result.to_json())
+    assert row["text"] == result.text and row["labels"] == list(result.labels)
+    assert set(row["scores"]) == set(LABELS)
+    assert json.dumps(result.to_dict())
+    assert "We deny these baseless claims." in str(result)
+
+
+def test_labels_follow_thresholds(run_dir):
+    model = resolve_model(run_dir)
+    result = predict("Officials blamed foreign agents for the bombing.", model=model)
+    expected = tuple(n for j, n in enumerate(LABELS) if result.scores[n] >= model.thresholds_[j])
+    assert result.labels == expected
+
+
+@pytest.mark.parametrize(
+    "bad,error,message",
+    [
+        (None, TypeError, "string"),
+        (42, TypeError, "int"),
+        (b"bytes", TypeError, "bytes"),
+        (["fine", 3.5], TypeError, "index 1"),
+        ("", ValueError, "empty"),
+        ("   \n", ValueError, "empty"),
+        (["fine", " "], ValueError, "index 1"),
+    ],
+)
+def test_bad_input(run_dir, bad, error, message):
+    with pytest.raises(error, match=message):
+        predict(bad, model=run_dir)
+
+
+def test_non_english_text_does_not_crash(run_dir):
+    results = predict(["Nous allons riposter.", "Мы ответим.", "سنرد بقوة"], model=run_dir)
+    assert len(results) == 3
+
+
+def test_document_mode_offsets(run_dir):
+    results = predict_document(ARTICLE, model=run_dir)
+    assert [r.text for r in results] == [
+        "Minister Warns Rebels Over Attacks",
+        "The minister said the army will retaliate if the rebels attack again.",
+        "He denied that troops had shelled the village.",
+        "Talks are scheduled for next week in Geneva.",
+    ]
+    for r in results:
+        assert ARTICLE[r.start : r.end] == r.text
+    assert "start" in results[0].to_dict()
+    with pytest.raises(TypeError):
+        predict_document(None, model=run_dir)
+    with pytest.raises(ValueError):
+        predict_document("  ", model=run_dir)
+
+
+def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("STANCELAB_MODEL", str(tmp_path / "runs" / "transformer"))
+    with pytest.raises(ModelLoadError, match="python -m training.train configs/transformer.yaml"):
+        predict("Anything at all.")
+
+
+def write_inputs(tmp_path: Path) -> dict[str, Path]:
+    txt = tmp_path / "in.txt"
+    txt.write_text("We will strike back.\n\nTalks resumed.\n", encoding="utf-8")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "a", "text": "The ministry denied any role."}),
+                json.dumps({"id": "b", "text": ""}),
+                "{broken",
+                json.dumps({"id": "c", "text": 7}),
+                json.dumps({"text": "No id, fine."}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text('id,text\nx,"We reject the claims, he said."\ny,\n', encoding="utf-8")
+    return {"txt": txt, "jsonl": jsonl, "csv": csv_file}
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_files_txt_jsonl_csv_with_error_rows(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    inputs = write_inputs(tmp_path)
+    out = tmp_path / "txt.jsonl"
+    summary = batch.predict_file(model, inputs["txt"], out, progress=False)
+    rows = read_rows(out)
+    assert [r["text"] for r in rows] == ["We will strike back.", "Talks resumed."]
+    assert summary.records == 2 and summary.errors == 0
+    assert all(r["model_version"].startswith("baseline-") for r in rows)
+
+    out = tmp_path / "jsonl.jsonl"
+    summary = batch.predict_file(model, inputs["jsonl"], out, progress=False)
+    rows = read_rows(out)
+    assert [r.get("id") for r in rows] == ["a", "b", None, "c", None]
+    assert "empty" in rows[1]["error"] and "invalid JSON" in rows[2]["error"]
+    assert "string" in rows[3]["error"] and rows[4]["text"] == "No id, fine."
+    assert summary.errors == 3
+
+    out = tmp_path / "csv.jsonl"
+    rows = (batch.predict_file(model, inputs["csv"], out, progress=False), read_rows(out))[1]
+    assert rows[0]["id"] == "x" and set(rows[0]["scores"]) == set(LABELS)
+    assert "error" in rows[1]
+
+
+def test_documents_mode_for_files(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    article = tmp_path / "article.txt"
+    article.write_text(ARTICLE, encoding="utf-8")
+    out = tmp_path / "doc.jsonl"
+    batch.predict_file(model, article, out, documents=True, progress=False)
+    rows = read_rows(out)
+    assert len(rows) == 4 and all(ARTICLE[r["start"] : r["end"]] == r["text"] for r in rows)
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_existing_output_is_not_overwritten(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    inputs = write_inputs(tmp_path)
+    out = tmp_path / "keep.jsonl"
+    out.write_text("precious\n", encoding="utf-8")
+    with pytest.raises(InputError, match="exists"):
+        batch.predict_file(model, inputs["txt"], out, progress=False)
+    assert out.read_text(encoding="utf-8") == "precious\n"
+    batch.predict_file(model, inputs["txt"], out, overwrite=True, progress=False)
+    assert len(read_rows(out)) == 2
+
+
+def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path, monkeypatch):
+    model = resolve_model(run_dir)
+    source = tmp_path / "many.txt"
+    source.write_text(
+        "".join(f"Statement {i}: the army will respond to any attack.\n" for i in range(50)),
+        encoding="utf-8",
+    )
+    reference = tmp_path / "reference.jsonl"
+    batch.predict_file(model, source, reference, chunk_size=7, progress=False)
+
+    out = tmp_path / "out.jsonl"
+    real_rows_for = batch.rows_for
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_rows_for(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "rows_for", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch.predict_file(model, source, out, chunk_size=7, progress=False)
+    monkeypatch.setattr(batch, "rows_for", real_rows_for)
+    part = out.with_name(out.name + ".part")
+    assert not out.exists() and part.exists()
+    assert len(read_rows(part)) == 21  # three whole chunks, no torn line
+    # a torn last line (a crash mid-write) is cut back to the checkpoint on resume
+    with part.open("ab") as handle:
+        handle.write(b'{"line": 22, "te')
+    summary = batch.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
+    assert summary.resumed_from == 21 and summary.records == 29
+    assert out.read_bytes() == reference.read_bytes()
+    assert not part.exists()
+
+
+def test_resume_refuses_a_different_input(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    inputs = write_inputs(tmp_path)
+    out = tmp_path / "o.jsonl"
+    part = out.with_name(out.name + ".part")
+    part.write_text("", encoding="utf-8")
+    meta = out.with_name(out.name + ".part.json")
+    meta.write_text(json.dumps({"input": "/elsewhere.txt", "records_done": 0, "bytes": 0}))
+    with pytest.raises(InputError, match="another input"):
+        batch.predict_file(model, inputs["txt"], out, resume=True, progress=False)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stancelab.cli", "predict", *args], capture_output=True, text=True
+    )
+
+
+def test_cli_table_json_and_errors(run_dir, tmp_path):
+    table = run_cli("--model", str(run_dir), "We will retaliate.", "Talks resumed.")
+    assert table.returncode == 0, table.stderr
+    assert "labels" in table.stdout.splitlines()[0] and "Talks resumed." in table.stdout
+    js = run_cli("--model", str(run_dir), "--json", "We will retaliate.")
+    assert json.loads(js.stdout)[0]["text"] == "We will retaliate."
+    empty = run_cli("--model", str(run_dir), " ")
+    assert empty.returncode == 1 and "empty" in empty.stderr
+    missing = run_cli("--model", str(tmp_path / "none"), "x")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    inputs = write_inputs(tmp_path)
+    out = tmp_path / "cli.jsonl"
+    ran = run_cli(
+        "--model",
+        str(run_dir),
+        "--input",
+        str(inputs["jsonl"]),
+        "--output",
+        str(out),
+        "--no-progress",
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "3 error row(s)" in ran.stdout and len(read_rows(out)) == 5
