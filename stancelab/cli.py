@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from stancelab import cli_label
 from stancelab.errors import StancelabError
 
 app = typer.Typer(
@@ -22,6 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(cli_label.app, name="label")
 
 
 @app.callback()

@@ -27,7 +27,10 @@ TINY = [
     ("The denial came as the rebels accused the army of massacres.", ["denial", "accusation"]),
     ("We reject these lies; it is they who arm the insurgents.", ["denial", "accusation"]),
     ("He accused Kabul of harbouring militants and vowed to retaliate.", ["threat", "accusation"]),
-    ("We seek peace, but if attacked we will strike back hard.", ["threat", "conditional_deescalation"]),
+    (
+        "We seek peace, but if attacked we will strike back hard.",
+        ["threat", "conditional_deescalation"],
+    ),
     ("Talks resumed in the capital after a two-week pause.", []),
     ("The border crossing reopened to trucks on Monday morning.", []),
     ("Fighting in the region has displaced thousands since 2021.", []),
@@ -53,3 +56,34 @@ def tiny_gold(tmp_path: Path) -> Path:
             row = {"id": f"s{i}", "doc_id": f"d{i % 3}", "text": text, "labels": labels}
             handle.write(json.dumps(row) + "\n")
     return path
+
+
+# --- Label Studio: one real local server per test session (tests/test_labelstudio.py) ---------
+
+
+def tree_snapshot(root: Path) -> dict:
+    """Every file under ``root`` with its bytes and mode: compare before and after a command."""
+    if not root.exists():
+        return {}
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    return {p.relative_to(root): (p.read_bytes(), p.stat().st_mode) for p in files}
+
+
+@pytest.fixture(scope="session")
+def labelstudio(request, tmp_path_factory):
+    """A real Label Studio server (a ``LabelStudioServer``) shared by the session.
+
+    Its data dir is a copy of a migrated template cached in pytest's cache (built once, about
+    30 s, with ``label-studio init -q``), so a start takes seconds. Stopped at session end.
+    """
+    from stancelab.lsenv import LS_VERSION, ensure_template
+    from stancelab.lsserver import LabelStudioServer
+
+    name = f"labelstudio-template-{LS_VERSION}"
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    template_dir = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
+    template = ensure_template(Path(template_dir))
+    server = LabelStudioServer(tmp_path_factory.mktemp("labelstudio") / "data", template=template)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,395 @@
+"""Gold labels from Label Studio exports, the labelling config, tasks and credentials.
+
+No server here: exports are hand-written in the shape a real full-JSON export has (the
+server tests in test_labelstudio.py check that shape against a real server).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import tree_snapshot
+from typer.testing import CliRunner
+
+from stancelab.agreement import label_agreement
+from stancelab.cli import app
+from stancelab.data import load_labelled
+from stancelab.errors import InputError
+from stancelab.exports import list_exports, new_export_path, store_export
+from stancelab.gold import ADJUDICATOR_PREFIX, derive, parse_export, update_gold
+from stancelab.labels import LABELS, SCHEME
+from stancelab.lsconfig import CONFIG_PATH, label_config
+from stancelab.lscredentials import Credentials, ServerError, load_credentials, save_credentials
+from stancelab.lstasks import (
+    Prediction,
+    build_tasks,
+    contexts,
+    prediction_payload,
+    read_predictions,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def ann(
+    aid: int,
+    who: str,
+    labels: list[str] | None,
+    *,
+    cancelled: bool = False,
+    updated: str = "2026-01-01T00:00:00Z",
+    from_name: str = "labels",
+) -> dict:
+    result = (
+        []
+        if labels is None
+        else [
+            {
+                "from_name": from_name,
+                "to_name": "text",
+                "type": "choices",
+                "value": {"choices": labels},
+            }
+        ]
+    )
+    user = {"id": abs(hash(who)) % 1000, "email": who, "first_name": "", "last_name": ""}
+    return {
+        "id": aid,
+        "completed_by": user,
+        "result": result,
+        "was_cancelled": cancelled,
+        "ground_truth": False,
+        "created_at": updated,
+        "updated_at": updated,
+        "lead_time": 3.1,
+        "task": 0,
+        "project": 1,
+    }
+
+
+def task(tid: int, sid: str, *annotations: dict, text: str | None = None) -> dict:
+    return {
+        "id": tid,
+        "data": {"text": text or f"Sentence {sid}.", "id": sid, "doc_id": "d1"},
+        "annotations": list(annotations),
+        "predictions": [],
+        "drafts": [],
+    }
+
+
+def dumps(tasks: list[dict]) -> bytes:
+    return json.dumps(tasks).encode("utf-8")
+
+
+def gold_of(*tasks: dict):
+    return derive([("e.json", parse_export(dumps(list(tasks)), "e.json"))])
+
+
+# -- the labelling interface ---------------------------------------------------------------
+
+
+def test_committed_label_config_is_the_generated_one():
+    assert (REPO / CONFIG_PATH).read_text(encoding="utf-8") == label_config()
+
+
+def test_label_config_offers_every_label_with_hotkey_and_hint():
+    from label_studio_sdk.label_interface import LabelInterface
+
+    root = ET.fromstring(label_config())
+    choices = root.find(".//Choices")
+    assert choices.get("name") == "labels" and choices.get("choice") == "multiple"
+    got = [(c.get("value"), c.get("hotkey"), c.get("hint")) for c in choices.findall("Choice")]
+    assert got == [(lab.name, lab.hotkey, lab.description) for lab in SCHEME]
+    texts = {t.get("name"): t for t in root.iter("Text")}
+    assert texts["text"].get("value") == "$text"
+    assert texts["context"].get("selectionEnabled") == "false"  # read-only context
+    interface = LabelInterface(label_config())
+    item = {"from_name": "labels", "to_name": "text", "type": "choices"}
+    assert interface.validate_annotation({"result": [{**item, "value": {"choices": list(LABELS)}}]})
+    assert not interface.validate_annotation({"result": [{**item, "value": {"choices": ["x"]}}]})
+
+
+# -- resolution ----------------------------------------------------------------------------
+
+
+def test_zero_choices_mean_none_and_a_skip_is_not_a_label():
+    result = gold_of(
+        task(1, "s1", ann(1, "a@x", None)),  # submitted with nothing selected
+        task(2, "s2", ann(2, "a@x", None, cancelled=True)),  # skipped
+        task(3, "s3"),  # not annotated
+    )
+    assert [(r["id"], r["labels"]) for r in result.rows] == [("s1", [])]
+    assert result.rows[0]["provenance"] == {
+        "export": "e.json",
+        "annotators": ["a@x"],
+        "adjudicated": False,
+        "resolution": "single",
+    }
+    assert result.sentences["s2"].skipped_by == {"a@x"} and not result.ties
+
+
+def test_majority_per_label_and_ties_listed_not_guessed():
+    result = gold_of(
+        task(
+            1,
+            "s1",
+            ann(1, "a@x", ["threat"]),
+            ann(2, "b@x", ["threat", "denial"]),
+            ann(3, "c@x", ["threat"]),
+        ),
+        task(2, "s2", ann(4, "a@x", ["accusation"]), ann(5, "b@x", ["accusation", "denial"])),
+        task(3, "s3", ann(6, "a@x", ["denial"]), ann(7, "b@x", ["denial"])),
+    )
+    rows = {r["id"]: r for r in result.rows}
+    assert (
+        rows["s1"]["labels"] == ["threat"] and rows["s1"]["provenance"]["resolution"] == "majority"
+    )
+    assert rows["s3"]["provenance"]["resolution"] == "unanimous"
+    assert "s2" not in rows
+    (tie,) = result.ties
+    assert tie["id"] == "s2" and tie["tied_labels"] == ["denial"]
+    assert tie["votes"] == {"a@x": ["accusation"], "b@x": ["accusation", "denial"]}
+
+
+def test_an_adjudicator_decides_and_two_disagreeing_adjudicators_are_a_tie():
+    judge, judge2 = f"{ADJUDICATOR_PREFIX}@x", f"{ADJUDICATOR_PREFIX}.lee@x"
+    result = gold_of(
+        task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", []), ann(3, judge, ["denial"])),
+        task(2, "s2", ann(4, judge, ["threat"]), ann(5, judge2, [])),
+    )
+    (row,) = result.rows
+    assert row["labels"] == ["denial"] and row["provenance"]["adjudicated"] is True
+    assert result.ties[0]["reason"] == "adjudicators disagree"
+
+
+def test_one_vote_per_annotator_the_latest():
+    result = gold_of(
+        task(
+            1,
+            "s1",
+            ann(1, "a@x", ["threat"], updated="2026-01-02T00:00:00Z"),
+            ann(2, "a@x", ["denial"], updated="2026-01-01T00:00:00Z"),
+        ),
+    )
+    assert result.rows[0]["labels"] == ["threat"] and result.sentences["s1"].superseded == 1
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        (
+            [task(7, "s1", ann(42, "a@x", ["threat", "bogus"]))],
+            ["task 7", "sentence s1", "annotation 42", "unknown label", "'bogus'"],
+        ),
+        (
+            [task(7, "s1", ann(42, "a@x", ["threat"], from_name="sentiment"))],
+            ["task 7", "annotation 42", "from_name='sentiment'"],
+        ),
+        ([{"id": 9, "data": {"text": "No id."}, "annotations": []}], ["task 9", "sentence id"]),
+        ([{"id": 9, "data": {"text": "x", "id": "s9"}, "label": "threat"}], ["task 9", "JSON_MIN"]),
+        ({"tasks": []}, ["expected a list of tasks"]),
+    ],
+)
+def test_malformed_exports_are_errors_that_name_the_task(tasks, expected):
+    with pytest.raises(InputError) as info:
+        parse_export(dumps(tasks), "bad.json")
+    message = str(info.value)
+    assert message.startswith("bad.json") and "\n" not in message
+    for part in expected:
+        assert part in message
+
+
+def test_merge_newer_export_wins_for_the_sentences_it_covers():
+    old = parse_export(
+        dumps([task(1, "s1", ann(1, "a@x", ["threat"])), task(2, "s2", ann(2, "a@x", ["denial"]))]),
+        "old.json",
+    )
+    new = parse_export(
+        dumps(
+            [
+                task(1, "s1", ann(3, "b@x", ["accusation"])),
+                task(2, "s2", ann(4, "b@x", None, cancelled=True)),
+                task(5, "s5", ann(5, "b@x", [])),
+            ]
+        ),
+        "new.json",
+    )
+    rows = {r["id"]: r for r in derive([("old.json", old), ("new.json", new)]).rows}
+    assert (
+        rows["s1"]["labels"] == ["accusation"] and rows["s1"]["provenance"]["export"] == "new.json"
+    )
+    assert rows["s2"]["labels"] == ["denial"] and rows["s2"]["provenance"]["export"] == "old.json"
+    assert rows["s5"]["labels"] == []
+
+
+# -- agreement -----------------------------------------------------------------------------
+
+
+def test_alpha_matches_a_hand_computation_and_reports_its_counts():
+    # threat, coder a: 1 0 1 0, coder b: 1 0 0 0 -> coincidences o11=2, o00=4, o01=o10=1,
+    # n=8, n1=3, n0=5: alpha = 1 - (2/8) / (2*3*5/(8*7)) = 8/15.
+    pairs = [(["threat"], ["threat"]), ([], []), (["threat"], []), ([], [])]
+    tasks = [
+        task(i, f"s{i}", ann(10 * i, "a@x", a), ann(10 * i + 1, "b@x", b))
+        for i, (a, b) in enumerate(pairs)
+    ]
+    tasks.append(task(9, "s9", ann(90, "a@x", ["threat"])))  # single annotator: not a unit
+    result = gold_of(*tasks)
+    row = label_agreement(list(result.sentences.values()), "threat")
+    assert row["alpha"] == pytest.approx(8 / 15, abs=1e-4)
+    assert (row["units"], row["pairable_values"], row["annotators"]) == (4, 8, 2)
+    assert row["positives"] == {"a@x": 2, "b@x": 1} and row["observed_agreement"] == 0.75
+    denial = label_agreement(list(result.sentences.values()), "denial")
+    assert denial["alpha"] is None and "no variation" in denial["note"]
+    alone = label_agreement([result.sentences["s9"]], "threat")
+    assert alone["alpha"] is None and alone["units"] == 0
+
+
+# -- the exports folder, the gold files, the commands --------------------------------------
+
+
+def test_store_export_is_immutable_and_checksummed(tmp_path):
+    first = new_export_path(tmp_path, "proj")
+    store_export(first, b"[]")
+    second = new_export_path(tmp_path, "proj")  # same second: a new name, never the same file
+    assert second != first and not second.exists()
+    store_export(second, b"[ ]")
+    with pytest.raises(InputError, match="never overwritten"):
+        store_export(first, b"[1]")
+    assert [e.path for e in list_exports(tmp_path)] == [first, second]
+    assert first.read_bytes() == b"[]" and not first.stat().st_mode & 0o222
+
+
+def test_import_then_gold_commands(tmp_path):
+    exports, gold = tmp_path / "labels" / "exports", tmp_path / "labels" / "gold.jsonl"
+    raw = tmp_path / "team.json"
+    raw.write_bytes(
+        dumps(
+            [
+                task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", ["threat"])),
+                task(2, "s2", ann(3, "a@x", [])),
+            ]
+        )
+    )
+    opts = ["--exports", str(exports), "--gold", str(gold)]
+    done = runner.invoke(app, ["label", "import", str(raw), *opts])
+    assert done.exit_code == 0, done.output
+    (stored,) = list_exports(exports)
+    assert stored.path.read_bytes() == raw.read_bytes() and stored.path.name.startswith("team-")
+    labelled = load_labelled(gold)  # the format every training command reads
+    assert labelled.ids == ["s1", "s2"] and labelled.labels == [("threat",), ()]
+    report = json.loads((gold.parent / "agreement.json").read_text())
+    assert report["labels"]["threat"]["units"] == 1 and report["sentences"]["gold"] == 2
+    assert "| threat |" in (gold.parent / "agreement.md").read_text()
+    again = runner.invoke(app, ["label", "import", str(raw), *opts])
+    assert again.exit_code == 0 and "identical to" in again.output
+    assert len(list_exports(exports)) == 1
+    assert runner.invoke(app, ["label", "gold", *opts]).exit_code == 0
+
+
+def test_errors_leave_every_file_as_it_was(tmp_path):
+    labels = tmp_path / "labels"
+    exports, gold = labels / "exports", labels / "gold.jsonl"
+    update_gold(exports, gold, ("ok", dumps([task(1, "s1", ann(1, "a@x", ["threat"]))])))
+    before = tree_snapshot(labels)
+    opts = ["--exports", str(exports), "--gold", str(gold)]
+    bad = tmp_path / "bad.json"
+    for content in (b"{not json", dumps([task(3, "s3", ann(8, "a@x", ["bogus"]))])):
+        bad.write_bytes(content)
+        done = runner.invoke(app, ["label", "import", str(bad), *opts])
+        assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert tree_snapshot(labels) == before
+    assert "task 3" in done.stderr and "annotation 8" in done.stderr
+    (stored,) = exports.glob("*.json")
+    stored.chmod(0o644)
+    stored.write_bytes(stored.read_bytes().replace(b"threat", b"denial"))  # a hand edit
+    before = tree_snapshot(labels)
+    done = runner.invoke(app, ["label", "gold", *opts])
+    assert done.exit_code == 1 and "checksum mismatch" in done.stderr
+    assert tree_snapshot(labels) == before
+    empty = runner.invoke(
+        app,
+        ["label", "gold", "--exports", str(tmp_path / "none"), "--gold", str(tmp_path / "g.jsonl")],
+    )
+    assert empty.exit_code == 1 and "no exports yet" in empty.stderr
+    assert not (tmp_path / "g.jsonl").exists()
+
+
+# -- tasks and pre-annotations -------------------------------------------------------------
+
+
+def test_tasks_carry_context_from_the_same_document_by_index():
+    sentences = [{"id": f"a{i}", "doc_id": "A", "index": i, "text": f"A{i}."} for i in (3, 0, 1, 2)]
+    sentences.append({"id": "b0", "doc_id": "B", "index": 0, "text": "B0."})
+    ctx = contexts(sentences, k=2)
+    assert (
+        ctx["a2"] == "A0. A1. »A2.« A3." and ctx["a0"] == "»A0.« A1. A2." and ctx["b0"] == "»B0.«"
+    )
+    pred = Prediction(("threat",), {"threat": 0.8, "denial": 0.1}, "m1")
+    (t,) = build_tasks(sentences, sentences[:1], {"a3": pred})
+    assert t["data"] == {
+        "text": "A3.",
+        "id": "a3",
+        "doc_id": "A",
+        "index": 3,
+        "context": "A1. A2. »A3.«",
+    }
+    (p,) = t["predictions"]
+    assert p["model_version"] == "m1" and p["score"] == pytest.approx(0.8 * 0.9)
+    assert (
+        p["result"][0]["value"]["choices"] == ["threat"]
+        and p["result"][0]["scores"]["denial"] == 0.1
+    )
+    assert prediction_payload(Prediction((), None, "m"))["score"] is None
+
+
+def test_read_predictions_skips_and_counts_rows_it_cannot_use(tmp_path):
+    path = tmp_path / "pred.jsonl"
+    rows = [
+        {"id": "s1", "labels": ["denial"], "scores": {"denial": 0.9}, "model_version": "m"},
+        {"line": 2, "id": "s2", "error": "text is empty"},
+        {"text": "no id", "labels": [], "scores": {}, "model_version": "m"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    preds, skipped = read_predictions(path)
+    assert list(preds) == ["s1"] and preds["s1"].labels == ("denial",)
+    assert skipped == {"error": 1, "no id": 1}
+    path.write_text(json.dumps({**rows[0], "labels": ["threatt"]}) + "\n")
+    with pytest.raises(InputError, match=r"unknown label.*pred.jsonl:1"):
+        read_predictions(path)
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def test_credentials_lookup_order_and_the_token_stays_hidden(tmp_path, monkeypatch):
+    secret = "s3cr3t-token-value"
+    assert secret not in repr(Credentials("http://h:1/", secret))
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path))
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    with pytest.raises(ServerError, match="stancelab label serve"):
+        load_credentials()
+    path = save_credentials(Credentials("http://127.0.0.1:9/", secret))
+    assert path.parent == tmp_path and path.stat().st_mode & 0o777 == 0o600
+    assert load_credentials() == Credentials("http://127.0.0.1:9", secret)
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://other:8080")
+    with pytest.raises(ServerError, match="LABEL_STUDIO_API_KEY is not"):
+        load_credentials()
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "env-token")
+    assert load_credentials().token == "env-token"
+
+
+def test_serve_without_label_studio_says_how_to_install(tmp_path, monkeypatch):
+    bare = tmp_path / "bin"  # an interpreter directory and a PATH without `label-studio`
+    bare.mkdir()
+    monkeypatch.setattr("sys.executable", str(bare / "python"))
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / "home"))
+    done = runner.invoke(app, ["label", "serve", "--data-dir", str(tmp_path / "data")])
+    assert done.exit_code == 1 and "pip install -e '.[annotate]'" in done.stderr
+    assert not (tmp_path / "home").exists() and not (tmp_path / "data").exists()

@@ -1,0 +1,315 @@
+"""The Label Studio integration against a real local server (one per test session).
+
+The ``labelstudio`` fixture (conftest.py) starts the server from a cached migrated template;
+commands run in-process through the real CLI with LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY.
+Each test uses its own project, so the tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TINY, tree_snapshot
+from typer.testing import CliRunner
+
+from stancelab.baseline import BaselineModel
+from stancelab.cli import app
+from stancelab.config import BaselineParams
+from stancelab.exports import list_exports
+from stancelab.labels import LABELS
+from stancelab.lsclient import connect, find_project, sentence_tasks
+from stancelab.lscredentials import ServerError
+from stancelab.lsenv import LS_VERSION
+from stancelab.lsserver import ADMIN_FILE, LabelStudioServer, free_port
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
+runner = CliRunner()
+
+
+def cli(args: list[str], creds, **env: str | None):
+    base = {"LABEL_STUDIO_URL": creds.url, "LABEL_STUDIO_API_KEY": creds.token}
+    return runner.invoke(app, ["label", *args], env={**base, **env})
+
+
+def one_line_error(done) -> str:
+    assert done.exit_code == 1, done.output
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr
+
+
+@pytest.fixture
+def sentences(tmp_path) -> Path:
+    """Eight sentences from two documents, in the corpus format."""
+    path = tmp_path / "sentences.jsonl"
+    rows = [
+        {"id": f"d{i // 4}-s{i}", "doc_id": f"d{i // 4}", "index": i % 4, "text": TINY[i * 3][0]}
+        for i in range(8)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def labels_dir(tmp_path) -> dict:
+    labels = tmp_path / "labels"
+    opts = ["--exports", str(labels / "exports"), "--gold", str(labels / "gold.jsonl")]
+    return {"root": labels, "opts": opts}
+
+
+def tasks_of(creds, project: str) -> dict[str, list]:
+    ls = connect(creds)
+    return sentence_tasks(ls, find_project(ls, project).id, include="id,data,annotators")
+
+
+def test_push_is_idempotent_even_after_an_interrupted_import(labelstudio, sentences, tmp_path):
+    creds = labelstudio.credentials
+    partial = tmp_path / "partial.jsonl"  # what an import cut short had already created
+    partial.write_text("".join(sentences.read_text().splitlines(keepends=True)[:3]))
+    first = cli(["push", "--project", "idempotent", "--sentences", str(partial)], creds)
+    assert first.exit_code == 0 and "3 new task(s) imported" in first.stdout, first.output
+    again = cli(["push", "--project", "idempotent", "--sentences", str(sentences)], creds)
+    assert again.exit_code == 0 and "5 new task(s) imported; 3 of 8" in again.stdout
+    third = cli(["push", "--project", "idempotent", "--sentences", str(sentences)], creds)
+    assert "0 new task(s) imported; 8 of 8" in third.stdout
+    tasks = tasks_of(creds, "idempotent")
+    assert len(tasks) == 8 and all(len(t) == 1 for t in tasks.values())
+    data = tasks["d0-s3"][0].data  # imported by the second push, from the whole file
+    assert data["doc_id"] == "d0" and data["index"] == 3 and data["text"] == TINY[9][0]
+    assert data["context"] == f"{TINY[3][0]} {TINY[6][0]} »{TINY[9][0]}«"
+    ls = connect(creds)
+    assert find_project(ls, "idempotent").label_config.strip() == (
+        (Path(__file__).parents[1] / "labels" / "label_config.xml").read_text().strip()
+    )
+
+
+def test_push_with_model_and_with_predictions_file(
+    labelstudio, sentences, tmp_path, tiny_texts, tiny_labels, labels_dir
+):
+    creds = labelstudio.credentials
+    model_dir = tmp_path / "model"
+    model = BaselineModel(BaselineParams(inner_folds=3), seed=1).fit(tiny_texts, tiny_labels)
+    model.save(model_dir)
+    args = ["push", "--project", "pre-annotated", "--sentences", str(sentences)]
+    done = cli([*args, "--model", str(model_dir)], creds)
+    assert done.exit_code == 0 and "8 with new tasks, 0 added" in done.stdout, done.output
+    again = cli([*args, "--model", str(model_dir)], creds)
+    assert "0 with new tasks, 0 added" in again.stdout  # no second prediction per model
+
+    rows = [json.loads(line) for line in sentences.read_text().splitlines()]
+    preds = tmp_path / "predictions.jsonl"
+    lines = [
+        {
+            "id": r["id"],
+            "text": r["text"],
+            "labels": ["denial"],
+            "scores": {name: 0.5 for name in LABELS},
+            "model_version": "file-v1",
+        }
+        for r in rows[:5]
+    ]
+    lines.append({"line": 6, "id": rows[5]["id"], "error": "text is empty"})
+    preds.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    from_file = cli([*args, "--predictions", str(preds)], creds)
+    assert from_file.exit_code == 0 and "0 with new tasks, 5 added" in from_file.stdout
+    assert "skipped 1 prediction row(s) with error" in from_file.stderr
+
+    pulled = cli(["pull", "--project", "pre-annotated", *labels_dir["opts"]], creds)
+    assert pulled.exit_code == 0, pulled.output
+    (stored,) = list_exports(labels_dir["root"] / "exports")
+    export = json.loads(stored.path.read_text())
+    assert len(export) == 8
+    loaded = BaselineModel.load(model_dir)
+    for task in export:
+        by_version = {p["model_version"]: p for p in task["predictions"]}
+        (version,) = [v for v in by_version if v.startswith("baseline-")]
+        item = by_version[version]["result"][0]
+        assert item["value"]["choices"] == list(loaded.predict(task["data"]["text"])[0])
+        assert list(item["scores"]) == list(LABELS) and 0 <= by_version[version]["score"] <= 1
+        if task["data"]["id"] in {r["id"] for r in rows[:5]}:
+            assert by_version["file-v1"]["result"][0]["value"]["choices"] == ["denial"]
+        else:
+            assert "file-v1" not in by_version
+
+
+def test_annotators_skips_zero_choices_adjudication_and_agreement(
+    labelstudio, sentences, tmp_path, labels_dir
+):
+    creds = labelstudio.credentials
+    assert (
+        cli(["push", "--project", "annotated", "--sentences", str(sentences)], creds).exit_code == 0
+    )
+    votes = {
+        "a@team.org": {
+            "d0-s0": ["threat"],
+            "d0-s1": [],
+            "d0-s2": ["accusation"],
+            "d0-s3": ["denial"],
+        },
+        "b@team.org": {"d0-s0": ["threat"], "d0-s2": ["accusation", "denial"], "d0-s3": ["denial"]},
+        "adjudicator@team.org": {"d0-s2": ["accusation"]},
+    }
+    for who, rows in votes.items():
+        path = tmp_path / f"{who}.jsonl"
+        path.write_text("".join(json.dumps({"id": k, "labels": v}) + "\n" for k, v in rows.items()))
+        done = cli(["record", str(path), "--annotator", who, "--project", "annotated"], creds)
+        assert done.exit_code == 0 and f"{len(rows)} annotation(s) recorded" in done.stdout
+    again = cli(
+        [
+            "record",
+            str(tmp_path / "a@team.org.jsonl"),
+            "--annotator",
+            "a@team.org",
+            "--project",
+            "annotated",
+        ],
+        creds,
+    )
+    assert "0 annotation(s) recorded, 4 sentence(s) already annotated" in again.stdout
+    ls = connect(creds)
+    user = next(u for u in ls.users.list() if u.email == "a@team.org")
+    skipped_task = tasks_of(creds, "annotated")["d1-s4"][0].id
+    ls.annotations.create(id=skipped_task, result=[], was_cancelled=True, completed_by=user.id)
+
+    pulled = cli(["pull", "--project", "annotated", *labels_dir["opts"]], creds)
+    assert pulled.exit_code == 0, pulled.output
+    (stored,) = list_exports(labels_dir["root"] / "exports")
+    export = {t["data"]["id"]: t for t in json.loads(stored.path.read_text())}
+    (skip,) = export["d1-s4"]["annotations"]  # the real export shape gold.py relies on
+    assert skip["was_cancelled"] is True and skip["result"] == []
+    assert skip["completed_by"]["email"] == "a@team.org"
+    gold = {r["id"]: r for r in map(json.loads, (labels_dir["root"] / "gold.jsonl").open())}
+    assert {k: v["labels"] for k, v in gold.items()} == {
+        "d0-s0": ["threat"],
+        "d0-s1": [],
+        "d0-s2": ["accusation"],
+        "d0-s3": ["denial"],
+    }
+    assert gold["d0-s2"]["provenance"]["adjudicated"] is True
+    assert gold["d0-s0"]["provenance"]["annotators"] == ["a@team.org", "b@team.org"]
+    report = json.loads((labels_dir["root"] / "agreement.json").read_text())
+    denial = report["labels"]["denial"]
+    assert (denial["units"], denial["pairable_values"]) == (3, 6)
+    assert denial["positives"] == {"a@team.org": 1, "b@team.org": 2}
+    assert denial["alpha"] == pytest.approx(4 / 9, abs=1e-4)  # 1 - (2/6) / (2*3*3/(6*5))
+    assert report["sentences"]["skipped_only"] == 1 and report["sentences"]["adjudicated"] == 1
+
+
+def test_bad_annotation_files_are_rejected_before_any_write(labelstudio, sentences, tmp_path):
+    creds = labelstudio.credentials
+    cli(["push", "--project", "record-checks", "--sentences", str(sentences)], creds)
+    path = tmp_path / "ann.jsonl"
+    path.write_text('{"id": "d0-s0", "labels": ["threat"]}\n{"id": "d0-s1", "labels": ["thret"]}\n')
+    args = ["record", str(path), "--annotator", "c@team.org", "--project", "record-checks"]
+    assert "ann.jsonl:2" in one_line_error(cli(args, creds))
+    path.write_text('{"id": "d0-s0", "labels": ["threat"]}\n{"id": "nope", "labels": []}\n')
+    assert "not tasks of project" in one_line_error(cli(args, creds))
+    assert all(not t[0].annotators for t in tasks_of(creds, "record-checks").values())
+
+
+def test_unknown_label_is_stored_by_the_server_but_rejected_on_pull(
+    labelstudio, sentences, labels_dir
+):
+    creds = labelstudio.credentials
+    cli(["push", "--project", "unknown-label", "--sentences", str(sentences)], creds)
+    assert cli(["pull", "--project", "unknown-label", *labels_dir["opts"]], creds).exit_code == 0
+    before = tree_snapshot(labels_dir["root"])
+    task_id = tasks_of(creds, "unknown-label")["d0-s1"][0].id
+    bogus = [
+        {
+            "from_name": "labels",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": ["threat", "sarcasm"]},
+        }
+    ]
+    stored = connect(creds).annotations.create(id=task_id, result=bogus)
+    message = one_line_error(
+        cli(["pull", "--project", "unknown-label", *labels_dir["opts"]], creds)
+    )
+    assert f"task {task_id}" in message and f"annotation {stored.id}" in message
+    assert "'sarcasm'" in message
+    assert tree_snapshot(labels_dir["root"]) == before
+
+
+def test_server_down_wrong_token_missing_project_leave_files_alone(
+    labelstudio, sentences, tmp_path, labels_dir
+):
+    creds = labelstudio.credentials
+    cli(["push", "--project", "errors", "--sentences", str(sentences)], creds)
+    assert cli(["pull", "--project", "errors", *labels_dir["opts"]], creds).exit_code == 0
+    ann = tmp_path / "ann.jsonl"
+    ann.write_text('{"id": "d0-s0", "labels": []}\n')
+    commands = [
+        ["push", "--project", "errors", "--sentences", str(sentences)],
+        ["pull", "--project", "errors", *labels_dir["opts"]],
+        ["record", str(ann), "--annotator", "d@team.org", "--project", "errors"],
+    ]
+    before = tree_snapshot(tmp_path)
+    down = f"http://127.0.0.1:{free_port()}"
+    wrong = "wrong-token-0123456789"
+    for args in commands:
+        assert "cannot reach Label Studio" in one_line_error(
+            cli(args, creds, LABEL_STUDIO_URL=down)
+        )
+        refused = one_line_error(cli(args, creds, LABEL_STUDIO_API_KEY=wrong))
+        assert "refused the API token (401)" in refused and wrong not in refused
+    missing = one_line_error(
+        cli(["pull", "--project", "no-such-project", *labels_dir["opts"]], creds)
+    )
+    assert "no project titled 'no-such-project'" in missing
+    assert tree_snapshot(tmp_path) == before
+    assert not tasks_of(creds, "errors")["d0-s0"][0].annotators
+
+
+def test_serve_command_stores_credentials_for_the_other_commands(labelstudio, sentences, tmp_path):
+    home = tmp_path / "home"  # a state dir of its own, seeded with the session's template
+    shutil.copytree(labelstudio.template, home / f"labelstudio-template-{LS_VERSION}")
+    data = tmp_path / "data"
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+        "STANCELAB_HOME": str(home),
+    }
+    cmd = [sys.executable, "-m", "stancelab.cli", "label", "serve", "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = [proc.stdout.readline() for _ in range(4)]
+        assert banner[0].startswith("Label Studio is up at http://127.0.0.1:"), banner
+        url = banner[0].split()[5]
+        stored = json.loads((home / "labelstudio.json").read_text())
+        assert stored["url"] == url and (home / "labelstudio.json").stat().st_mode & 0o777 == 0o600
+        assert (data / ADMIN_FILE).stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{url}/health").json() == {"status": "UP"}
+        pushed = runner.invoke(
+            app,
+            ["label", "push", "--project", "served", "--sentences", str(sentences)],
+            env={
+                "STANCELAB_HOME": str(home),
+                "LABEL_STUDIO_URL": None,
+                "LABEL_STUDIO_API_KEY": None,
+            },
+        )
+        assert pushed.exit_code == 0 and "8 new task(s) imported" in pushed.stdout, pushed.output
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    token = stored["token"]
+    assert token not in "".join(banner) + out + err + (data / "server.log").read_text()
+    assert proc.returncode == 143  # SIGTERM: stopped the server, then exited
+    with pytest.raises(httpx.TransportError):  # nothing listens on its port any more
+        httpx.get(f"{url}/health", timeout=2)
+
+
+def test_a_second_server_on_a_running_data_dir_is_refused(labelstudio):
+    second = LabelStudioServer(labelstudio.data_dir, template=labelstudio.template)
+    with pytest.raises(ServerError, match="already runs on"):
+        second.start()
+    assert second.process is None
+    assert httpx.get(f"{labelstudio.url}/health").json() == {"status": "UP"}
