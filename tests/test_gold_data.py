@@ -1,0 +1,90 @@
+"""The committed gold set: complete, faithful to the corpus, and derivable from the exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stancelab.corpus import ingest
+from stancelab.data import load_labelled
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLD = ROOT / "labels" / "gold.jsonl"
+EXPORTS = ROOT / "labels" / "exports"
+
+
+def gold_rows() -> list[dict]:
+    return [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, str]:
+    sentences, _ = ingest([ROOT / "seeds"], tmp_path_factory.mktemp("c") / "s.jsonl")
+    return {s.id: s.text for s in sentences}
+
+
+def test_every_corpus_sentence_has_a_gold_label(corpus):
+    gold = {row["id"] for row in gold_rows()}
+    missing = sorted(set(corpus) - gold)
+    assert not missing, f"{len(missing)} corpus sentence(s) without gold: {missing[:3]}"
+    assert not sorted(gold - set(corpus)), "gold rows for sentences that are not in the corpus"
+
+
+def test_gold_text_matches_the_corpus_sentence(corpus):
+    for row in gold_rows():
+        assert row["text"] == corpus[row["id"]], row["id"]
+
+
+def test_gold_loads_in_the_training_format():
+    data = load_labelled(GOLD)
+    assert len(data) == len(gold_rows())
+    assert all(doc for doc in data.doc_ids)
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stancelab.cli", "label", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_committed_gold_is_what_the_committed_exports_derive(tmp_path):
+    (tmp_path / "labels").mkdir()
+    shutil.copytree(EXPORTS, tmp_path / "labels" / "exports")
+    done = run(["gold"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "labels" / "gold.jsonl").read_bytes() == GOLD.read_bytes()
+    agreement = ROOT / "labels" / "agreement.json"
+    assert (tmp_path / "labels" / "agreement.json").read_bytes() == agreement.read_bytes()
+
+
+def test_import_of_the_committed_exports_derives_the_same_labels(tmp_path):
+    (tmp_path / "labels" / "exports").mkdir(parents=True)
+    for export in sorted(EXPORTS.glob("*.json")):
+        done = run(["import", str(export)], tmp_path)
+        assert done.returncode == 0, done.stderr
+    derived = {r["id"]: r for r in map(json.loads, (tmp_path / "labels" / "gold.jsonl").open())}
+    for row in gold_rows():
+        other = derived[row["id"]]
+        assert (other["text"], other["labels"]) == (row["text"], row["labels"])
+        assert other["provenance"]["annotators"] == row["provenance"]["annotators"]
+        assert other["provenance"]["adjudicated"] == row["provenance"]["adjudicated"]
+
+
+def test_two_independent_passes_and_adjudications_are_recorded():
+    rows = gold_rows()
+    assert all(len(r["provenance"]["annotators"]) >= 2 for r in rows)
+    adjudicated = [r for r in rows if r["provenance"]["adjudicated"]]
+    assert adjudicated and all(
+        any(a.startswith("adjudicator") for a in r["provenance"]["annotators"]) for r in adjudicated
+    )
+    report = json.loads((ROOT / "labels" / "agreement.json").read_text())
+    assert report["sentences"]["ties"] == 0  # every tie was adjudicated
+    assert report["sentences"]["adjudicated"] == len(adjudicated)
