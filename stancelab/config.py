@@ -37,23 +37,58 @@ class BaselineParams:
     grid: dict[str, list] = field(default_factory=dict)  # e.g. {"C": [1, 4, 16]}: inner-CV search
 
 
+RECIPES = ("finetune", "setfit")
+
+
 @dataclass
 class TransformerParams:
-    model: str = "packaged:all-MiniLM-L6-v2"  # packaged weights, a local path or a hub id
-    recipe: str = "finetune"  # "finetune" or "setfit"
-    max_length: int = 64
-    epochs: int = 6
-    learning_rate: float = 5e-5
+    """Hyperparameters of the fine-tuned transformer (``stancelab.transformer``)."""
+
+    # "packaged:all-MiniLM-L6-v2" (installed weights), a local directory or a hub id.
+    model: str = "packaged:all-MiniLM-L6-v2"
+    # Hub ids load from the local Hugging Face cache only, unless this is true (or
+    # STANCELAB_ALLOW_DOWNLOAD=1 is set in the environment).
+    allow_download: bool = False
+    recipe: str = "finetune"  # "finetune" (encoder + head) or "setfit" (contrastive, then head)
+    max_length: int = 64  # tokens; longer sentences are truncated
     batch_size: int = 16
+    epochs: int = 3  # finetune: most passes over the data (early stopping may end sooner)
+    learning_rate: float = 5e-5  # encoder
+    head_learning_rate: float = 1e-3  # finetune: the freshly initialised head
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    class_weighting: bool = True
-    early_stopping_patience: int = 2
+    class_weighting: bool = True  # finetune: weighted BCE; setfit: balanced head
+    freeze_embeddings: bool = True  # keep the word-embedding matrix fixed (speed, tiny data)
+    freeze_layers: int = 0  # also keep the bottom N encoder layers fixed (speed)
+    early_stopping_patience: int = 1  # epochs without validation gain before stopping
+    # Held out of training for early stopping, calibration and thresholds (see transformer.py).
     validation_fraction: float = 0.15
-    # setfit recipe
-    contrastive_pairs_per_sentence: int = 4
-    contrastive_epochs: int = 1
-    head_C: float = 1.0
+    contrastive_epochs: int = 2  # setfit: passes of contrastive encoder training (0 = none)
+    head_C: float = 1.0  # setfit: inverse regularisation of the logistic-regression head
+    progress: bool = True  # progress bars while training
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if not self.model.strip():
+            raise ConfigError("model must name packaged weights, a directory or a hub id")
+        checks = {
+            "max_length": 8 <= self.max_length <= 512,
+            "batch_size": self.batch_size >= 2,
+            "epochs": self.epochs >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "head_learning_rate": self.head_learning_rate > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "freeze_layers": self.freeze_layers >= 0,
+            "early_stopping_patience": self.early_stopping_patience >= 1,
+            "validation_fraction": 0.05 <= self.validation_fraction <= 0.5,
+            "contrastive_epochs": self.contrastive_epochs >= 0,
+            "head_C": self.head_C > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"{bad[0]}: value {getattr(self, bad[0])!r} is out of range")
 
 
 PARAMS = {"baseline": BaselineParams, "transformer": TransformerParams}

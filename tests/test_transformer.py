@@ -1,0 +1,216 @@
+"""The fine-tuned transformer with the real packaged all-MiniLM-L6-v2 weights (no network).
+
+Tiny fixture, max_length 32, one epoch: a few training steps per fit, so the whole file stays
+around a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from conftest import TINY  # noqa: E402
+
+from stancelab.config import TransformerParams, config_from_dict, load_config  # noqa: E402
+from stancelab.errors import ConfigError, ModelLoadError  # noqa: E402
+from stancelab.labels import LABELS  # noqa: E402
+from stancelab.model import MANIFEST, load_model  # noqa: E402
+from stancelab.transformer import TransformerModel  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = [t for t, _ in TINY]
+LABEL_SETS = [labels for _, labels in TINY]
+
+
+def tiny_params(**changes) -> TransformerParams:
+    base = dict(max_length=32, batch_size=8, epochs=1, contrastive_epochs=1, progress=False)
+    return TransformerParams(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def fitted() -> TransformerModel:
+    return TransformerModel(tiny_params(), seed=7).fit(TEXTS, LABEL_SETS)
+
+
+@pytest.fixture(scope="module")
+def saved(fitted: TransformerModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fitted.save(tmp_path_factory.mktemp("model") / "transformer")
+
+
+def test_fit_predicts_probabilities_and_label_tuples(fitted: TransformerModel) -> None:
+    proba = fitted.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), len(LABELS))
+    assert proba.dtype == np.float64
+    assert np.all((proba >= 0) & (proba <= 1))
+    predicted = fitted.predict(TEXTS)
+    assert len(predicted) == len(TEXTS)
+    assert all(isinstance(p, tuple) and set(p) <= set(LABELS) for p in predicted)
+    one = fitted.predict("We will strike back if they attack again.")
+    assert len(one) == 1 and isinstance(one[0], tuple)
+    assert len(fitted.thresholds_) == len(LABELS)
+    assert fitted.predict_proba([]).shape == (0, len(LABELS))
+    with pytest.raises(ValueError, match="empty"):
+        fitted.predict_proba(["fine", "  "])
+
+
+def test_fit_records_held_out_predictions_and_calibration(fitted: TransformerModel) -> None:
+    y, proba = fitted.oof_["y"], fitted.oof_["proba"]
+    assert y.shape == proba.shape and y.shape[1] == len(LABELS)
+    assert 0 < len(y) < len(TEXTS)  # the held-out part only
+    report = fitted.calibration_report_
+    assert report["n"] == len(y)
+    assert 0 <= report["ece_before"] <= 1 and 0 <= report["ece_after"] <= 1
+    assert [row["epoch"] for row in fitted.history_] == [1]
+
+
+def test_save_load_round_trip_gives_identical_probabilities(
+    fitted: TransformerModel, saved: Path
+) -> None:
+    for name in (
+        "model.safetensors",
+        "head.safetensors",
+        "config.json",
+        "tokenizer.json",
+        MANIFEST,
+    ):
+        assert (saved / name).is_file(), name
+    config = json.loads((saved / "config.json").read_text())
+    assert config["id2label"] == {str(i): name for i, name in enumerate(LABELS)}
+    assert config["label2id"] == {name: i for i, name in enumerate(LABELS)}
+    assert config["problem_type"] == "multi_label_classification"
+    manifest = json.loads((saved / MANIFEST).read_text())
+    assert manifest["kind"] == "transformer" and manifest["architecture"]["pooling"] == "mean"
+    loaded = load_model(saved)
+    assert isinstance(loaded, TransformerModel)
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), fitted.predict_proba(TEXTS))
+    assert loaded.thresholds_ == fitted.thresholds_
+    assert loaded.predict(TEXTS) == fitted.predict(TEXTS)
+
+
+def test_fixed_seed_gives_identical_results(fitted: TransformerModel) -> None:
+    again = TransformerModel(tiny_params(), seed=7).fit(TEXTS, LABEL_SETS)
+    np.testing.assert_array_equal(again.predict_proba(TEXTS), fitted.predict_proba(TEXTS))
+    assert again.thresholds_ == fitted.thresholds_
+    other = TransformerModel(tiny_params(), seed=8).fit(TEXTS, LABEL_SETS)
+    assert not np.array_equal(other.predict_proba(TEXTS), fitted.predict_proba(TEXTS))
+
+
+def test_setfit_recipe_fits_predicts_and_round_trips(tmp_path: Path) -> None:
+    model = TransformerModel(tiny_params(recipe="setfit"), seed=7).fit(TEXTS, LABEL_SETS)
+    proba = model.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), len(LABELS))
+    assert [row["epoch"] for row in model.history_] == [0, 1]  # head-only, then contrastive
+    loaded = load_model(model.save(tmp_path / "setfit"))
+    assert json.loads((tmp_path / "setfit" / MANIFEST).read_text())["architecture"]["normalize"]
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), proba)
+
+
+def _damage(directory: Path, how: str) -> None:
+    weights = directory / "model.safetensors"
+    if how == "missing weights":
+        weights.unlink()
+    elif how == "missing tokenizer":
+        (directory / "tokenizer.json").unlink()
+    elif how == "missing head":
+        (directory / "head.safetensors").unlink()
+    elif how == "no manifest":
+        (directory / MANIFEST).unlink()
+    elif how in ("truncated weights", "truncated weights, manifest updated"):
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 3])
+        if how.endswith("updated"):  # a consistent-looking directory around a broken file
+            from stancelab.io import sha256_file
+
+            manifest = json.loads((directory / MANIFEST).read_text())
+            manifest["files"]["model.safetensors"] = sha256_file(weights)
+            (directory / MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("missing weights", "missing the model file model.safetensors"),
+        ("missing head", "missing the model file head.safetensors"),
+        ("missing tokenizer", "missing the tokenizer file tokenizer.json"),
+        ("truncated weights", "checksum does not match"),
+        ("truncated weights, manifest updated", "cannot load the transformer"),
+        ("no manifest", "not a stancelab model directory"),
+    ],
+)
+def test_corrupt_or_partial_model_directory_fails_clearly(
+    saved: Path, tmp_path: Path, how: str, message: str
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(saved, broken)
+    _damage(broken, how)
+    with pytest.raises(ModelLoadError, match=message) as info:
+        load_model(broken)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_config_keys_and_bad_values_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown key.*learning_rat"):
+        config_from_dict({"model": "transformer", "params": {"learning_rat": 1e-4}})
+    with pytest.raises(ConfigError, match="recipe"):
+        config_from_dict({"model": "transformer", "params": {"recipe": "distill"}})
+    with pytest.raises(ConfigError, match="epochs"):
+        config_from_dict({"model": "transformer", "params": {"epochs": "three"}})
+    default = load_config(ROOT / "configs" / "transformer.yaml")
+    other = load_config(ROOT / "configs" / "transformer_setfit.yaml")
+    assert default.params.model == "packaged:all-MiniLM-L6-v2"
+    assert {default.params.recipe, other.params.recipe} == {"finetune", "setfit"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "message"),
+    [
+        ("stancelab-tests/no-such-model", ModelLoadError, "not in the Hugging Face cache"),
+        ("./no/such/model-dir", ModelLoadError, "no such model directory"),
+        ("packaged:no-such-weights", ConfigError, "unknown packaged model"),
+    ],
+)
+def test_unavailable_weights_fail_with_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, spec: str, error: type, message: str
+) -> None:
+    monkeypatch.delenv("STANCELAB_ALLOW_DOWNLOAD", raising=False)
+    with pytest.raises(error, match=message) as info:
+        TransformerModel(tiny_params(model=spec)).fit(TEXTS, LABEL_SETS)
+    assert "\n" not in str(info.value)
+
+
+def test_training_entry_point_writes_a_loadable_run_directory(tmp_path: Path) -> None:
+    from training.train import main
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "text": t, "labels": labels}) + "\n"
+            for i, (t, labels) in enumerate(TINY)
+        )
+    )
+    out = tmp_path / "run"
+    overrides = [
+        f"data.gold={gold}",
+        "data.augment=false",
+        "params.max_length=32",
+        "params.batch_size=8",
+        "params.epochs=1",
+        "params.progress=false",
+    ]
+    argv = [str(ROOT / "configs" / "transformer.yaml"), "--out", str(out)]
+    assert main(argv + [arg for o in overrides for arg in ("--set", o)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["kind"] == "transformer"
+    assert set(run["calibration"]) >= {"ece_before", "ece_after"}
+    assert "macro_f1" in run["metrics"]
+    assert (out / "README.md").is_file() and (out / "config.yaml").is_file()
+    assert load_model(out).predict_proba(TEXTS[:3]).shape == (3, len(LABELS))
