@@ -1,0 +1,244 @@
+"""Evaluation figures for multi-label stance predictions, each with its uncertainty.
+
+Used by the evaluation harness (``python -m training.evaluate``); nothing here knows which
+model produced the predictions.
+
+Inputs are the gold matrix ``y`` (n, L), and per repeat of the protocol the probabilities
+``proba`` and thresholded predictions ``pred``, shape (R, n, L). A figure over repeats is the
+mean of the per-repeat figures.
+
+* ``summarize``: per label precision, recall, F1, support and PR-AUC (average precision);
+  overall macro-F1, micro-F1, exact-set accuracy, accuracy on sentences with no label and
+  expected calibration error; each with a seeded 95% percentile bootstrap interval over
+  sentences (the same resampled sentences are used for every repeat).
+* ``paired_bootstrap``: the difference of one figure between two models scored on the same
+  sentences, with its interval and a two-sided p-value (the bootstrap distribution of the
+  difference, shifted to zero, against the observed difference).
+* ``mcnemar``: the exact McNemar test per label (binomial test on the discordant pairs).
+* ``repeat_spread``: mean, standard deviation and range of a figure across repeats.
+
+Every resample is expressed as a vector of per-sentence counts (weights), so all figures
+are computed for all resamples at once with matrix products instead of Python loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stancelab.labels import LABELS
+
+OVERALL = ("macro_f1", "micro_f1", "exact_match", "none_accuracy", "ece")
+PER_LABEL = ("precision", "recall", "f1", "pr_auc")
+N_BOOT = 2000
+ECE_BINS = 10
+
+
+def resample_weights(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) counts: how often each sentence is drawn in each bootstrap resample."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(n_boot, n))
+    flat = (draws + n * np.arange(n_boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:
+    out = np.full(np.broadcast(num, den).shape, empty, dtype=float)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _average_precision(y: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted average precision of one label for every weight row; NaN without positives.
+
+    Same definition as scikit-learn's ``average_precision_score``: the sum over distinct
+    score thresholds of (recall step) x (precision at that threshold).
+    """
+    order = np.argsort(-scores, kind="stable")
+    s, ys = scores[order], y[order]
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last row of each tie group
+    wo = w[:, order]
+    tp = np.cumsum(wo * ys, axis=1)[:, ends]
+    seen = np.cumsum(wo, axis=1)[:, ends]
+    positives = tp[:, -1:]
+    precision = _ratio(tp, seen)
+    recall = _ratio(tp, positives)
+    steps = np.diff(np.hstack([np.zeros((len(w), 1)), recall]), axis=1)
+    ap = (steps * precision).sum(axis=1)
+    return np.where(positives[:, 0] > 0, ap, np.nan)
+
+
+def _ece(y: np.ndarray, proba: np.ndarray, w: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Weighted ECE over all (sentence, label) pairs (as calibration.expected_calibration_error)."""
+    bins = np.minimum((proba * n_bins).astype(int), n_bins - 1)
+    gap = np.zeros((len(y), n_bins))  # per sentence and bin: sum over labels of (p - y)
+    for j in range(y.shape[1]):
+        np.add.at(gap, (np.arange(len(y)), bins[:, j]), proba[:, j] - y[:, j])
+    total = w.sum(axis=1) * y.shape[1]
+    return _ratio(np.abs(w @ gap).sum(axis=1), total, np.nan)
+
+
+def figures(
+    y: np.ndarray, proba: np.ndarray, pred: np.ndarray, w: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every figure for every weight row, averaged over repeats.
+
+    Returns overall figures of shape (W,) and per-label figures of shape (W, L); ``support``
+    is the weighted count of positives.
+    """
+    y = np.asarray(y, dtype=float)
+    proba = np.asarray(proba, dtype=float).reshape(-1, *y.shape)
+    pred = np.asarray(pred, dtype=float).reshape(-1, *y.shape)
+    w = np.atleast_2d(np.asarray(w, dtype=float))
+    gold_none = (y.sum(axis=1) == 0).astype(float)
+    runs = []
+    for p, hat in zip(proba, pred, strict=True):
+        tp, fp, fn = w @ (y * hat), w @ ((1 - y) * hat), w @ (y * (1 - hat))
+        f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+        exact = (hat == y).all(axis=1).astype(float)
+        pred_none = (hat.sum(axis=1) == 0).astype(float)
+        runs.append(
+            {
+                "precision": _ratio(tp, tp + fp),
+                "recall": _ratio(tp, tp + fn),
+                "f1": f1,
+                "pr_auc": np.stack(
+                    [_average_precision(y[:, j], p[:, j], w) for j in range(y.shape[1])], axis=1
+                ),
+                "macro_f1": f1.mean(axis=1),
+                "micro_f1": _ratio(2 * tp.sum(1), (2 * tp + fp + fn).sum(1)),
+                "exact_match": _ratio(w @ exact, w.sum(axis=1), np.nan),
+                "none_accuracy": _ratio(w @ (gold_none * pred_none), w @ gold_none, np.nan),
+                "ece": _ece(y, p, w),
+            }
+        )
+    out = {key: np.mean([r[key] for r in runs], axis=0) for key in runs[0]}
+    out["support"] = w @ y
+    return out
+
+
+def _interval(values: np.ndarray) -> list[float | None]:
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return [None, None]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def _value(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def summarize(
+    y: np.ndarray, proba: np.ndarray, pred: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0
+) -> dict:
+    """All figures with 95% bootstrap intervals, as plain JSON-ready data.
+
+    ``{"sentences", "overall": {name: {"value", "ci"}}, "per_label": {label: {name: {"value",
+    "ci"}, "support": int}}, "per_repeat": {"macro_f1": [...], "micro_f1": [...]}}``.
+    """
+    y = np.asarray(y)
+    proba = np.asarray(proba, dtype=float).reshape(-1, *y.shape)
+    pred = np.asarray(pred).reshape(-1, *y.shape)
+    point = figures(y, proba, pred, np.ones((1, len(y))))
+    boot = figures(y, proba, pred, resample_weights(len(y), n_boot, seed))
+    overall = {k: {"value": _value(point[k][0]), "ci": _interval(boot[k])} for k in OVERALL}
+    per_label = {}
+    for j, name in enumerate(LABELS):
+        row = {
+            k: {"value": _value(point[k][0, j]), "ci": _interval(boot[k][:, j])} for k in PER_LABEL
+        }
+        row["support"] = int(point["support"][0, j])
+        per_label[name] = row
+    per_repeat = {
+        k: [
+            float(figures(y, p[None], h[None], np.ones((1, len(y))))[k][0])
+            for p, h in zip(proba, pred, strict=True)
+        ]
+        for k in ("macro_f1", "micro_f1")
+    }
+    return {
+        "sentences": int(len(y)),
+        "repeats": int(len(proba)),
+        "n_boot": n_boot,
+        "seed": seed,
+        "overall": overall,
+        "per_label": per_label,
+        "per_repeat": per_repeat,
+    }
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
+    *,
+    metric: str = "macro_f1",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict:
+    """Difference a − b of an overall figure on the same sentences, its 95% interval and p-value.
+
+    ``a`` and ``b`` are (proba, pred) pairs. The p-value is two-sided: the share of resampled
+    differences at least as far from the observed difference as the observed difference is
+    from zero (the bootstrap distribution shifted to the null), with the usual +1 correction.
+    """
+    y = np.asarray(y)
+    w = resample_weights(len(y), n_boot, seed)
+    ones = np.ones((1, len(y)))
+    observed = float(figures(y, *a, ones)[metric][0] - figures(y, *b, ones)[metric][0])
+    diffs = figures(y, *a, w)[metric] - figures(y, *b, w)[metric]
+    diffs = diffs[~np.isnan(diffs)]
+    extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed) - 1e-12))
+    return {
+        "metric": metric,
+        "difference": observed,
+        "ci": _interval(diffs),
+        "p_value": float((1 + extreme) / (1 + len(diffs))),
+        "n_boot": n_boot,
+    }
+
+
+def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict[str, dict]:
+    """Exact McNemar test per label on one set of predictions per model.
+
+    ``a_only`` counts sentences where only model a is right on the label, ``b_only`` where
+    only b is; the p-value is the two-sided binomial test of ``a_only`` out of the discordant
+    pairs at 0.5 (1.0 when there are none). ``p_holm`` adjusts across the labels (Holm).
+    """
+    from scipy.stats import binomtest
+
+    y, pred_a, pred_b = (np.asarray(x).astype(int) for x in (y, pred_a, pred_b))
+    out = {}
+    for j, name in enumerate(LABELS):
+        right_a, right_b = pred_a[:, j] == y[:, j], pred_b[:, j] == y[:, j]
+        a_only, b_only = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+        discordant = a_only + b_only
+        p = binomtest(a_only, discordant, 0.5).pvalue if discordant else 1.0
+        out[name] = {"a_only": a_only, "b_only": b_only, "p_value": float(p)}
+    for name, p in zip(out, holm([r["p_value"] for r in out.values()]), strict=True):
+        out[name]["p_holm"] = p
+    return out
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input order."""
+    m = len(p_values)
+    order = np.argsort(p_values)
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def repeat_spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation and range of a figure across repeats."""
+    arr = np.asarray(values, dtype=float)
+    return {
+        "repeats": int(arr.size),
+        "values": [float(v) for v in arr],
+        "mean": float(arr.mean()) if arr.size else None,
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+        "min": float(arr.min()) if arr.size else None,
+        "max": float(arr.max()) if arr.size else None,
+    }

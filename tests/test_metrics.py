@@ -1,0 +1,165 @@
+"""The evaluation statistics against hand-computed cases and known behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, f1_score
+
+from stancelab.calibration import expected_calibration_error
+from stancelab.erroranalysis import ALL_FAIL, DISAGREE, select_cases
+from stancelab.metrics import (
+    figures,
+    holm,
+    mcnemar,
+    paired_bootstrap,
+    repeat_spread,
+    resample_weights,
+    summarize,
+)
+
+# Four sentences, labels in scheme order (threat, conditional_deescalation, accusation, denial).
+Y = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+PRED = np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+PROBA = np.array(
+    [[0.9, 0.1, 0.2, 0.1], [0.4, 0.2, 0.1, 0.1], [0.3, 0.8, 0.1, 0.2], [0.6, 0.1, 0.3, 0.1]]
+)
+
+
+def test_figures_on_a_hand_made_example():
+    f = figures(Y, PROBA[None], PRED[None], np.ones((1, 4)))
+    # threat: tp 1, fp 1, fn 1 -> P = R = F1 = 0.5; conditional: perfect; the two labels
+    # without any gold or predicted positive score 0 (scikit-learn's zero_division=0).
+    assert f["precision"][0].tolist() == [0.5, 1.0, 0.0, 0.0]
+    assert f["recall"][0].tolist() == [0.5, 1.0, 0.0, 0.0]
+    assert f["f1"][0].tolist() == [0.5, 1.0, 0.0, 0.0]
+    assert f["macro_f1"][0] == pytest.approx(0.375)
+    assert f["micro_f1"][0] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert f["exact_match"][0] == pytest.approx(0.5)  # sentences 1 and 3
+    assert f["none_accuracy"][0] == 0.0  # the one none sentence was predicted threat
+    assert f["support"][0].tolist() == [2, 1, 0, 0]
+    # threat ranking 0.9 (pos), 0.6 (neg), 0.4 (pos): AP = 0.5 * 1 + 0.5 * 2/3
+    assert f["pr_auc"][0, 0] == pytest.approx(0.5 + 1 / 3)
+    assert np.isnan(f["pr_auc"][0, 2])  # no positive: undefined, not zero
+
+
+def test_weighted_figures_match_scikit_learn_and_calibration():
+    rng = np.random.default_rng(3)
+    y = (rng.random((80, 4)) < 0.3).astype(int)
+    proba = np.round(np.clip(0.5 * y + 0.6 * rng.random((80, 4)), 0, 1), 1)  # many ties
+    pred = (proba >= 0.5).astype(int)
+    w = rng.integers(0, 3, (4, 80)).astype(float)
+    f = figures(y, proba[None], pred[None], w)
+    for b in range(len(w)):
+        for j in range(4):
+            expected = average_precision_score(y[:, j], proba[:, j], sample_weight=w[b])
+            assert f["pr_auc"][b, j] == pytest.approx(expected)
+        kwargs = {"zero_division": 0, "sample_weight": w[b]}
+        assert f["macro_f1"][b] == pytest.approx(f1_score(y, pred, average="macro", **kwargs))
+        assert f["micro_f1"][b] == pytest.approx(f1_score(y, pred, average="micro", **kwargs))
+    unit = figures(y, proba[None], pred[None], np.ones((1, 80)))
+    assert unit["ece"][0] == pytest.approx(expected_calibration_error(y, proba))
+
+
+def test_repeats_are_averaged():
+    other = 1 - PRED
+    both = figures(Y, np.stack([PROBA, PROBA]), np.stack([PRED, other]), np.ones((1, 4)))
+    one = figures(Y, PROBA[None], PRED[None], np.ones((1, 4)))["macro_f1"][0]
+    two = figures(Y, PROBA[None], other[None], np.ones((1, 4)))["macro_f1"][0]
+    assert both["macro_f1"][0] == pytest.approx((one + two) / 2)
+
+
+def test_resample_weights_are_seeded_counts():
+    w = resample_weights(50, 30, seed=7)
+    assert w.shape == (30, 50)
+    assert (w.sum(axis=1) == 50).all()
+    assert np.array_equal(w, resample_weights(50, 30, seed=7))
+    assert not np.array_equal(w, resample_weights(50, 30, seed=8))
+
+
+def test_bootstrap_interval_covers_the_true_value_on_synthetic_data():
+    # A model whose exact-set accuracy in the population is 0.7: over many samples of 150
+    # sentences, the 95% interval must cover 0.7 in about 95% of them.
+    rng = np.random.default_rng(11)
+    covered, widths = 0, []
+    for _ in range(60):
+        y = (rng.random((150, 4)) < 0.25).astype(int)
+        right = rng.random(150) < 0.7
+        pred = np.where(right[:, None], y, 1 - y)
+        s = summarize(y, y[None].astype(float), pred[None], n_boot=400, seed=1)
+        lo, hi = s["overall"]["exact_match"]["ci"]
+        covered += lo <= 0.7 <= hi
+        widths.append(hi - lo)
+    assert covered / 60 >= 0.85
+    assert 0.08 < np.mean(widths) < 0.2  # about 2 * 1.96 * sqrt(0.21 / 150) = 0.147
+
+
+def test_summarize_reports_every_figure_with_an_interval():
+    s = summarize(Y, PROBA, PRED, n_boot=200, seed=0)
+    assert s["sentences"] == 4 and s["repeats"] == 1
+    for fig in s["overall"].values():
+        lo, hi = fig["ci"]
+        assert lo <= fig["value"] <= hi
+    assert s["per_label"]["threat"]["support"] == 2
+    assert s["per_label"]["accusation"]["pr_auc"] == {"value": None, "ci": [None, None]}
+
+
+def test_mcnemar_on_a_hand_computed_table():
+    # threat: 7 discordant sentences, model a alone right on 1, model b alone right on 6,
+    # and 3 sentences both right. Exact two-sided binomial: 2 * P(X <= 1 | 7, 0.5) = 16/128.
+    y = np.zeros((10, 4), int)
+    y[:, 0] = 1
+    a = np.zeros((10, 4), int)
+    b = np.zeros((10, 4), int)
+    a[[0, 7, 8, 9], 0] = 1  # right on 0 (alone) and on 7-9 (with b)
+    b[1:10, 0] = 1  # right on 1-6 alone and on 7-9
+    result = mcnemar(y, a, b)
+    assert (result["threat"]["a_only"], result["threat"]["b_only"]) == (1, 6)
+    assert result["threat"]["p_value"] == pytest.approx(0.125)
+    assert result["denial"] == {"a_only": 0, "b_only": 0, "p_value": 1.0, "p_holm": 1.0}
+    # 10 against 0: 2 * 0.5 ** 10
+    b[:, 1] = 1
+    assert mcnemar(y, a, b)["conditional_deescalation"]["p_value"] == pytest.approx(2 / 1024)
+
+
+def test_holm_adjustment():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_paired_bootstrap_identical_and_clearly_different_models():
+    rng = np.random.default_rng(5)
+    y = (rng.random((120, 4)) < 0.3).astype(int)
+    good = np.where(rng.random((120, 4)) < 0.9, y, 1 - y)
+    bad = np.where(rng.random((120, 4)) < 0.6, y, 1 - y)
+    same = paired_bootstrap(
+        y, (good[None] * 1.0, good[None]), (good[None] * 1.0, good[None]), n_boot=300
+    )
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0] and same["p_value"] == 1.0
+    diff = paired_bootstrap(
+        y, (good[None] * 1.0, good[None]), (bad[None] * 1.0, bad[None]), n_boot=500
+    )
+    assert diff["difference"] > 0.2 and diff["ci"][0] > 0 and diff["p_value"] < 0.01
+    back = paired_bootstrap(
+        y, (bad[None] * 1.0, bad[None]), (good[None] * 1.0, good[None]), n_boot=500
+    )
+    assert back["difference"] == pytest.approx(-diff["difference"])
+    assert back["ci"] == pytest.approx([-diff["ci"][1], -diff["ci"][0]])
+
+
+def test_repeat_spread():
+    s = repeat_spread([0.5, 0.6, 0.7])
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1)
+    assert (s["min"], s["max"], s["repeats"]) == (0.5, 0.7, 3)
+    assert repeat_spread([0.4])["std"] is None
+
+
+def test_select_cases_ranks_failures_and_disagreements():
+    y = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
+    pa = np.array([[0.2, 0, 0, 0], [0, 0.9, 0, 0], [0, 0, 0.4, 0], [0, 0, 0, 0.1]])
+    pb = np.array([[0.1, 0, 0, 0], [0, 0.1, 0, 0], [0, 0, 0.45, 0], [0, 0, 0, 0.1]])
+    cases = select_cases(
+        y, {"a": (pa, (pa >= 0.5).astype(int)), "b": (pb, (pb >= 0.5).astype(int))}
+    )
+    # Sentences 0 and 2 fail in both (0 by a larger margin); 1: only a is right; 3: both right.
+    assert [(c["index"], c["kind"]) for c in cases] == [(0, ALL_FAIL), (2, ALL_FAIL), (1, DISAGREE)]

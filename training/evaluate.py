@@ -1,0 +1,102 @@
+"""Compare models on identical folds of the corpus gold set, or score trained models on a file.
+
+    python -m training.evaluate configs/baseline.yaml configs/transformer.yaml [--out DIR] [--full]
+    python -m training.evaluate --model runs/baseline [--model runs/transformer] \
+        --data FILE.jsonl [--out DIR]
+
+The first form runs the cross-validation protocol (default: 5-fold x 1 repeat, leave one
+article out, a short learning curve; ``--full``: 5-fold x 3 repeats and more) and the second
+scores already trained models on any labelled JSONL file (``text``, ``labels``). Both write
+``report.md``, ``metrics.json``, ``predictions.jsonl`` and PNG plots to ``--out`` (default
+``reports/latest/``) and print the comparison table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from stancelab.errors import StancelabError
+
+DEFAULT_OUT = Path("reports/latest")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("configs", nargs="*", type=Path, help="model configs (YAML) to compare")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="the full protocol (5-fold x 3 repeats, ...)"
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="RUN_DIR",
+        help="a trained model directory to score on --data (repeatable)",
+    )
+    parser.add_argument("--data", type=Path, help="a labelled JSONL file to score --model on")
+    parser.add_argument(
+        "--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.model or args.data:
+        if args.configs:
+            parser.error("give either configs (cross-validation) or --model/--data, not both")
+        if not (args.model and args.data):
+            parser.error("--model and --data go together")
+        if args.full:
+            parser.error("--full applies to cross-validation, not to --model/--data")
+    elif not args.configs:
+        parser.error("give one or more configs, or --model RUN_DIR --data FILE.jsonl")
+    if args.n_boot < 100:
+        parser.error("--n-boot must be at least 100")
+    return args
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    import dataclasses
+
+    from stancelab.report import write_outputs
+
+    if args.model:
+        from stancelab.heldout import evaluate_saved
+
+        result = evaluate_saved(args.model, args.data, progress=not args.quiet, n_boot=args.n_boot)
+    else:
+        from stancelab.evaluation import evaluate
+        from stancelab.protocol import DEFAULT, FULL
+
+        protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
+        result = evaluate(args.configs, protocol, progress=not args.quiet)
+    outputs = write_outputs(result, args.out, command=command)
+    print(outputs.table)
+    print(outputs.verdict)
+    print(f"\nreport: {outputs.report}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Evaluation never downloads: models load from packaged or local weights only.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = parse_args(argv)
+    command = "python -m training.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args, command)
+    except StancelabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The main job: corpus -> gold -> train both models -> evaluate on identical folds -> report.
+
+    python -m training.pipeline [--full] [--out DIR] [--configs A.yaml B.yaml ...]
+
+1. corpus: split ``seeds/`` into ``data/sentences.jsonl`` (``stancelab.corpus``);
+2. gold: rebuild ``labels/gold.jsonl`` from the Label Studio exports in ``labels/exports/``
+   (``stancelab.gold``); with no stored export, the committed gold file is used as it is;
+3. train: every config into ``runs/<name>/`` (``stancelab.training.train_run``);
+4. evaluate: every config on the same folds of the gold set (default protocol: 5-fold x 1
+   repeat, leave one article out, corpus-only contrast and a learning-curve point on the
+   k-fold; ``--full``: 5-fold x 3 repeats and more), then print the comparison table and the
+   report's path (default ``reports/latest/report.md``).
+
+The default protocol is sized to finish within 20 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from stancelab.errors import InputError, StancelabError
+
+CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
+SEEDS = Path("seeds")
+SENTENCES = Path("data/sentences.jsonl")
+EXPORTS = Path("labels/exports")
+GOLD = Path("labels/gold.jsonl")
+OUT = Path("reports/latest")
+
+
+def step_corpus() -> dict:
+    from stancelab.corpus import ingest
+
+    sentences, dropped = ingest([SEEDS], SENTENCES)
+    docs = len({s.doc_id for s in sentences})
+    print(
+        f"corpus: {len(sentences)} sentences from {docs} articles -> {SENTENCES} "
+        f"({len(dropped)} furniture lines dropped)"
+    )
+    return {"sentences": len(sentences), "articles": docs, "ids": {s.id for s in sentences}}
+
+
+def step_gold(corpus_ids: set[str]) -> dict:
+    from stancelab.data import load_labelled
+    from stancelab.exports import list_exports
+
+    if list_exports(EXPORTS):
+        from stancelab.gold import update_gold
+
+        update = update_gold(EXPORTS, GOLD)
+        source = f"derived from {len(update.result.exports)} export(s) in {EXPORTS}"
+        ties = len(update.result.ties)
+        if ties:
+            source += f"; {ties} tied sentence(s) await adjudication and are left out"
+    elif GOLD.exists():
+        source = f"no Label Studio export in {EXPORTS}: using {GOLD} as committed"
+    else:
+        raise InputError(f"no gold set: {EXPORTS} holds no export and {GOLD} does not exist")
+    gold = load_labelled(GOLD, default_source="corpus")
+    stale = [i for i in gold.ids if i not in corpus_ids]
+    print(f"gold: {len(gold)} labelled sentences ({source})")
+    if stale:
+        print(
+            f"warning: {len(stale)} gold sentence id(s) are not in the current corpus "
+            f"(e.g. {stale[0]}); the gold set may be stale",
+            file=sys.stderr,
+        )
+    return {"sentences": len(gold), "source": source, "stale_ids": len(stale)}
+
+
+def step_train(configs: list[Path]) -> dict[str, dict]:
+    from stancelab.training import train_run
+
+    trained = {}
+    for config in configs:
+        result = train_run(config)
+        print(result.summary())
+        name = result.out.name
+        trained[name] = {
+            "run": str(result.out),
+            "seconds": round(result.seconds, 1),
+            "sentences": len(result.data),
+        }
+    return trained
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.pipeline", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--full", action="store_true", help="the full evaluation protocol (slower)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"report folder (default {OUT})")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        type=Path,
+        default=list(CONFIGS),
+        help="model configs to train and compare (default: baseline and transformer)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    command = "python -m training.pipeline " + shlex.join(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+    try:
+        from stancelab.evaluation import evaluate
+        from stancelab.protocol import DEFAULT, FULL
+        from stancelab.report import write_outputs
+
+        t = time.perf_counter()
+        corpus = step_corpus()
+        steps["corpus"] = time.perf_counter() - t
+        t = time.perf_counter()
+        gold = step_gold(corpus.pop("ids"))
+        steps["gold"] = time.perf_counter() - t
+        t = time.perf_counter()
+        trained = step_train(args.configs)
+        steps["train"] = time.perf_counter() - t
+        # The training runs tell the progress bar what a fit costs per sentence.
+        hints = {
+            name: info["seconds"] / max(info["sentences"], 1) for name, info in trained.items()
+        }
+        t = time.perf_counter()
+        protocol = FULL if args.full else DEFAULT
+        print(f"evaluating {len(args.configs)} model(s), protocol '{protocol.name}' ...")
+        result = evaluate(args.configs, protocol, rate_hints=hints, progress=not args.quiet)
+        steps["evaluate"] = time.perf_counter() - t
+        pipeline = {
+            "corpus": corpus,
+            "gold": gold,
+            "trained": trained,
+            "step_seconds": {k: round(v, 1) for k, v in steps.items()},
+            "seconds_before_report": round(time.perf_counter() - started, 1),
+        }
+        outputs = write_outputs(result, args.out, command=command, extra={"pipeline": pipeline})
+    except StancelabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    total = time.perf_counter() - started
+    print()
+    print(outputs.table)
+    print(outputs.verdict)
+    print(
+        "\n"
+        + ", ".join(f"{k} {v:.0f} s" for k, v in steps.items())
+        + f"; total {total / 60:.1f} min"
+    )
+    print(f"report: {outputs.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
