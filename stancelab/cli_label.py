@@ -6,6 +6,8 @@
     stancelab label pull   [--project NAME]                 export -> labels/exports/ -> gold
     stancelab label import FILE                             the same from an export file
     stancelab label gold                                    rebuild gold from labels/exports/
+    stancelab label suggest [--model DIR] [--k N] [--strategy uncertainty|diversity|random]
+    stancelab label review  [--predictions FILE | --model RUN_DIR | --config FILE] [--k N]
 
 Every command is a thin shell over ``stancelab.lsserver``, ``lsclient``, ``lstasks`` and
 ``gold``; the Label Studio SDK is imported only when a command needs it. A user error prints
@@ -39,6 +41,7 @@ GoldOpt = Annotated[
     Path | None,
     typer.Option(help="Gold JSONL (default labels/gold.jsonl); agreement report beside it."),
 ]
+GoldInOpt = Annotated[Path | None, typer.Option(help="Gold JSONL (default labels/gold.jsonl).")]
 
 
 def _fail(message: str) -> None:
@@ -221,3 +224,122 @@ def gold_(
 ) -> None:
     """Rebuild the gold set and agreement report from the stored exports."""
     _derive(exports, gold)
+
+
+@app.command()
+def suggest(
+    project: ProjectOpt = DEFAULT_PROJECT,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model for scores and pre-annotations (default runs/transformer/)."),
+    ] = None,
+    sentences: Annotated[
+        Path, typer.Option(help="Sentences JSONL from `stancelab corpus`.")
+    ] = SENTENCES_PATH,
+    k: Annotated[int, typer.Option("--k", min=1, help="How many sentences to choose.")] = 20,
+    strategy: Annotated[
+        str, typer.Option(help="uncertainty (with diversity) | diversity | random.")
+    ] = "uncertainty",
+    gold: GoldInOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for ties and for random.")] = 0,
+) -> None:
+    """Choose the K sentences to label next; push them in that order, with pre-annotations."""
+    from stancelab.active import STRATEGIES
+    from stancelab.assist import suggest as choose_and_push
+    from stancelab.data import GOLD_PATH
+    from stancelab.inference import default_model_dir
+    from stancelab.lscredentials import load_credentials
+    from stancelab.lstasks import ModelPredictor
+
+    if strategy not in STRATEGIES:
+        _fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    directory = model or default_model_dir()
+    try:
+        # Without --model a missing default model only matters to the uncertainty strategy.
+        use_model = model is not None or strategy == "uncertainty" or directory.exists()
+        predictor = ModelPredictor(directory) if use_model else None
+        result = choose_and_push(
+            load_credentials(),
+            project,
+            sentences,
+            predictor=predictor,
+            k=k,
+            strategy=strategy,
+            gold_path=gold or GOLD_PATH,
+            seed=seed,
+        )
+    except StancelabError as exc:
+        _fail(str(exc))
+    for line in result.lines():
+        typer.echo(line)
+    if predictor is None:
+        typer.echo(f"note: no model at {directory}: pushed without pre-annotations", err=True)
+    for note in result.push.notes:
+        typer.echo(f"note: {note}", err=True)
+
+
+@app.command()
+def review(
+    project: ProjectOpt = DEFAULT_PROJECT,
+    review_project: Annotated[
+        str | None, typer.Option(help="Review project title (default: <project>-review).")
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="An evaluation's predictions.jsonl: its out-of-fold predictions."),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Run directory: cross-validate its recorded config.yaml on gold."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Config to cross-validate (default configs/baseline.yaml).")
+    ] = None,
+    gold: GoldInOpt = None,
+    sentences: Annotated[
+        Path, typer.Option(help="Sentences JSONL, for each sentence's context.")
+    ] = SENTENCES_PATH,
+    k: Annotated[int, typer.Option("--k", min=1, help="Most sentences to push.")] = 50,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
+) -> None:
+    """Push the gold sentences most likely mislabelled to a review project, ranked."""
+    from stancelab.assist import load_sources
+    from stancelab.assist import review as push_review
+    from stancelab.data import GOLD_PATH, load_labelled
+    from stancelab.lsclient import api_errors, connect
+    from stancelab.lscredentials import load_credentials
+
+    if sum(x is not None for x in (predictions, model, config)) > 1:
+        _fail("use one of --predictions, --model and --config")
+    if model is not None:
+        config = model / "config.yaml"
+        if not config.exists():
+            _fail(f"{model}: no config.yaml (not a run directory from `training.train`?)")
+    try:
+        creds = load_credentials()
+        with api_errors(creds, "checking the server"):  # before minutes of cross-validation
+            connect(creds)
+        data = load_labelled(gold or GOLD_PATH, default_source="corpus")
+        sources, notes = load_sources(
+            data,
+            predictions=predictions,
+            config_path=config or Path("configs/baseline.yaml"),
+            folds=folds,
+            seed=seed,
+            log=lambda m: typer.echo(m, err=True),
+        )
+        result = push_review(
+            creds,
+            review_project or f"{project}-review",
+            data,
+            sources,
+            k=k,
+            sentences_path=sentences,
+        )
+    except StancelabError as exc:
+        _fail(str(exc))
+    for line in result.lines():
+        typer.echo(line)
+    for note in [*notes, *result.push.notes]:
+        typer.echo(f"note: {note}", err=True)
