@@ -73,8 +73,24 @@ def resolve_model(model: str | os.PathLike | StanceModel | None = None) -> Stanc
                 f"no trained model at {directory}/; train the default with `{hint}` "
                 "(or pass model=<run dir>, or set STANCELAB_MODEL)"
             )
-        _LOADED[key] = load_model(directory)
+        _LOADED[key] = fast(load_model(directory))
     return _LOADED[key]
+
+
+def fast(model: StanceModel) -> StanceModel:
+    """Switch a model to its fast inference engine where it has one (the transformer:
+    ONNX Runtime, same labels as PyTorch). ``STANCELAB_BACKEND=torch`` keeps PyTorch;
+    if the fast path cannot be set up, PyTorch is kept with a warning."""
+    backend = os.environ.get("STANCELAB_BACKEND", "onnx")
+    if backend == "torch" or not hasattr(model, "use_backend"):
+        return model
+    try:
+        return model.use_backend(backend)
+    except Exception as exc:  # any failure of the optional engine leaves the exact one
+        import warnings
+
+        warnings.warn(f"fast inference unavailable, using PyTorch ({exc})", stacklevel=2)
+        return model
 
 
 def predict(

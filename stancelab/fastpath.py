@@ -1,0 +1,146 @@
+"""The transformer's fast CPU inference path: ONNX Runtime on the exported network.
+
+The fine-tuned network (encoder, mean pooling, head) is exported once to ONNX with dynamic
+batch and sequence axes, cached outside the run directory under ``$STANCELAB_HOME/onnx/``
+keyed by the SHA-256 of the model's weights, and run by ONNX Runtime with full graph
+optimisation, one intra-op thread per core, length-sorted batches and dynamic padding.
+Logits match PyTorch to about 1e-5, so labels are the same (``benchmarks/predict_speed.py``
+measures throughput and agreement). ``precision="int8"`` quantises the weights dynamically:
+faster again, but its labels differ from fp32 on a few percent of sentences, so it is opt-in.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from stancelab.errors import ModelLoadError
+
+PRECISIONS = ("fp32", "int8")
+BATCH = 64
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    home = os.environ.get("STANCELAB_HOME") or Path.home() / ".local" / "share" / "stancelab"
+    return Path(home) / "onnx"
+
+
+def export(net, path: Path) -> Path:
+    """Export the network's logits to ONNX (atomically: temp file, then rename)."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
+    axes = {
+        "input_ids": {0: "batch", 1: "tokens"},
+        "attention_mask": {0: "batch", 1: "tokens"},
+        "logits": {0: "batch"},
+    }
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about shape-dependent branches
+            torch.onnx.export(
+                Logits(net).cpu(),
+                example,
+                str(tmp),
+                opset_version=17,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes=axes,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        net.train(was_training)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def quantize(source: Path, target: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+class OnnxRunner:
+    """An ONNX Runtime session over the exported network."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or _cores()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own error types for a bad file
+            raise ModelLoadError(f"{path}: cannot load the ONNX model ({exc})") from None
+
+    def logits(
+        self, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = BATCH
+    ) -> np.ndarray:
+        """Logits in input order; batches of similar length, padded to their longest row."""
+        out = np.zeros((len(ids), 0), dtype=np.float64)
+        order = np.argsort([len(s) for s in ids], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in rows)
+            input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                input_ids[r, : len(ids[i])] = ids[i]
+                mask[r, : len(ids[i])] = 1
+            result = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+            if out.shape[1] == 0:
+                out = np.zeros((len(ids), result.shape[1]), dtype=np.float64)
+            out[rows] = result
+        return out
+
+
+def runner_for(net, weights_key: str, precision: str = "fp32") -> OnnxRunner:
+    """The cached ONNX export of ``net`` (made on first use), loaded in ONNX Runtime."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    base = cache_dir() / f"{weights_key}.onnx"
+    with _LOCK:
+        if not base.exists():
+            export(net, base)
+        path = base
+        if precision == "int8":
+            path = base.with_name(f"{weights_key}.int8.onnx")
+            if not path.exists():
+                quantize(base, path)
+    return OnnxRunner(path)
+
+
+def _cores() -> int:
+    if "OMP_NUM_THREADS" in os.environ:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
