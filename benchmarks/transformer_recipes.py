@@ -67,7 +67,9 @@ def speed(config: Path, gold: Path | None) -> None:
     )
 
 
-def compare(configs: list[Path], folds: int, repeats: int, seed: int, on: str) -> None:
+def compare(
+    configs: list[Path], folds: int, repeats: int, seed: int, on: str, results: Path | None
+) -> None:
     from sklearn.metrics import f1_score
 
     from stancelab.calibration import expected_calibration_error
@@ -87,8 +89,19 @@ def compare(configs: list[Path], folds: int, repeats: int, seed: int, on: str) -
     y = data.y
     rows: dict[str, list[dict]] = {str(c): [] for c in configs}
     pooled = {str(c): np.zeros((repeats, *y.shape)) for c in configs}
+    # Finished (repeat, fold, config) results, so an interrupted comparison resumes.
+    done = {}
+    if results is not None and results.exists():
+        for line in results.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["repeat"], row["fold"], row["config"])] = row
     for repeat, fold, train, test in repeated_multilabel_kfold(y, folds, repeats, seed=seed):
         for config_path in configs:
+            key = (repeat, fold, str(config_path))
+            if key in done:
+                pooled[str(config_path)][repeat][test] = np.asarray(done[key]["pred"])
+                rows[str(config_path)].append(done[key]["scores"])
+                continue
             config = load_config(config_path)
             if config.model == "transformer":
                 config.params.progress = False
@@ -109,6 +122,16 @@ def compare(configs: list[Path], folds: int, repeats: int, seed: int, on: str) -
                 "seconds": seconds,
             }
             rows[str(config_path)].append(row)
+            if results is not None:
+                record = {
+                    "repeat": repeat,
+                    "fold": fold,
+                    "config": str(config_path),
+                    "scores": row,
+                    "pred": pred.tolist(),
+                }
+                with results.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
             print(
                 f"repeat {repeat} fold {fold} {config_path} ({len(part)} training sentences): "
                 + ", ".join(f"{k} {v:.3f}" for k, v in row.items()),
@@ -159,11 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         help="folds over the gold set (training adds the augmentation set) "
         "or over the augmentation set alone",
     )
+    p_cmp.add_argument(
+        "--results", type=Path, help="JSONL of finished folds: appended to, reused when rerun"
+    )
     args = parser.parse_args(argv)
     if args.command == "speed":
         speed(args.config, args.gold)
     else:
-        compare(args.configs, args.folds, args.repeats, args.seed, args.on)
+        compare(args.configs, args.folds, args.repeats, args.seed, args.on, args.results)
     return 0
 
 

@@ -88,6 +88,28 @@ def _notes(exc: BaseException) -> str:
     return "".join(f"; {note}" for note in getattr(exc, "__notes__", []))
 
 
+def import_in_chunks(
+    ls: LabelStudio, project_id: int, tasks: list[dict], report, chunk: int = IMPORT_CHUNK
+) -> None:
+    """Import tasks in chunks, counting into ``report`` (``imported``,
+    ``predictions_with_new_tasks``); a failure says how far it got. Callers skip sentence ids
+    already in the project, so running the command again finishes without duplicates."""
+    for start in range(0, len(tasks), chunk):
+        part = tasks[start : start + chunk]
+        try:
+            ls.projects.import_tasks(
+                id=project_id, request=part, return_task_ids=True, request_options=WRITE
+            )
+        except Exception as exc:
+            exc.add_note(
+                f"{report.imported} of {len(tasks)} new task(s) were imported before the "
+                "failure; run the command again to finish (nothing is duplicated)"
+            )
+            raise
+        report.imported += len(part)
+        report.predictions_with_new_tasks += sum(1 for t in part if t.get("predictions"))
+
+
 def find_project(ls: LabelStudio, title: str, *, create: bool = False):
     """The project with this exact title; created with the generated config if asked."""
     matches = [p for p in ls.projects.list() if p.title == title]
@@ -196,20 +218,7 @@ def push(
             else:
                 preds = {s["id"]: predictions[s["id"]] for s in wanted if s["id"] in predictions}
         tasks = build_tasks(sentences, new, preds)
-        for start in range(0, len(tasks), chunk):
-            part = tasks[start : start + chunk]
-            try:
-                ls.projects.import_tasks(
-                    id=proj.id, request=part, return_task_ids=True, request_options=WRITE
-                )
-            except Exception as exc:
-                exc.add_note(
-                    f"{report.imported} of {len(tasks)} new task(s) were imported "
-                    "before the failure; run push again to finish (nothing is duplicated)"
-                )
-                raise
-            report.imported += len(part)
-            report.predictions_with_new_tasks += sum(1 for t in part if t.get("predictions"))
+        import_in_chunks(ls, proj.id, tasks, report, chunk)
         for task_id, s in lacking:
             pred = preds.get(s["id"])
             if pred is None:

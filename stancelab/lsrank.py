@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stancelab.errors import InputError
-from stancelab.lsclient import IMPORT_CHUNK, WRITE, find_project, sentence_tasks
+from stancelab.lsclient import WRITE, find_project, import_in_chunks, sentence_tasks
 from stancelab.lsconfig import label_config
 
 SUGGEST_VIEW = "stancelab: label next"
@@ -151,20 +151,7 @@ def push_ranked(
                 kept = {k: v for k, v in data.items() if k not in owned_keys}
                 ls.tasks.update(id=str(task.id), data=kept, request_options=WRITE)
                 report.unranked += 1
-    for start in range(0, len(new), IMPORT_CHUNK):
-        part = new[start : start + IMPORT_CHUNK]
-        try:
-            ls.projects.import_tasks(
-                id=proj.id, request=part, return_task_ids=True, request_options=WRITE
-            )
-        except Exception as exc:
-            exc.add_note(
-                f"{report.imported} of {len(new)} new task(s) were imported before the "
-                "failure; run the command again to finish (nothing is duplicated)"
-            )
-            raise
-        report.imported += len(part)
-        report.predictions_with_new_tasks += sum(1 for t in part if t.get("predictions"))
+    import_in_chunks(ls, proj.id, new, report)
     report.ranked += len(new)
     report.view_created = ensure_view(ls, proj.id, view_title, rank_key)
     return report

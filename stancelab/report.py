@@ -48,6 +48,11 @@ def write_outputs(
     write_json(out / "metrics.json", metrics)
     write_jsonl(out / "predictions.jsonl", result.prediction_rows())
     text = render(metrics, result)
+    from stancelab.active import report_section
+
+    active = report_section(out)  # the simulated active-learning benchmark, when it was run
+    if active:
+        text = text.rstrip("\n") + "\n\n" + active.rstrip("\n") + "\n"
     with atomic_open(out / "report.md") as handle:
         handle.write(text)
     main = next(iter(metrics["results"]), None)

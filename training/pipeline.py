@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         help="model configs to train and compare (default: baseline and transformer)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--skip-active-learning",
+        action="store_true",
+        help="leave out the simulated active-learning benchmark (about 2 minutes)",
+    )
     args = parser.parse_args(argv)
     command = "python -m training.pipeline " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
@@ -132,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluating {len(args.configs)} model(s), protocol '{protocol.name}' ...")
         result = evaluate(args.configs, protocol, rate_hints=hints, progress=not args.quiet)
         steps["evaluate"] = time.perf_counter() - t
+        if not args.skip_active_learning:
+            from training.active_learning import main as active_learning
+
+            t = time.perf_counter()
+            print("simulated active learning (baseline; uncertainty vs random) ...")
+            if active_learning(["--out", str(args.out)]) != 0:
+                raise StancelabError("the active-learning simulation failed")
+            steps["active_learning"] = time.perf_counter() - t
         pipeline = {
             "corpus": corpus,
             "gold": gold,
