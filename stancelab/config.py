@@ -52,7 +52,7 @@ class TransformerParams:
     recipe: str = "finetune"  # "finetune" (encoder + head) or "setfit" (contrastive, then head)
     max_length: int = 64  # tokens; longer sentences are truncated
     batch_size: int = 16
-    epochs: int = 3  # finetune: most passes over the data (early stopping may end sooner)
+    epochs: int = 2  # finetune: most passes over the data (early stopping may end sooner)
     learning_rate: float = 5e-5  # encoder
     head_learning_rate: float = 1e-3  # finetune: the freshly initialised head
     weight_decay: float = 0.01

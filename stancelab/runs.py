@@ -109,18 +109,21 @@ def model_card(run: dict, config: dict) -> str:
     ]
     thresholds = run.get("thresholds")
     if thresholds:
-        lines += ["## Decision thresholds (tuned out of fold)", ""]
+        lines += ["## Decision thresholds (tuned on held-out scores)", ""]
         lines += [f"- {name}: {t:.2f}" for name, t in zip(LABELS, thresholds, strict=True)]
         lines.append("")
     if run.get("metrics"):
+        metrics = dict(run["metrics"])
+        source = metrics.pop("source", "out-of-fold predictions of the training data")
+        lines += ["## Metrics", "", f"Measured on {source}:", ""]
+        lines += [f"- {key}: {_fmt(value)}" for key, value in metrics.items()]
         lines += [
-            "## Metrics",
             "",
-            "Out-of-fold on the training data (inner cross-validation):",
+            "These sentences come from the same distribution as the training data (with the "
+            "shipped data, mostly authored augmentation sentences), so expect much lower "
+            "figures on articles the model has not seen.",
             "",
         ]
-        lines += [f"- {key}: {_fmt(value)}" for key, value in run["metrics"].items()]
-        lines.append("")
     lines += [
         "For the comparison on identical folds with confidence intervals, run "
         "`python -m training.evaluate` and read `reports/latest/report.md`.",

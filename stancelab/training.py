@@ -55,14 +55,19 @@ class TrainResult:
         ]
         if self.metrics:
             lines.append(
-                "out-of-fold (inner CV, training data): "
+                f"held-out figures, from {self.metrics['source']}:\n  "
                 + ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, float))
             )
         return "\n".join(lines)
 
 
 def oof_metrics(model: StanceModel) -> dict[str, Any]:
-    """Inner-CV figures a model kept from fitting (``oof_``), for the model card."""
+    """Held-out figures a model kept from fitting (``oof_``), for the model card.
+
+    ``oof_["source"]`` says where they come from (inner CV for the baseline, a held-out part
+    for the transformer); ``oof_["pred"]``, when given, holds labels from thresholds fitted
+    on other rows, and is used instead of thresholding with the model's own cuts.
+    """
     oof = getattr(model, "oof_", None)
     if not oof:
         return {}
@@ -72,8 +77,12 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
     from stancelab.calibration import expected_calibration_error
 
     y, proba = oof["y"], oof["proba"]
-    pred = (proba >= np.asarray(model.thresholds_)).astype(int)
+    pred = oof.get("pred")
+    if pred is None:
+        pred = (proba >= np.asarray(model.thresholds_)).astype(int)
     metrics: dict[str, Any] = {
+        "source": oof.get("source", "out-of-fold predictions of the training data"),
+        "sentences": int(len(y)),
         "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
         "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
         "ece": expected_calibration_error(y, proba),

@@ -66,6 +66,10 @@ def test_fit_records_held_out_predictions_and_calibration(fitted: TransformerMod
     y, proba = fitted.oof_["y"], fitted.oof_["proba"]
     assert y.shape == proba.shape and y.shape[1] == len(LABELS)
     assert 0 < len(y) < len(TEXTS)  # the held-out part only
+    # Reported labels come from thresholds fitted on other held-out rows, and say so.
+    assert fitted.oof_["pred"].shape == y.shape
+    assert set(np.unique(fitted.oof_["pred"])) <= {0, 1}
+    assert f"({len(y)} of {len(TEXTS)} sentences)" in fitted.oof_["source"]
     report = fitted.calibration_report_
     assert report["n"] == len(y)
     assert 0 <= report["ece_before"] <= 1 and 0 <= report["ece_after"] <= 1
