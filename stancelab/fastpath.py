@@ -4,9 +4,15 @@ The fine-tuned network (encoder, mean pooling, head) is exported once to ONNX wi
 batch and sequence axes, cached outside the run directory under ``$STANCELAB_HOME/onnx/``
 keyed by the SHA-256 of the model's weights, and run by ONNX Runtime with full graph
 optimisation, one intra-op thread per core, length-sorted batches and dynamic padding.
-Logits match PyTorch to about 1e-5, so labels are the same (``benchmarks/predict_speed.py``
-measures throughput and agreement). ``precision="int8"`` quantises the weights dynamically:
-faster again, but its labels differ from fp32 on a few percent of sentences, so it is opt-in.
+
+Precisions (``benchmarks/predict_speed.py`` measures throughput and label agreement):
+
+* ``fp32`` (predict's default): logits match PyTorch to about 1e-5, so the labels are the same.
+* ``int8``: weights quantised dynamically (per channel). Faster, but a logit can move by
+  about one unit, and labels differ from fp32 on a few percent of sentences: opt-in.
+
+A cached export needs neither torch nor transformers to run, which keeps predict's start-up
+short.
 """
 
 from __future__ import annotations
@@ -14,16 +20,24 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from stancelab.errors import ModelLoadError
 
 PRECISIONS = ("fp32", "int8")
-BATCH = 64
+DEFAULT_PRECISION = "fp32"
+PRECISION_ENV = "STANCELAB_PRECISION"
+BATCH = 16  # rows per ONNX Runtime call: on 2 cores, 16 ran ~1.4x faster than 64
 _LOCK = threading.Lock()
+
+
+def default_precision() -> str:
+    """``$STANCELAB_PRECISION`` when set, else ``DEFAULT_PRECISION``."""
+    return os.environ.get(PRECISION_ENV, "").strip() or DEFAULT_PRECISION
 
 
 def cache_dir() -> Path:
@@ -124,14 +138,18 @@ class OnnxRunner:
         return out
 
 
-def runner_for(net, weights_key: str, precision: str = "fp32") -> OnnxRunner:
-    """The cached ONNX export of ``net`` (made on first use), loaded in ONNX Runtime."""
+def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "fp32"):
+    """The cached ONNX export of the network (made on first use), loaded in ONNX Runtime.
+
+    ``network()`` gives the torch network; it is called only when no export is cached, so a
+    cached model predicts without importing torch.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     base = cache_dir() / f"{weights_key}.onnx"
     with _LOCK:
         if not base.exists():
-            export(net, base)
+            export(network(), base)
         path = base
         if precision == "int8":
             path = base.with_name(f"{weights_key}.int8.onnx")

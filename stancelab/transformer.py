@@ -19,7 +19,10 @@ held-out part).
 A saved model directory holds the encoder (``model.safetensors``, ``config.json`` with
 ``id2label``/``label2id`` and ``problem_type: multi_label_classification``), the tokenizer,
 the head (``head.safetensors``), and ``stancelab.json`` with thresholds, calibration,
-pooling, parameters and the SHA-256 of every file, checked on load.
+pooling, parameters and the SHA-256 of every file, checked on load. Loading reads the torch
+network only when the torch path first needs it: predict's ONNX path tokenises from
+``tokenizer.json`` (``stancelab.tokens``) and runs the cached export, so it imports neither
+torch nor transformers.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stancelab import tokens
 from stancelab.calibration import (
     PlattCalibrator,
-    expected_calibration_error,
-    sigmoid,
+    calibration_report,
+    crossfit_heldout,
     tune_thresholds,
 )
 from stancelab.config import RunConfig, TransformerParams
@@ -56,22 +60,6 @@ def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
     """(train, validation) indices: the first fold of a stratified round(1/fraction)-fold split."""
     train, val = next(multilabel_kfold(y, max(2, round(1 / fraction)), seed=seed))
     return np.sort(train), np.sort(val)
-
-
-def calibration_report(y: np.ndarray, logits: np.ndarray, seed: int) -> dict:
-    """ECE of the held-out part before and after Platt scaling (after: cross-fitted)."""
-    crossfit = np.zeros(logits.shape)
-    for fit_rows, apply_rows in multilabel_kfold(y, 5, seed=seed):
-        crossfit[apply_rows] = (
-            PlattCalibrator().fit(logits[fit_rows], y[fit_rows]).transform(logits[apply_rows])
-        )
-    return {
-        "method": "platt (per label, on logits)",
-        "fitted_on": "held-out validation part of the training data",
-        "n": int(len(y)),
-        "ece_before": expected_calibration_error(y, sigmoid(logits)),
-        "ece_after": expected_calibration_error(y, crossfit),
-    }
 
 
 class TransformerModel(StanceModel):
@@ -117,12 +105,22 @@ class TransformerModel(StanceModel):
         self.history_ = recipe(net, split, p, seed=self.seed)
         net.eval()
         self.net_, self.tokenizer_ = net, tokenizer
+        self.__dict__.pop("fast_tokenizer_", None)  # a refit model tokenises afresh
         logits = encoder.infer(net, split.val_ids, split.pad_id)
         self.calibration_ = PlattCalibrator().fit(logits, split.y_val)
-        proba = self.calibration_.transform(logits)
-        self.thresholds_ = tune_thresholds(split.y_val, proba)
-        self.oof_ = {"y": split.y_val, "proba": proba}
-        self.calibration_report_ = calibration_report(split.y_val, logits, self.seed)
+        self.thresholds_ = tune_thresholds(split.y_val, self.calibration_.transform(logits))
+        crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed)
+        self.oof_ = {
+            "y": split.y_val,
+            "proba": crossfit,
+            "pred": pred,
+            "source": (
+                f"a held-out part of the training data ({len(val)} of {len(texts)} sentences), "
+                "calibration and thresholds cross-fitted within it; "
+                "the same part chose the early-stopping epoch, so the figures lean optimistic"
+            ),
+        }
+        self.calibration_report_ = calibration_report(split.y_val, logits, crossfit)
         self.split_ = {"train": int(len(train)), "validation": int(len(val))}
         return self
 
@@ -132,12 +130,10 @@ class TransformerModel(StanceModel):
 
         Texts longer than ``max_length`` tokens are truncated, with one warning per call.
         """
-        from stancelab import encoder
-
         texts = as_text_list(texts)
         if not texts:  # the tokenizer rejects an empty batch
             return np.zeros((0, len(LABELS)))
-        ids = self.tokenizer_(texts, truncation=False)["input_ids"]
+        ids = self._token_ids(texts)
         limit = self.params.max_length
         long = sum(len(row) > limit for row in ids)
         if long:
@@ -148,14 +144,43 @@ class TransformerModel(StanceModel):
             ids = [row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in ids]
         runner = getattr(self, "runner_", None)
         if runner is not None:
-            return runner.logits(ids, self.tokenizer_.pad_token_id)
-        return encoder.infer(self.net_, ids, self.tokenizer_.pad_token_id)
+            return runner.logits(ids, self.pad_id_)
+        from stancelab import encoder  # torch: only on the PyTorch path
 
-    def use_backend(self, backend: str = "onnx", precision: str = "fp32") -> TransformerModel:
+        return encoder.infer(self.net_, ids, self.pad_id_)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        fast = self.__dict__.get("fast_tokenizer_")
+        if fast is None:
+            fast = self.fast_tokenizer_ = tokens.untruncated(
+                self.__dict__.get("directory_"), lambda: self.tokenizer_
+            )
+        return tokens.token_ids(fast, texts)
+
+    @property
+    def pad_id_(self) -> int:
+        """The padding token id (padded positions are masked, so any id gives the same logits)."""
+        if "tokenizer_" in self.__dict__:
+            return int(self.tokenizer_.pad_token_id)
+        return int(self.__dict__.get("config_pad_id_") or 0)
+
+    def __getattr__(self, name: str):
+        # A loaded model reads its torch network and transformers tokenizer on first use:
+        # the ONNX path (predict's default) never needs them.
+        if name in ("net_", "tokenizer_") and "directory_" in self.__dict__:
+            self.net_, self.tokenizer_ = _load_network(
+                self.directory_, bool(self.architecture_.get("normalize"))
+            )
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def use_backend(self, backend: str = "onnx", precision: str | None = None) -> TransformerModel:
         """Choose the inference engine: "torch", or "onnx" (ONNX Runtime, ``stancelab.fastpath``).
 
         The ONNX export is made on first use and cached by the weights' checksum; a model
-        must have been saved or loaded first. fp32 gives the same labels as torch.
+        must have been saved or loaded first. ``precision``: "fp32" (the same labels as
+        torch) or "int8" (faster, a few percent of labels differ); by default
+        ``$STANCELAB_PRECISION``, else ``fastpath.DEFAULT_PRECISION`` (fp32).
         """
         if backend == "torch":
             self.runner_ = None
@@ -164,10 +189,11 @@ class TransformerModel(StanceModel):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         from stancelab import fastpath
 
+        precision = precision or fastpath.default_precision()
         key = getattr(self, "weights_key_", None)
         if key is None:
             raise ValueError("save or load the model before choosing the onnx backend")
-        self.runner_ = fastpath.runner_for(self.net_, key, precision)
+        self.runner_ = fastpath.runner_for(lambda: self.net_, key, precision)
         return self
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
@@ -255,7 +281,9 @@ class TransformerModel(StanceModel):
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelLoadError(f"{directory / MANIFEST}: bad entry ({exc})") from None
         model = cls(params, seed=int(manifest.get("seed", 13)))
-        model.net_, model.tokenizer_ = _load_network(directory, bool(arch.get("normalize")))
+        model.directory_, model.architecture_ = directory, arch
+        model.config_pad_id_ = _config_pad_id(directory)
+        _check_weights(directory)
         model.calibration_ = calibration
         model.thresholds_ = [float(t) for t in manifest["thresholds"]]
         model.version_ = manifest.get("version", "")
@@ -263,6 +291,35 @@ class TransformerModel(StanceModel):
         model.history_ = manifest.get("history", [])
         model.calibration_report_ = manifest.get("calibration_report")
         return model
+
+
+def _check_weights(directory: Path) -> None:
+    """Read the weight files' headers (no torch): a file that passes its checksum but is
+    truncated or not safetensors at all fails here, at load, not at the first prediction."""
+    from safetensors import SafetensorError, safe_open
+
+    for name in ("model.safetensors", HEAD_FILE):
+        try:
+            with safe_open(str(directory / name), framework="numpy") as handle:
+                if not list(handle.keys()):
+                    raise SafetensorError("no tensors")
+        except (OSError, SafetensorError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelLoadError(
+                f"{directory}: cannot load the transformer ({name}: {first})"
+            ) from None
+
+
+def _config_pad_id(directory: Path) -> int | None:
+    import json
+
+    try:
+        value = json.loads((directory / "config.json").read_text(encoding="utf-8")).get(
+            "pad_token_id"
+        )
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"{directory / 'config.json'}: unreadable ({exc})") from None
+    return value if isinstance(value, int) else None
 
 
 def _load_network(directory: Path, normalize: bool):

@@ -51,10 +51,17 @@ def test_onnx_backend_matches_torch(saved):
         model.use_backend("tensorrt")
 
 
-def test_int8_backend_runs(saved):
+def test_int8_backend_runs_and_differs_from_fp32(saved, monkeypatch):
+    texts = ["We will strike back.", "Talks resumed."]
     model = load_model(saved).use_backend("onnx", precision="int8")
-    proba = model.predict_proba(["We will strike back.", "Talks resumed."])
+    proba = model.predict_proba(texts)
     assert proba.shape == (2, 4) and np.all((proba >= 0) & (proba <= 1))
+    exact = load_model(saved).use_backend("onnx", precision="fp32").predict_proba(texts)
+    assert not np.array_equal(proba, exact)  # really the quantised network
+    monkeypatch.setenv("STANCELAB_PRECISION", "int8")  # the default follows the environment
+    np.testing.assert_array_equal(load_model(saved).use_backend("onnx").predict_proba(texts), proba)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        load_model(saved).use_backend("onnx", precision="fp16")
 
 
 def test_predict_uses_the_fast_path_and_warns_on_truncation(saved):
@@ -74,3 +81,57 @@ def test_torch_backend_can_be_forced(saved, monkeypatch):
     monkeypatch.setenv("STANCELAB_BACKEND", "torch")
     monkeypatch.setattr(inference, "_LOADED", {})
     assert getattr(resolve_model(saved), "runner_", None) is None
+
+
+def test_inference_tokenizer_matches_transformers(saved):
+    model = load_model(saved)
+    texts = [t for t, _ in TINY] + [
+        "Nous allons riposter si l'on nous attaque.",
+        "وزير الدفاع حذر من العواقب",
+        "Kabul’s “proxies” — again!",
+        "The army said it would respond to any attack on the border. " * 20,
+    ]
+    expected = model.tokenizer_(texts, truncation=False)["input_ids"]
+    # The transformers call above leaves truncation set on its backend; ours must not see it.
+    model.tokenizer_(texts, truncation=True, max_length=8)
+    assert load_model(saved)._token_ids(texts) == expected
+    assert model._token_ids(texts) == expected
+
+
+def test_cached_model_predicts_without_torch_or_the_training_stack(saved):
+    import json
+    import subprocess
+    import sys
+
+    resolve_model(saved)  # makes the ONNX export in this test's STANCELAB_HOME
+    heavy = ("torch", "transformers", "accelerate", "datasets", "label_studio_sdk", "matplotlib")
+    code = (
+        "import json, sys; from stancelab import predict; "
+        f"r = predict('We will strike back.', model={str(saved)!r}); "
+        f"print(json.dumps([r.to_dict(), [m for m in {heavy!r} if m in sys.modules]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy()
+    )
+    assert done.returncode == 0, done.stderr
+    result, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported == []
+    assert result["scores"] == predict("We will strike back.", model=saved).to_dict()["scores"]
+
+
+def test_cli_precision_option(saved):
+    import json
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "stancelab.cli", "predict", "--model", str(saved), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+
+    text = "We will strike back if they attack again."
+    exact = run("--precision", "fp32", "--json", text)
+    assert exact.returncode == 0, exact.stderr
+    expected = predict(text, model=load_model(saved).use_backend("onnx", precision="fp32"))
+    assert json.loads(exact.stdout)[0]["scores"] == expected.to_dict()["scores"]
+    bad = run("--precision", "fp16", text)
+    assert bad.returncode == 1 and "precision must be one of" in bad.stderr
