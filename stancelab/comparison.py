@@ -244,8 +244,9 @@ def verdict(metrics: dict, result: EvaluationResult) -> str:
         else:
             sentences.append(
                 f"On {where}, there is no significant difference in macro-F1 between {c['a']}, "
-                f"{sa}, and {c['b']}, {sb}: the difference is {d:+.3f} (95% CI {lo:+.3f} to "
-                f"{hi:+.3f}, paired bootstrap p {fmt_p(test['p_value'])})."
+                f"{sa}, and {c['b']}, {sb}: the difference ({c['a']} − {c['b']}) is "
+                f"{d:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}, paired bootstrap p "
+                f"{fmt_p(test['p_value'])})."
             )
     return " ".join(sentences)
 
