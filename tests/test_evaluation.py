@@ -217,6 +217,10 @@ def test_metrics_json_and_report_are_complete(evaluated, fixture_dir):
     assert ("no significant difference" in metrics["verdict"]) != (
         "has a higher" in metrics["verdict"]
     )
+    if "no significant difference" in metrics["verdict"]:  # a signed figure says its order
+        comparison = metrics["comparisons"]["kfold"][0]
+        d = comparison["macro_f1"]["difference"]
+        assert f"({comparison['a']} − {comparison['b']}) is {d:+.3f}" in metrics["verdict"]
     for png in ("f1_per_label", "reliability", "learning_curve", "label_cooccurrence"):
         data = (fixture_dir / "report" / f"{png}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
