@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stancelab.folds import multilabel_kfold
+
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -142,8 +144,6 @@ def crossfit_heldout(
     """
     proba = np.zeros(logits.shape)
     pred = np.zeros(logits.shape, dtype=int)
-    from stancelab.folds import multilabel_kfold
-
     for fit_rows, apply_rows in multilabel_kfold(y, folds, seed=seed):
         calibrator = PlattCalibrator().fit(logits[fit_rows], y[fit_rows])
         cut = np.asarray(tune_thresholds(y[fit_rows], calibrator.transform(logits[fit_rows])))

@@ -90,10 +90,9 @@ def fast(model: StanceModel, precision: str | None = None) -> StanceModel:
     if backend == "torch" or not hasattr(model, "use_backend"):
         return model
     if precision is not None:  # a wrong value is the caller's error, not a fallback
-        from stancelab.fastpath import PRECISIONS
+        from stancelab.fastpath import check_precision
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
     try:
         return model.use_backend(backend, precision)
     except Exception as exc:  # any failure of the optional engine leaves the exact one

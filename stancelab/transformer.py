@@ -105,6 +105,8 @@ class TransformerModel(StanceModel):
         self.history_ = recipe(net, split, p, seed=self.seed)
         net.eval()
         self.net_, self.tokenizer_ = net, tokenizer
+        # Padded positions are masked, so the padding id never changes a logit.
+        self.pad_id_ = int(tokenizer.pad_token_id)
         self.__dict__.pop("fast_tokenizer_", None)  # a refit model tokenises afresh
         logits = encoder.infer(net, split.val_ids, split.pad_id)
         self.calibration_ = PlattCalibrator().fit(logits, split.y_val)
@@ -156,13 +158,6 @@ class TransformerModel(StanceModel):
                 self.__dict__.get("directory_"), lambda: self.tokenizer_
             )
         return tokens.token_ids(fast, texts)
-
-    @property
-    def pad_id_(self) -> int:
-        """The padding token id (padded positions are masked, so any id gives the same logits)."""
-        if "tokenizer_" in self.__dict__:
-            return int(self.tokenizer_.pad_token_id)
-        return int(self.__dict__.get("config_pad_id_") or 0)
 
     def __getattr__(self, name: str):
         # A loaded model reads its torch network and transformers tokenizer on first use:
@@ -282,7 +277,7 @@ class TransformerModel(StanceModel):
             raise ModelLoadError(f"{directory / MANIFEST}: bad entry ({exc})") from None
         model = cls(params, seed=int(manifest.get("seed", 13)))
         model.directory_, model.architecture_ = directory, arch
-        model.config_pad_id_ = _config_pad_id(directory)
+        model.pad_id_ = _config_pad_id(directory)
         _check_weights(directory)
         model.calibration_ = calibration
         model.thresholds_ = [float(t) for t in manifest["thresholds"]]
@@ -304,13 +299,13 @@ def _check_weights(directory: Path) -> None:
                 if not list(handle.keys()):
                     raise SafetensorError("no tensors")
         except (OSError, SafetensorError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelLoadError(
-                f"{directory}: cannot load the transformer ({name}: {first})"
+                f"{directory}: cannot load the transformer ({name}: {_first_line(exc)})"
             ) from None
 
 
-def _config_pad_id(directory: Path) -> int | None:
+def _config_pad_id(directory: Path) -> int:
+    """The encoder config's ``pad_token_id`` (0 when it names none: padding is masked)."""
     import json
 
     try:
@@ -319,7 +314,11 @@ def _config_pad_id(directory: Path) -> int | None:
         )
     except (OSError, ValueError, AttributeError) as exc:
         raise ModelLoadError(f"{directory / 'config.json'}: unreadable ({exc})") from None
-    return value if isinstance(value, int) else None
+    return value if isinstance(value, int) else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _load_network(directory: Path, normalize: bool):
@@ -338,8 +337,9 @@ def _load_network(directory: Path, normalize: bool):
         net = encoder.EncoderClassifier(backbone, len(LABELS), normalize=normalize)
         net.head.load_state_dict(head)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"{directory}: cannot load the transformer ({first})") from None
+        raise ModelLoadError(
+            f"{directory}: cannot load the transformer ({_first_line(exc)})"
+        ) from None
     encoder.use_all_cores()
     net.to(encoder.inference_device()).eval()
     return net, tokenizer
