@@ -42,8 +42,12 @@ def check_precision(precision: str) -> str:
 
 
 def default_precision() -> str:
-    """``$STANCELAB_PRECISION`` when set, else ``DEFAULT_PRECISION``."""
-    return os.environ.get(PRECISION_ENV, "").strip() or DEFAULT_PRECISION
+    """``$STANCELAB_PRECISION`` when set, else ``DEFAULT_PRECISION``; a value that is not a
+    precision is an error (as for an explicit one), not a reason to fall back to PyTorch."""
+    value = os.environ.get(PRECISION_ENV, "").strip()
+    if value and value not in PRECISIONS:
+        raise ValueError(f"${PRECISION_ENV} must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value or DEFAULT_PRECISION
 
 
 def cache_dir() -> Path:

@@ -89,10 +89,10 @@ def fast(model: StanceModel, precision: str | None = None) -> StanceModel:
     backend = os.environ.get("STANCELAB_BACKEND", "onnx")
     if backend == "torch" or not hasattr(model, "use_backend"):
         return model
-    if precision is not None:  # a wrong value is the caller's error, not a fallback
-        from stancelab.fastpath import check_precision
+    from stancelab.fastpath import check_precision, default_precision
 
-        check_precision(precision)
+    # A wrong value, given or in the environment, is the caller's error, not a fallback.
+    precision = check_precision(precision) if precision is not None else default_precision()
     try:
         return model.use_backend(backend, precision)
     except Exception as exc:  # any failure of the optional engine leaves the exact one

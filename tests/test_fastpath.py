@@ -135,3 +135,27 @@ def test_cli_precision_option(saved):
     assert json.loads(exact.stdout)[0]["scores"] == expected.to_dict()["scores"]
     bad = run("--precision", "fp16", text)
     assert bad.returncode == 1 and "precision must be one of" in bad.stderr
+
+
+def test_mistyped_precision_in_the_environment_fails_clearly(saved, monkeypatch):
+    import subprocess
+    import sys
+
+    from stancelab import inference
+
+    monkeypatch.setattr(inference, "_LOADED", {})
+    monkeypatch.setenv("STANCELAB_PRECISION", "int-8")
+    with pytest.raises(ValueError, match=r"\$STANCELAB_PRECISION must be one of fp32, int8"):
+        resolve_model(saved)  # not a silent fall-back to PyTorch
+    cmd = [
+        sys.executable,
+        "-m",
+        "stancelab.cli",
+        "predict",
+        "--model",
+        str(saved),
+        "Talks resumed.",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 1 and "$STANCELAB_PRECISION must be one of" in done.stderr
+    assert "Traceback" not in done.stderr
