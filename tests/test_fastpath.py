@@ -119,43 +119,34 @@ def test_cached_model_predicts_without_torch_or_the_training_stack(saved):
     assert result["scores"] == predict("We will strike back.", model=saved).to_dict()["scores"]
 
 
-def test_cli_precision_option(saved):
-    import json
+def cli_predict(saved, *args: str):
+    """``stancelab predict --model SAVED ARGS`` in a fresh process."""
     import subprocess
     import sys
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "stancelab.cli", "predict", "--model", str(saved), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    cmd = [sys.executable, "-m", "stancelab.cli", "predict", "--model", str(saved), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+
+
+def test_cli_precision_option(saved):
+    import json
 
     text = "We will strike back if they attack again."
-    exact = run("--precision", "fp32", "--json", text)
+    exact = cli_predict(saved, "--precision", "fp32", "--json", text)
     assert exact.returncode == 0, exact.stderr
     expected = predict(text, model=load_model(saved).use_backend("onnx", precision="fp32"))
     assert json.loads(exact.stdout)[0]["scores"] == expected.to_dict()["scores"]
-    bad = run("--precision", "fp16", text)
+    bad = cli_predict(saved, "--precision", "fp16", text)
     assert bad.returncode == 1 and "precision must be one of" in bad.stderr
 
 
 def test_mistyped_precision_in_the_environment_fails_clearly(saved, monkeypatch):
-    import subprocess
-    import sys
-
     from stancelab import inference
 
     monkeypatch.setattr(inference, "_LOADED", {})
     monkeypatch.setenv("STANCELAB_PRECISION", "int-8")
     with pytest.raises(ValueError, match=r"\$STANCELAB_PRECISION must be one of fp32, int8"):
         resolve_model(saved)  # not a silent fall-back to PyTorch
-    cmd = [
-        sys.executable,
-        "-m",
-        "stancelab.cli",
-        "predict",
-        "--model",
-        str(saved),
-        "Talks resumed.",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    done = cli_predict(saved, "Talks resumed.")
     assert done.returncode == 1 and "$STANCELAB_PRECISION must be one of" in done.stderr
     assert "Traceback" not in done.stderr
