@@ -21,11 +21,11 @@ import numpy as np
 from stancelab.calibration import PlattCalibrator, tune_thresholds
 from stancelab.config import BaselineParams, RunConfig
 from stancelab.data import label_matrix
-from stancelab.errors import ModelLoadError
+from stancelab.errors import ModelLoadError, first_line
 from stancelab.folds import multilabel_kfold
 from stancelab.io import sha256_file, write_json
 from stancelab.labels import LABELS
-from stancelab.model import MANIFEST, StanceModel, as_text_list, read_manifest
+from stancelab.model import MANIFEST, StanceModel, as_text_list, check_checksum, read_manifest
 
 PIPELINE_FILE = "pipeline.skops"
 # Every type a saved baseline may contain; anything else in a file refuses to load.
@@ -251,19 +251,16 @@ class BaselineModel(StanceModel):
             raise ModelLoadError(
                 f"{directory}: missing {PIPELINE_FILE}; the model directory is incomplete"
             )
-        expected = manifest.get("files", {}).get(PIPELINE_FILE)
-        if expected != sha256_file(path):
-            raise ModelLoadError(
-                f"{path}: checksum does not match the manifest; the file was modified or is corrupt"
-            )
+        check_checksum(path, manifest.get("files", {}).get(PIPELINE_FILE))
         from skops.io.exceptions import UntrustedTypesFoundException
 
         try:
             # One pass: skops refuses any type it does not trust by default and we did not audit.
             pipeline = sio.load(path, trusted=TRUSTED_TYPES)
         except UntrustedTypesFoundException as exc:
-            first = str(exc).splitlines()[0]
-            raise ModelLoadError(f"{path}: refuses to load unaudited types ({first})") from None
+            raise ModelLoadError(
+                f"{path}: refuses to load unaudited types ({first_line(exc)})"
+            ) from None
         except Exception as exc:  # skops raises a variety of errors on a damaged archive
             raise ModelLoadError(f"{path}: cannot read the saved pipeline ({exc})") from None
         params = manifest.get("params", {})

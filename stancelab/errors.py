@@ -21,3 +21,9 @@ class ConfigError(StancelabError, ValueError):
 
 class ModelLoadError(StancelabError):
     """A model directory that is missing, partial, corrupt or of an unknown kind."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for the
+    one-line messages above."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

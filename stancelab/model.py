@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from stancelab.errors import ModelLoadError
+from stancelab.io import sha256_file
 from stancelab.labels import LABELS
 
 MANIFEST = "stancelab.json"
@@ -130,6 +131,14 @@ def read_manifest(directory: str | Path) -> dict:
     if not (isinstance(thresholds, list) and len(thresholds) == len(LABELS)):
         raise ModelLoadError(f"{path}: thresholds missing or of the wrong length")
     return manifest
+
+
+def check_checksum(path: Path, digest: str | None) -> None:
+    """ModelLoadError unless the file's SHA-256 is the one its manifest recorded."""
+    if sha256_file(path) != digest:
+        raise ModelLoadError(
+            f"{path}: checksum does not match the manifest; the file was modified or is corrupt"
+        )
 
 
 def load_model(directory: str | Path) -> StanceModel:

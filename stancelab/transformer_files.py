@@ -16,10 +16,10 @@ from pathlib import Path
 
 from stancelab.calibration import PlattCalibrator
 from stancelab.config import TransformerParams
-from stancelab.errors import ConfigError, ModelLoadError
+from stancelab.errors import ConfigError, ModelLoadError, first_line
 from stancelab.io import sha256_file, write_json
 from stancelab.labels import LABELS
-from stancelab.model import MANIFEST, read_manifest
+from stancelab.model import MANIFEST, check_checksum, read_manifest
 
 HEAD_FILE = "head.safetensors"
 REQUIRED_FILES = ("config.json", "model.safetensors", HEAD_FILE)
@@ -58,7 +58,7 @@ def save(model, directory: str | Path) -> Path:
         for name in files:
             os.replace(os.path.join(tmp, name), directory / name)
     model.version_ = f"transformer-{model.params.recipe}-{files['model.safetensors'][:10]}"
-    model.weights_key_ = files["model.safetensors"][:16] + files[HEAD_FILE][:16]
+    model.weights_key_ = weights_key(files)
     write_json(
         directory / MANIFEST,
         model.manifest(
@@ -96,10 +96,7 @@ def load(cls, directory: str | Path):
             raise ModelLoadError(
                 f"{directory}: missing {what} {name}; the model directory is incomplete"
             )
-        if sha256_file(path) != digest:
-            raise ModelLoadError(
-                f"{path}: checksum does not match the manifest; the file was modified or is corrupt"
-            )
+        check_checksum(path, digest)
     try:
         params = TransformerParams(**manifest.get("params", {}))
         arch = manifest["architecture"]
@@ -113,10 +110,15 @@ def load(cls, directory: str | Path):
     model.calibration_ = calibration
     model.thresholds_ = [float(t) for t in manifest["thresholds"]]
     model.version_ = manifest.get("version", "")
-    model.weights_key_ = files["model.safetensors"][:16] + files[HEAD_FILE][:16]
+    model.weights_key_ = weights_key(files)
     model.history_ = manifest.get("history", [])
     model.calibration_report_ = manifest.get("calibration_report")
     return model
+
+
+def weights_key(files: dict[str, str]) -> str:
+    """The ONNX cache key of a run directory's weights (from the manifest's checksums)."""
+    return files["model.safetensors"][:16] + files[HEAD_FILE][:16]
 
 
 def check_weights(directory: Path) -> None:
@@ -131,7 +133,7 @@ def check_weights(directory: Path) -> None:
                     raise SafetensorError("no tensors")
         except (OSError, SafetensorError) as exc:
             raise ModelLoadError(
-                f"{directory}: cannot load the transformer ({name}: {_first_line(exc)})"
+                f"{directory}: cannot load the transformer ({name}: {first_line(exc)})"
             ) from None
 
 
@@ -146,10 +148,6 @@ def config_pad_id(directory: Path) -> int:
     except (OSError, ValueError, AttributeError) as exc:
         raise ModelLoadError(f"{directory / 'config.json'}: unreadable ({exc})") from None
     return value if isinstance(value, int) else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_network(directory: Path, normalize: bool):
@@ -169,7 +167,7 @@ def load_network(directory: Path, normalize: bool):
         net.head.load_state_dict(head)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelLoadError(
-            f"{directory}: cannot load the transformer ({_first_line(exc)})"
+            f"{directory}: cannot load the transformer ({first_line(exc)})"
         ) from None
     encoder.use_all_cores()
     net.to(encoder.inference_device()).eval()
