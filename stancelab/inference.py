@@ -92,7 +92,7 @@ def fast(model: StanceModel, precision: str | None = None) -> StanceModel:
     from stancelab.fastpath import check_precision, default_precision
 
     # A wrong value, given or in the environment, is the caller's error, not a fallback.
-    precision = check_precision(precision) if precision is not None else default_precision()
+    precision = check_precision(precision or default_precision())
     try:
         return model.use_backend(backend, precision)
     except Exception as exc:  # any failure of the optional engine leaves the exact one
