@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predict_speed import ROOT, fixed_sentences, plain_runner  # noqa: E402
+from predict_speed import ROOT, fixed_sentences, plain_runner, same_labels  # noqa: E402
 
 CORPUS = 169  # the first rows of fixed_sentences() are the corpus gold sentences
 MARGINS = (0.02, 0.05, 0.1)
@@ -122,7 +122,7 @@ def _int8_per_row(x):
 
 
 def agreement(proba: np.ndarray, ref: np.ndarray, cut: np.ndarray) -> dict:
-    same = ((proba >= cut) == (ref >= cut)).all(axis=1)
+    same = same_labels(proba, ref, cut)
     return {
         "corpus_changed": int((~same[:CORPUS]).sum()),
         "corpus_agreement": round(float(same[:CORPUS].mean()), 4),
@@ -195,9 +195,7 @@ def main() -> None:
     alone = np.vstack([model.predict_proba([t]) for t in texts[:CORPUS]])
     batch_dependence = {
         "max_score_change": round(float(np.abs(alone - int8_p[:CORPUS]).max()), 4),
-        "corpus_labels_changed": int(
-            (~((alone >= cut) == (int8_p[:CORPUS] >= cut)).all(axis=1)).sum()
-        ),
+        "corpus_labels_changed": int((~same_labels(alone, int8_p[:CORPUS], cut)).sum()),
     }
     model.use_backend("onnx", "fp32")
     model.predict_proba(texts[:64])

@@ -95,13 +95,17 @@ def child(args: argparse.Namespace) -> None:
         # Against fp32 PyTorch: labels on the 169 corpus sentences and on all 2,000, and the
         # largest change of a calibrated score.
         ref = model.predict_proba(texts)
-        result["corpus_label_agreement"] = float(
-            np.mean(((proba[:169] >= cut) == (ref[:169] >= cut)).all(axis=1))
-        )
-        result["label_agreement_2000"] = float(np.mean(((proba >= cut) == (ref >= cut)).all(1)))
+        same = same_labels(proba, ref, cut)
+        result["corpus_label_agreement"] = float(same[:169].mean())
+        result["label_agreement_2000"] = float(same.mean())
         result["max_score_diff"] = float(np.abs(proba - ref).max())
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
+
+
+def same_labels(proba, ref, cut):
+    """Per row: does thresholding ``proba`` give the same label set as ``ref``?"""
+    return ((proba >= cut) == (ref >= cut)).all(axis=1)
 
 
 def plain_runner(model):
