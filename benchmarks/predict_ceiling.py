@@ -138,8 +138,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from stancelab import encoder
-    from stancelab.model import load_model
+    from stancelab.models.base import load_model
+    from stancelab.models.transformer.network import infer
 
     texts = fixed_sentences()
     model = load_model(args.transformer)
@@ -167,7 +167,7 @@ def main() -> None:
 
     # 2. where int8 loses labels (torch, length-sorted batches of 16 like the ONNX path)
     def logits_of(network):
-        return encoder.infer(network, ids, model.pad_id_, batch_size=16)
+        return infer(network, ids, model.pad_id_, batch_size=16)
 
     ref_logits = logits_of(net)
     ref = model.calibration_.transform(ref_logits)

@@ -12,7 +12,8 @@ memory (ru_maxrss) is its own. Configurations:
 * transformer "torch": stancelab's PyTorch path (length-sorted batches, dynamic padding,
   ``torch.inference_mode``, threads = cores);
 * transformer "onnx-fp32" (predict's default) and "onnx-int8": ONNX Runtime on the exported
-  network (``stancelab.fastpath``), each with its label agreement against the fp32 PyTorch
+  network (``stancelab.models.transformer.onnx``), each with its label agreement against the fp32
+  PyTorch
   model on the 169 corpus sentences and on all 2,000, and the largest change of a
   calibrated score.
 
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def fixed_sentences(n: int = 2000) -> list[str]:
     """The corpus gold sentences, then the augmentation set, then joined corpus pairs."""
     sys.path.insert(0, str(ROOT))
-    from stancelab.data import load_augmentation, load_labelled
+    from stancelab.data.labelled import load_augmentation, load_labelled
 
     gold = load_labelled(ROOT / "labels" / "gold.jsonl").texts
     texts = gold + load_augmentation(ROOT / "labels" / "augment").texts
@@ -52,7 +53,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one configuration and print a JSON line with its figures."""
     import numpy as np
 
-    from stancelab.model import load_model
+    from stancelab.models.base import load_model
 
     texts = fixed_sentences()
     started = time.perf_counter()

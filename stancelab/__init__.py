@@ -15,10 +15,10 @@ from stancelab.labels import LABELS
 __version__ = "0.1.0"
 
 _LAZY = {
-    "predict": "stancelab.inference",
-    "predict_document": "stancelab.inference",
-    "Prediction": "stancelab.inference",
-    "load_model": "stancelab.model",
+    "predict": "stancelab.prediction.api",
+    "predict_document": "stancelab.prediction.api",
+    "Prediction": "stancelab.prediction.api",
+    "load_model": "stancelab.models.base",
 }
 
 __all__ = ["LABELS", "Prediction", "__version__", "load_model", "predict", "predict_document"]

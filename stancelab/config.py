@@ -42,7 +42,7 @@ RECIPES = ("finetune", "setfit")
 
 @dataclass
 class TransformerParams:
-    """Hyperparameters of the fine-tuned transformer (``stancelab.transformer``)."""
+    """Hyperparameters of the fine-tuned transformer (``stancelab.models.transformer.model``)."""
 
     # "packaged:all-MiniLM-L6-v2" (installed weights), a local directory or a hub id.
     model: str = "packaged:all-MiniLM-L6-v2"

@@ -76,8 +76,8 @@ def labelstudio(request, tmp_path_factory):
     Its data dir is a copy of a migrated template cached in pytest's cache (built once, about
     30 s, with ``label-studio init -q``), so a start takes seconds. Stopped at session end.
     """
-    from stancelab.lsenv import LS_VERSION, ensure_template
-    from stancelab.lsserver import LabelStudioServer
+    from stancelab.annotation.launcher import LS_VERSION, ensure_template
+    from stancelab.annotation.server import LabelStudioServer
 
     name = f"labelstudio-template-{LS_VERSION}"
     cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider

@@ -11,13 +11,13 @@ import pytest
 from conftest import TINY
 from typer.testing import CliRunner
 
-from stancelab.active import label_uncertainty, report_section, select
-from stancelab.alreport import verdict
-from stancelab.alsim import Setup, macro_f1, summarize
-from stancelab.baseline import BaselineModel
+from stancelab.active.label_errors import Source, confident_thresholds, find_suspects, flags
+from stancelab.active.selection import label_uncertainty, report_section, select
+from stancelab.active.simreport import verdict
+from stancelab.active.simulation import Setup, macro_f1, summarize
 from stancelab.config import BaselineParams
-from stancelab.labelerrors import Source, confident_thresholds, find_suspects, flags
 from stancelab.labels import LABELS
+from stancelab.models.baseline import BaselineModel
 
 runner = CliRunner()
 THEMES = {
@@ -182,7 +182,7 @@ def cli(args: list[str], creds):
 
 
 def project_tasks(creds, title: str) -> list:
-    from stancelab.lsclient import connect, find_project
+    from stancelab.annotation.client import connect, find_project
 
     ls = connect(creds)
     pid = find_project(ls, title).id
@@ -200,8 +200,8 @@ def tiny_model(tmp_path, tiny_texts, tiny_labels) -> Path:
 def test_suggest_pushes_in_rank_order_with_preannotations_and_never_duplicates(
     labelstudio, tmp_path, tiny_model
 ):
-    from stancelab.lsclient import connect, find_project
-    from stancelab.lstasks import ModelPredictor
+    from stancelab.annotation.client import connect, find_project
+    from stancelab.annotation.tasks import ModelPredictor
 
     creds = labelstudio.credentials
     rows = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stancelab.corpus import ingest
-from stancelab.data import load_augmentation
+from stancelab.corpus.ingest import ingest
+from stancelab.data.labelled import load_augmentation
 from stancelab.labels import LABELS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from stancelab.baseline import PIPELINE_FILE, BaselineModel
 from stancelab.config import BaselineParams, ConfigError, load_config
 from stancelab.errors import ModelLoadError
 from stancelab.labels import LABELS
-from stancelab.model import MANIFEST, load_model
+from stancelab.models.base import MANIFEST, load_model
+from stancelab.models.baseline import PIPELINE_FILE, BaselineModel
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_unaudited_types_refuse_to_load(fitted, tmp_path):
     """A file whose checksum matches but holds a type outside the allow-list is refused."""
     import skops.io as sio
 
-    from stancelab.io import sha256_file
+    from stancelab.files import sha256_file
 
     model, _, _ = fitted
     directory = model.save(tmp_path / "m")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stancelab.calibration import (
+from stancelab.models.calibration import (
     PlattCalibrator,
     expected_calibration_error,
     reliability_table,

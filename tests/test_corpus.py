@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from stancelab.corpus import Document, classify_line, ingest, read_documents, segment_document
+from stancelab.corpus.ingest import (
+    Document,
+    classify_line,
+    ingest,
+    read_documents,
+    segment_document,
+)
 from stancelab.errors import InputError
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

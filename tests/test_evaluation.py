@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from stancelab.baseline import BaselineModel
-from stancelab.data import load_augmentation, load_labelled
-from stancelab.evaluation import evaluate
-from stancelab.protocol import (
+from stancelab.data.labelled import load_augmentation, load_labelled
+from stancelab.evaluation.crossval import evaluate
+from stancelab.evaluation.protocol import (
     AUGMENTED,
     CORPUS,
     Mix,
@@ -22,7 +21,8 @@ from stancelab.protocol import (
     folds_fingerprint,
     training_set,
 )
-from stancelab.report import write_outputs
+from stancelab.evaluation.report import write_outputs
+from stancelab.models.baseline import BaselineModel
 
 # Written for these tests: a few labelled sentences standing in for labels/augment/.
 AUGMENT = [
@@ -238,7 +238,7 @@ def test_error_analysis_shows_baseline_ngrams(evaluated):
 
 
 def test_model_and_data_mode_scores_a_trained_model(fixture_dir, tmp_path, capsys):
-    from stancelab.training import train_run
+    from stancelab.models.fit import train_run
     from training.evaluate import main
 
     run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out

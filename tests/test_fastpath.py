@@ -18,9 +18,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from conftest import TINY  # noqa: E402
 
 from stancelab.config import TransformerParams  # noqa: E402
-from stancelab.inference import predict, predict_document, resolve_model  # noqa: E402
-from stancelab.model import load_model  # noqa: E402
-from stancelab.transformer import TransformerModel  # noqa: E402
+from stancelab.models.base import load_model  # noqa: E402
+from stancelab.models.transformer.model import TransformerModel  # noqa: E402
+from stancelab.prediction.api import predict, predict_document, resolve_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -76,10 +76,10 @@ def test_predict_uses_the_fast_path_and_warns_on_truncation(saved):
 
 
 def test_torch_backend_can_be_forced(saved, monkeypatch):
-    from stancelab import inference
+    from stancelab.prediction import api
 
     monkeypatch.setenv("STANCELAB_BACKEND", "torch")
-    monkeypatch.setattr(inference, "_LOADED", {})
+    monkeypatch.setattr(api, "_LOADED", {})
     assert getattr(resolve_model(saved), "runner_", None) is None
 
 
@@ -141,9 +141,9 @@ def test_cli_precision_option(saved):
 
 
 def test_mistyped_precision_in_the_environment_fails_clearly(saved, monkeypatch):
-    from stancelab import inference
+    from stancelab.prediction import api
 
-    monkeypatch.setattr(inference, "_LOADED", {})
+    monkeypatch.setattr(api, "_LOADED", {})
     monkeypatch.setenv("STANCELAB_PRECISION", "int-8")
     with pytest.raises(ValueError, match=r"\$STANCELAB_PRECISION must be one of fp32, int8"):
         resolve_model(saved)  # not a silent fall-back to PyTorch

@@ -14,22 +14,27 @@ import pytest
 from conftest import tree_snapshot
 from typer.testing import CliRunner
 
-from stancelab.agreement import label_agreement
-from stancelab.cli import app
-from stancelab.data import load_labelled
-from stancelab.errors import InputError
-from stancelab.exports import list_exports, new_export_path, store_export
-from stancelab.gold import ADJUDICATOR_PREFIX, derive, parse_export, update_gold
-from stancelab.labels import LABELS, SCHEME
-from stancelab.lsconfig import CONFIG_PATH, label_config
-from stancelab.lscredentials import Credentials, ServerError, load_credentials, save_credentials
-from stancelab.lstasks import (
+from stancelab.annotation.agreement import label_agreement
+from stancelab.annotation.credentials import (
+    Credentials,
+    ServerError,
+    load_credentials,
+    save_credentials,
+)
+from stancelab.annotation.exports import list_exports, new_export_path, store_export
+from stancelab.annotation.gold import ADJUDICATOR_PREFIX, derive, parse_export, update_gold
+from stancelab.annotation.interface import CONFIG_PATH, label_config
+from stancelab.annotation.tasks import (
     Prediction,
     build_tasks,
     contexts,
     prediction_payload,
     read_predictions,
 )
+from stancelab.cli import app
+from stancelab.data.labelled import load_labelled
+from stancelab.errors import InputError
+from stancelab.labels import LABELS, SCHEME
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stancelab.corpus import ingest
-from stancelab.data import load_labelled
+from stancelab.corpus.ingest import ingest
+from stancelab.data.labelled import load_labelled
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "labels" / "gold.jsonl"

@@ -19,15 +19,15 @@ import pytest
 from conftest import TINY, tree_snapshot
 from typer.testing import CliRunner
 
-from stancelab.baseline import BaselineModel
+from stancelab.annotation.client import connect, find_project, sentence_tasks
+from stancelab.annotation.credentials import ServerError
+from stancelab.annotation.exports import list_exports
+from stancelab.annotation.launcher import LS_VERSION
+from stancelab.annotation.server import ADMIN_FILE, LabelStudioServer, free_port
 from stancelab.cli import app
 from stancelab.config import BaselineParams
-from stancelab.exports import list_exports
 from stancelab.labels import LABELS
-from stancelab.lsclient import connect, find_project, sentence_tasks
-from stancelab.lscredentials import ServerError
-from stancelab.lsenv import LS_VERSION
-from stancelab.lsserver import ADMIN_FILE, LabelStudioServer, free_port
+from stancelab.models.baseline import BaselineModel
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 runner = CliRunner()

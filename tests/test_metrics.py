@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
-from stancelab.calibration import expected_calibration_error
-from stancelab.erroranalysis import ALL_FAIL, DISAGREE, select_cases
-from stancelab.metrics import (
+from stancelab.evaluation.erroranalysis import ALL_FAIL, DISAGREE, select_cases
+from stancelab.evaluation.metrics import (
     figures,
     holm,
     mcnemar,
@@ -17,6 +16,7 @@ from stancelab.metrics import (
     resample_weights,
     summarize,
 )
+from stancelab.models.calibration import expected_calibration_error
 
 # Four sentences, labels in scheme order (threat, conditional_deescalation, accusation, denial).
 Y = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])

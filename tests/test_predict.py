@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from stancelab import batch
-from stancelab.baseline import BaselineModel
 from stancelab.config import BaselineParams
 from stancelab.errors import InputError, ModelLoadError
-from stancelab.inference import Prediction, predict, predict_document, resolve_model
 from stancelab.labels import LABELS
+from stancelab.models.baseline import BaselineModel
+from stancelab.prediction import stream
+from stancelab.prediction.api import Prediction, predict, predict_document, resolve_model
 
 ARTICLE = (
     "Minister Warns Rebels Over Attacks\n\n"
@@ -140,14 +140,14 @@ def test_files_txt_jsonl_csv_with_error_rows(run_dir, tmp_path):
     model = resolve_model(run_dir)
     inputs = write_inputs(tmp_path)
     out = tmp_path / "txt.jsonl"
-    summary = batch.predict_file(model, inputs["txt"], out, progress=False)
+    summary = stream.predict_file(model, inputs["txt"], out, progress=False)
     rows = read_rows(out)
     assert [r["text"] for r in rows] == ["We will strike back.", "Talks resumed."]
     assert summary.records == 2 and summary.errors == 0
     assert all(r["model_version"].startswith("baseline-") for r in rows)
 
     out = tmp_path / "jsonl.jsonl"
-    summary = batch.predict_file(model, inputs["jsonl"], out, progress=False)
+    summary = stream.predict_file(model, inputs["jsonl"], out, progress=False)
     rows = read_rows(out)
     assert [r.get("id") for r in rows] == ["a", "b", None, "c", None]
     assert "empty" in rows[1]["error"] and "invalid JSON" in rows[2]["error"]
@@ -155,7 +155,7 @@ def test_files_txt_jsonl_csv_with_error_rows(run_dir, tmp_path):
     assert summary.errors == 3
 
     out = tmp_path / "csv.jsonl"
-    rows = (batch.predict_file(model, inputs["csv"], out, progress=False), read_rows(out))[1]
+    rows = (stream.predict_file(model, inputs["csv"], out, progress=False), read_rows(out))[1]
     assert rows[0]["id"] == "x" and set(rows[0]["scores"]) == set(LABELS)
     assert "error" in rows[1]
 
@@ -165,7 +165,7 @@ def test_documents_mode_for_files(run_dir, tmp_path):
     article = tmp_path / "article.txt"
     article.write_text(ARTICLE, encoding="utf-8")
     out = tmp_path / "doc.jsonl"
-    batch.predict_file(model, article, out, documents=True, progress=False)
+    stream.predict_file(model, article, out, documents=True, progress=False)
     rows = read_rows(out)
     assert len(rows) == 4 and all(ARTICLE[r["start"] : r["end"]] == r["text"] for r in rows)
     assert [r["index"] for r in rows] == [0, 1, 2, 3]
@@ -177,9 +177,9 @@ def test_existing_output_is_not_overwritten(run_dir, tmp_path):
     out = tmp_path / "keep.jsonl"
     out.write_text("precious\n", encoding="utf-8")
     with pytest.raises(InputError, match="exists"):
-        batch.predict_file(model, inputs["txt"], out, progress=False)
+        stream.predict_file(model, inputs["txt"], out, progress=False)
     assert out.read_text(encoding="utf-8") == "precious\n"
-    batch.predict_file(model, inputs["txt"], out, overwrite=True, progress=False)
+    stream.predict_file(model, inputs["txt"], out, overwrite=True, progress=False)
     assert len(read_rows(out)) == 2
 
 
@@ -191,10 +191,10 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path, monk
         encoding="utf-8",
     )
     reference = tmp_path / "reference.jsonl"
-    batch.predict_file(model, source, reference, chunk_size=7, progress=False)
+    stream.predict_file(model, source, reference, chunk_size=7, progress=False)
 
     out = tmp_path / "out.jsonl"
-    real_rows_for = batch.rows_for
+    real_rows_for = stream.rows_for
     calls = {"n": 0}
 
     def interrupted(*args, **kwargs):
@@ -203,17 +203,17 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path, monk
             raise KeyboardInterrupt
         return real_rows_for(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "rows_for", interrupted)
+    monkeypatch.setattr(stream, "rows_for", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        batch.predict_file(model, source, out, chunk_size=7, progress=False)
-    monkeypatch.setattr(batch, "rows_for", real_rows_for)
+        stream.predict_file(model, source, out, chunk_size=7, progress=False)
+    monkeypatch.setattr(stream, "rows_for", real_rows_for)
     part = out.with_name(out.name + ".part")
     assert not out.exists() and part.exists()
     assert len(read_rows(part)) == 21  # three whole chunks, no torn line
     # a torn last line (a crash mid-write) is cut back to the checkpoint on resume
     with part.open("ab") as handle:
         handle.write(b'{"line": 22, "te')
-    summary = batch.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
+    summary = stream.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
     assert summary.resumed_from == 21 and summary.records == 29
     assert out.read_bytes() == reference.read_bytes()
     assert not part.exists()
@@ -228,7 +228,7 @@ def test_resume_refuses_a_different_input(run_dir, tmp_path):
     meta = out.with_name(out.name + ".part.json")
     meta.write_text(json.dumps({"input": "/elsewhere.txt", "records_done": 0, "bytes": 0}))
     with pytest.raises(InputError, match="another input"):
-        batch.predict_file(model, inputs["txt"], out, resume=True, progress=False)
+        stream.predict_file(model, inputs["txt"], out, resume=True, progress=False)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

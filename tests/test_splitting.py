@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stancelab.splitting import ends_like_sentence, split_sentences
+from stancelab.corpus.splitting import ends_like_sentence, split_sentences
 
 
 def sents(text: str) -> list[str]:

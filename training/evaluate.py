@@ -66,15 +66,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, command: str) -> int:
     import dataclasses
 
-    from stancelab.report import write_outputs
+    from stancelab.evaluation.report import write_outputs
 
     if args.model:
-        from stancelab.heldout import evaluate_saved
+        from stancelab.evaluation.heldout import evaluate_saved
 
         result = evaluate_saved(args.model, args.data, progress=not args.quiet, n_boot=args.n_boot)
     else:
-        from stancelab.evaluation import evaluate
-        from stancelab.protocol import DEFAULT, FULL
+        from stancelab.evaluation.crossval import evaluate
+        from stancelab.evaluation.protocol import DEFAULT, FULL
 
         protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
         result = evaluate(args.configs, protocol, progress=not args.quiet)

@@ -2,10 +2,10 @@
 
     python -m training.pipeline [--full] [--out DIR] [--configs A.yaml B.yaml ...]
 
-1. corpus: split ``seeds/`` into ``data/sentences.jsonl`` (``stancelab.corpus``);
+1. corpus: split ``seeds/`` into ``data/sentences.jsonl`` (``stancelab.corpus.ingest``);
 2. gold: rebuild ``labels/gold.jsonl`` from the Label Studio exports in ``labels/exports/``
-   (``stancelab.gold``); with no stored export, the committed gold file is used as it is;
-3. train: every config into ``runs/<name>/`` (``stancelab.training.train_run``);
+   (``stancelab.annotation.gold``); with no stored export, the committed gold file is used as it is;
+3. train: every config into ``runs/<name>/`` (``stancelab.models.fit.train_run``);
 4. evaluate: every config on the same folds of the gold set (default protocol: 5-fold x 1
    repeat, leave one article out, corpus-only contrast and a learning-curve point on the
    k-fold; ``--full``: 5-fold x 3 repeats and more), then print the comparison table and the
@@ -34,7 +34,7 @@ OUT = Path("reports/latest")
 
 
 def step_corpus() -> dict:
-    from stancelab.corpus import ingest
+    from stancelab.corpus.ingest import ingest
 
     sentences, dropped = ingest([SEEDS], SENTENCES)
     docs = len({s.doc_id for s in sentences})
@@ -46,11 +46,11 @@ def step_corpus() -> dict:
 
 
 def step_gold(corpus_ids: set[str]) -> dict:
-    from stancelab.data import load_labelled
-    from stancelab.exports import list_exports
+    from stancelab.annotation.exports import list_exports
+    from stancelab.data.labelled import load_labelled
 
     if list_exports(EXPORTS):
-        from stancelab.gold import update_gold
+        from stancelab.annotation.gold import update_gold
 
         update = update_gold(EXPORTS, GOLD)
         source = f"derived from {len(update.result.exports)} export(s) in {EXPORTS}"
@@ -74,7 +74,7 @@ def step_gold(corpus_ids: set[str]) -> dict:
 
 
 def step_train(configs: list[Path]) -> dict[str, dict]:
-    from stancelab.training import train_run
+    from stancelab.models.fit import train_run
 
     trained = {}
     for config in configs:
@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     steps: dict[str, float] = {}
     try:
-        from stancelab.evaluation import evaluate
-        from stancelab.protocol import DEFAULT, FULL
-        from stancelab.report import write_outputs
+        from stancelab.evaluation.crossval import evaluate
+        from stancelab.evaluation.protocol import DEFAULT, FULL
+        from stancelab.evaluation.report import write_outputs
 
         t = time.perf_counter()
         corpus = step_corpus()

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        from stancelab.training import train_run
+        from stancelab.models.fit import train_run
 
         result = train_run(args.config, out=args.out, overrides=dict(args.overrides))
     except StancelabError as exc:

@@ -1,0 +1,263 @@
+"""Simulated active learning on the corpus gold set: does uncertainty sampling beat random?
+
+    python -m training.active_learning [--out DIR] [--seeds N]   (``training/active_learning.py``)
+
+The question is the one ``stancelab label suggest`` answers for a user: which corpus sentences
+to annotate next. Pool-based simulation, per seed:
+
+* the corpus gold set is split into k iteratively stratified folds (``stancelab.data.folds``); each
+  fold in turn is the test set, scored only once the simulation of that fold is over, and the
+  other folds are the unlabelled pool whose gold labels are revealed when a sentence is chosen;
+* every model starts from a seeded random sample of the authored augmentation set (the warm
+  start: with 7 gold examples of the rarest label, a model fit on a few corpus sentences would
+  have no positive example of it), minus any sentence repeating a corpus sentence;
+* the configured baseline (``configs/baseline.yaml``: calibration and thresholds by inner CV)
+  is fit on warm start + the corpus sentences chosen so far; each strategy then chooses the next
+  batch from the pool with ``stancelab.active.selection.select``, exactly as ``suggest`` does
+  (``uncertainty`` includes its diversity penalty), and the model is fit again;
+* at each budget (number of labelled corpus sentences) the test-fold predictions are kept, so
+  macro-F1 is computed over all gold sentences, each predicted by a model that never saw it.
+
+Both strategies share the folds, the warm start and the first model of a seed, so their
+difference is paired. Intervals come from a bootstrap over seeds and over sentences at once.
+Fits run with single-threaded BLAS: on 2 busy cores OpenBLAS threads spin and slow the
+baseline's small solves by one to two orders of magnitude. Outputs: ``stancelab.active.simreport``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stancelab.config import load_config
+from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
+from stancelab.errors import InputError
+from stancelab.labels import LABELS
+
+RESULT_FILE = "active_learning.json"
+
+
+@dataclass(frozen=True)
+class Setup:
+    seeds: int = 5
+    folds: int = 5
+    warm_start: int = 200  # authored sentences every model starts from
+    batch: int = 20  # corpus sentences chosen per round
+    budget: int = 100  # corpus sentences labelled by the end (of about 135 in a pool)
+    strategies: tuple[str, ...] = ("uncertainty", "random")
+    config: str = "configs/baseline.yaml"
+    n_boot: int = 1000
+    workers: int = 2  # processes (the fits are independent per seed and fold)
+
+    def budgets(self) -> list[int]:
+        return list(range(0, self.budget + 1, self.batch))
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _warm_start(aug: LabelledSet, corpus: LabelledSet, size: int, seed: int) -> LabelledSet:
+    seen = {_norm(t) for t in corpus.texts}
+    keep = [i for i, t in enumerate(aug.texts) if _norm(t) not in seen]
+    if size > len(keep):
+        raise InputError(f"--warm-start {size} exceeds the {len(keep)} usable authored sentences")
+    warm = aug.subset(np.random.default_rng(seed).permutation(keep)[:size])
+    scarce = [LABELS[j] for j in np.flatnonzero(warm.y.sum(axis=0) < 2)]
+    if scarce:
+        raise InputError(
+            f"a warm start of {size} authored sentences holds fewer than 2 examples of "
+            f"{', '.join(scarce)}; raise --warm-start"
+        )
+    return warm
+
+
+def _run_fold(
+    params, seed: int, warm: LabelledSet, gold: LabelledSet, pool, test, setup: Setup
+) -> dict[str, np.ndarray]:
+    """One seed and fold: per strategy, test-fold predictions (budgets, n_test, L) as int8.
+
+    Also ``cpu``: the CPU seconds the job took (the benchmark reports its cost in CPU time too,
+    since wall time depends on what else the machine runs).
+    """
+    cpu = time.process_time()
+    import sklearn.linear_model  # noqa: F401  (loaded first, so the limit below reaches it)
+    from threadpoolctl import threadpool_limits
+
+    from stancelab.active.selection import select
+    from stancelab.models.baseline import BaselineModel
+
+    def fit(chosen: list[int]) -> BaselineModel:
+        texts = warm.texts + [gold.texts[i] for i in chosen]
+        labels = warm.labels + [gold.labels[i] for i in chosen]
+        return BaselineModel(params, seed=seed).fit(texts, labels)
+
+    def predict(model: BaselineModel) -> np.ndarray:
+        proba = model.predict_proba([gold.texts[i] for i in test])
+        return (proba >= np.asarray(model.thresholds_)).astype(np.int8)
+
+    out = {}
+    with threadpool_limits(1):
+        first = fit([])
+        for strategy in setup.strategies:
+            model, chosen, preds = first, [], [predict(first)]
+            for step, _ in enumerate(setup.budgets()[1:], start=1):
+                taken = set(chosen)
+                remaining = [int(i) for i in pool if i not in taken]
+                texts = [gold.texts[i] for i in remaining]
+                proba = model.predict_proba(texts) if strategy == "uncertainty" else None
+                picks = select(
+                    strategy,
+                    texts,
+                    setup.batch,
+                    proba=proba,
+                    thresholds=model.thresholds_,
+                    labelled_texts=warm.texts + [gold.texts[i] for i in chosen],
+                    seed=seed * 1000 + step,
+                )
+                chosen += [remaining[p.index] for p in picks]
+                model = fit(chosen)
+                preds.append(predict(model))
+            out[strategy] = np.stack(preds)
+    out["cpu"] = np.array(time.process_time() - cpu)
+    return out
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Macro-F1 of ``pred`` (..., n, L) against ``y`` (n, L); per weight row if ``w`` (R, n)."""
+    y = y.astype(float)
+    pred = pred.astype(float)
+    if w is None:
+        w = np.ones((1, y.shape[0]))
+    tp = np.einsum("rn,...nl->r...l", w, pred * y)
+    fp = np.einsum("rn,...nl->r...l", w, pred * (1 - y))
+    fn = np.einsum("rn,...nl->r...l", w, (1 - pred) * y)
+    den = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
+    return f1.mean(axis=-1)
+
+
+def summarize(pred: np.ndarray, y: np.ndarray, setup: Setup) -> dict:
+    """Curves, paired differences and their intervals from ``pred`` (seeds, K, budgets, n, L)."""
+    from stancelab.evaluation.metrics import resample_weights
+
+    n_seeds = pred.shape[0]
+    point = macro_f1(y, pred)[0]  # (seeds, K, budgets)
+    w = resample_weights(len(y), setup.n_boot, seed=0)
+    boot = macro_f1(y, pred, w)  # (R, seeds, K, budgets)
+    pick = np.random.default_rng(1).integers(0, n_seeds, size=(setup.n_boot, n_seeds))
+    boot = np.take_along_axis(boot, pick[:, :, None, None], axis=1).mean(axis=1)  # (R, K, B)
+    budgets = setup.budgets()
+    curves = {}
+    for k, strategy in enumerate(setup.strategies):
+        values = point[:, k]
+        lo, hi = np.percentile(boot[:, k], [2.5, 97.5], axis=0)
+        curves[strategy] = {
+            "mean": values.mean(axis=0).tolist(),
+            "min": values.min(axis=0).tolist(),
+            "max": values.max(axis=0).tolist(),
+            "std": values.std(axis=0, ddof=1).tolist() if n_seeds > 1 else [0.0] * len(budgets),
+            "interval": [lo.tolist(), hi.tolist()],
+            "per_seed": values.tolist(),
+            "per_label_f1": _per_label(y, pred[:, k]),
+        }
+    out = {"budgets": budgets, "curves": curves}
+    if {"uncertainty", "random"} <= set(setup.strategies):
+        u, r = setup.strategies.index("uncertainty"), setup.strategies.index("random")
+        diff, boot_diff = point[:, u] - point[:, r], boot[:, u] - boot[:, r]
+        lo, hi = np.percentile(boot_diff, [2.5, 97.5], axis=0)
+        later = slice(1, None)  # budget 0 is the shared first model: no difference by design
+        gain = diff[:, later].mean(axis=1)
+        boot_gain = boot_diff[:, later].mean(axis=1)
+        out["difference"] = {
+            "mean": diff.mean(axis=0).tolist(),
+            "interval": [lo.tolist(), hi.tolist()],
+            "seeds_ahead": (diff > 0).sum(axis=0).tolist(),
+            "average_gain": float(gain.mean()),
+            "average_gain_interval": np.percentile(boot_gain, [2.5, 97.5]).tolist(),
+            "average_gain_per_seed": gain.tolist(),
+            "to_match_random_final": _to_match(point[:, u].mean(0), point[:, r].mean(0), budgets),
+        }
+    return out
+
+
+def _per_label(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Per-label F1 averaged over seeds and over the budgets after the first."""
+    yy = y.astype(float)
+    p = pred[:, 1:].astype(float)
+    tp, fp, fn = (p * yy).sum(-2), (p * (1 - yy)).sum(-2), ((1 - p) * yy).sum(-2)
+    den = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
+    return {name: float(f1[..., j].mean()) for j, name in enumerate(LABELS)}
+
+
+def _to_match(unc: np.ndarray, rnd: np.ndarray, budgets: list[int]) -> int | None:
+    """Fewest labelled sentences at which uncertainty's mean reaches random's final mean."""
+    hits = [b for b, value in zip(budgets, unc, strict=True) if value >= rnd[-1] - 1e-12]
+    return hits[0] if hits else None
+
+
+def simulate(setup: Setup, log=print) -> dict:
+    """Run the whole simulation; returns the JSON-ready result (``stancelab.active.simreport``)."""
+    from stancelab.data.folds import multilabel_kfold
+
+    unknown = set(setup.strategies) - {"uncertainty", "diversity", "random"}
+    if unknown:
+        raise InputError(f"unknown strategy: {', '.join(sorted(unknown))}")
+    if setup.seeds < 1 or setup.batch < 1 or setup.budget < setup.batch:
+        raise InputError("need --seeds >= 1, --batch >= 1 and --budget >= --batch")
+    started = time.perf_counter()
+    config = load_config(setup.config)
+    if config.model != "baseline":
+        raise InputError(f"{setup.config}: the simulation fits the baseline, not {config.model}")
+    gold = load_labelled(config.data.gold, default_source="corpus")
+    aug = load_augmentation(config.data.augment_dir)
+    jobs = []
+    for seed in range(setup.seeds):
+        warm = _warm_start(aug, gold, setup.warm_start, seed)
+        for fold, (pool, test) in enumerate(multilabel_kfold(gold.y, setup.folds, seed=seed)):
+            if len(pool) < setup.budget:
+                raise InputError(f"--budget {setup.budget} exceeds a pool of {len(pool)}")
+            jobs.append((seed, fold, warm, pool, test))
+    log(
+        f"active learning: {setup.seeds} seed(s) x {setup.folds} folds x "
+        f"{len(setup.strategies)} strategies, budgets {setup.budgets()} ({len(jobs)} jobs)"
+    )
+    args = [(config.params, s, w, gold, p, t, setup) for s, _, w, p, t in jobs]
+    if setup.workers > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=setup.workers)(delayed(_run_fold)(*a) for a in args)
+    else:
+        results = [_run_fold(*a) for a in args]
+    pred = np.zeros(
+        (setup.seeds, len(setup.strategies), len(setup.budgets()), len(gold), len(LABELS)),
+        dtype=np.int8,
+    )
+    for (seed, _, _, _, test), out in zip(jobs, results, strict=True):
+        for k, strategy in enumerate(setup.strategies):
+            pred[seed, k][:, test] = out[strategy]
+    result = summarize(pred, gold.y, setup)
+    result.update(
+        setup={**asdict(setup), "strategies": list(setup.strategies)},
+        data={
+            "gold": config.data.gold,
+            "gold_sentences": len(gold),
+            "gold_positives": dict(zip(LABELS, gold.y.sum(axis=0).tolist(), strict=True)),
+            "pool_per_fold": int(round(len(gold) * (setup.folds - 1) / setup.folds)),
+            "augmentation_sentences": len(aug),
+        },
+        seconds=round(time.perf_counter() - started, 1),
+        cpu_seconds=round(float(sum(out["cpu"] for out in results)), 1),
+        workers=setup.workers,
+    )
+    return result
+
+
+def read_result(path: str | Path) -> dict:
+    from stancelab.files import read_json_object
+
+    return read_json_object(path)

@@ -1,0 +1,2 @@
+"""Everything Label Studio: interface config, tasks, client, server, credentials, exports,
+gold derivation and annotator agreement."""

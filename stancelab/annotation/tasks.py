@@ -1,0 +1,234 @@
+"""Label Studio tasks and pre-annotations built from sentences (pure Python, no server).
+
+A task's data: ``text`` (the sentence), ``id`` (the stable sentence id: the key that makes
+pushes idempotent and exports mergeable), ``doc_id``, ``index``, and ``context``: up to
+``CONTEXT_SENTENCES`` sentences before and after it in the same document, with the sentence
+itself marked » «.
+
+A pre-annotation (Label Studio "prediction") carries the chosen labels as one ``choices``
+result, the per-label probabilities under the result's ``scores`` key, the ``model_version``,
+and an overall ``score``: the probability of the whole predicted label set, treating labels as
+independent (the product of p for chosen labels and 1 - p for the others), so Label Studio's
+"prediction score" ordering puts the least certain sentences first.
+Predictions come from a model directory (``ModelPredictor``) or a JSONL file written by a
+predict run (``read_predictions``). Annotations made outside the browser come as JSONL rows
+``{"id": sentence id, "labels": [...]}`` (``read_annotation_file``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stancelab.annotation.interface import (
+    CONTEXT_MARK,
+    CONTEXT_NAME,
+    CONTROL_NAME,
+    RESULT_TYPE,
+    TEXT_NAME,
+)
+from stancelab.errors import InputError
+from stancelab.files import iter_jsonl
+from stancelab.labels import LABELS, UnknownLabelError, normalize
+
+SENTENCES_PATH = Path("data/sentences.jsonl")
+CONTEXT_SENTENCES = 2  # on each side
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: tuple[str, ...]
+    scores: dict[str, float] | None  # per label, scheme order; None if the source had none
+    model_version: str
+
+
+def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
+    """The corpus file (``stancelab corpus``): rows with ``id`` and ``text``, unique ids."""
+    rows, seen = [], set()
+    for lineno, row in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        sid, text = row.get("id"), row.get("text")
+        if not isinstance(sid, str) or not sid:
+            raise InputError(f"{where}: 'id' must be a non-empty string")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{where}: 'text' must be a non-empty string")
+        if sid in seen:
+            raise InputError(f"{where}: duplicate sentence id {sid!r}")
+        index = row.get("index", len(rows))
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise InputError(f"{where}: 'index' must be an integer")
+        seen.add(sid)
+        rows.append(
+            {"id": sid, "doc_id": str(row.get("doc_id") or ""), "index": index, "text": text}
+        )
+    if not rows:
+        raise InputError(f"{path}: no sentences; run `stancelab corpus` first")
+    return rows
+
+
+def contexts(sentences: Sequence[dict], k: int = CONTEXT_SENTENCES) -> dict[str, str]:
+    """Sentence id -> its neighbours in the same document (by index), the sentence marked."""
+    by_doc: dict[str, list[dict]] = defaultdict(list)
+    for s in sentences:
+        by_doc[s["doc_id"] or s["id"]].append(s)  # no doc_id: the sentence is its own document
+    out = {}
+    for doc in by_doc.values():
+        doc.sort(key=lambda s: s["index"])
+        for i, s in enumerate(doc):
+            before = [x["text"] for x in doc[max(0, i - k) : i]]
+            after = [x["text"] for x in doc[i + 1 : i + 1 + k]]
+            out[s["id"]] = " ".join(
+                [*before, f"{CONTEXT_MARK[0]}{s['text']}{CONTEXT_MARK[1]}", *after]
+            )
+    return out
+
+
+def set_score(labels: Sequence[str], scores: dict[str, float] | None) -> float | None:
+    if not scores:
+        return None
+    chosen = set(labels)
+    return float(math.prod(p if name in chosen else 1.0 - p for name, p in scores.items()))
+
+
+def prediction_payload(pred: Prediction) -> dict:
+    item = {
+        "from_name": CONTROL_NAME,
+        "to_name": TEXT_NAME,
+        "type": RESULT_TYPE,
+        "value": {"choices": list(pred.labels)},
+    }
+    if pred.scores is not None:
+        item["scores"] = {name: round(float(p), 6) for name, p in pred.scores.items()}
+    payload = {
+        "model_version": pred.model_version,
+        "result": [item],
+        "score": set_score(pred.labels, pred.scores),
+    }
+    return payload
+
+
+def build_tasks(
+    all_sentences: Sequence[dict],
+    selected: Sequence[dict],
+    predictions: dict[str, Prediction] | None = None,
+) -> list[dict]:
+    """Import payloads for ``selected``; context is taken from ``all_sentences``."""
+    context = contexts(all_sentences)
+    tasks = []
+    for s in selected:
+        task = {
+            "data": {
+                TEXT_NAME: s["text"],
+                "id": s["id"],
+                "doc_id": s["doc_id"],
+                "index": s["index"],
+                CONTEXT_NAME: context[s["id"]],
+            }
+        }
+        pred = (predictions or {}).get(s["id"])
+        if pred is not None:
+            task["predictions"] = [prediction_payload(pred)]
+        tasks.append(task)
+    return tasks
+
+
+def _scores(raw: object, where: str) -> dict[str, float] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: 'scores' must be an object of label -> probability")
+    unknown = sorted(set(raw) - set(LABELS))
+    if unknown:
+        raise InputError(f"{where}: unknown label(s) in 'scores': {', '.join(unknown)}")
+    out = {}
+    for name in LABELS:
+        if name in raw:
+            p = raw[name]
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+                raise InputError(f"{where}: score of {name} must be a number in [0, 1]")
+            out[name] = float(p)
+    return out
+
+
+def read_predictions(path: str | Path) -> tuple[dict[str, Prediction], dict[str, int]]:
+    """Predictions by sentence id from a predict run's JSONL.
+
+    Rows with an ``error`` and rows without a sentence ``id`` (nothing to match a task on) are
+    skipped and counted; returns the predictions and those counts.
+    """
+    preds: dict[str, Prediction] = {}
+    skipped = {"error": 0, "no id": 0}
+    for lineno, row in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        if row.get("error"):
+            skipped["error"] += 1
+            continue
+        sid, labels, version = row.get("id"), row.get("labels"), row.get("model_version")
+        if sid is None or sid == "":
+            skipped["no id"] += 1
+            continue
+        if not isinstance(sid, str):
+            raise InputError(f"{where}: 'id' must be the sentence id (a string)")
+        if sid in preds:
+            raise InputError(f"{where}: a second prediction for sentence {sid}")
+        if not isinstance(labels, list):
+            raise InputError(f"{where}: 'labels' must be a list of label names")
+        if not isinstance(version, str) or not version:
+            raise InputError(f"{where}: 'model_version' must be a non-empty string")
+        try:
+            chosen = normalize(labels, where=where)
+        except UnknownLabelError as exc:
+            raise InputError(str(exc)) from None
+        preds[sid] = Prediction(chosen, _scores(row.get("scores"), where), version)
+    return preds, skipped
+
+
+def read_annotation_file(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
+    """``{"id": sentence id, "labels": [...]}`` rows, every label validated before any write."""
+    rows, seen = [], set()
+    for lineno, row in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        sid, labels = row.get("id"), row.get("labels")
+        if not isinstance(sid, str) or not sid:
+            raise InputError(f"{where}: 'id' must be the sentence id (a non-empty string)")
+        if sid in seen:
+            raise InputError(f"{where}: sentence {sid} appears twice")
+        if not isinstance(labels, list):
+            raise InputError(f"{where}: 'labels' must be a list of label names ([] = none)")
+        try:
+            rows.append((sid, normalize(labels, where=where)))
+        except UnknownLabelError as exc:
+            raise InputError(str(exc)) from None
+        seen.add(sid)
+    if not rows:
+        raise InputError(f"{path}: no annotation rows")
+    return rows
+
+
+class ModelPredictor:
+    """Pre-annotations from a saved model: ``predict`` for labels, ``predict_proba`` for scores."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from stancelab.models.base import MANIFEST, load_model
+
+        self.model = load_model(model_dir)
+        version = self.model.model_version
+        if version == self.model.kind:  # bare kind: add a fingerprint of this trained model
+            digest = hashlib.sha256((Path(model_dir) / MANIFEST).read_bytes()).hexdigest()
+            version = f"{self.model.kind}-{digest[:10]}"
+        self.model_version = version
+
+    def __call__(self, sentences: Sequence[dict]) -> dict[str, Prediction]:
+        texts = [s["text"] for s in sentences]
+        chosen = self.model.predict(texts)
+        proba = self.model.predict_proba(texts)
+        return {
+            s["id"]: Prediction(
+                tuple(labels), dict(zip(LABELS, map(float, row), strict=True)), self.model_version
+            )
+            for s, labels, row in zip(sentences, chosen, proba, strict=True)
+        }

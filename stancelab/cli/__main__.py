@@ -1,0 +1,5 @@
+"""``python -m stancelab.cli``: the same as the ``stancelab`` console script."""
+
+from stancelab.cli import main
+
+main()

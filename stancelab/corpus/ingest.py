@@ -1,0 +1,260 @@
+"""Corpus ingestion: documents in, clean and traceable sentences out.
+
+Run it as ``stancelab corpus [PATH ...] [--out FILE]`` (defaults: ``seeds/`` and
+``data/sentences.jsonl``). Inputs are a folder of ``.txt`` files, ``.txt`` files, JSONL files
+(``text``, optional ``id``) or CSV files (``text`` column, optional ``id``).
+
+Each output row has a stable ``id`` (document id + a hash of the sentence's own text), the
+``doc_id``, the ``index`` in the document, the ``text``, ``start``/``end`` offsets such that
+``document[start:end] == text``, and ``headline``. Page furniture is dropped by the explicit
+rules in ``FURNITURE``; every dropped line goes to a side file with its reason, so nothing
+disappears silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from stancelab.corpus.splitting import ends_like_sentence, split_sentences
+from stancelab.files import InputError, iter_jsonl, read_text, write_jsonl
+
+DEFAULT_SOURCES = ("seeds",)
+DEFAULT_OUT = "data/sentences.jsonl"
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    text: str
+    source: str  # the file it came from, for error messages
+
+
+@dataclass(frozen=True)
+class Sentence:
+    id: str
+    doc_id: str
+    index: int
+    text: str
+    start: int
+    end: int
+    headline: bool
+
+
+@dataclass(frozen=True)
+class Dropped:
+    doc_id: str
+    reason: str
+    text: str
+    start: int
+    end: int
+
+
+# Page furniture: (reason, pattern matched against a whole stripped line).
+FURNITURE: tuple[tuple[str, re.Pattern], ...] = tuple(
+    (reason, re.compile(pattern, re.IGNORECASE))
+    for reason, pattern in (
+        ("read-more link", r"(read more|also read|read also|see also)\s*:.*"),
+        (
+            "share widget",
+            r"share( this( article)?)?( and analy[sz]e with ai)?|share and analy[sz]e with ai",
+        ),
+        ("author widget", r"\+\s*posts?|\d+\s+posts?|view all posts.*"),
+        (
+            "related posts",
+            r"related (posts|articles|stories|news)|more stories|recommended( for you)?",
+        ),
+        ("search widget", r"search|search (for|here|this site)\s*:?"),
+        (
+            "bookmark widget",
+            r"saved articles|browse articles|bookmarks?|"
+            r"you have not yet added any articles? to your bookmarks!?",
+        ),
+        (
+            "desk byline",
+            r"([A-Z][\w.]*\s+){0,3}(desk|bureau|staff|correspondent|reporter|newsroom)",
+        ),
+        (
+            "byline",
+            r"(by|written by|reporting by|edited by)\s+[A-Z][\w.'’-]*(\s+[A-Z][\w.'’-]*){0,3}",
+        ),
+        (
+            "photo credit",
+            r".*\((?:[A-Z][\w.]*\s+)*(?:photo|photograph|image|file photo)s?\)|"
+            r"(photo|image|credit)\s*:.*|.*\b(getty images|reuters photo|afp photo|ap photo)\b.*",
+        ),
+        ("tag list", r"[^\W\d][^.!?,:;]{0,40}(,\s*[^.!?,:;\s][^.!?,:;]{0,40}){3,}"),
+    )
+)
+_UNPUNCTUATED = frozenset({"tag list", "byline", "desk byline"})
+# A dateline such as "Islamabad (TDI): " opens the first sentence; it is cut off, not kept.
+DATELINE = re.compile(r"^[A-Z][A-Za-z .'-]{1,40}\s\([A-Z]{2,}[A-Za-z]*\)\s*[:—–-]\s*")
+SHORT_TAG_MAX_WORDS = 3  # "Pakistan", "Khawaja Asif-Pakistan": a label line, not prose
+
+
+def classify_line(line: str, *, first: bool) -> str | None:
+    """Return the furniture reason for a whole line, or None if it is text to keep."""
+    stripped = line.strip()
+    for reason, pattern in FURNITURE:
+        if pattern.fullmatch(stripped):
+            if reason in _UNPUNCTUATED and ends_like_sentence(stripped):
+                continue  # a real sentence that happens to look like a byline or a list
+            return reason
+    if (
+        not first
+        and not ends_like_sentence(stripped)
+        and len(stripped.split()) <= SHORT_TAG_MAX_WORDS
+    ):
+        return "short tag line"
+    return None
+
+
+def sentence_id(doc_id: str, text: str, occurrence: int = 1) -> str:
+    digest = hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:12]
+    return f"{doc_id}-{digest}" + (f"-{occurrence}" if occurrence > 1 else "")
+
+
+def segment_document(doc: Document) -> tuple[list[Sentence], list[Dropped]]:
+    """Split one document into sentences, dropping and recording page furniture."""
+    sentences: list[Sentence] = []
+    dropped: list[Dropped] = []
+    seen: Counter[str] = Counter()
+    first = True
+    for match in re.finditer(r"[^\n]+", doc.text):
+        line = match.group()
+        if not line.strip(" \t\r\u00a0"):
+            continue
+        offset = match.start()
+        reason = classify_line(line, first=first)
+        if reason is not None:
+            dropped.append(Dropped(doc.doc_id, reason, line.strip(), offset, match.end()))
+            first = False
+            continue
+        dateline = DATELINE.match(line)
+        if dateline:
+            dropped.append(
+                Dropped(
+                    doc.doc_id,
+                    "dateline",
+                    dateline.group().strip(),
+                    offset,
+                    offset + dateline.end(),
+                )
+            )
+        body_start = dateline.end() if dateline else 0
+        spans = split_sentences(line[body_start:])
+        is_headline = len(spans) == 1 and not ends_like_sentence(line)
+        for start, end in spans:
+            start, end = start + offset + body_start, end + offset + body_start
+            text = doc.text[start:end]
+            seen[text] += 1
+            sentences.append(
+                Sentence(
+                    id=sentence_id(doc.doc_id, text, seen[text]),
+                    doc_id=doc.doc_id,
+                    index=len(sentences),
+                    text=text,
+                    start=start,
+                    end=end,
+                    headline=is_headline,
+                )
+            )
+        first = False
+    return sentences, dropped
+
+
+def read_documents(paths: Iterable[str | Path]) -> list[Document]:
+    """Read documents from folders, .txt, .jsonl and .csv files; InputError on bad input."""
+    documents: list[Document] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt" and p.is_file())
+            if not files:
+                raise InputError(f"{path}: folder has no .txt files")
+            documents.extend(_read_txt(p) for p in files)
+        elif not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        elif path.suffix.lower() == ".txt":
+            documents.append(_read_txt(path))
+        elif path.suffix.lower() == ".jsonl":
+            documents.extend(_read_rows(path, _jsonl_rows(path)))
+        elif path.suffix.lower() == ".csv":
+            documents.extend(_read_rows(path, _csv_rows(path)))
+        else:
+            raise InputError(
+                f"{path}: unsupported input type; expected a folder, .txt, .jsonl or .csv"
+            )
+    ids = Counter(doc.doc_id for doc in documents)
+    clashes = sorted(doc_id for doc_id, n in ids.items() if n > 1)
+    if clashes:
+        raise InputError(f"duplicate document id(s): {', '.join(clashes[:5])}")
+    return documents
+
+
+def _read_txt(path: Path) -> Document:
+    text = read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: file is empty")
+    return Document(path.stem, text, str(path))
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    for lineno, row in iter_jsonl(path):
+        yield f"{path}:{lineno}", row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise InputError(
+            f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
+        )
+    for lineno, row in enumerate(reader, start=2):
+        yield f"{path}:{lineno}", row
+
+
+def _read_rows(path: Path, rows: Iterator[tuple[str, dict]]) -> list[Document]:
+    documents = []
+    for where, row in rows:
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise InputError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InputError(f"{where}: 'text' is empty")
+        raw_id = row.get("id")
+        doc_id = (
+            str(raw_id).strip()
+            if raw_id not in (None, "")
+            else (f"{path.stem}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}")
+        )
+        documents.append(Document(doc_id, text, where))
+    if not documents:
+        raise InputError(f"{path}: no documents in file")
+    return documents
+
+
+def dropped_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".dropped.jsonl")
+
+
+def ingest(
+    paths: Iterable[str | Path], out: str | Path = DEFAULT_OUT
+) -> tuple[list[Sentence], list[Dropped]]:
+    """Segment all documents and write the sentences and the dropped lines atomically."""
+    documents = read_documents(paths)
+    sentences: list[Sentence] = []
+    dropped: list[Dropped] = []
+    for doc in documents:
+        kept, lost = segment_document(doc)
+        sentences.extend(kept)
+        dropped.extend(lost)
+    write_jsonl(dropped_path(out), (asdict(d) for d in dropped))
+    write_jsonl(out, (asdict(s) for s in sentences))
+    return sentences, dropped

@@ -1,0 +1,1 @@
+"""Labelled sentence sets (gold and augmentation) and the folds drawn from them."""

@@ -1,0 +1,256 @@
+"""The evaluation protocol: every model on identical folds, augmentation in training folds only.
+
+Run it with ``python -m training.evaluate configs/baseline.yaml configs/transformer.yaml``
+(or through ``python -m training.pipeline``). This module produces out-of-fold predictions;
+``stancelab.evaluation.comparison`` turns them into figures and ``stancelab.evaluation.report``
+into the report.
+
+Folds are built once from the corpus gold set (repeated iterative-stratified k-fold, and
+leave-one-article-out by ``doc_id``) and every config gets exactly the same folds. Per fold a
+fresh model is built from its config and fit on the training fold only; its own inner
+cross-validation tunes thresholds and calibration. Augmentation sentences, when a training
+mix asks for them, are appended to the training fold and never enter a test fold. Nothing
+here asks which kind of model it holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stancelab.config import RunConfig, load_config
+from stancelab.data.labelled import LabelledSet, label_matrix, load_augmentation, load_labelled
+from stancelab.errors import ConfigError
+from stancelab.evaluation.erroranalysis import select_cases
+from stancelab.evaluation.progress import FitProgress
+from stancelab.evaluation.protocol import (
+    AUGMENTED,
+    CORPUS,
+    DEFAULT,
+    Fold,
+    Mix,
+    Protocol,
+    build_folds,
+    folds_fingerprint,
+    training_set,
+)
+from stancelab.evaluation.results import EvaluationResult, Run
+from stancelab.labels import LABELS
+from stancelab.models.base import StanceModel
+from stancelab.models.fit import build_model
+
+EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _augmentation(
+    config: RunConfig, corpus: LabelledSet, notes: list[str], seed: int
+) -> LabelledSet | None:
+    """The augmentation set minus any sentence that repeats a corpus sentence (it could leak)."""
+    directory = Path(config.data.augment_dir)
+    if not config.data.augment and not any(directory.glob("*.jsonl")):
+        return None
+    aug = load_augmentation(directory)
+    corpus_texts = {_norm(t) for t in corpus.texts}
+    keep = [i for i, t in enumerate(aug.texts) if _norm(t) not in corpus_texts]
+    if len(keep) < len(aug):
+        notes.append(
+            f"{len(aug) - len(keep)} augmentation sentence(s) repeat a corpus sentence "
+            "and were left out of every training fold."
+        )
+    return aug.subset(np.random.default_rng(seed).permutation(keep))
+
+
+@dataclass(frozen=True)
+class _Job:
+    fold: Fold
+    config: int
+    mix: Mix
+    primary: bool
+
+
+def _plan(
+    configs: list[RunConfig], folds: list[Fold], protocol: Protocol, has_aug: list[bool]
+) -> list[_Job]:
+    jobs = []
+    for fold in folds:
+        for c, config in enumerate(configs):
+            primary = _primary(config)
+            mixes = [primary]
+            if has_aug[c] and fold.scheme in protocol.contrast:
+                mixes.append(CORPUS if primary == AUGMENTED else AUGMENTED)
+            if fold.scheme == "kfold" and fold.repeat == 0:
+                mixes += [m for m in protocol.curve if has_aug[c] or m.augment == 0]
+            for mix in dict.fromkeys(mixes):  # ordered and without duplicates
+                jobs.append(_Job(fold, c, mix, mix == primary))
+    return jobs
+
+
+def _load(config_paths: Sequence[str | Path]) -> tuple[list[RunConfig], LabelledSet]:
+    configs = [load_config(p) for p in config_paths]
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"configs must have distinct names to be compared, got {names}")
+    golds = {str(Path(c.data.gold)) for c in configs}
+    if len(golds) > 1:
+        raise ConfigError(
+            f"configs use different gold sets ({', '.join(sorted(golds))}); "
+            "models are compared on one gold set"
+        )
+    return configs, load_labelled(configs[0].data.gold, default_source="corpus")
+
+
+def evaluate(
+    config_paths: Sequence[str | Path],
+    protocol: Protocol = DEFAULT,
+    *,
+    rate_hints: dict[str, float] | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Evaluate every config on the same folds of the corpus gold set."""
+    started = time.perf_counter()
+    configs, corpus = _load(config_paths)
+    notes: list[str] = []
+    folds = build_folds(corpus, protocol)
+    if protocol.leave_one_article_out and not any(f.scheme == "logo" for f in folds):
+        notes.append(
+            "Leave-one-article-out was skipped: the gold set needs a doc_id on every "
+            "sentence and at least two articles."
+        )
+    # Shuffled once, so a smaller augmentation share is always a subset of a larger one.
+    augs = [_augmentation(c, corpus, notes, protocol.seed) for c in configs]
+    jobs = _plan(configs, folds, protocol, [a is not None for a in augs])
+    trains = [
+        training_set(corpus, augs[j.config], j.fold, j.mix, protocol.seed + j.fold.repeat)
+        for j in jobs
+    ]
+    models = {
+        c.name: {"config": str(p), "kind": c.model, "primary": _primary(c).label, "fits": 0}
+        for c, p in zip(configs, config_paths, strict=True)
+    }
+    runs: dict[tuple[str, str, str], Run] = {}
+    for job in jobs:  # a run holds as many repeats as it is planned on
+        key = (configs[job.config].name, job.mix.label, job.fold.scheme)
+        runs[key] = _empty_run(*key, repeats=job.fold.repeat + 1, n=len(corpus), old=runs.get(key))
+    explanations: dict[tuple[str, int], dict] = {}
+    tracker = FitProgress(
+        [configs[j.config].name for j in jobs],
+        [len(t) for t in trains],
+        rate_hints,
+        enabled=progress,
+    )
+    for fold in folds:
+        fitted: dict[str, object] = {}
+        for k, (job, train) in enumerate(zip(jobs, trains, strict=True)):
+            if job.fold is not fold:
+                continue
+            config = configs[job.config]
+            tracker.start(k, f"{config.name} · {job.mix.label} · {fold.name}")
+            missing = [LABELS[j] for j in np.flatnonzero(train.y.sum(axis=0) == 0)]
+            if missing:
+                notes.append(
+                    f"{config.name} ({job.mix.label}) fold {fold.name} was not scored: its "
+                    f"training data have no example of {', '.join(missing)}."
+                )
+                tracker.done(k, 0.0)
+                continue
+            model = build_model(dataclasses.replace(config, seed=config.seed + fold.repeat))
+            t0 = time.perf_counter()
+            try:
+                model.fit(train.texts, train.labels)
+            except ValueError as exc:  # data a model cannot learn from; bugs still propagate
+                notes.append(
+                    f"{config.name} ({job.mix.label}) fold {fold.name} was not scored: "
+                    f"the model could not be fit ({exc})."
+                )
+                tracker.done(k, 0.0)
+                continue
+            proba, pred = score(model, [corpus.texts[i] for i in fold.test], config.name)
+            seconds = time.perf_counter() - t0
+            runs[(config.name, job.mix.label, fold.scheme)].record(
+                fold, proba, pred, len(train), seconds
+            )
+            models[config.name]["fits"] += 1
+            tracker.done(k, seconds)
+            # A capability, not a kind: any model that can explain itself is asked to.
+            if (
+                job.primary
+                and fold.scheme == "kfold"
+                and fold.repeat == 0
+                and hasattr(model, "explain")
+            ):
+                fitted[config.name] = model
+        if fitted:
+            _explain_fold(fold, corpus, runs, models, fitted, explanations)
+    tracker.close()
+    return EvaluationResult(
+        corpus,
+        protocol,
+        models,
+        list(runs.values()),
+        folds_fingerprint(corpus, folds),
+        next((a for a in augs if a is not None), None),
+        explanations,
+        notes,
+        time.perf_counter() - started,
+        configs[0].data.gold,
+    )
+
+
+def _primary(config: RunConfig) -> Mix:
+    return AUGMENTED if config.data.augment else CORPUS
+
+
+def _empty_run(
+    config: str, variant: str, scheme: str, *, repeats: int, n: int, old: Run | None
+) -> Run:
+    repeats = max(repeats, len(old.proba) if old else 0)
+    shape = (repeats, n, len(LABELS))
+    return Run(
+        config,
+        variant,
+        scheme,
+        np.full(shape, np.nan),
+        np.full(shape, -1),
+        [[""] * n for _ in range(repeats)],
+    )
+
+
+def score(model: StanceModel, texts: list[str], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and thresholded label matrix, through the shared model interface only."""
+    proba = np.asarray(model.predict_proba(texts), dtype=float)
+    if proba.shape != (len(texts), len(LABELS)):
+        raise RuntimeError(
+            f"{name}: predict_proba returned shape {proba.shape}, "
+            f"expected {(len(texts), len(LABELS))}"
+        )
+    return proba, label_matrix(model.labels_from_proba(proba))
+
+
+def _explain_fold(
+    fold: Fold, corpus: LabelledSet, runs: dict, models: dict, fitted: dict, explanations: dict
+) -> None:
+    """Explain the fold's likeliest error-analysis cases with every model that can explain."""
+    primaries = {
+        name: runs[(name, info["primary"], "kfold")]
+        for name, info in models.items()
+        if (name, info["primary"], "kfold") in runs
+    }
+    y = corpus.y[fold.test]
+    scored = {
+        name: (r.proba[0, fold.test], r.pred[0, fold.test])
+        for name, r in primaries.items()
+        if not np.isnan(r.proba[0, fold.test]).any()
+    }
+    for case in select_cases(y, scored, limit=EXPLAIN_PER_FOLD):
+        i = int(fold.test[case["index"]])
+        for name, model in fitted.items():
+            explanations[(name, i)] = model.explain(corpus.texts[i])

@@ -1,0 +1,157 @@
+"""The model interface both models share, and ``load_model`` for any saved model directory.
+
+Every model is a ``StanceModel``: ``fit(texts, label_sets)`` returns self;
+``predict_proba(texts)`` gives calibrated per-label probabilities, shape (n, len(LABELS)) in
+scheme order; ``predict(texts)`` gives label tuples (``()`` = none) by applying the per-label
+``thresholds_``; ``save(dir)`` writes a self-describing directory; ``load_model(dir)`` reads
+any of them. ``predict`` and ``predict_proba`` take one string or a list of strings.
+
+A model directory always holds ``stancelab.json`` (the manifest: kind, labels, thresholds,
+calibration, format version); the kind-specific files sit beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stancelab.errors import ModelLoadError
+from stancelab.files import sha256_file
+from stancelab.labels import LABELS
+
+MANIFEST = "stancelab.json"
+FORMAT_VERSION = 1
+# kind -> "module:Class"; imported only when a model of that kind is loaded.
+MODEL_KINDS = {
+    "baseline": "stancelab.models.baseline:BaselineModel",
+    "transformer": "stancelab.models.transformer.model:TransformerModel",
+}
+
+
+def as_text_list(texts: str | Sequence[str]) -> list[str]:
+    """Validate input texts: one string or a list of strings, none empty.
+
+    Raises TypeError for non-strings and ValueError for empty or blank strings, naming the
+    offending index.
+    """
+    if isinstance(texts, str):
+        items, single = [texts], True
+    elif isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a string or a list of strings, not {type(texts).__name__}")
+    else:
+        items, single = list(texts), False
+    for i, text in enumerate(items):
+        where = "" if single else f" at index {i}"
+        if not isinstance(text, str):
+            raise TypeError(f"text{where} must be a string, not {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"text{where} is empty or only white space")
+    return items
+
+
+class StanceModel(ABC):
+    """Shared interface; subclasses set ``kind`` and implement the abstract methods."""
+
+    kind: str = ""
+    thresholds_: list[float]
+
+    @abstractmethod
+    def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> StanceModel: ...
+
+    @abstractmethod
+    def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray: ...
+
+    def predict(self, texts: str | Sequence[str]) -> list[tuple[str, ...]]:
+        proba = self.predict_proba(texts)
+        return self.labels_from_proba(proba)
+
+    def labels_from_proba(self, proba: np.ndarray) -> list[tuple[str, ...]]:
+        cut = np.asarray(self.thresholds_, float)
+        return [tuple(n for n, on in zip(LABELS, row >= cut, strict=True) if on) for row in proba]
+
+    @abstractmethod
+    def save(self, directory: str | Path) -> Path: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: str | Path) -> StanceModel: ...
+
+    @property
+    def model_version(self) -> str:
+        """A short identifier for pre-annotations and reports."""
+        return getattr(self, "version_", "") or self.kind
+
+    # Manifest helpers shared by subclasses -------------------------------------------------
+    def manifest(self, **extra: Any) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "labels": list(LABELS),
+            "thresholds": [float(t) for t in self.thresholds_],
+            **extra,
+        }
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """Read and check ``stancelab.json``; ModelLoadError says what is wrong and where."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise ModelLoadError(f"{directory}: model directory does not exist")
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: not a directory")
+    path = directory / MANIFEST
+    if not path.exists():
+        raise ModelLoadError(
+            f"{directory}: not a stancelab model directory (no {MANIFEST}); "
+            "train one with `python -m training.train configs/<model>.yaml`"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(f"{path}: corrupt manifest (not a JSON object)")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: unsupported format_version {manifest.get('format_version')!r} "
+            f"(this stancelab reads {FORMAT_VERSION})"
+        )
+    if manifest.get("labels") != list(LABELS):
+        raise ModelLoadError(
+            f"{path}: model labels {manifest.get('labels')} differ from the scheme {list(LABELS)}"
+        )
+    thresholds = manifest.get("thresholds")
+    if not (isinstance(thresholds, list) and len(thresholds) == len(LABELS)):
+        raise ModelLoadError(f"{path}: thresholds missing or of the wrong length")
+    return manifest
+
+
+def check_checksum(path: Path, digest: str | None) -> None:
+    """ModelLoadError unless the file's SHA-256 is the one its manifest recorded."""
+    if sha256_file(path) != digest:
+        raise ModelLoadError(
+            f"{path}: checksum does not match the manifest; the file was modified or is corrupt"
+        )
+
+
+def load_model(directory: str | Path) -> StanceModel:
+    """Load any saved stancelab model directory (the kind is read from its manifest)."""
+    manifest = read_manifest(directory)
+    kind = manifest.get("kind")
+    target = MODEL_KINDS.get(kind)
+    if target is None:
+        raise ModelLoadError(f"{directory}: unknown model kind {kind!r}")
+    module_name, class_name = target.split(":")
+    cls = getattr(import_module(module_name), class_name)
+    model = cls.load(directory)
+    # A stable identifier of exactly this saved model, for pre-annotations and output rows.
+    digest = hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()[:10]
+    model.version_ = f"{kind}-{digest}"
+    return model

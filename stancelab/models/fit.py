@@ -1,0 +1,115 @@
+"""Training a configured model: data assembly, the model factory and the run directory.
+
+``train_run(config_path)`` is what ``python -m training.train`` calls; ``build_model`` and
+``training_data`` are what the evaluation harness uses, so both paths build models and data
+the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from stancelab.config import RunConfig, load_config
+from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
+from stancelab.labels import LABELS
+from stancelab.models.base import MODEL_KINDS, StanceModel
+
+RUNS_DIR = Path("runs")
+
+
+def build_model(config: RunConfig) -> StanceModel:
+    """A fresh, unfitted model of the configured kind."""
+    module_name, class_name = MODEL_KINDS[config.model].split(":")
+    cls = getattr(import_module(module_name), class_name)
+    return cls.from_config(config)
+
+
+def training_data(config: RunConfig) -> LabelledSet:
+    """The gold set, plus the augmentation set when the config asks for it."""
+    data = load_labelled(config.data.gold, default_source="corpus")
+    if config.data.augment:
+        data = data.concat(load_augmentation(config.data.augment_dir))
+    return data
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    model: StanceModel
+    seconds: float
+    data: LabelledSet
+    metrics: dict
+
+    def summary(self) -> str:
+        lines = [
+            f"trained {self.model.kind} on {len(self.data)} sentences "
+            f"in {self.seconds:.1f} s -> {self.out}",
+            "thresholds: "
+            + ", ".join(
+                f"{n} {t:.2f}" for n, t in zip(LABELS, self.model.thresholds_, strict=True)
+            ),
+        ]
+        if self.metrics:
+            lines.append(
+                f"held-out figures, from {self.metrics['source']}:\n  "
+                + ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, float))
+            )
+        return "\n".join(lines)
+
+
+def oof_metrics(model: StanceModel) -> dict[str, Any]:
+    """Held-out figures a model kept from fitting (``oof_``), for the model card.
+
+    ``oof_["source"]`` says where they come from (inner CV for the baseline, a held-out part
+    for the transformer); ``oof_["pred"]``, when given, holds labels from thresholds fitted
+    on other rows, and is used instead of thresholding with the model's own cuts.
+    """
+    oof = getattr(model, "oof_", None)
+    if not oof:
+        return {}
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from stancelab.models.calibration import expected_calibration_error
+
+    y, proba = oof["y"], oof["proba"]
+    pred = oof.get("pred")
+    if pred is None:
+        pred = (proba >= np.asarray(model.thresholds_)).astype(int)
+    metrics: dict[str, Any] = {
+        "source": oof.get("source", "out-of-fold predictions of the training data"),
+        "sentences": int(len(y)),
+        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
+        "ece": expected_calibration_error(y, proba),
+    }
+    for j, name in enumerate(LABELS):
+        metrics[f"f1_{name}"] = float(f1_score(y[:, j], pred[:, j], zero_division=0))
+    return metrics
+
+
+def train_run(
+    config_path: str | Path, out: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainResult:
+    config = load_config(config_path, overrides)
+    out = Path(out) if out else RUNS_DIR / config.name
+    data = training_data(config)
+    model = build_model(config)
+    started = time.perf_counter()
+    model.fit(data.texts, data.labels)
+    seconds = time.perf_counter() - started
+    model.save(out)
+    metrics = oof_metrics(model)
+    extra = {"thresholds": list(model.thresholds_)}
+    if getattr(model, "search_", None):
+        extra["grid_search"] = model.search_
+    if getattr(model, "calibration_report_", None):
+        extra["calibration"] = model.calibration_report_
+    from stancelab.models.runs import write_run
+
+    write_run(out, config.to_dict(), data, seconds, kind=model.kind, metrics=metrics, extra=extra)
+    return TrainResult(Path(out), model, seconds, data, metrics)

@@ -1,0 +1,148 @@
+"""Run directories: what every training run writes beside the model files.
+
+``write_run`` records the resolved config (``config.yaml``), the training data's checksum and
+counts, the code version, the wall time and the library versions (``run.json``), and a model
+card (``README.md``) with intended use, labels, data, thresholds and metrics.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from stancelab import __version__
+from stancelab.data.labelled import LabelledSet
+from stancelab.files import atomic_open, write_json
+from stancelab.labels import LABELS, SCHEME, display
+
+
+def code_version() -> str:
+    """``stancelab <version>`` plus the git commit (and ``-dirty``) when run from a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return f"stancelab {__version__} ({commit})"
+
+
+def data_summary(data: LabelledSet) -> dict:
+    counts = Counter(label for labels in data.labels for label in labels)
+    return {
+        "sentences": len(data),
+        "checksum_sha256": data.checksum(),
+        "per_label": {name: counts.get(name, 0) for name in LABELS},
+        "none": sum(1 for labels in data.labels if not labels),
+        "by_source": dict(Counter(s or "corpus" for s in data.sources)),
+    }
+
+
+def write_run(
+    out: str | Path,
+    config: dict,
+    data: LabelledSet,
+    seconds: float,
+    *,
+    kind: str,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+) -> None:
+    import yaml
+
+    out = Path(out)
+    with atomic_open(out / "config.yaml") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False, allow_unicode=True)
+    run = {
+        "kind": kind,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "code_version": code_version(),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU(s)",
+        "train_seconds": round(seconds, 2),
+        "data": data_summary(data),
+        "metrics": metrics or {},
+        **(extra or {}),
+    }
+    write_json(out / "run.json", run)
+    with atomic_open(out / "README.md") as handle:
+        handle.write(model_card(run, config))
+
+
+def model_card(run: dict, config: dict) -> str:
+    data = run["data"]
+    lines = [
+        f"# stancelab model card: {config.get('name', run['kind'])}",
+        "",
+        f"Kind: `{run['kind']}`. Trained {run['created']} with {run['code_version']} "
+        f"in {run['train_seconds']} s on {run['machine']}.",
+        "",
+        "## Intended use",
+        "Labels the rhetorical acts in single English sentences from news reports about armed "
+        "conflicts and official statements: a decision aid for analysts, to be read with its "
+        "scores and checked against the source. Not for automated decisions about people. "
+        "Trained on a small corpus about one conflict plus an authored augmentation set: "
+        "expect lower accuracy on other registers (social media, transcripts) and languages.",
+        "",
+        "## Labels",
+        *(f"- `{label.name}`: {label.description}" for label in SCHEME),
+        "- none: the empty set.",
+        "",
+        "## Training data",
+        f"{data['sentences']} sentences (sha256 `{data['checksum_sha256'][:16]}…`), "
+        f"by source: {data['by_source']}.",
+        "",
+        "| label | sentences |",
+        "|---|---|",
+        *(f"| {name} | {count} |" for name, count in data["per_label"].items()),
+        f"| none | {data['none']} |",
+        "",
+    ]
+    thresholds = run.get("thresholds")
+    if thresholds:
+        lines += ["## Decision thresholds (tuned on held-out scores)", ""]
+        lines += [f"- {name}: {t:.2f}" for name, t in zip(LABELS, thresholds, strict=True)]
+        lines.append("")
+    if run.get("metrics"):
+        metrics = dict(run["metrics"])
+        source = metrics.pop("source", "out-of-fold predictions of the training data")
+        lines += ["## Metrics", "", f"Measured on {source}:", ""]
+        lines += [f"- {key}: {_fmt(value)}" for key, value in metrics.items()]
+        lines += [
+            "",
+            "These sentences come from the same distribution as the training data (with the "
+            "shipped data, mostly authored augmentation sentences), so expect much lower "
+            "figures on articles the model has not seen.",
+            "",
+        ]
+    lines += [
+        "For the comparison on identical folds with confidence intervals, run "
+        "`python -m training.evaluate` and read `reports/latest/report.md`.",
+        "",
+        f"Example: the labels print as `{display(('threat', 'accusation'))}` or `{display(())}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

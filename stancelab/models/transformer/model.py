@@ -1,0 +1,197 @@
+"""The fine-tuned transformer: a sentence encoder with a four-label head, calibrated.
+
+Train it with ``python -m training.train configs/transformer.yaml`` (recipe a, plain
+fine-tuning; the shipped default) or ``configs/transformer_setfit.yaml`` (recipe b,
+contrastive then head). Default weights: the packaged all-MiniLM-L6-v2, loaded from its
+Python package with no network (``stancelab.models.transformer.network`` says which sources work).
+
+How the training data are used. Re-training the encoder k times for cross-validated
+calibration would multiply the cost by k, so one stratified part of the training data
+(``validation_fraction``, about 15 %) is held out instead; the encoder is trained on the
+rest, and that held-out part serves early stopping, per-label Platt calibration of the
+logits and the per-label thresholds. There is no refit on all data afterwards: a refit
+model would be trained longer on more data, and the calibration fitted on the held-out
+logits would no longer describe it. The model shipped is exactly the one its calibration
+was measured on. The calibration report gives the ECE on the held-out part before
+calibration and after it, the latter cross-fitted (Platt fitted on the other folds of the
+held-out part).
+
+A saved model directory (``stancelab.models.transformer.files``) holds the encoder, the tokenizer,
+the head and ``stancelab.json`` with thresholds, calibration, pooling, parameters and the
+SHA-256 of every file, checked on load. Loading reads the torch network only when the torch
+path first needs it: predict's ONNX path tokenises from ``tokenizer.json``
+(``stancelab.models.transformer.tokens``) and runs the cached export, so it imports neither torch
+nor
+transformers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from stancelab.config import RunConfig, TransformerParams
+from stancelab.data.folds import multilabel_kfold
+from stancelab.data.labelled import label_matrix
+from stancelab.labels import LABELS
+from stancelab.models.base import StanceModel, as_text_list
+from stancelab.models.calibration import (
+    PlattCalibrator,
+    calibration_report,
+    crossfit_heldout,
+    tune_thresholds,
+)
+from stancelab.models.transformer import files, tokens
+
+MIN_SENTENCES = 10
+
+
+def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: the first fold of a stratified round(1/fraction)-fold split."""
+    train, val = next(multilabel_kfold(y, max(2, round(1 / fraction)), seed=seed))
+    return np.sort(train), np.sort(val)
+
+
+class TransformerModel(StanceModel):
+    kind = "transformer"
+
+    def __init__(self, params: TransformerParams | None = None, seed: int = 13) -> None:
+        self.params = params or TransformerParams()
+        self.seed = seed
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> TransformerModel:
+        return cls(config.params, seed=config.seed)
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> TransformerModel:
+        from stancelab.models.transformer import network
+
+        texts = as_text_list(list(texts))
+        y = label_matrix(label_sets)
+        if len(texts) != len(y):
+            raise ValueError(f"{len(texts)} texts but {len(y)} label sets")
+        if len(texts) < MIN_SENTENCES:
+            raise ValueError(
+                f"the transformer needs at least {MIN_SENTENCES} sentences, got {len(texts)}"
+            )
+        missing = [LABELS[j] for j in range(len(LABELS)) if y[:, j].sum() == 0]
+        if missing:
+            raise ValueError(f"no positive example for label(s): {', '.join(missing)}")
+        p = self.params
+        network.use_all_cores()
+        network.seed_everything(self.seed)
+        tokenizer, backbone = network.load_pretrained(p.model, p.allow_download)
+        net = network.EncoderClassifier(backbone, len(LABELS), normalize=p.recipe == "setfit")
+        ids = network.tokenize(tokenizer, texts, p.max_length)
+        train, val = holdout_split(y, p.validation_fraction, self.seed)
+        split = network.Split(
+            [ids[i] for i in train], y[train], [ids[i] for i in val], y[val], tokenizer.pad_token_id
+        )
+        if p.recipe == "setfit":
+            from stancelab.models.transformer.setfit import train_setfit as recipe
+        else:
+            from stancelab.models.transformer.finetune import train_finetune as recipe
+        self.history_ = recipe(net, split, p, seed=self.seed)
+        net.eval()
+        self.net_, self.tokenizer_ = net, tokenizer
+        # Padded positions are masked, so the padding id never changes a logit.
+        self.pad_id_ = int(tokenizer.pad_token_id)
+        self.__dict__.pop("fast_tokenizer_", None)  # a refit model tokenises afresh
+        logits = network.infer(net, split.val_ids, split.pad_id)
+        self.calibration_ = PlattCalibrator().fit(logits, split.y_val)
+        self.thresholds_ = tune_thresholds(split.y_val, self.calibration_.transform(logits))
+        crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed)
+        self.oof_ = {
+            "y": split.y_val,
+            "proba": crossfit,
+            "pred": pred,
+            "source": (
+                f"a held-out part of the training data ({len(val)} of {len(texts)} sentences), "
+                "calibration and thresholds cross-fitted within it; "
+                "the same part chose the early-stopping epoch, so the figures lean optimistic"
+            ),
+        }
+        self.calibration_report_ = calibration_report(split.y_val, logits, crossfit)
+        self.split_ = {"train": int(len(train)), "validation": int(len(val))}
+        return self
+
+    # -- inference ---------------------------------------------------------------------------
+    def decision_function(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Raw per-label logits, shape (n, len(LABELS)).
+
+        Texts longer than ``max_length`` tokens are truncated, with one warning per call.
+        """
+        texts = as_text_list(texts)
+        if not texts:  # the tokenizer rejects an empty batch
+            return np.zeros((0, len(LABELS)))
+        ids = self._token_ids(texts)
+        limit = self.params.max_length
+        long = sum(len(row) > limit for row in ids)
+        if long:
+            warnings.warn(
+                f"{long} text(s) longer than the model's limit of {limit} tokens were truncated",
+                stacklevel=2,
+            )
+            ids = [row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in ids]
+        runner = getattr(self, "runner_", None)
+        if runner is not None:
+            return runner.logits(ids, self.pad_id_)
+        from stancelab.models.transformer import network  # torch: only on the PyTorch path
+
+        return network.infer(self.net_, ids, self.pad_id_)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        fast = self.__dict__.get("fast_tokenizer_")
+        if fast is None:
+            fast = self.fast_tokenizer_ = tokens.untruncated(
+                self.__dict__.get("directory_"), lambda: self.tokenizer_
+            )
+        return tokens.token_ids(fast, texts)
+
+    def __getattr__(self, name: str):
+        # A loaded model reads its torch network and transformers tokenizer on first use:
+        # the ONNX path (predict's default) never needs them.
+        if name in ("net_", "tokenizer_") and "directory_" in self.__dict__:
+            self.net_, self.tokenizer_ = files.load_network(
+                self.directory_, bool(self.architecture_.get("normalize"))
+            )
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def use_backend(self, backend: str = "onnx", precision: str | None = None) -> TransformerModel:
+        """Choose the inference engine: "torch", or "onnx" (ONNX Runtime,
+        ``stancelab.models.transformer.onnx``).
+
+        The ONNX export is made on first use and cached by the weights' checksum; a model
+        must have been saved or loaded first. ``precision``: "fp32" (the same labels as
+        torch) or "int8" (faster, a few percent of labels differ); by default
+        ``$STANCELAB_PRECISION``, else ``onnx.DEFAULT_PRECISION`` (fp32).
+        """
+        if backend == "torch":
+            self.runner_ = None
+            return self
+        if backend != "onnx":
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        from stancelab.models.transformer import onnx
+
+        precision = precision or onnx.default_precision()
+        key = getattr(self, "weights_key_", None)
+        if key is None:
+            raise ValueError("save or load the model before choosing the onnx backend")
+        self.runner_ = onnx.runner_for(lambda: self.net_, key, precision)
+        return self
+
+    def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
+        return self.calibration_.transform(self.decision_function(texts))
+
+    # -- persistence (stancelab.models.transformer.files) ------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        return files.save(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TransformerModel:
+        return files.load(cls, directory)

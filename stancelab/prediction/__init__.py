@@ -1,0 +1,1 @@
+"""Applying a model: the ``predict`` API and streaming files through it."""

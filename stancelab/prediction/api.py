@@ -1,0 +1,154 @@
+"""Apply a trained model to new text: one sentence, a list, or a whole article.
+
+    from stancelab import predict, predict_document
+    predict("We will strike, and we will certainly strike.")
+    predict(["...", "..."], model="runs/baseline")
+    predict_document(article_text)
+
+Each result is a ``Prediction``: the text, the label tuple (``()`` = none) and the calibrated
+score of every label; document results also carry the sentence's offsets in the article.
+The default model is ``runs/transformer/`` (or ``$STANCELAB_MODEL``). This module imports
+nothing heavy itself: the model's own dependencies load with the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from stancelab.errors import ModelLoadError
+from stancelab.labels import LABELS, display
+from stancelab.models.base import StanceModel, as_text_list, load_model
+
+DEFAULT_MODEL_DIR = Path("runs/transformer")
+TRAIN_HINT = {
+    "transformer": "python -m training.train configs/transformer.yaml",
+    "baseline": "python -m training.train configs/baseline.yaml",
+}
+_LOADED: dict[str, StanceModel] = {}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One labelled text. ``scores`` maps every label to its calibrated probability."""
+
+    text: str
+    labels: tuple[str, ...]
+    scores: dict[str, float] = field(default_factory=dict)
+    start: int | None = None  # offsets in the document (predict_document only)
+    end: int | None = None
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        row["labels"] = list(self.labels)
+        if self.start is None:
+            del row["start"], row["end"]
+        return row
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    def __str__(self) -> str:
+        scores = " ".join(f"{name}={self.scores[name]:.2f}" for name in LABELS)
+        return f"{display(self.labels)}  [{scores}]  {self.text}"
+
+
+def default_model_dir() -> Path:
+    return Path(os.environ.get("STANCELAB_MODEL") or DEFAULT_MODEL_DIR)
+
+
+def resolve_model(
+    model: str | os.PathLike | StanceModel | None = None, precision: str | None = None
+) -> StanceModel:
+    """A loaded model from a run directory (cached per path and precision), or the model
+    itself. ``precision`` picks the transformer's ONNX precision
+    (``stancelab.models.transformer.onnx``)."""
+    if isinstance(model, StanceModel):
+        return model
+    directory = Path(model) if model is not None else default_model_dir()
+    key = f"{directory.resolve()}|{precision or ''}"
+    if key not in _LOADED:
+        if model is None and not directory.exists():
+            hint = TRAIN_HINT.get(directory.name, TRAIN_HINT["transformer"])
+            raise ModelLoadError(
+                f"no trained model at {directory}/; train the default with `{hint}` "
+                "(or pass model=<run dir>, or set STANCELAB_MODEL)"
+            )
+        _LOADED[key] = fast(load_model(directory), precision)
+    return _LOADED[key]
+
+
+def fast(model: StanceModel, precision: str | None = None) -> StanceModel:
+    """Switch a model to its fast inference engine where it has one (the transformer: ONNX
+    Runtime fp32, the same labels as PyTorch, ``stancelab.models.transformer.onnx``).
+    ``precision="int8"``
+    (or ``STANCELAB_PRECISION=int8``) is faster with a few percent of labels changed;
+    ``STANCELAB_BACKEND=torch`` keeps PyTorch; if the fast path cannot be set up, PyTorch is
+    kept with a warning."""
+    backend = os.environ.get("STANCELAB_BACKEND", "onnx")
+    if backend == "torch" or not hasattr(model, "use_backend"):
+        return model
+    from stancelab.models.transformer.onnx import check_precision, default_precision
+
+    # A wrong value, given or in the environment, is the caller's error, not a fallback.
+    precision = check_precision(precision or default_precision())
+    try:
+        return model.use_backend(backend, precision)
+    except Exception as exc:  # any failure of the optional engine leaves the exact one
+        import warnings
+
+        warnings.warn(f"fast inference unavailable, using PyTorch ({exc})", stacklevel=2)
+        return model
+
+
+def predict(
+    texts: str | Sequence[str],
+    model: str | os.PathLike | StanceModel | None = None,
+) -> Prediction | list[Prediction]:
+    """Label one text (returns a Prediction) or a list of texts (returns a list).
+
+    Raises TypeError for non-string input and ValueError for empty or blank text, naming
+    the offending index in a list.
+    """
+    single = isinstance(texts, str)
+    items = as_text_list(texts)
+    results = predictions_for(resolve_model(model), items)
+    return results[0] if single else results
+
+
+def predictions_for(model: StanceModel, texts: list[str]) -> list[Prediction]:
+    """Validated texts in, Predictions out (one predict_proba call)."""
+    proba = model.predict_proba(texts)
+    labels = model.labels_from_proba(proba)
+    return [
+        Prediction(
+            text, labs, {name: round(float(p), 6) for name, p in zip(LABELS, row, strict=True)}
+        )
+        for text, labs, row in zip(texts, labels, proba, strict=True)
+    ]
+
+
+def predict_document(
+    text: str, model: str | os.PathLike | StanceModel | None = None, doc_id: str = "document"
+) -> list[Prediction]:
+    """Split an article with the corpus splitter (furniture dropped) and label each sentence.
+
+    Each result carries ``start``/``end`` such that ``text[start:end] == result.text``.
+    """
+    from stancelab.corpus.ingest import Document, segment_document
+
+    if not isinstance(text, str):
+        raise TypeError(f"a document must be a string, not {type(text).__name__}")
+    as_text_list(text)  # ValueError for an empty document
+    sentences, _ = segment_document(Document(doc_id, text, doc_id))
+    if not sentences:
+        return []
+    loaded = resolve_model(model)
+    results = predictions_for(loaded, [s.text for s in sentences])
+    return [
+        Prediction(r.text, r.labels, r.scores, start=s.start, end=s.end)
+        for r, s in zip(results, sentences, strict=True)
+    ]

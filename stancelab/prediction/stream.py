@@ -1,0 +1,287 @@
+"""Streaming prediction over files: ``stancelab predict --input FILE --output OUT.jsonl``.
+
+Inputs: ``.txt`` (one text per line; with ``documents=True`` the file is one article),
+``.jsonl`` (``text``, optional ``id``) and ``.csv`` (``text`` column, optional ``id``).
+Records are read lazily and predicted in chunks, so memory stays flat however large the
+input. A record with bad text becomes an output row with an ``error`` field and the run
+goes on.
+
+Rows go to ``OUT.part``; after every chunk a checkpoint (records done, byte offset) is
+written atomically beside it. ``resume=True`` truncates the part file to the last
+checkpoint and continues, so no torn line survives; on success the part file is renamed to
+``OUT``. Output rows carry ``labels``, ``scores`` and ``model_version`` and can be pushed to
+Label Studio as pre-annotations (``stancelab label push --predictions OUT.jsonl``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from stancelab.errors import InputError
+from stancelab.files import read_json_object, write_json
+from stancelab.models.base import StanceModel
+from stancelab.prediction.api import predictions_for
+
+SUFFIXES = (".txt", ".jsonl", ".csv")
+
+
+@dataclass
+class Record:
+    line: int
+    id: str | None
+    text: str | None
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    records: int = 0
+    rows: int = 0
+    errors: int = 0
+    resumed_from: int = 0
+    seconds: float = 0.0
+    output: str = ""
+
+    def __str__(self) -> str:
+        rate = self.records / self.seconds if self.seconds else 0.0
+        resumed = f" (resumed after {self.resumed_from})" if self.resumed_from else ""
+        return (
+            f"{self.records} record(s){resumed} -> {self.rows} row(s) in {self.output}; "
+            f"{self.errors} error row(s); {self.seconds:.1f} s ({rate:.1f} records/s)"
+        )
+
+
+def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
+    """Yield records lazily; per-record problems become ``Record.error``."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"{path}: unsupported input type; expected .txt, .jsonl or .csv")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if suffix == ".txt" and documents:
+        from stancelab.files import read_text
+
+        yield _check(Record(1, path.stem, read_text(path)))
+        return
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        if suffix == ".csv":
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "text" not in reader.fieldnames:
+                raise InputError(f"{path}: CSV needs a 'text' column (found: {reader.fieldnames})")
+            for row in reader:
+                yield _check(Record(reader.line_num, row.get("id") or None, row.get("text")))
+            return
+        for lineno, line in enumerate(handle, start=1):
+            if suffix == ".txt":
+                if line.strip():
+                    yield _check(Record(lineno, None, line.rstrip("\r\n")))
+                continue
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Record(lineno, None, None, f"invalid JSON ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                yield Record(lineno, None, None, "expected a JSON object")
+                continue
+            raw_id = row.get("id")
+            yield _check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
+
+
+def _check(record: Record) -> Record:
+    text = record.text
+    if record.error:
+        return record
+    if not isinstance(text, str):
+        record.error = f"'text' must be a string, got {type(text).__name__}"
+    elif not text.strip():
+        record.error = "'text' is empty"
+    else:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            record.error = "text is not valid UTF-8"
+    if record.error:
+        record.text = None
+    return record
+
+
+def count_records(path: Path, documents: bool) -> int | None:
+    """A fast upper bound on the number of records, for the progress bar."""
+    if documents and path.suffix.lower() == ".txt":
+        return 1
+    newlines = 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            newlines += chunk.count(b"\n")
+    return max(newlines - (path.suffix.lower() == ".csv"), 1)
+
+
+def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[dict]:
+    """Output rows for a chunk of records, in input order."""
+    version = model.model_version
+    if documents:
+        return _document_rows(model, chunk, version)
+    good = [r for r in chunk if r.error is None]
+    preds = iter(predictions_for(model, [r.text for r in good]) if good else [])
+    rows = []
+    for r in chunk:
+        if r.error is not None:
+            rows.append({"line": r.line, "id": r.id, "error": r.error})
+            continue
+        p = next(preds)
+        rows.append(
+            {
+                "line": r.line,
+                "id": r.id,
+                "text": r.text,
+                "labels": list(p.labels),
+                "scores": p.scores,
+                "model_version": version,
+            }
+        )
+    return rows
+
+
+def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
+    from stancelab.corpus.ingest import Document, segment_document
+
+    per_doc, texts = [], []
+    for r in chunk:
+        if r.error is not None:
+            per_doc.append((r, []))
+            continue
+        sentences, _ = segment_document(Document(r.id or f"line{r.line}", r.text, str(r.line)))
+        per_doc.append((r, sentences))
+        texts.extend(s.text for s in sentences)
+    preds = iter(predictions_for(model, texts) if texts else [])
+    rows = []
+    for r, sentences in per_doc:
+        if r.error is not None:
+            rows.append({"line": r.line, "doc_id": r.id, "error": r.error})
+        for s in sentences:
+            p = next(preds)
+            rows.append(
+                {
+                    "line": r.line,
+                    "doc_id": s.doc_id,
+                    "id": s.id,
+                    "index": s.index,
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "labels": list(p.labels),
+                    "scores": p.scores,
+                    "model_version": version,
+                }
+            )
+    return rows
+
+
+def predict_file(
+    model: StanceModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    documents: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    chunk_size: int = 256,
+    progress: bool = True,
+) -> Summary:
+    input_path, output_path = Path(input_path), Path(output_path)
+    part = output_path.with_name(output_path.name + ".part")
+    meta_path = output_path.with_name(output_path.name + ".part.json")
+    stat = input_path.stat() if input_path.exists() else None
+    identity = {
+        "input": str(input_path.resolve()),
+        "input_size": stat.st_size if stat else None,
+        "input_mtime_ns": stat.st_mtime_ns if stat else None,
+        "documents": documents,
+        "model_version": model.model_version,
+    }
+    skip, offset = 0, 0
+    if output_path.exists() and not overwrite:
+        if resume:
+            raise InputError(f"{output_path}: already complete; nothing to resume")
+        raise InputError(
+            f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
+        )
+    if resume and part.exists() and meta_path.exists():
+        meta = read_json_object(meta_path)
+        if {k: meta.get(k) for k in identity} != identity:
+            raise InputError(
+                f"{part}: was written for another input or model; remove it or run without --resume"
+            )
+        skip, offset = int(meta["records_done"]), int(meta["bytes"])
+    records = read_records(input_path, documents)  # validates the path before anything is written
+    first = next(records, None)
+    summary = Summary(resumed_from=skip, output=str(output_path))
+    started = time.perf_counter()
+    bar = _progress(count_records(input_path, documents), skip, progress)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(part, "r+b" if offset else "wb") as out:
+        out.truncate(offset)
+        out.seek(offset)
+        done = 0
+        chunk: list[Record] = []
+        stream = _chain(first, records)
+        for record in stream:
+            done += 1
+            if done <= skip:
+                continue
+            chunk.append(record)
+            if len(chunk) >= chunk_size:
+                offset = _flush(
+                    model, chunk, documents, out, summary, meta_path, identity, done, bar
+                )
+                chunk = []
+        if chunk:
+            _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar)
+    bar.close()
+    os.replace(part, output_path)
+    meta_path.unlink(missing_ok=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _chain(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar) -> int:
+    rows = rows_for(model, chunk, documents)
+    out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+    out.flush()
+    os.fsync(out.fileno())
+    offset = out.tell()
+    write_json(meta_path, {**identity, "records_done": done, "bytes": offset})
+    summary.records += len(chunk)
+    summary.rows += len(rows)
+    summary.errors += sum("error" in r for r in rows)
+    bar.update(len(chunk))
+    return offset
+
+
+def _progress(total: int | None, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="rec",
+        disable=not enabled,
+        dynamic_ncols=True,
+        desc="predict",
+        smoothing=0.1,
+    )
