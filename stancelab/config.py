@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from stancelab.errors import ConfigError
+from stancelab.paths import AUGMENT_DIR, GOLD_PATH
 
 
 @dataclass
 class DataConfig:
-    gold: str = "labels/gold.jsonl"
+    gold: str = str(GOLD_PATH)
     augment: bool = True  # add the authored augmentation set to the training data
-    augment_dir: str = "labels/augment"
+    augment_dir: str = str(AUGMENT_DIR)
 
 
 @dataclass

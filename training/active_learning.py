@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 from stancelab.errors import StancelabError
+from stancelab.paths import REPORTS_DIR
 
-DEFAULT_OUT = Path("reports/latest")
+DEFAULT_OUT = REPORTS_DIR
 
 
 def parse_args(argv: list[str] | None):

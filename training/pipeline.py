@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 
 from stancelab.errors import InputError, StancelabError
+from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
-SEEDS = Path("seeds")
-SENTENCES = Path("data/sentences.jsonl")
-EXPORTS = Path("labels/exports")
-GOLD = Path("labels/gold.jsonl")
-OUT = Path("reports/latest")
+SEEDS, SENTENCES, OUT = SEEDS_DIR, SENTENCES_PATH, REPORTS_DIR
+EXPORTS, GOLD = EXPORTS_DIR, GOLD_PATH
 
 
 def step_corpus() -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from stancelab.errors import StancelabError
 from stancelab.files import atomic_open
+from stancelab.paths import state_dir
 
 CREDENTIALS_FILE = "labelstudio.json"
 
@@ -35,12 +36,6 @@ class Credentials:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
-
-
-def state_dir() -> Path:
-    """stancelab's per-user state: ``$STANCELAB_HOME`` or ``~/.local/share/stancelab``."""
-    env = os.environ.get("STANCELAB_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "stancelab"
 
 
 def credentials_path() -> Path:

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stancelab.errors import InputError
+from stancelab.paths import EXPORTS_DIR
 
-EXPORTS_DIR = Path("labels/exports")
 _STAMP = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"^(?P<stem>.+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?\.json$")
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
-from stancelab.data.labelled import GOLD_PATH
 from stancelab.errors import InputError
 from stancelab.files import atomic_open, read_text, write_json, write_jsonl
 from stancelab.labels import LABELS
+from stancelab.paths import GOLD_PATH
 
 ADJUDICATOR_PREFIX = "adjudicator"  # e.g. adjudicator@team.org, adjudicator.lee@team.org
 POLICY = (

@@ -22,7 +22,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from stancelab.annotation.credentials import ServerError, state_dir
+from stancelab.annotation.credentials import ServerError
+from stancelab.paths import state_dir
 
 LS_VERSION = "1.23.2"  # the version the `annotate` extra pins; the template is per version
 DATABASE_FILE = "label_studio.sqlite3"

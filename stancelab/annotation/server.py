@@ -36,7 +36,6 @@ from stancelab.annotation.credentials import (
     Credentials,
     ServerError,
     read_json,
-    state_dir,
     write_secret_json,
 )
 from stancelab.annotation.launcher import (
@@ -45,6 +44,7 @@ from stancelab.annotation.launcher import (
     label_studio_executable,
     server_env,
 )
+from stancelab.paths import state_dir
 
 ADMIN_EMAIL = "admin@stancelab.local"
 ADMIN_FILE = "stancelab-admin.json"

@@ -34,8 +34,8 @@ from stancelab.annotation.interface import (
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
+from stancelab.paths import SENTENCES_PATH
 
-SENTENCES_PATH = Path("data/sentences.jsonl")
 CONTEXT_SENTENCES = 2  # on each side
 
 

@@ -9,8 +9,8 @@
     stancelab label suggest [--model DIR] [--k N] [--strategy uncertainty|diversity|random]
     stancelab label review  [--predictions FILE | --model RUN_DIR | --config FILE] [--k N]
 
-Every command is a thin shell over ``stancelab.annotation.server``, ``lsclient``, ``lstasks`` and
-``gold``; the Label Studio SDK is imported only when a command needs it. A user error prints
+Every command is a thin shell over ``stancelab.annotation`` (``server``, ``client``, ``tasks``,
+``gold``); the Label Studio SDK is imported only when a command needs it. A user error prints
 one line on stderr and exits with status 1, with every file left as it was.
 """
 
@@ -24,9 +24,9 @@ from typing import Annotated
 import typer
 
 from stancelab.annotation.client import DEFAULT_PROJECT
-from stancelab.annotation.exports import EXPORTS_DIR
-from stancelab.annotation.tasks import SENTENCES_PATH
+from stancelab.cli._util import fail
 from stancelab.errors import StancelabError
+from stancelab.paths import EXPORTS_DIR, GOLD_PATH, SENTENCES_PATH
 
 app = typer.Typer(
     help="Annotate in Label Studio: serve, push, record, pull, import; derive the gold set.",
@@ -42,11 +42,6 @@ GoldOpt = Annotated[
     typer.Option(help="Gold JSONL (default labels/gold.jsonl); agreement report beside it."),
 ]
 GoldInOpt = Annotated[Path | None, typer.Option(help="Gold JSONL (default labels/gold.jsonl).")]
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _inside_git_repo(path: Path) -> bool:
@@ -84,9 +79,9 @@ def serve(
         typer.echo(f"  API credentials stored in {stored} for `stancelab label push/pull/record`")
         typer.echo(f"  server log: {server.log_path}; Ctrl-C stops it")
         code = server.wait()
-        _fail(f"Label Studio exited with status {code}; see {server.log_path}")
+        fail(f"Label Studio exited with status {code}; see {server.log_path}")
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         typer.echo("stopping Label Studio", err=True)
     finally:
@@ -113,7 +108,7 @@ def push(
     from stancelab.annotation.tasks import ModelPredictor, read_predictions
 
     if model is not None and predictions is not None:
-        _fail("use --model or --predictions, not both")
+        fail("use --model or --predictions, not both")
     try:
         predictor = ModelPredictor(model) if model is not None else None
         preds, skipped = read_predictions(predictions) if predictions else (None, {})
@@ -121,7 +116,7 @@ def push(
             load_credentials(), project, sentences, predictor=predictor, predictions=preds
         )
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     made = "created" if report.created else "existing"
     typer.echo(
         f"project {report.project!r} ({made}, id {report.project_id}): {report.imported} new "
@@ -153,7 +148,7 @@ def record(
     try:
         report = record_annotations(load_credentials(), project, file, annotator)
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     created = " (new user)" if report.created_user else ""
     typer.echo(
         f"{report.annotator}{created}: {report.recorded} annotation(s) recorded, "
@@ -162,12 +157,12 @@ def record(
 
 
 def _derive(exports: Path, gold: Path | None, new: tuple[str, bytes] | None = None) -> None:
-    from stancelab.annotation.gold import GOLD_PATH, update_gold
+    from stancelab.annotation.gold import update_gold
 
     try:
         update = update_gold(exports, gold or GOLD_PATH, new)
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if update.stored is not None:
         typer.echo(f"stored {update.stored} (+ .sha256)")
     elif update.duplicate_of is not None:
@@ -199,7 +194,7 @@ def pull(
     try:
         data = fetch_export(load_credentials(), project)
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _derive(exports, gold, (project, data))
 
 
@@ -213,7 +208,7 @@ def import_export(
     try:
         data = file.read_bytes()
     except OSError as exc:
-        _fail(f"{file}: cannot read ({exc.strerror or exc})")
+        fail(f"{file}: cannot read ({exc.strerror or exc})")
     _derive(exports, gold, (file.stem, data))
 
 
@@ -248,11 +243,10 @@ def suggest(
     from stancelab.active.selection import STRATEGIES
     from stancelab.annotation.credentials import load_credentials
     from stancelab.annotation.tasks import ModelPredictor
-    from stancelab.data.labelled import GOLD_PATH
     from stancelab.prediction.api import default_model_dir
 
     if strategy not in STRATEGIES:
-        _fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     directory = model or default_model_dir()
     try:
         # Without --model a missing default model only matters to the uncertainty strategy.
@@ -269,7 +263,7 @@ def suggest(
             seed=seed,
         )
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for line in result.lines():
         typer.echo(line)
     if predictor is None:
@@ -308,14 +302,14 @@ def review(
     from stancelab.active.assist import review as push_review
     from stancelab.annotation.client import api_errors, connect
     from stancelab.annotation.credentials import load_credentials
-    from stancelab.data.labelled import GOLD_PATH, load_labelled
+    from stancelab.data.labelled import load_labelled
 
     if sum(x is not None for x in (predictions, model, config)) > 1:
-        _fail("use one of --predictions, --model and --config")
+        fail("use one of --predictions, --model and --config")
     if model is not None:
         config = model / "config.yaml"
         if not config.exists():
-            _fail(f"{model}: no config.yaml (not a run directory from `training.train`?)")
+            fail(f"{model}: no config.yaml (not a run directory from `training.train`?)")
     try:
         creds = load_credentials()
         with api_errors(creds, "checking the server"):  # before minutes of cross-validation
@@ -338,7 +332,7 @@ def review(
             sentences_path=sentences,
         )
     except StancelabError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for line in result.lines():
         typer.echo(line)
     for note in [*notes, *result.push.notes]:

@@ -24,9 +24,7 @@ from pathlib import Path
 
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
 from stancelab.files import InputError, iter_jsonl, read_text, write_jsonl
-
-DEFAULT_SOURCES = ("seeds",)
-DEFAULT_OUT = "data/sentences.jsonl"
+from stancelab.paths import SENTENCES_PATH
 
 
 @dataclass(frozen=True)
@@ -245,7 +243,7 @@ def dropped_path(out: str | Path) -> Path:
 
 
 def ingest(
-    paths: Iterable[str | Path], out: str | Path = DEFAULT_OUT
+    paths: Iterable[str | Path], out: str | Path = SENTENCES_PATH
 ) -> tuple[list[Sentence], list[Dropped]]:
     """Segment all documents and write the sentences and the dropped lines atomically."""
     documents = read_documents(paths)

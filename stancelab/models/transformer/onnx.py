@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from stancelab.errors import ModelLoadError
+from stancelab.paths import usable_cores
 
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
@@ -170,4 +171,4 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
 def _cores() -> int:
     if "OMP_NUM_THREADS" in os.environ:
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
