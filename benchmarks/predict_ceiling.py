@@ -138,7 +138,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from stancelab.models.base import load_model
+    from stancelab.models.registry import load_model
     from stancelab.models.transformer.network import infer
 
     texts = fixed_sentences()

@@ -53,7 +53,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one configuration and print a JSON line with its figures."""
     import numpy as np
 
-    from stancelab.models.base import load_model
+    from stancelab.models.registry import load_model
 
     texts = fixed_sentences()
     started = time.perf_counter()

@@ -18,7 +18,7 @@ _LAZY = {
     "predict": "stancelab.prediction.api",
     "predict_document": "stancelab.prediction.api",
     "Prediction": "stancelab.prediction.api",
-    "load_model": "stancelab.models.base",
+    "load_model": "stancelab.models.registry",
 }
 
 __all__ = ["LABELS", "Prediction", "__version__", "load_model", "predict", "predict_document"]

@@ -12,9 +12,9 @@ from conftest import TINY
 from typer.testing import CliRunner
 
 from stancelab.active.label_errors import Source, confident_thresholds, find_suspects, flags
-from stancelab.active.selection import label_uncertainty, report_section, select
-from stancelab.active.simreport import verdict
-from stancelab.active.simulation import Setup, macro_f1, summarize
+from stancelab.active.selection import label_uncertainty, select
+from stancelab.active.simreport import report_section, simulation_verdict
+from stancelab.active.simulation import Setup, macro_f1, summarize_curves
 from stancelab.config import BaselineParams
 from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
@@ -144,15 +144,15 @@ def test_benchmark_statistics_and_verdict():
     better = noisy.copy()
     better[:, 1:] = y  # uncertainty reaches the gold labels after the first round
     pred = np.stack([better, noisy], axis=1)  # (seeds, strategies, budgets, n, L)
-    result = summarize(pred, y, setup)
+    result = summarize_curves(pred, y, setup)
     diff = result["difference"]
     assert diff["mean"][0] == 0 and diff["average_gain_interval"][0] > 0
     assert diff["seeds_ahead"][1:] == [3, 3, 3]
     result.update(setup={**setup.__dict__, "strategies": list(setup.strategies)})
-    assert verdict(result).startswith("**Yes: uncertainty sampling helps here.**")
-    same = summarize(np.stack([noisy, noisy], axis=1), y, setup)
+    assert simulation_verdict(result).startswith("**Yes: uncertainty sampling helps here.**")
+    same = summarize_curves(np.stack([noisy, noisy], axis=1), y, setup)
     same.update(setup=result["setup"])
-    assert verdict(same).startswith("**Not shown")
+    assert simulation_verdict(same).startswith("**Not shown")
 
 
 def test_benchmark_entry_point_writes_its_outputs(tmp_path):

@@ -12,8 +12,9 @@ import pytest
 from stancelab.config import BaselineParams, ConfigError, load_config
 from stancelab.errors import ModelLoadError
 from stancelab.labels import LABELS
-from stancelab.models.base import MANIFEST, load_model
+from stancelab.models.base import MANIFEST
 from stancelab.models.baseline import PIPELINE_FILE, BaselineModel
+from stancelab.models.registry import load_model
 
 
 @pytest.fixture(scope="module")

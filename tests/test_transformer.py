@@ -22,7 +22,8 @@ from conftest import TINY  # noqa: E402
 from stancelab.config import TransformerParams, config_from_dict, load_config  # noqa: E402
 from stancelab.errors import ConfigError, ModelLoadError  # noqa: E402
 from stancelab.labels import LABELS  # noqa: E402
-from stancelab.models.base import MANIFEST, load_model  # noqa: E402
+from stancelab.models.base import MANIFEST  # noqa: E402
+from stancelab.models.registry import load_model  # noqa: E402
 from stancelab.models.transformer.model import TransformerModel  # noqa: E402
 
 pytestmark = pytest.mark.slow

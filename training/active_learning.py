@@ -7,7 +7,7 @@ Writes ``active_learning.json``, ``active_learning.md`` and ``active_learning.pn
 ``--out`` (default ``reports/latest/``) and prints the verdict: does uncertainty sampling, as
 ``stancelab label suggest`` does it, beat random selection on this gold set? The design is in
 ``stancelab.active.simulation``; the evaluation report takes its section from
-``stancelab.active.selection.report_section(out)``. The default run takes about 2-4 minutes on 2
+``stancelab.active.simreport.report_section(out)``. The default run takes about 2-4 minutes on 2
 cores.
 """
 
@@ -81,15 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m training.active_learning", shlex.join(given)]).strip()
     try:
-        from stancelab.active.simreport import verdict, write_outputs
+        from stancelab.active.simreport import simulation_verdict, write_simulation
         from stancelab.active.simulation import simulate
 
         result = simulate(setup)
-        paths = write_outputs(result, args.out, command=command)
+        paths = write_simulation(result, args.out, command=command)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(verdict(result).replace("**", ""))
+    print(simulation_verdict(result).replace("**", ""))
     print(
         f"{result['seconds']:.0f} s wall, {result['cpu_seconds']:.0f} s CPU "
         f"({setup.workers} worker(s)) -> {paths['markdown']}, {paths['png']}"

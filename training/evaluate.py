@@ -68,6 +68,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     import dataclasses
 
     from stancelab.evaluation.report import write_outputs
+    from training.pipeline import active_section
 
     if args.model:
         from stancelab.evaluation.heldout import evaluate_saved
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace, command: str) -> int:
 
         protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
         result = evaluate(args.configs, protocol, progress=not args.quiet)
-    outputs = write_outputs(result, args.out, command=command)
+    outputs = write_outputs(result, args.out, command=command, sections=active_section(args.out))
     print(outputs.table)
     print(outputs.verdict)
     print(f"\nreport: {outputs.report}")

@@ -31,6 +31,14 @@ SEEDS, SENTENCES, OUT = SEEDS_DIR, SENTENCES_PATH, REPORTS_DIR
 EXPORTS, GOLD = EXPORTS_DIR, GOLD_PATH
 
 
+def active_section(out: Path) -> list[str]:
+    """The active-learning benchmark's report section, when it was run into ``out``."""
+    from stancelab.active.simreport import report_section
+
+    section = report_section(out)
+    return [section] if section else []
+
+
 def step_corpus() -> dict:
     from stancelab.corpus.ingest import ingest
 
@@ -150,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             "step_seconds": {k: round(v, 1) for k, v in steps.items()},
             "seconds_before_report": round(time.perf_counter() - started, 1),
         }
-        outputs = write_outputs(result, args.out, command=command, extra={"pipeline": pipeline})
+        outputs = write_outputs(
+            result,
+            args.out,
+            command=command,
+            extra={"pipeline": pipeline},
+            sections=active_section(args.out),
+        )
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

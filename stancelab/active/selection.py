@@ -23,16 +23,12 @@ The diversity penalty is greedy and maximal-marginal-relevance style: each next 
 maximises ``score - weight * s``, where ``s`` is its highest TF-IDF cosine similarity to the
 sentences already labelled and to the earlier picks, so a batch is not K near-copies.
 Ties are broken by a seeded random order: the same inputs and seed give the same batch.
-
-``report_section(report_dir)`` returns the simulated benchmark's markdown section for the
-evaluation report (None when the benchmark has not been run into that folder).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -154,18 +150,3 @@ def select(
         scores = typicality(pool)
     chosen = greedy_diverse(scores, pool, k, labelled=labelled, weight=weight, seed=seed)
     return [Pick(i, r, float(scores[i]), similarity) for r, (i, similarity) in enumerate(chosen, 1)]
-
-
-def report_section(report_dir: str | Path) -> str | None:
-    """The simulated benchmark's markdown section (``## Active learning ...``), or None.
-
-    Reads ``active_learning.json`` written by ``python -m training.active_learning`` into the
-    same folder; the figure it refers to, ``active_learning.png``, sits beside it.
-    """
-    from stancelab.active.simreport import render_section
-    from stancelab.active.simulation import RESULT_FILE, read_result
-
-    path = Path(report_dir) / RESULT_FILE
-    if not path.exists():
-        return None
-    return render_section(read_result(path))

@@ -1,15 +1,15 @@
 """The active-learning benchmark's outputs: ``active_learning.json``, ``.md`` and ``.png``.
 
 Written by ``python -m training.active_learning`` from the result of
-``stancelab.active.simulation.simulate``; ``render_section`` is also what
-``stancelab.active.selection.report_section(report_dir)`` hands to the evaluation report.
+``stancelab.active.simulation.simulate``; ``report_section(report_dir)`` is the section the
+entry points hand to the evaluation report.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from stancelab.active.simulation import RESULT_FILE
+from stancelab.active.simulation import RESULT_FILE, read_result
 from stancelab.files import atomic_open, write_json
 from stancelab.labels import LABELS
 
@@ -22,7 +22,7 @@ def _points(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def verdict(result: dict) -> str:
+def simulation_verdict(result: dict) -> str:
     """One plain sentence: does uncertainty sampling help here, with the numbers behind it."""
     diff = result.get("difference")
     if diff is None:
@@ -72,7 +72,7 @@ def render_section(result: dict, level: int = 2) -> str:
     lines = [
         f"{h} Active learning (simulated): what to label next",
         "",
-        verdict(result),
+        simulation_verdict(result),
         "",
         f"Pool-based simulation with the baseline ({setup['config']}) on the corpus gold set "
         f"({data['gold_sentences']} sentences): {setup['folds']}-fold, each fold in turn held "
@@ -169,7 +169,7 @@ def plot(result: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_outputs(result: dict, out: str | Path, command: str = "") -> dict[str, Path]:
+def write_simulation(result: dict, out: str | Path, command: str = "") -> dict[str, Path]:
     """Write the JSON, the markdown page and the figure into ``out``; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -182,3 +182,15 @@ def write_outputs(result: dict, out: str | Path, command: str = "") -> dict[str,
             handle.write(f"Command: `{command}`\n\n")
         handle.write(render_section(result, level=2))
     return paths
+
+
+def report_section(report_dir: str | Path) -> str | None:
+    """The simulated benchmark's markdown section (``## Active learning ...``), or None.
+
+    Reads ``active_learning.json`` written by ``python -m training.active_learning`` into the
+    same folder; the figure it refers to, ``active_learning.png``, sits beside it.
+    """
+    path = Path(report_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    return render_section(read_result(path))

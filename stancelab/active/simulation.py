@@ -140,7 +140,7 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None = None) -> np
     return f1.mean(axis=-1)
 
 
-def summarize(pred: np.ndarray, y: np.ndarray, setup: Setup) -> dict:
+def summarize_curves(pred: np.ndarray, y: np.ndarray, setup: Setup) -> dict:
     """Curves, paired differences and their intervals from ``pred`` (seeds, K, budgets, n, L)."""
     from stancelab.evaluation.metrics import resample_weights
 
@@ -240,7 +240,7 @@ def simulate(setup: Setup, log=print) -> dict:
     for (seed, _, _, _, test), out in zip(jobs, results, strict=True):
         for k, strategy in enumerate(setup.strategies):
             pred[seed, k][:, test] = out[strategy]
-    result = summarize(pred, gold.y, setup)
+    result = summarize_curves(pred, gold.y, setup)
     result.update(
         setup={**asdict(setup), "strategies": list(setup.strategies)},
         data={

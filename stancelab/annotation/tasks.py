@@ -213,7 +213,8 @@ class ModelPredictor:
     """Pre-annotations from a saved model: ``predict`` for labels, ``predict_proba`` for scores."""
 
     def __init__(self, model_dir: str | Path) -> None:
-        from stancelab.models.base import MANIFEST, load_model
+        from stancelab.models.base import MANIFEST
+        from stancelab.models.registry import load_model
 
         self.model = load_model(model_dir)
         version = self.model.model_version

@@ -15,7 +15,6 @@ from itertools import combinations
 import numpy as np
 
 from stancelab.data.labelled import LabelledSet
-from stancelab.evaluation.crossval import EvaluationResult, Run
 from stancelab.evaluation.metrics import (
     figures,
     mcnemar,
@@ -24,6 +23,7 @@ from stancelab.evaluation.metrics import (
     summarize,
 )
 from stancelab.evaluation.protocol import AUGMENTED, CORPUS
+from stancelab.evaluation.results import EvaluationResult, Run
 from stancelab.labels import LABELS, NONE
 from stancelab.models.calibration import reliability_table
 

@@ -16,7 +16,7 @@ import numpy as np
 from stancelab.labels import LABELS, display
 
 if TYPE_CHECKING:
-    from stancelab.evaluation.crossval import EvaluationResult
+    from stancelab.evaluation.results import EvaluationResult
 
 ALL_FAIL, DISAGREE = "all_fail", "disagree"
 SHOW_CASES = 8  # sentences per kind in the report

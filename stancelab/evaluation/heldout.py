@@ -28,7 +28,7 @@ def evaluate_saved(
     n_boot: int = 2000,
 ) -> EvaluationResult:
     """Score trained models on any labelled JSONL file (``text``, ``labels``)."""
-    from stancelab.models.base import load_model
+    from stancelab.models.registry import load_model
 
     started = time.perf_counter()
     data = load_labelled(data_path)

@@ -10,13 +10,14 @@ sentence, repeat and run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.evaluation.comparison import build_metrics, describe_scheme, fmt_p
-from stancelab.evaluation.crossval import EvaluationResult
 from stancelab.evaluation.erroranalysis import error_section
 from stancelab.evaluation.metrics import PER_LABEL
+from stancelab.evaluation.results import EvaluationResult
 from stancelab.evaluation.tables import (
     SCHEME_TITLES,
     TITLES,
@@ -42,9 +43,18 @@ class Outputs:
 
 
 def write_outputs(
-    result: EvaluationResult, out: str | Path, *, command: str = "", extra: dict | None = None
+    result: EvaluationResult,
+    out: str | Path,
+    *,
+    command: str = "",
+    extra: dict | None = None,
+    sections: Sequence[str] = (),
 ) -> Outputs:
-    """Write every output of an evaluation into ``out`` (created if needed)."""
+    """Write every output of an evaluation into ``out`` (created if needed).
+
+    ``sections`` are markdown sections the caller appends to the report (the simulated
+    active-learning benchmark, when it was run into ``out``).
+    """
     from stancelab.evaluation.plots import draw_all
 
     out = Path(out)
@@ -57,11 +67,8 @@ def write_outputs(
     write_json(out / "metrics.json", metrics)
     write_jsonl(out / "predictions.jsonl", result.prediction_rows())
     text = render(metrics, result)
-    from stancelab.active.selection import report_section
-
-    active = report_section(out)  # the simulated active-learning benchmark, when it was run
-    if active:
-        text = text.rstrip("\n") + "\n\n" + active.rstrip("\n") + "\n"
+    for section in sections:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     with atomic_open(out / "report.md") as handle:
         handle.write(text)
     main = next(iter(metrics["results"]), None)

@@ -1,10 +1,11 @@
-"""The model interface both models share, and ``load_model`` for any saved model directory.
+"""The model interface both models share, and the manifest every model directory holds.
 
 Every model is a ``StanceModel``: ``fit(texts, label_sets)`` returns self;
 ``predict_proba(texts)`` gives calibrated per-label probabilities, shape (n, len(LABELS)) in
 scheme order; ``predict(texts)`` gives label tuples (``()`` = none) by applying the per-label
-``thresholds_``; ``save(dir)`` writes a self-describing directory; ``load_model(dir)`` reads
-any of them. ``predict`` and ``predict_proba`` take one string or a list of strings.
+``thresholds_``; ``save(dir)`` writes a self-describing directory;
+``stancelab.models.registry.load_model(dir)`` reads any of them. ``predict`` and
+``predict_proba`` take one string or a list of strings.
 
 A model directory always holds ``stancelab.json`` (the manifest: kind, labels, thresholds,
 calibration, format version); the kind-specific files sit beside it.
@@ -12,11 +13,9 @@ calibration, format version); the kind-specific files sit beside it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,6 @@ from stancelab.labels import LABELS
 
 MANIFEST = "stancelab.json"
 FORMAT_VERSION = 1
-# kind -> "module:Class"; imported only when a model of that kind is loaded.
-MODEL_KINDS = {
-    "baseline": "stancelab.models.baseline:BaselineModel",
-    "transformer": "stancelab.models.transformer.model:TransformerModel",
-}
 
 
 def as_text_list(texts: str | Sequence[str]) -> list[str]:
@@ -139,19 +133,3 @@ def check_checksum(path: Path, digest: str | None) -> None:
         raise ModelLoadError(
             f"{path}: checksum does not match the manifest; the file was modified or is corrupt"
         )
-
-
-def load_model(directory: str | Path) -> StanceModel:
-    """Load any saved stancelab model directory (the kind is read from its manifest)."""
-    manifest = read_manifest(directory)
-    kind = manifest.get("kind")
-    target = MODEL_KINDS.get(kind)
-    if target is None:
-        raise ModelLoadError(f"{directory}: unknown model kind {kind!r}")
-    module_name, class_name = target.split(":")
-    cls = getattr(import_module(module_name), class_name)
-    model = cls.load(directory)
-    # A stable identifier of exactly this saved model, for pre-annotations and output rows.
-    digest = hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()[:10]
-    model.version_ = f"{kind}-{digest}"
-    return model

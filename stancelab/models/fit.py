@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from stancelab.config import RunConfig, load_config
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
 from stancelab.labels import LABELS
-from stancelab.models.base import MODEL_KINDS, StanceModel
+from stancelab.models.base import StanceModel
+from stancelab.models.registry import model_class
 from stancelab.paths import RUNS_DIR
 
 
 def build_model(config: RunConfig) -> StanceModel:
     """A fresh, unfitted model of the configured kind."""
-    module_name, class_name = MODEL_KINDS[config.model].split(":")
-    cls = getattr(import_module(module_name), class_name)
-    return cls.from_config(config)
+    return model_class(config.model).from_config(config)
 
 
 def training_data(config: RunConfig) -> LabelledSet:

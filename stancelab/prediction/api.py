@@ -21,7 +21,8 @@ from pathlib import Path
 
 from stancelab.errors import ModelLoadError
 from stancelab.labels import LABELS, display
-from stancelab.models.base import StanceModel, as_text_list, load_model
+from stancelab.models.base import StanceModel, as_text_list
+from stancelab.models.registry import load_model
 
 DEFAULT_MODEL_DIR = Path("runs/transformer")
 TRAIN_HINT = {

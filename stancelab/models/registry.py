@@ -1,0 +1,40 @@
+"""The model kinds: ``kind -> class``, resolved once, and ``load_model`` for any saved directory.
+
+A kind's module is imported only when a model of that kind is built or loaded, so loading a
+baseline never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from importlib import import_module
+from pathlib import Path
+
+from stancelab.errors import ModelLoadError
+from stancelab.models.base import MANIFEST, StanceModel, read_manifest
+
+MODEL_KINDS = {
+    "baseline": "stancelab.models.baseline:BaselineModel",
+    "transformer": "stancelab.models.transformer.model:TransformerModel",
+}
+
+
+@cache
+def model_class(kind: str) -> type[StanceModel]:
+    """The class of a model kind (``KeyError`` for an unknown kind)."""
+    module_name, class_name = MODEL_KINDS[kind].split(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def load_model(directory: str | Path) -> StanceModel:
+    """Load any saved stancelab model directory (the kind is read from its manifest)."""
+    manifest = read_manifest(directory)
+    kind = manifest.get("kind")
+    if kind not in MODEL_KINDS:
+        raise ModelLoadError(f"{directory}: unknown model kind {kind!r}")
+    model = model_class(kind).load(directory)
+    # A stable identifier of exactly this saved model, for pre-annotations and output rows.
+    digest = hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()[:10]
+    model.version_ = f"{kind}-{digest}"
+    return model
