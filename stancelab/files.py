@@ -21,7 +21,6 @@ __all__ = [
     "InputError",
     "atomic_open",
     "iter_jsonl",
-    "read_jsonl",
     "read_text",
     "write_json",
     "write_jsonl",
@@ -128,17 +127,9 @@ def read_json_object(path: str | os.PathLike) -> dict:
     return obj
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    return [obj for _, obj in iter_jsonl(path)]
-
-
 def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

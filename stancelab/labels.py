@@ -67,12 +67,6 @@ def normalize(labels: Iterable[str], *, where: str = "") -> tuple[str, ...]:
     return tuple(name for name in LABELS if name in present)
 
 
-def to_vector(labels: Iterable[str]) -> list[int]:
-    """Multi-hot vector in scheme order."""
-    present = set(normalize(labels))
-    return [int(name in present) for name in LABELS]
-
-
 def from_vector(row: Iterable[int | bool | float]) -> tuple[str, ...]:
     """Label tuple from a multi-hot (or boolean) row in scheme order."""
     values = list(row)

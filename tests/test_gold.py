@@ -25,7 +25,7 @@ from stancelab.annotation.exports import list_exports, new_export_path, store_ex
 from stancelab.annotation.gold import ADJUDICATOR_PREFIX, derive, parse_export, update_gold
 from stancelab.annotation.interface import CONFIG_PATH, label_config
 from stancelab.annotation.tasks import (
-    Prediction,
+    PreAnnotation,
     build_tasks,
     contexts,
     prediction_payload,
@@ -334,7 +334,7 @@ def test_tasks_carry_context_from_the_same_document_by_index():
     assert (
         ctx["a2"] == "A0. A1. »A2.« A3." and ctx["a0"] == "»A0.« A1. A2." and ctx["b0"] == "»B0.«"
     )
-    pred = Prediction(("threat",), {"threat": 0.8, "denial": 0.1}, "m1")
+    pred = PreAnnotation(("threat",), {"threat": 0.8, "denial": 0.1}, "m1")
     (t,) = build_tasks(sentences, sentences[:1], {"a3": pred})
     assert t["data"] == {
         "text": "A3.",
@@ -349,7 +349,7 @@ def test_tasks_carry_context_from_the_same_document_by_index():
         p["result"][0]["value"]["choices"] == ["threat"]
         and p["result"][0]["scores"]["denial"] == 0.1
     )
-    assert prediction_payload(Prediction((), None, "m"))["score"] is None
+    assert prediction_payload(PreAnnotation((), None, "m"))["score"] is None
 
 
 def test_read_predictions_skips_and_counts_rows_it_cannot_use(tmp_path):

@@ -42,7 +42,7 @@ from stancelab.annotation.ranked import (
 )
 from stancelab.annotation.tasks import (
     ModelPredictor,
-    Prediction,
+    PreAnnotation,
     build_tasks,
     contexts,
     prediction_payload,
@@ -246,7 +246,7 @@ def review(
         }
         predictions = [
             prediction_payload(
-                Prediction(
+                PreAnnotation(
                     from_vector(s.pred[i]),
                     dict(zip(LABELS, map(float, s.proba[i]), strict=True)),
                     version,

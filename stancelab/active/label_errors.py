@@ -136,7 +136,6 @@ def cross_validate(config, gold: LabelledSet, folds: int = 5, seed: int = 0, log
     y = gold.y
     proba = np.zeros(y.shape)
     pred = np.zeros(y.shape, dtype=int)
-    # Single-threaded BLAS: the baseline's small solves are far slower with spinning threads.
     with threadpool_limits(1):
         for k, (train, test) in enumerate(multilabel_kfold(y, folds, seed=seed), start=1):
             part = gold.subset(train)

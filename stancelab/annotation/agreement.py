@@ -20,10 +20,10 @@ import numpy as np
 from stancelab.labels import LABELS, NONE, display
 
 if TYPE_CHECKING:
-    from stancelab.annotation.gold import GoldResult, Sentence
+    from stancelab.annotation.gold import AnnotatedSentence, GoldResult
 
 
-def label_agreement(sentences: list[Sentence], label: str) -> dict:
+def label_agreement(sentences: list[AnnotatedSentence], label: str) -> dict:
     """Alpha and its counts for one label over the given sentences."""
     units = []
     for sentence in sentences:

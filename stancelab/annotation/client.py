@@ -23,7 +23,7 @@ from stancelab.annotation.credentials import Credentials, ServerError
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME, label_config
 from stancelab.annotation.tasks import (
     ModelPredictor,
-    Prediction,
+    PreAnnotation,
     build_tasks,
     prediction_payload,
     read_annotation_file,
@@ -165,12 +165,12 @@ def push(
     sentences_path: str | Path,
     *,
     predictor: ModelPredictor | None = None,
-    predictions: dict[str, Prediction] | None = None,
+    predictions: dict[str, PreAnnotation] | None = None,
     chunk: int = IMPORT_CHUNK,
 ) -> PushReport:
     """Import the sentences not yet in the project, with pre-annotations when given.
 
-    ``predictor(sentences) -> {id: Prediction}`` is called only for the sentences that need a
+    ``predictor(sentences) -> {id: PreAnnotation}`` is called only for the sentences that need a
     prediction (new tasks, and existing tasks without one of that model version);
     ``predictions`` is the same mapping read from a file.
     """
@@ -194,7 +194,7 @@ def push(
         present = sentence_tasks(ls, proj.id)
         new = [s for s in sentences if s["id"] not in present]
         report.already_present = len(sentences) - len(new)
-        preds: dict[str, Prediction] = {}
+        preds: dict[str, PreAnnotation] = {}
         lacking: list[tuple[int, dict]] = []  # (task id, sentence) needing a prediction
         if predictor is not None or predictions is not None:
             have = {(p.task, p.model_version) for p in ls.predictions.list(project=proj.id)}

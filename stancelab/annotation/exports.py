@@ -77,15 +77,6 @@ def list_exports(directory: str | Path = EXPORTS_DIR) -> list[StoredExport]:
     return sorted(out, key=lambda e: (e.taken_at, e.sequence, e.path.name))
 
 
-def find_same(directory: str | Path, data: bytes) -> Path | None:
-    """An export in the folder with exactly these bytes, if any."""
-    digest = hashlib.sha256(data).hexdigest()
-    for stored in list_exports(directory):
-        if stored.sha256 == digest:
-            return stored.path
-    return None
-
-
 def new_export_path(directory: str | Path, name: str, now: datetime | None = None) -> Path:
     """The first free ``<name>-<UTC timestamp>[-n].json`` in the folder (nothing is created)."""
     directory = Path(directory)

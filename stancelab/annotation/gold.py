@@ -58,7 +58,7 @@ class Vote:
 
 
 @dataclass
-class Sentence:
+class AnnotatedSentence:
     id: str
     doc_id: str
     text: str
@@ -114,7 +114,7 @@ def _labels_of(result: object, where: str) -> tuple[str, ...]:
     return tuple(name for name in LABELS if name in present)
 
 
-def parse_export(data: bytes | str, source: str) -> dict[str, Sentence]:
+def parse_export(data: bytes | str, source: str) -> dict[str, AnnotatedSentence]:
     """Validate one full-JSON export; sentences by id (several tasks of one id are merged)."""
     try:
         tasks = json.loads(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
@@ -122,7 +122,7 @@ def parse_export(data: bytes | str, source: str) -> dict[str, Sentence]:
         raise InputError(f"{source}: not valid JSON ({exc})") from None
     if not isinstance(tasks, list):
         raise InputError(f"{source}: expected a list of tasks (Label Studio 'JSON' export)")
-    out: dict[str, Sentence] = {}
+    out: dict[str, AnnotatedSentence] = {}
     for n, task in enumerate(tasks):
         tid = task.get("id", f"#{n}") if isinstance(task, dict) else f"#{n}"
         where = f"{source}: task {tid}"
@@ -145,7 +145,9 @@ def parse_export(data: bytes | str, source: str) -> dict[str, Sentence]:
             raise InputError(f"{where}: 'annotations' must be a list")
         sentence = out.get(sid)
         if sentence is None:
-            sentence = out[sid] = Sentence(sid, str(data_.get("doc_id") or ""), text, source)
+            sentence = out[sid] = AnnotatedSentence(
+                sid, str(data_.get("doc_id") or ""), text, source
+            )
         elif sentence.text != text:
             raise InputError(f"{where}: sentence {sid} appears with two different texts")
         for ann in task["annotations"]:
@@ -171,9 +173,11 @@ def parse_export(data: bytes | str, source: str) -> dict[str, Sentence]:
     return out
 
 
-def merge(exports: Sequence[tuple[str, dict[str, Sentence]]]) -> dict[str, Sentence]:
+def merge(
+    exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
+) -> dict[str, AnnotatedSentence]:
     """Exports oldest first; the newest export that has votes for a sentence supplies them."""
-    merged: dict[str, Sentence] = {}
+    merged: dict[str, AnnotatedSentence] = {}
     for _, sentences in exports:
         for sid, sentence in sentences.items():
             if sentence.votes or sid not in merged:
@@ -218,11 +222,11 @@ def resolve(votes: Sequence[Vote]) -> Decision:
 class GoldResult:
     rows: list[dict]
     ties: list[dict]
-    sentences: dict[str, Sentence]
+    sentences: dict[str, AnnotatedSentence]
     exports: list[str]
 
 
-def derive(exports: Sequence[tuple[str, dict[str, Sentence]]]) -> GoldResult:
+def derive(exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]]) -> GoldResult:
     merged = merge(exports)
     rows, ties = [], []
     for sid in sorted(merged):

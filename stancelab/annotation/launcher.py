@@ -7,9 +7,8 @@ version check are off, sign-up is disabled and the legacy API token is enabled (
 preset token gets 401 in a new organisation).
 
 ``ensure_template`` builds, once per Label Studio version, a migrated data dir with no user in
-it (``label-studio init -q``, about 30 s) in the state dir; ``stancelab.annotation.server`` copies
-its
-database into every new data dir, which then starts in about 4 s.
+it (``label-studio init -q``) in the state dir; ``stancelab.annotation.server`` copies its
+database into every new data dir, which then starts without running migrations.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ def template_dir() -> Path:
 
 
 def ensure_template(path: Path | None = None, log: Callable[[str], object] = print) -> Path:
-    """A migrated, user-less data dir to copy from; built once (~30 s) with ``init -q``."""
+    """A migrated, user-less data dir to copy from; built once with ``init -q``."""
     path = Path(path) if path else template_dir()
     if (path / DATABASE_FILE).exists():
         return path

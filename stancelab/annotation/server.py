@@ -50,7 +50,7 @@ ADMIN_EMAIL = "admin@stancelab.local"
 ADMIN_FILE = "stancelab-admin.json"
 LOG_FILE = "server.log"
 LOCK_FILE = ".stancelab-serve.lock"  # held while a server runs: one server per data dir
-START_TIMEOUT = 180.0  # a template copy starts in ~4 s; migrations on a bare dir take ~45 s
+START_TIMEOUT = 180.0  # generous: a bare data dir runs every migration before it starts
 
 
 def default_data_dir() -> Path:
@@ -74,7 +74,7 @@ def _port_is_free(port: int) -> bool:
 
 def _die_with_parent() -> None:
     # Linux: SIGTERM the server if the process that started it dies, so a killed test run
-    # or terminal never leaves an orphan holding 300 MB and a port.
+    # or terminal never leaves an orphan holding memory and a port.
     try:
         import ctypes
 
@@ -248,7 +248,7 @@ class LabelStudioServer:
             lock.close()
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the server's process group (it exits within ~1.5 s); SIGKILL if it hangs."""
+        """SIGTERM the server's process group; SIGKILL if it hangs."""
         process, self.process = self.process, None
         try:
             if process is None or process.poll() is not None:

@@ -17,7 +17,6 @@ predict run (``read_predictions``). Annotations made outside the browser come as
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ CONTEXT_SENTENCES = 2  # on each side
 
 
 @dataclass(frozen=True)
-class Prediction:
+class PreAnnotation:
     labels: tuple[str, ...]
     scores: dict[str, float] | None  # per label, scheme order; None if the source had none
     model_version: str
@@ -94,7 +93,7 @@ def set_score(labels: Sequence[str], scores: dict[str, float] | None) -> float |
     return float(math.prod(p if name in chosen else 1.0 - p for name, p in scores.items()))
 
 
-def prediction_payload(pred: Prediction) -> dict:
+def prediction_payload(pred: PreAnnotation) -> dict:
     item = {
         "from_name": CONTROL_NAME,
         "to_name": TEXT_NAME,
@@ -114,7 +113,7 @@ def prediction_payload(pred: Prediction) -> dict:
 def build_tasks(
     all_sentences: Sequence[dict],
     selected: Sequence[dict],
-    predictions: dict[str, Prediction] | None = None,
+    predictions: dict[str, PreAnnotation] | None = None,
 ) -> list[dict]:
     """Import payloads for ``selected``; context is taken from ``all_sentences``."""
     context = contexts(all_sentences)
@@ -154,13 +153,13 @@ def _scores(raw: object, where: str) -> dict[str, float] | None:
     return out
 
 
-def read_predictions(path: str | Path) -> tuple[dict[str, Prediction], dict[str, int]]:
+def read_predictions(path: str | Path) -> tuple[dict[str, PreAnnotation], dict[str, int]]:
     """Predictions by sentence id from a predict run's JSONL.
 
     Rows with an ``error`` and rows without a sentence ``id`` (nothing to match a task on) are
     skipped and counted; returns the predictions and those counts.
     """
-    preds: dict[str, Prediction] = {}
+    preds: dict[str, PreAnnotation] = {}
     skipped = {"error": 0, "no id": 0}
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
@@ -183,7 +182,7 @@ def read_predictions(path: str | Path) -> tuple[dict[str, Prediction], dict[str,
             chosen = normalize(labels, where=where)
         except UnknownLabelError as exc:
             raise InputError(str(exc)) from None
-        preds[sid] = Prediction(chosen, _scores(row.get("scores"), where), version)
+        preds[sid] = PreAnnotation(chosen, _scores(row.get("scores"), where), version)
     return preds, skipped
 
 
@@ -210,25 +209,20 @@ def read_annotation_file(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
 
 
 class ModelPredictor:
-    """Pre-annotations from a saved model: ``predict`` for labels, ``predict_proba`` for scores."""
+    """Pre-annotations from a saved model: one ``predict_proba``, labels from its thresholds."""
 
     def __init__(self, model_dir: str | Path) -> None:
-        from stancelab.models.base import MANIFEST
         from stancelab.models.registry import load_model
 
         self.model = load_model(model_dir)
-        version = self.model.model_version
-        if version == self.model.kind:  # bare kind: add a fingerprint of this trained model
-            digest = hashlib.sha256((Path(model_dir) / MANIFEST).read_bytes()).hexdigest()
-            version = f"{self.model.kind}-{digest[:10]}"
-        self.model_version = version
+        self.model_version = self.model.model_version  # kind plus a fingerprint of the model
 
-    def __call__(self, sentences: Sequence[dict]) -> dict[str, Prediction]:
+    def __call__(self, sentences: Sequence[dict]) -> dict[str, PreAnnotation]:
         texts = [s["text"] for s in sentences]
-        chosen = self.model.predict(texts)
         proba = self.model.predict_proba(texts)
+        chosen = self.model.labels_from_proba(proba)
         return {
-            s["id"]: Prediction(
+            s["id"]: PreAnnotation(
                 tuple(labels), dict(zip(LABELS, map(float, row), strict=True)), self.model_version
             )
             for s, labels, row in zip(sentences, chosen, proba, strict=True)

@@ -51,8 +51,8 @@ class Protocol:
     # Schemes on which each config is also trained with the augmentation switched the other way.
     contrast: tuple[str, ...] = ("kfold",)
     # Extra learning-curve training mixes, run on the first k-fold repeat only.
-    # The default keeps only a cheap point: a model costing ~75 s per fit on the full training
-    # data must fit the whole pipeline in 20 minutes on 2 cores.
+    # The default keeps only a cheap point, so the whole pipeline stays within its time budget
+    # (README, "Evaluation").
     curve: tuple[Mix, ...] = (Mix(0.5, 0.0),)
     n_boot: int = 2000
     seed: int = 0

@@ -105,8 +105,8 @@ class BaselineModel(StanceModel):
     def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> BaselineModel:
         from threadpoolctl import threadpool_limits
 
-        # Small sparse problems gain nothing from BLAS threads, and on a busy machine their
-        # spinning made fits 25-40x slower; one thread is the fast choice here.
+        # Small sparse problems gain nothing from BLAS threads, whose spinning slows fits
+        # on a busy machine (README, "Measured figures").
         with threadpool_limits(1):
             return self._fit(texts, label_sets)
 
@@ -135,8 +135,8 @@ class BaselineModel(StanceModel):
         }
         self.pipeline_ = build_pipeline(self.params, self.seed).fit(texts, y)
         # scikit-learn keeps vocabulary indices as numpy integers, and skops writes every numpy
-        # scalar as its own array file (about 67,000 here: minutes to save, seconds to load);
-        # plain ints are stored inline. ``stop_words_`` (the terms max_features cut) is only
+        # scalar as its own array file, which makes saving very slow; plain ints are stored
+        # inline. ``stop_words_`` (the terms max_features cut) is only
         # for introspection, and scikit-learn documents it as safe to drop before saving.
         for _, vectorizer in self.pipeline_.named_steps["features"].transformer_list:
             vectorizer.vocabulary_ = {t: int(i) for t, i in vectorizer.vocabulary_.items()}

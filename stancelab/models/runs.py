@@ -37,7 +37,7 @@ def code_version() -> str:
     return f"stancelab {__version__} ({commit})"
 
 
-def data_summary(data: LabelledSet) -> dict:
+def describe_training_data(data: LabelledSet) -> dict:
     counts = Counter(label for labels in data.labels for label in labels)
     return {
         "sentences": len(data),
@@ -70,7 +70,7 @@ def write_run(
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {usable_cores()} CPU(s)",
         "train_seconds": round(seconds, 2),
-        "data": data_summary(data),
+        "data": describe_training_data(data),
         "metrics": metrics or {},
         **(extra or {}),
     }
