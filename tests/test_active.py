@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from stancelab.active.label_errors import Source, confident_thresholds, find_suspects, flags
 from stancelab.active.selection import label_uncertainty, select
 from stancelab.active.simreport import report_section, simulation_verdict
-from stancelab.active.simulation import Setup, macro_f1, summarize_curves
+from stancelab.active.simulation import Setup, summarize_curves
 from stancelab.config import BaselineParams
+from stancelab.evaluation.metrics import macro_f1
 from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
 
@@ -138,7 +139,7 @@ def test_benchmark_statistics_and_verdict():
     setup = Setup(seeds=3, batch=10, budget=30, n_boot=300)
     from sklearn.metrics import f1_score
 
-    assert macro_f1(y, noisy[0, 0])[0] == pytest.approx(
+    assert float(macro_f1(y, noisy[0, 0])) == pytest.approx(
         f1_score(y, noisy[0, 0], average="macro", zero_division=0)
     )
     better = noisy.copy()

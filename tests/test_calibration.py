@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from stancelab.evaluation.metrics import expected_calibration_error
 from stancelab.models.calibration import (
     PlattCalibrator,
-    expected_calibration_error,
     reliability_table,
     tune_thresholds,
 )

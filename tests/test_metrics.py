@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from stancelab.evaluation.erroranalysis import ALL_FAIL, DISAGREE, select_cases
 from stancelab.evaluation.metrics import (
+    expected_calibration_error,
     figures,
     holm,
     mcnemar,
@@ -16,7 +17,6 @@ from stancelab.evaluation.metrics import (
     resample_weights,
     summarize,
 )
-from stancelab.models.calibration import expected_calibration_error
 
 # Four sentences, labels in scheme order (threat, conditional_deescalation, accusation, denial).
 Y = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])

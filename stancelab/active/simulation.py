@@ -126,26 +126,12 @@ def _run_fold(
     return out
 
 
-def macro_f1(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Macro-F1 of ``pred`` (..., n, L) against ``y`` (n, L); per weight row if ``w`` (R, n)."""
-    y = y.astype(float)
-    pred = pred.astype(float)
-    if w is None:
-        w = np.ones((1, y.shape[0]))
-    tp = np.einsum("rn,...nl->r...l", w, pred * y)
-    fp = np.einsum("rn,...nl->r...l", w, pred * (1 - y))
-    fn = np.einsum("rn,...nl->r...l", w, (1 - pred) * y)
-    den = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
-    return f1.mean(axis=-1)
-
-
 def summarize_curves(pred: np.ndarray, y: np.ndarray, setup: Setup) -> dict:
     """Curves, paired differences and their intervals from ``pred`` (seeds, K, budgets, n, L)."""
-    from stancelab.evaluation.metrics import resample_weights
+    from stancelab.evaluation.metrics import macro_f1, resample_weights
 
     n_seeds = pred.shape[0]
-    point = macro_f1(y, pred)[0]  # (seeds, K, budgets)
+    point = macro_f1(y, pred)  # (seeds, K, budgets)
     w = resample_weights(len(y), setup.n_boot, seed=0)
     boot = macro_f1(y, pred, w)  # (R, seeds, K, budgets)
     pick = np.random.default_rng(1).integers(0, n_seeds, size=(setup.n_boot, n_seeds))
@@ -186,11 +172,9 @@ def summarize_curves(pred: np.ndarray, y: np.ndarray, setup: Setup) -> dict:
 
 def _per_label(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Per-label F1 averaged over seeds and over the budgets after the first."""
-    yy = y.astype(float)
-    p = pred[:, 1:].astype(float)
-    tp, fp, fn = (p * yy).sum(-2), (p * (1 - yy)).sum(-2), ((1 - p) * yy).sum(-2)
-    den = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
+    from stancelab.evaluation.metrics import label_f1
+
+    f1 = label_f1(y, pred[:, 1:])
     return {name: float(f1[..., j].mean()) for j, name in enumerate(LABELS)}
 
 

@@ -67,8 +67,46 @@ def _average_precision(y: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.n
     return np.where(positives[:, 0] > 0, ap, np.nan)
 
 
+def label_f1(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Per-label F1 of ``pred`` (..., n, L) against ``y`` (n, L); per weight row if ``w`` (R, n).
+
+    Returns (..., L), or (R, ..., L) with weights. A label with no positive and no predicted
+    positive scores 0.
+    """
+    y = np.asarray(y, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    weighted = w is not None
+    w = np.atleast_2d(w) if weighted else np.ones((1, y.shape[0]))
+    tp = np.einsum("rn,...nl->r...l", w, pred * y)
+    fp = np.einsum("rn,...nl->r...l", w, pred * (1 - y))
+    fn = np.einsum("rn,...nl->r...l", w, (1 - pred) * y)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    return f1 if weighted else f1[0]
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Macro-F1 (the mean of ``label_f1`` over labels), with the same shapes."""
+    return label_f1(y, pred, w).mean(axis=-1)
+
+
+def micro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """F1 over every (sentence, label) pair."""
+    y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    tp, fp, fn = (pred * y).sum(), (pred * (1 - y)).sum(), ((1 - pred) * y).sum()
+    return float(_ratio(2 * tp, 2 * tp + fp + fn))
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE over all (sentence, label) probabilities, equal-width bins."""
+    y = np.asarray(y, dtype=float)
+    proba = np.asarray(proba, dtype=float)
+    if y.ndim == 1:
+        y, proba = y[:, None], proba[:, None]
+    return float(_ece(y, proba, np.ones((1, len(y))), n_bins)[0])
+
+
 def _ece(y: np.ndarray, proba: np.ndarray, w: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
-    """Weighted ECE over all (sentence, label) pairs (as calibration.expected_calibration_error)."""
+    """Weighted ECE over all (sentence, label) pairs, for every weight row."""
     bins = np.minimum((proba * n_bins).astype(int), n_bins - 1)
     gap = np.zeros((len(y), n_bins))  # per sentence and bin: sum over labels of (p - y)
     for j in range(y.shape[1]):
@@ -93,7 +131,7 @@ def figures(
     runs = []
     for p, hat in zip(proba, pred, strict=True):
         tp, fp, fn = w @ (y * hat), w @ ((1 - y) * hat), w @ (y * (1 - hat))
-        f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+        f1 = label_f1(y, hat, w)
         exact = (hat == y).all(axis=1).astype(float)
         pred_none = (hat.sum(axis=1) == 0).astype(float)
         runs.append(

@@ -22,6 +22,7 @@ from stancelab.config import BaselineParams, RunConfig
 from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.errors import ModelLoadError, first_line
+from stancelab.evaluation.metrics import macro_f1
 from stancelab.files import sha256_file, write_json
 from stancelab.labels import LABELS
 from stancelab.models.base import MANIFEST, StanceModel, as_text_list, check_checksum, read_manifest
@@ -166,7 +167,7 @@ class BaselineModel(StanceModel):
             results.append(
                 {
                     "params": dict(zip(keys, values, strict=True)),
-                    "macro_f1": _macro_f1(y, proba >= cut),
+                    "macro_f1": float(macro_f1(y, proba >= cut)),
                 }
             )
         best = max(results, key=lambda r: r["macro_f1"])
@@ -274,9 +275,3 @@ class BaselineModel(StanceModel):
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelLoadError(f"{directory / MANIFEST}: bad calibration entry ({exc})") from None
         return model
-
-
-def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y, pred.astype(int), average="macro", zero_division=0))

@@ -6,7 +6,6 @@ scored later), and saved with the model as plain JSON.
 * ``PlattCalibrator``: one logistic map ``p = sigmoid(a * s + b)`` per label on a raw score
   ``s`` (a decision value or a logit).
 * ``tune_thresholds``: per label, the probability cut that maximises F1 out of fold.
-* ``expected_calibration_error``: the reported calibration figure.
 * ``crossfit_heldout`` / ``calibration_report``: figures on the part calibration was fitted
   on, with each row calibrated and thresholded by a map fitted on the other rows.
 """
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stancelab.data.folds import multilabel_kfold
+from stancelab.evaluation.metrics import expected_calibration_error, label_f1
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -89,28 +89,11 @@ def tune_thresholds(
         best, best_f1 = DEFAULT_THRESHOLD, -1.0
         for t in sorted(grid, key=lambda t: abs(t - 0.5)):
             pred = proba[:, j] >= t
-            tp = float(np.sum(pred & (y[:, j] == 1)))
-            denom = float(pred.sum() + y[:, j].sum())
-            f1 = 2 * tp / denom if denom else 0.0
+            f1 = float(label_f1(y[:, [j]], pred[:, None])[0])
             if f1 > best_f1 + 1e-12:
                 best, best_f1 = float(t), f1
         out.append(best)
     return out
-
-
-def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float:
-    """ECE over all (sentence, label) probabilities, equal-width bins."""
-    y = np.asarray(y, float).ravel()
-    p = np.asarray(proba, float).ravel()
-    if p.size == 0:
-        return float("nan")
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        mask = bins == b
-        if mask.any():
-            ece += mask.mean() * abs(p[mask].mean() - y[mask].mean())
-    return float(ece)
 
 
 def reliability_table(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> list[dict]:

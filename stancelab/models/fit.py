@@ -69,9 +69,13 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
     if not oof:
         return {}
     import numpy as np
-    from sklearn.metrics import f1_score
 
-    from stancelab.models.calibration import expected_calibration_error
+    from stancelab.evaluation.metrics import (
+        expected_calibration_error,
+        label_f1,
+        macro_f1,
+        micro_f1,
+    )
 
     y, proba = oof["y"], oof["proba"]
     pred = oof.get("pred")
@@ -80,12 +84,12 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "source": oof.get("source", "out-of-fold predictions of the training data"),
         "sentences": int(len(y)),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
-        "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
+        "macro_f1": float(macro_f1(y, pred)),
+        "micro_f1": micro_f1(y, pred),
         "ece": expected_calibration_error(y, proba),
     }
-    for j, name in enumerate(LABELS):
-        metrics[f"f1_{name}"] = float(f1_score(y[:, j], pred[:, j], zero_division=0))
+    for name, f1 in zip(LABELS, label_f1(y, pred), strict=True):
+        metrics[f"f1_{name}"] = float(f1)
     return metrics
 
 
