@@ -20,7 +20,6 @@ confidently disagreeing with gold first), then the mean probability of the side 
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,34 +119,10 @@ def cross_validate(config, gold: LabelledSet, folds: int = 5, seed: int = 0, log
     Training folds get the augmentation set when the config asks for it (minus sentences
     repeating a gold sentence); test folds are gold sentences only.
     """
-    import sklearn.linear_model  # noqa: F401  (so the BLAS limit below reaches scikit-learn)
-    from threadpoolctl import threadpool_limits
+    from stancelab.evaluation.crossval import out_of_fold
 
-    from stancelab.data.folds import multilabel_kfold
-    from stancelab.models.fit import build_model
-
-    aug = None
-    if config.data.augment:
-        aug = load_augmentation(config.data.augment_dir)
-        seen = {" ".join(t.casefold().split()) for t in gold.texts}
-        aug = aug.subset(
-            [i for i, t in enumerate(aug.texts) if " ".join(t.casefold().split()) not in seen]
-        )
-    y = gold.y
-    proba = np.zeros(y.shape)
-    pred = np.zeros(y.shape, dtype=int)
-    with threadpool_limits(1):
-        for k, (train, test) in enumerate(multilabel_kfold(y, folds, seed=seed), start=1):
-            part = gold.subset(train)
-            if aug is not None:
-                part = part.concat(aug)
-            log(
-                f"cross-validating {config.name}: fold {k}/{folds} ({len(part)} training sentences)"
-            )
-            model = build_model(dataclasses.replace(config, seed=config.seed + seed))
-            model.fit(part.texts, part.labels)
-            proba[test] = model.predict_proba([gold.texts[i] for i in test])
-            pred[test] = label_matrix(model.labels_from_proba(proba[test]))
+    aug = load_augmentation(config.data.augment_dir) if config.data.augment else None
+    proba, pred = out_of_fold(config, gold, aug, folds, seed, log)
     return Source(config.name, proba, pred)
 
 

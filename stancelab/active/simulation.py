@@ -56,13 +56,10 @@ class Setup:
         return list(range(0, self.budget + 1, self.batch))
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
 def _warm_start(aug: LabelledSet, corpus: LabelledSet, size: int, seed: int) -> LabelledSet:
-    seen = {_norm(t) for t in corpus.texts}
-    keep = [i for i, t in enumerate(aug.texts) if _norm(t) not in seen]
+    from stancelab.evaluation.crossval import unseen
+
+    keep = unseen(aug, corpus)
     if size > len(keep):
         raise InputError(f"--warm-start {size} exceeds the {len(keep)} usable authored sentences")
     warm = aug.subset(np.random.default_rng(seed).permutation(keep)[:size])
@@ -84,11 +81,8 @@ def _run_fold(
     since wall time depends on what else the machine runs).
     """
     cpu = time.process_time()
-    import sklearn.linear_model  # noqa: F401  (loaded first, so the limit below reaches it)
-    from threadpoolctl import threadpool_limits
-
     from stancelab.active.selection import select
-    from stancelab.models.baseline import BaselineModel
+    from stancelab.models.baseline import BaselineModel, single_threaded_blas
 
     def fit(chosen: list[int]) -> BaselineModel:
         texts = warm.texts + [gold.texts[i] for i in chosen]
@@ -100,7 +94,7 @@ def _run_fold(
         return (proba >= np.asarray(model.thresholds_)).astype(np.int8)
 
     out = {}
-    with threadpool_limits(1):
+    with single_threaded_blas():
         first = fit([])
         for strategy in setup.strategies:
             model, chosen, preds = first, [], [predict(first)]

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from stancelab.config import RunConfig, load_config
+from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import LabelledSet, label_matrix, load_augmentation, load_labelled
 from stancelab.errors import ConfigError
 from stancelab.evaluation.erroranalysis import select_cases
@@ -42,6 +43,7 @@ from stancelab.evaluation.protocol import (
 from stancelab.evaluation.results import EvaluationResult, Run
 from stancelab.labels import LABELS
 from stancelab.models.base import StanceModel
+from stancelab.models.baseline import single_threaded_blas
 from stancelab.models.fit import build_model
 
 EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
@@ -49,6 +51,49 @@ EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the repor
 
 def _norm(text: str) -> str:
     return " ".join(text.casefold().split())
+
+
+def unseen(aug: LabelledSet, corpus: LabelledSet) -> list[int]:
+    """Indices of the augmentation sentences that repeat no corpus sentence (they could leak)."""
+    seen = {_norm(t) for t in corpus.texts}
+    return [i for i, t in enumerate(aug.texts) if _norm(t) not in seen]
+
+
+def fit_model(config: RunConfig, train: LabelledSet, seed_offset: int) -> StanceModel:
+    """A fresh model of the config, its seed shifted by ``seed_offset``, fit on ``train``."""
+    model = build_model(dataclasses.replace(config, seed=config.seed + seed_offset))
+    model.fit(train.texts, train.labels)
+    return model
+
+
+def out_of_fold(
+    config: RunConfig,
+    gold: LabelledSet,
+    aug: LabelledSet | None,
+    folds: int,
+    seed: int,
+    log: Callable[[str], object] = print,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold (proba, pred) of a config on ``gold`` (stratified k-fold).
+
+    ``aug``, when given, joins every training fold minus the sentences repeating a gold
+    sentence; test folds are gold sentences only.
+    """
+    if aug is not None:
+        aug = aug.subset(unseen(aug, gold))
+    proba = np.zeros(gold.y.shape)
+    pred = np.zeros(gold.y.shape, dtype=int)
+    with single_threaded_blas():
+        for k, (train, test) in enumerate(multilabel_kfold(gold.y, folds, seed=seed), start=1):
+            part = gold.subset(train)
+            if aug is not None:
+                part = part.concat(aug)
+            log(
+                f"cross-validating {config.name}: fold {k}/{folds} ({len(part)} training sentences)"
+            )
+            model = fit_model(config, part, seed)
+            proba[test], pred[test] = score(model, [gold.texts[i] for i in test], config.name)
+    return proba, pred
 
 
 def _augmentation(
@@ -59,8 +104,7 @@ def _augmentation(
     if not config.data.augment and not any(directory.glob("*.jsonl")):
         return None
     aug = load_augmentation(directory)
-    corpus_texts = {_norm(t) for t in corpus.texts}
-    keep = [i for i, t in enumerate(aug.texts) if _norm(t) not in corpus_texts]
+    keep = unseen(aug, corpus)
     if len(keep) < len(aug):
         notes.append(
             f"{len(aug) - len(keep)} augmentation sentence(s) repeat a corpus sentence "
@@ -162,10 +206,9 @@ def evaluate(
                 )
                 tracker.done(k, 0.0)
                 continue
-            model = build_model(dataclasses.replace(config, seed=config.seed + fold.repeat))
             t0 = time.perf_counter()
             try:
-                model.fit(train.texts, train.labels)
+                model = fit_model(config, train, fold.repeat)
             except ValueError as exc:  # data a model cannot learn from; bugs still propagate
                 notes.append(
                     f"{config.name} ({job.mix.label}) fold {fold.name} was not scored: "

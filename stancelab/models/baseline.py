@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,17 @@ TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._label.LabelBinarizer",
 ]
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """One BLAS thread: small sparse problems gain nothing from more, and their spinning slows
+    fits on a busy machine (README, "Measured figures")."""
+    import sklearn.linear_model  # noqa: F401  (loaded first, so the limit reaches its BLAS)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def build_pipeline(params: BaselineParams, seed: int = 0):
@@ -104,11 +116,7 @@ class BaselineModel(StanceModel):
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> BaselineModel:
-        from threadpoolctl import threadpool_limits
-
-        # Small sparse problems gain nothing from BLAS threads, whose spinning slows fits
-        # on a busy machine (README, "Measured figures").
-        with threadpool_limits(1):
+        with single_threaded_blas():
             return self._fit(texts, label_sets)
 
     def _fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> BaselineModel:
