@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stancelab.annotation.client import api_errors, connect
+from stancelab.annotation.client import api_errors, connect, project_for
 from stancelab.annotation.credentials import Credentials
 from stancelab.annotation.interface import CONTEXT_MARK, label_config
 from stancelab.annotation.ranked import (
+    RANKED_DESCRIPTION,
     REVIEW_KEYS,
     REVIEW_VIEW,
     SUGGEST_KEYS,
@@ -36,7 +37,6 @@ from stancelab.annotation.ranked import (
     RankedReport,
     annotated,
     existing_tasks,
-    project_for,
     push_ranked,
     review_config,
 )
@@ -106,7 +106,7 @@ def suggest(
     gold_ids = set(gold.ids) if gold else set()
     with api_errors(creds, "suggesting tasks"):
         ls = connect(creds)
-        proj, created = project_for(ls, project, label_config())
+        proj, created = project_for(ls, project, label_config(), RANKED_DESCRIPTION)
         present = existing_tasks(ls, proj.id)
         done = {sid for sid, tasks in present.items() if any(annotated(t) for t in tasks)}
         candidates = [s for s in sentences if s["id"] not in gold_ids and s["id"] not in done]
@@ -260,7 +260,7 @@ def review(
         shown.append({"rank": rank, "id": sid, "suspect": brief, "text": text})
     with api_errors(creds, "pushing review tasks"):
         ls = connect(creds)
-        proj, created = project_for(ls, review_project, review_config())
+        proj, created = project_for(ls, review_project, review_config(), RANKED_DESCRIPTION)
         report = push_ranked(ls, proj, created, payloads, "review_rank", REVIEW_KEYS, REVIEW_VIEW)
     return ReviewResult(report, [s.name for s in sources], int(rows.size), len(suspects), shown)
 

@@ -110,27 +110,40 @@ def import_in_chunks(
         report.predictions_with_new_tasks += sum(1 for t in part if t.get("predictions"))
 
 
-def find_project(ls: LabelStudio, title: str, *, create: bool = False):
-    """The project with this exact title; created with the generated config if asked."""
+def find_project(ls: LabelStudio, title: str):
+    """The project with this exact title (an error when there is none, or several)."""
     matches = [p for p in ls.projects.list() if p.title == title]
     if len(matches) > 1:
         ids = ", ".join(str(p.id) for p in matches)
         raise ServerError(f"several projects are titled {title!r} (ids {ids}); rename all but one")
     if matches:
         return matches[0]
-    if not create:
-        raise ServerError(
-            f"no project titled {title!r}; create it with `stancelab label push "
-            f"--project {title!r}`"
-        )
-    if len(title) < 3:
-        raise InputError(f"project title {title!r} is too short (Label Studio needs 3+ characters)")
-    return ls.projects.create(
-        title=title,
-        label_config=label_config(),
-        description="stancelab: sentences to label with the stance scheme",
-        request_options=WRITE,
+    raise ServerError(
+        f"no project titled {title!r}; create it with `stancelab label push --project {title!r}`"
     )
+
+
+def project_for(
+    ls: LabelStudio,
+    title: str,
+    config: str | None = None,
+    description: str = "stancelab: sentences to label with the stance scheme",
+) -> tuple[object, bool]:
+    """The project with this title and whether it was created now (with ``config``, by
+    default the labelling interface)."""
+    exists = any(p.title == title for p in ls.projects.list())
+    if not exists:
+        if len(title) < 3:
+            raise InputError(
+                f"project title {title!r} is too short (Label Studio needs 3+ characters)"
+            )
+        ls.projects.create(
+            title=title,
+            label_config=config or label_config(),
+            description=description,
+            request_options=WRITE,
+        )
+    return find_project(ls, title), not exists
 
 
 def sentence_tasks(ls: LabelStudio, project_id: int, include: str = "id,data") -> dict[str, list]:
@@ -177,8 +190,7 @@ def push(
     sentences = read_sentences(sentences_path)
     with api_errors(creds, "pushing tasks"):
         ls = connect(creds)
-        created = not any(p.title == project for p in ls.projects.list())
-        proj = find_project(ls, project, create=True)
+        proj, created = project_for(ls, project)
         report = PushReport(project, proj.id, created, len(sentences))
         if proj.label_config.strip() != label_config().strip():
             report.notes.append(

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stancelab.annotation.client import WRITE, find_project, import_in_chunks, sentence_tasks
+from stancelab.annotation.client import WRITE, import_in_chunks, sentence_tasks
 from stancelab.annotation.interface import label_config
-from stancelab.errors import InputError
 
 SUGGEST_VIEW = "stancelab: label next"
 REVIEW_VIEW = "stancelab: likely label errors"
@@ -89,19 +88,7 @@ class RankedReport:
         return out
 
 
-def project_for(ls, title: str, config: str) -> tuple[object, bool]:
-    """The project with this title, created with ``config`` if there is none."""
-    exists = any(p.title == title for p in ls.projects.list())
-    if not exists:
-        if len(title) < 3:
-            raise InputError(f"project title {title!r} is too short (Label Studio needs 3+)")
-        ls.projects.create(
-            title=title,
-            label_config=config,
-            description="stancelab: sentences ranked by stancelab",
-            request_options=WRITE,
-        )
-    return find_project(ls, title), not exists
+RANKED_DESCRIPTION = "stancelab: sentences ranked by stancelab"
 
 
 def existing_tasks(ls, project_id: int) -> dict[str, list]:

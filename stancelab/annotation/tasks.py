@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,22 +45,35 @@ class PreAnnotation:
     model_version: str
 
 
-def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
-    """The corpus file (``stancelab corpus``): rows with ``id`` and ``text``, unique ids."""
-    rows, seen = [], set()
+def _unique_ids(
+    path: str | Path, bad_id: str, duplicate: Callable[[str], str]
+) -> Iterator[tuple[str, str, dict]]:
+    """``(where, id, row)`` per JSONL row; an error for a missing, empty or repeated ``id``."""
+    seen: set[str] = set()
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
-        sid, text = row.get("id"), row.get("text")
+        sid = row.get("id")
         if not isinstance(sid, str) or not sid:
-            raise InputError(f"{where}: 'id' must be a non-empty string")
+            raise InputError(f"{where}: {bad_id}")
+        if sid in seen:
+            raise InputError(f"{where}: {duplicate(sid)}")
+        seen.add(sid)
+        yield where, sid, row
+
+
+def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
+    """The corpus file (``stancelab corpus``): rows with ``id`` and ``text``, unique ids."""
+    rows = []
+    ids = _unique_ids(
+        path, "'id' must be a non-empty string", lambda sid: f"duplicate sentence id {sid!r}"
+    )
+    for where, sid, row in ids:
+        text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{where}: 'text' must be a non-empty string")
-        if sid in seen:
-            raise InputError(f"{where}: duplicate sentence id {sid!r}")
         index = row.get("index", len(rows))
         if not isinstance(index, int) or isinstance(index, bool):
             raise InputError(f"{where}: 'index' must be an integer")
-        seen.add(sid)
         rows.append(
             {"id": sid, "doc_id": str(row.get("doc_id") or ""), "index": index, "text": text}
         )
@@ -188,21 +201,20 @@ def read_predictions(path: str | Path) -> tuple[dict[str, PreAnnotation], dict[s
 
 def read_annotation_file(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
     """``{"id": sentence id, "labels": [...]}`` rows, every label validated before any write."""
-    rows, seen = [], set()
-    for lineno, row in iter_jsonl(path):
-        where = f"{path}:{lineno}"
-        sid, labels = row.get("id"), row.get("labels")
-        if not isinstance(sid, str) or not sid:
-            raise InputError(f"{where}: 'id' must be the sentence id (a non-empty string)")
-        if sid in seen:
-            raise InputError(f"{where}: sentence {sid} appears twice")
+    rows = []
+    ids = _unique_ids(
+        path,
+        "'id' must be the sentence id (a non-empty string)",
+        lambda sid: f"sentence {sid} appears twice",
+    )
+    for where, sid, row in ids:
+        labels = row.get("labels")
         if not isinstance(labels, list):
             raise InputError(f"{where}: 'labels' must be a list of label names ([] = none)")
         try:
             rows.append((sid, normalize(labels, where=where)))
         except UnknownLabelError as exc:
             raise InputError(str(exc)) from None
-        seen.add(sid)
     if not rows:
         raise InputError(f"{path}: no annotation rows")
     return rows

@@ -42,6 +42,13 @@ GoldOpt = Annotated[
     typer.Option(help="Gold JSONL (default labels/gold.jsonl); agreement report beside it."),
 ]
 GoldInOpt = Annotated[Path | None, typer.Option(help="Gold JSONL (default labels/gold.jsonl).")]
+SentencesOpt = Annotated[Path, typer.Option(help="Sentences JSONL from `stancelab corpus`.")]
+PreannotateOpt = Annotated[
+    Path | None, typer.Option(help="Model directory: pre-annotate with its predictions.")
+]
+PredictionsOpt = Annotated[
+    Path | None, typer.Option(help="Predictions JSONL from a predict run, to pre-annotate.")
+]
 
 
 def _inside_git_repo(path: Path) -> bool:
@@ -92,15 +99,9 @@ def serve(
 @app.command()
 def push(
     project: ProjectOpt = DEFAULT_PROJECT,
-    sentences: Annotated[
-        Path, typer.Option(help="Sentences JSONL from `stancelab corpus`.")
-    ] = SENTENCES_PATH,
-    model: Annotated[
-        Path | None, typer.Option(help="Model directory: pre-annotate with its predictions.")
-    ] = None,
-    predictions: Annotated[
-        Path | None, typer.Option(help="Predictions JSONL from a predict run, to pre-annotate.")
-    ] = None,
+    sentences: SentencesOpt = SENTENCES_PATH,
+    model: PreannotateOpt = None,
+    predictions: PredictionsOpt = None,
 ) -> None:
     """Import sentences as tasks (only those not yet in the project), with pre-annotations."""
     from stancelab.annotation.client import push as push_tasks
@@ -149,11 +150,9 @@ def record(
         report = record_annotations(load_credentials(), project, file, annotator)
     except StancelabError as exc:
         fail(str(exc))
-    created = " (new user)" if report.created_user else ""
-    typer.echo(
-        f"{report.annotator}{created}: {report.recorded} annotation(s) recorded, "
-        f"{report.already_annotated} sentence(s) already annotated by them"
-    )
+    who = report.annotator + (" (new user)" if report.created_user else "")
+    typer.echo(f"{who}: {report.recorded} annotation(s) recorded, ", nl=False)
+    typer.echo(f"{report.already_annotated} sentence(s) already annotated by them")
 
 
 def _derive(exports: Path, gold: Path | None, new: tuple[str, bytes] | None = None) -> None:
@@ -228,9 +227,7 @@ def suggest(
         Path | None,
         typer.Option(help="Model for scores and pre-annotations (default runs/transformer/)."),
     ] = None,
-    sentences: Annotated[
-        Path, typer.Option(help="Sentences JSONL from `stancelab corpus`.")
-    ] = SENTENCES_PATH,
+    sentences: SentencesOpt = SENTENCES_PATH,
     k: Annotated[int, typer.Option("--k", min=1, help="How many sentences to choose.")] = 20,
     strategy: Annotated[
         str, typer.Option(help="uncertainty (with diversity) | diversity | random.")

@@ -17,13 +17,16 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stancelab.errors import ModelLoadError
 from stancelab.files import sha256_file
 from stancelab.labels import LABELS
+
+if TYPE_CHECKING:
+    from stancelab.config import RunConfig
 
 MANIFEST = "stancelab.json"
 FORMAT_VERSION = 1
@@ -54,7 +57,17 @@ class StanceModel(ABC):
     """Shared interface; subclasses set ``kind`` and implement the abstract methods."""
 
     kind: str = ""
+    params_type: type  # the kind's parameter dataclass (``stancelab.config``)
     thresholds_: list[float]
+
+    def __init__(self, params: Any = None, seed: int = 13) -> None:
+        self.params = params or self.params_type()
+        self.seed = seed
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> StanceModel:
+        """A fresh model with the config's parameters and seed."""
+        return cls(config.params, seed=config.seed)
 
     @abstractmethod
     def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> StanceModel: ...
@@ -112,9 +125,10 @@ def read_manifest(directory: str | Path) -> dict:
         raise ModelLoadError(f"{path}: corrupt manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise ModelLoadError(f"{path}: corrupt manifest (not a JSON object)")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
         raise ModelLoadError(
-            f"{path}: unsupported format_version {manifest.get('format_version')!r} "
+            f"{path}: unsupported format_version {version!r} "
             f"(this stancelab reads {FORMAT_VERSION})"
         )
     if manifest.get("labels") != list(LABELS):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stancelab.config import BaselineParams, RunConfig
+from stancelab.config import BaselineParams
 from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.errors import ModelLoadError, first_line
@@ -105,14 +105,7 @@ def build_pipeline(params: BaselineParams, seed: int = 0):
 
 class BaselineModel(StanceModel):
     kind = "baseline"
-
-    def __init__(self, params: BaselineParams | None = None, seed: int = 13) -> None:
-        self.params = params or BaselineParams()
-        self.seed = seed
-
-    @classmethod
-    def from_config(cls, config: RunConfig) -> BaselineModel:
-        return cls(config.params, seed=config.seed)
+    params_type = BaselineParams
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> BaselineModel:

@@ -24,14 +24,15 @@ import torch.nn.functional as F
 
 from stancelab.config import TransformerParams
 from stancelab.models.transformer.network import (
-    Collator,
     EarlyStopping,
     EncoderClassifier,
-    LengthGroupedBatches,
     Split,
+    finish_training,
     infer,
     make_accelerator,
+    optimizer_step,
     progress_bar,
+    training_loader,
     validation_score,
 )
 
@@ -95,17 +96,11 @@ def train_finetune(
     net: EncoderClassifier, split: Split, params: TransformerParams, *, seed: int
 ) -> list[dict]:
     """Train ``net`` in place (ending with the best epoch's weights); returns the epoch log."""
-    from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
     accelerator = make_accelerator()
     freeze(net, params)
-    sampler = LengthGroupedBatches([len(s) for s in split.train_ids], params.batch_size, seed)
-    loader = DataLoader(
-        range(len(split.train_ids)),
-        batch_sampler=sampler,
-        collate_fn=Collator(split.train_ids, split.y_train, split.pad_id),
-    )
+    sampler, loader = training_loader(split, params.batch_size, seed)
     # foreach: one kernel per step instead of one per tensor (torch uses it by default on GPUs
     # only); it makes the optimiser step much faster on CPU too.
     optimizer = torch.optim.AdamW(parameter_groups(net, params), foreach=True)
@@ -131,12 +126,7 @@ def train_finetune(
             loss = F.binary_cross_entropy_with_logits(
                 logits, batch["labels"], pos_weight=pos_weight
             )
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
+            losses.append(optimizer_step(accelerator, model, loss, optimizer, scheduler))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         inner = accelerator.unwrap_model(model)
         score = validation_score(split.y_val, infer(inner, split.val_ids, split.pad_id))
@@ -155,8 +145,4 @@ def train_finetune(
             )
         if stopper.update(inner, epoch, score):
             break
-    stopper.restore(accelerator.unwrap_model(model))
-    for row in history:
-        row["kept"] = row["epoch"] == stopper.best_epoch
-    accelerator.free_memory()
-    return history
+    return finish_training(stopper, accelerator, model, history)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stancelab.config import RunConfig, TransformerParams
+from stancelab.config import TransformerParams
 from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.labels import LABELS
@@ -57,14 +57,7 @@ def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
 
 class TransformerModel(StanceModel):
     kind = "transformer"
-
-    def __init__(self, params: TransformerParams | None = None, seed: int = 13) -> None:
-        self.params = params or TransformerParams()
-        self.seed = seed
-
-    @classmethod
-    def from_config(cls, config: RunConfig) -> TransformerModel:
-        return cls(config.params, seed=config.seed)
+    params_type = TransformerParams
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> TransformerModel:

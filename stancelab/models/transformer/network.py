@@ -305,3 +305,35 @@ def progress_bar(iterable, *, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def training_loader(split: Split, batch_size: int, seed: int):
+    """Length-grouped, seeded batches of the training part: ``(sampler, loader)``."""
+    from torch.utils.data import DataLoader
+
+    sampler = LengthGroupedBatches([len(s) for s in split.train_ids], batch_size, seed)
+    loader = DataLoader(
+        range(len(split.train_ids)),
+        batch_sampler=sampler,
+        collate_fn=Collator(split.train_ids, split.y_train, split.pad_id),
+    )
+    return sampler, loader
+
+
+def optimizer_step(accelerator, model, loss, optimizer, scheduler) -> float:
+    """Backward, clip, step and reset; returns the loss as a float."""
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return float(loss.detach())
+
+
+def finish_training(stopper: EarlyStopping, accelerator, model, history: list[dict]) -> list[dict]:
+    """Restore the best epoch's weights, mark it in the epoch log, free the accelerator."""
+    stopper.restore(accelerator.unwrap_model(model))
+    for row in history:
+        row["kept"] = row["epoch"] == stopper.best_epoch
+    accelerator.free_memory()
+    return history

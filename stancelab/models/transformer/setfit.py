@@ -25,18 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from stancelab.config import TransformerParams
+from stancelab.models.transformer import network
 from stancelab.models.transformer.finetune import freeze
-from stancelab.models.transformer.network import (
-    Collator,
-    EarlyStopping,
-    EncoderClassifier,
-    LengthGroupedBatches,
-    Split,
-    infer,
-    make_accelerator,
-    progress_bar,
-    validation_score,
-)
 
 
 def label_overlap(y: np.ndarray) -> np.ndarray:
@@ -65,7 +55,7 @@ def fit_head(
     return weight, bias
 
 
-def set_head(net: EncoderClassifier, weight: np.ndarray, bias: np.ndarray) -> None:
+def set_head(net: network.EncoderClassifier, weight: np.ndarray, bias: np.ndarray) -> None:
     with torch.no_grad():
         net.head.weight.copy_(torch.as_tensor(weight, dtype=net.head.weight.dtype))
         net.head.bias.copy_(torch.as_tensor(bias, dtype=net.head.bias.dtype))
@@ -79,23 +69,24 @@ def pair_loss(emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_setfit(
-    net: EncoderClassifier, split: Split, params: TransformerParams, *, seed: int
+    net: network.EncoderClassifier, split: network.Split, params: TransformerParams, *, seed: int
 ) -> list[dict]:
     """Train ``net`` in place (best encoder, fitted head); returns the epoch log."""
-    from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
     net.normalize = True
     net.head.requires_grad_(False)
     freeze(net, params)
     overlap = torch.as_tensor(label_overlap(split.y_train), dtype=torch.float32)
-    stopper, history = EarlyStopping(params.early_stopping_patience), []
+    stopper, history = network.EarlyStopping(params.early_stopping_patience), []
 
     def evaluate(epoch: int, started: float, losses: list[float]) -> bool:
         inner = accelerator.unwrap_model(model)
-        emb = infer(inner, split.train_ids, split.pad_id, embed=True)
+        emb = network.infer(inner, split.train_ids, split.pad_id, embed=True)
         set_head(inner, *fit_head(emb, split.y_train, params.head_C, params.class_weighting))
-        score = validation_score(split.y_val, infer(inner, split.val_ids, split.pad_id))
+        score = network.validation_score(
+            split.y_val, network.infer(inner, split.val_ids, split.pad_id)
+        )
         history.append(
             {
                 "epoch": epoch,
@@ -108,14 +99,9 @@ def train_setfit(
             print(f"setfit epoch {epoch}: validation macro AP {score:.4f}", flush=True)
         return stopper.update(inner, epoch, score)
 
-    accelerator = make_accelerator()
+    accelerator = network.make_accelerator()
     show = params.progress and accelerator.is_local_main_process
-    sampler = LengthGroupedBatches([len(s) for s in split.train_ids], params.batch_size, seed)
-    loader = DataLoader(
-        range(len(split.train_ids)),
-        batch_sampler=sampler,
-        collate_fn=Collator(split.train_ids, split.y_train, split.pad_id),
-    )
+    sampler, loader = network.training_loader(split, params.batch_size, seed)
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=params.learning_rate, weight_decay=params.weight_decay, foreach=True
@@ -133,7 +119,7 @@ def train_setfit(
         loader.set_epoch(epoch)
         model.train()
         losses: list[float] = []
-        bar = progress_bar(
+        bar = network.progress_bar(
             loader,
             enabled=show,
             desc=f"setfit contrastive epoch {epoch}/{params.contrastive_epochs}",
@@ -142,16 +128,7 @@ def train_setfit(
             emb = model(batch["input_ids"], batch["attention_mask"], return_embedding=True)
             rows = batch["rows"].to(accelerator.device)
             loss = pair_loss(emb, overlap[rows][:, rows])
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
+            losses.append(network.optimizer_step(accelerator, model, loss, optimizer, scheduler))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         stop = evaluate(epoch, started, losses)
-    stopper.restore(accelerator.unwrap_model(model))
-    for row in history:
-        row["kept"] = row["epoch"] == stopper.best_epoch
-    accelerator.free_memory()
-    return history
+    return network.finish_training(stopper, accelerator, model, history)
