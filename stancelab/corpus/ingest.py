@@ -13,17 +13,16 @@ disappears silently.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
-from stancelab.files import InputError, iter_jsonl, read_text, write_jsonl
+from stancelab.files import InputError, read_text, write_jsonl
 from stancelab.paths import SENTENCES_PATH
 
 
@@ -180,10 +179,8 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
             raise InputError(f"{path}: no such file or folder")
         elif path.suffix.lower() == ".txt":
             documents.append(_read_txt(path))
-        elif path.suffix.lower() == ".jsonl":
-            documents.extend(_read_rows(path, _jsonl_rows(path)))
-        elif path.suffix.lower() == ".csv":
-            documents.extend(_read_rows(path, _csv_rows(path)))
+        elif path.suffix.lower() in (".jsonl", ".csv"):
+            documents.extend(_read_rows(path))
         else:
             raise InputError(
                 f"{path}: unsupported input type; expected a folder, .txt, .jsonl or .csv"
@@ -202,36 +199,19 @@ def _read_txt(path: Path) -> Document:
     return Document(path.stem, text, str(path))
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    for lineno, row in iter_jsonl(path):
-        yield f"{path}:{lineno}", row
-
-
-def _csv_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    if reader.fieldnames is None or "text" not in reader.fieldnames:
-        raise InputError(
-            f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
-        )
-    for lineno, row in enumerate(reader, start=2):
-        yield f"{path}:{lineno}", row
-
-
-def _read_rows(path: Path, rows: Iterator[tuple[str, dict]]) -> list[Document]:
+def _read_rows(path: Path) -> list[Document]:
+    """Documents from a .jsonl or .csv file (``corpus.readers``); any bad row is an error."""
     documents = []
-    for where, row in rows:
-        text = row.get("text")
-        if not isinstance(text, str):
-            raise InputError(f"{where}: 'text' must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise InputError(f"{where}: 'text' is empty")
-        raw_id = row.get("id")
+    for record in read_records(path):
+        where = f"{path}:{record.line}"
+        if record.error:
+            raise InputError(f"{where}: {record.error}")
         doc_id = (
-            str(raw_id).strip()
-            if raw_id not in (None, "")
-            else (f"{path.stem}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}")
+            record.id.strip()
+            if record.id
+            else f"{path.stem}-{hashlib.sha256(record.text.encode('utf-8')).hexdigest()[:12]}"
         )
-        documents.append(Document(doc_id, text, where))
+        documents.append(Document(doc_id, record.text, where))
     if not documents:
         raise InputError(f"{path}: no documents in file")
     return documents

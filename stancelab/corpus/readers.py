@@ -1,0 +1,84 @@
+"""One reader for the ``.txt``, ``.jsonl`` and ``.csv`` inputs of ingestion and predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from stancelab.errors import InputError
+from stancelab.files import read_text
+
+SUFFIXES = (".txt", ".jsonl", ".csv")
+
+
+@dataclass
+class Record:
+    line: int
+    id: str | None
+    text: str | None
+    error: str | None = None
+
+
+def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
+    """Yield records lazily; per-record problems become ``Record.error``.
+
+    ``.txt``: one record per non-blank line, or the whole file as one record with
+    ``documents=True``; ``.jsonl``: ``text`` and optional ``id``; ``.csv``: a ``text`` column
+    and an optional ``id`` column.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"{path}: unsupported input type; expected .txt, .jsonl or .csv")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if suffix == ".txt" and documents:
+        yield _check(Record(1, path.stem, read_text(path)))
+        return
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        if suffix == ".csv":
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "text" not in reader.fieldnames:
+                raise InputError(
+                    f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
+                )
+            for row in reader:
+                yield _check(Record(reader.line_num, row.get("id") or None, row.get("text")))
+            return
+        for lineno, line in enumerate(handle, start=1):
+            if suffix == ".txt":
+                if line.strip():
+                    yield _check(Record(lineno, None, line.rstrip("\r\n")))
+                continue
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Record(lineno, None, None, f"invalid JSON ({exc.msg})")
+                continue
+            if not isinstance(row, dict):
+                yield Record(lineno, None, None, "expected a JSON object")
+                continue
+            raw_id = row.get("id")
+            yield _check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
+
+
+def _check(record: Record) -> Record:
+    text = record.text
+    if record.error:
+        return record
+    if not isinstance(text, str):
+        record.error = f"'text' must be a string, got {type(text).__name__}"
+    elif not text.strip():
+        record.error = "'text' is empty"
+    else:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            record.error = "text is not valid UTF-8"
+    if record.error:
+        record.text = None
+    return record
