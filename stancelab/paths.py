@@ -14,6 +14,7 @@ GOLD_PATH = Path("labels/gold.jsonl")
 EXPORTS_DIR = Path("labels/exports")
 AUGMENT_DIR = Path("labels/augment")
 RUNS_DIR = Path("runs")
+DEFAULT_MODEL_DIR = RUNS_DIR / "transformer"  # what predict and suggest use by default
 REPORTS_DIR = Path("reports/latest")
 
 

@@ -2,9 +2,9 @@
 
 ``select(strategy, texts, k, proba=..., thresholds=..., labelled_texts=..., seed=...)`` returns
 the K chosen sentences in the order to label them (``Pick``: pool index, rank, score,
-similarity). Used by ``stancelab label suggest`` (``stancelab.lsassist``) and by the simulated
-benchmark ``python -m training.active_learning`` (``stancelab.active.simulation``), so the benchmark
-measures exactly what the command does.
+similarity). Used by ``stancelab label suggest`` (``stancelab.active.assist``) and by the simulated
+benchmark ``python -m training.active_learning`` (``stancelab.active.simulation``), so the
+benchmark measures exactly what the command does.
 
 Strategies:
 

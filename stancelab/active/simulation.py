@@ -2,26 +2,10 @@
 
     python -m training.active_learning [--out DIR] [--seeds N]   (``training/active_learning.py``)
 
-The question is the one ``stancelab label suggest`` answers for a user: which corpus sentences
-to annotate next. Pool-based simulation, per seed:
-
-* the corpus gold set is split into k iteratively stratified folds (``stancelab.data.folds``); each
-  fold in turn is the test set, scored only once the simulation of that fold is over, and the
-  other folds are the unlabelled pool whose gold labels are revealed when a sentence is chosen;
-* every model starts from a seeded random sample of the authored augmentation set (the warm
-  start: with 7 gold examples of the rarest label, a model fit on a few corpus sentences would
-  have no positive example of it), minus any sentence repeating a corpus sentence;
-* the configured baseline (``configs/baseline.yaml``: calibration and thresholds by inner CV)
-  is fit on warm start + the corpus sentences chosen so far; each strategy then chooses the next
-  batch from the pool with ``stancelab.active.selection.select``, exactly as ``suggest`` does
-  (``uncertainty`` includes its diversity penalty), and the model is fit again;
-* at each budget (number of labelled corpus sentences) the test-fold predictions are kept, so
-  macro-F1 is computed over all gold sentences, each predicted by a model that never saw it.
-
-Both strategies share the folds, the warm start and the first model of a seed, so their
-difference is paired. Intervals come from a bootstrap over seeds and over sentences at once.
-Fits run with single-threaded BLAS: on 2 busy cores OpenBLAS threads spin and slow the
-baseline's small solves by one to two orders of magnitude. Outputs: ``stancelab.active.simreport``.
+Pool-based: per seed and fold, the baseline starts from a warm start of augmentation sentences
+and each strategy picks batches from the pool with ``stancelab.active.selection.select``,
+exactly as ``suggest`` does; at each budget the test-fold predictions are kept. Why it is built
+this way: README, "The active-learning benchmark". Outputs: ``stancelab.active.simreport``.
 """
 
 from __future__ import annotations

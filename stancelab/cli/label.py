@@ -26,7 +26,7 @@ import typer
 from stancelab.annotation.client import DEFAULT_PROJECT
 from stancelab.cli._util import fail
 from stancelab.errors import StancelabError
-from stancelab.paths import EXPORTS_DIR, GOLD_PATH, SENTENCES_PATH
+from stancelab.paths import DEFAULT_MODEL_DIR, EXPORTS_DIR, GOLD_PATH, SENTENCES_PATH
 
 app = typer.Typer(
     help="Annotate in Label Studio: serve, push, record, pull, import; derive the gold set.",
@@ -39,9 +39,9 @@ ProjectOpt = Annotated[str, typer.Option(help="Label Studio project title.")]
 ExportsOpt = Annotated[Path, typer.Option(help="Folder of immutable raw exports.")]
 GoldOpt = Annotated[
     Path | None,
-    typer.Option(help="Gold JSONL (default labels/gold.jsonl); agreement report beside it."),
+    typer.Option(help=f"Gold JSONL (default {GOLD_PATH}); agreement report beside it."),
 ]
-GoldInOpt = Annotated[Path | None, typer.Option(help="Gold JSONL (default labels/gold.jsonl).")]
+GoldInOpt = Annotated[Path | None, typer.Option(help=f"Gold JSONL (default {GOLD_PATH}).")]
 SentencesOpt = Annotated[Path, typer.Option(help="Sentences JSONL from `stancelab corpus`.")]
 PreannotateOpt = Annotated[
     Path | None, typer.Option(help="Model directory: pre-annotate with its predictions.")
@@ -225,7 +225,7 @@ def suggest(
     project: ProjectOpt = DEFAULT_PROJECT,
     model: Annotated[
         Path | None,
-        typer.Option(help="Model for scores and pre-annotations (default runs/transformer/)."),
+        typer.Option(help=f"Model for scores and pre-annotations (default {DEFAULT_MODEL_DIR}/)."),
     ] = None,
     sentences: SentencesOpt = SENTENCES_PATH,
     k: Annotated[int, typer.Option("--k", min=1, help="How many sentences to choose.")] = 20,

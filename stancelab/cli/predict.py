@@ -9,6 +9,7 @@ import typer
 
 from stancelab.cli._util import fail
 from stancelab.errors import StancelabError
+from stancelab.paths import DEFAULT_MODEL_DIR
 
 
 def predict(
@@ -20,7 +21,7 @@ def predict(
         Path | None, typer.Option("--output", "-o", help="JSONL output for --input.")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Run directory (default: runs/transformer/).")
+        Path | None, typer.Option(help=f"Run directory (default: {DEFAULT_MODEL_DIR}/).")
     ] = None,
     documents: Annotated[
         bool, typer.Option(help="Treat each text as an article: split it into sentences.")

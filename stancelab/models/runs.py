@@ -18,7 +18,7 @@ from stancelab import __version__
 from stancelab.data.labelled import LabelledSet
 from stancelab.files import atomic_open, write_json
 from stancelab.labels import LABELS, SCHEME, display
-from stancelab.paths import usable_cores
+from stancelab.paths import REPORTS_DIR, usable_cores
 
 
 def code_version() -> str:
@@ -127,7 +127,7 @@ def model_card(run: dict, config: dict) -> str:
         ]
     lines += [
         "For the comparison on identical folds with confidence intervals, run "
-        "`python -m training.evaluate` and read `reports/latest/report.md`.",
+        f"`python -m training.evaluate` and read `{REPORTS_DIR}/report.md`.",
         "",
         f"Example: the labels print as `{display(('threat', 'accusation'))}` or `{display(())}`.",
         "",

@@ -23,8 +23,8 @@ from stancelab.errors import ModelLoadError
 from stancelab.labels import LABELS, display
 from stancelab.models.base import StanceModel, as_text_list
 from stancelab.models.registry import load_model
+from stancelab.paths import DEFAULT_MODEL_DIR
 
-DEFAULT_MODEL_DIR = Path("runs/transformer")
 TRAIN_HINT = {
     "transformer": "python -m training.train configs/transformer.yaml",
     "baseline": "python -m training.train configs/baseline.yaml",

@@ -3,26 +3,20 @@
 Train it with ``python -m training.train configs/transformer.yaml`` (recipe a, plain
 fine-tuning; the shipped default) or ``configs/transformer_setfit.yaml`` (recipe b,
 contrastive then head). Default weights: the packaged all-MiniLM-L6-v2, loaded from its
-Python package with no network (``stancelab.models.transformer.network`` says which sources work).
+Python package with no network (``models.transformer.network`` says which sources work).
 
-How the training data are used. Re-training the encoder k times for cross-validated
-calibration would multiply the cost by k, so one stratified part of the training data
-(``validation_fraction``, about 15 %) is held out instead; the encoder is trained on the
-rest, and that held-out part serves early stopping, per-label Platt calibration of the
-logits and the per-label thresholds. There is no refit on all data afterwards: a refit
-model would be trained longer on more data, and the calibration fitted on the held-out
-logits would no longer describe it. The model shipped is exactly the one its calibration
-was measured on. The calibration report gives the ECE on the held-out part before
-calibration and after it, the latter cross-fitted (Platt fitted on the other folds of the
-held-out part).
+One stratified part of the training data (``validation_fraction``) is held out for early
+stopping, per-label Platt calibration of the logits and the thresholds, and there is no refit
+on all data afterwards, so the model shipped is the one its calibration was measured on (why:
+README, "Training"). The calibration report gives the held-out ECE before and after
+calibration, the latter cross-fitted.
 
 A saved model directory (``stancelab.models.transformer.files``) holds the encoder, the tokenizer,
 the head and ``stancelab.json`` with thresholds, calibration, pooling, parameters and the
 SHA-256 of every file, checked on load. Loading reads the torch network only when the torch
 path first needs it: predict's ONNX path tokenises from ``tokenizer.json``
-(``stancelab.models.transformer.tokens``) and runs the cached export, so it imports neither torch
-nor
-transformers.
+(``stancelab.models.transformer.tokens``) and runs the cached export, so it imports neither
+torch nor transformers.
 """
 
 from __future__ import annotations
