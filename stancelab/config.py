@@ -61,6 +61,9 @@ class TransformerParams:
     class_weighting: bool = True  # finetune: weighted BCE; setfit: balanced head
     freeze_embeddings: bool = True  # keep the word-embedding matrix fixed (speed, tiny data)
     freeze_layers: int = 0  # also keep the bottom N encoder layers fixed (speed)
+    # finetune: keep the bottom N layers fixed and compute their outputs once, cached on disk
+    # (stancelab.models.transformer.layers); only the layers above and the head are trained.
+    cache_layers: int = 0
     early_stopping_patience: int = 1  # epochs without validation gain before stopping
     # Held out of training for early stopping, calibration and thresholds (see transformer.py).
     validation_fraction: float = 0.15
@@ -82,11 +85,16 @@ class TransformerParams:
             "weight_decay": self.weight_decay >= 0,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "freeze_layers": self.freeze_layers >= 0,
+            "cache_layers": self.cache_layers >= 0,
             "early_stopping_patience": self.early_stopping_patience >= 1,
             "validation_fraction": 0.05 <= self.validation_fraction <= 0.5,
             "contrastive_epochs": self.contrastive_epochs >= 0,
             "head_C": self.head_C > 0,
         }
+        if self.cache_layers and (self.freeze_layers or self.recipe != "finetune"):
+            raise ConfigError(
+                "cache_layers: only with recipe finetune, and instead of freeze_layers"
+            )
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"{bad[0]}: value {getattr(self, bad[0])!r} is out of range")

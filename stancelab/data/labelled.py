@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +30,18 @@ class LabelledSet:
     labels: list[tuple[str, ...]]
     doc_ids: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    dyads: list[str] = field(default_factory=list)  # the conflict of an authored sentence
 
     def __post_init__(self) -> None:
         n = len(self.texts)
-        if not self.doc_ids:
-            self.doc_ids = [""] * n
-        if not self.sources:
-            self.sources = [""] * n
-        lengths = {len(self.ids), n, len(self.labels), len(self.doc_ids), len(self.sources)}
-        if len(lengths) != 1:
+        for name in ("doc_ids", "sources", "dyads"):
+            if not getattr(self, name):
+                setattr(self, name, [""] * n)
+        if len({len(column) for column in self._columns().values()}) != 1:
             raise ValueError("LabelledSet fields have different lengths")
+
+    def _columns(self) -> dict[str, list]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -49,24 +51,19 @@ class LabelledSet:
         """Multi-hot matrix (n, len(LABELS)) in scheme order."""
         return label_matrix(self.labels)
 
+    @property
+    def groups(self) -> list[str]:
+        """Where each sentence comes from, held out as a whole: its article, else its dyad."""
+        return [
+            d or (f"dyad:{c}" if c else "") for d, c in zip(self.doc_ids, self.dyads, strict=True)
+        ]
+
     def subset(self, index: Sequence[int] | np.ndarray) -> LabelledSet:
         idx = [int(i) for i in index]
-        return LabelledSet(
-            ids=[self.ids[i] for i in idx],
-            texts=[self.texts[i] for i in idx],
-            labels=[self.labels[i] for i in idx],
-            doc_ids=[self.doc_ids[i] for i in idx],
-            sources=[self.sources[i] for i in idx],
-        )
+        return LabelledSet(**{k: [v[i] for i in idx] for k, v in self._columns().items()})
 
     def concat(self, other: LabelledSet) -> LabelledSet:
-        return LabelledSet(
-            ids=self.ids + other.ids,
-            texts=self.texts + other.texts,
-            labels=self.labels + other.labels,
-            doc_ids=self.doc_ids + other.doc_ids,
-            sources=self.sources + other.sources,
-        )
+        return LabelledSet(**{k: v + getattr(other, k) for k, v in self._columns().items()})
 
     def checksum(self) -> str:
         """SHA-256 over (id, text, labels) rows: identifies exactly what a model was fit on."""
@@ -87,7 +84,7 @@ def label_matrix(label_sets: Iterable[Iterable[str]]) -> np.ndarray:
 def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
     """Read a labelled JSONL file; InputError names the line of any bad row."""
     path = Path(path)
-    ids, texts, labels, doc_ids, sources = [], [], [], [], []
+    ids, texts, labels, doc_ids, sources, dyads = [], [], [], [], [], []
     seen: set[str] = set()
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
@@ -111,9 +108,10 @@ def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
         texts.append(text)
         doc_ids.append(str(row.get("doc_id") or ""))
         sources.append(str(row.get("source") or default_source))
+        dyads.append(str(row.get("dyad") or ""))
     if not texts:
         raise InputError(f"{path}: no labelled rows")
-    return LabelledSet(ids, texts, labels, doc_ids, sources)
+    return LabelledSet(ids, texts, labels, doc_ids, sources, dyads)
 
 
 def load_augmentation(directory: str | Path = AUGMENT_DIR) -> LabelledSet:

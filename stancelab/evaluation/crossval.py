@@ -62,7 +62,7 @@ def unseen(aug: LabelledSet, corpus: LabelledSet) -> list[int]:
 def fit_model(config: RunConfig, train: LabelledSet, seed_offset: int) -> StanceModel:
     """A fresh model of the config, its seed shifted by ``seed_offset``, fit on ``train``."""
     model = build_model(dataclasses.replace(config, seed=config.seed + seed_offset))
-    model.fit(train.texts, train.labels)
+    model.fit(train.texts, train.labels, train.groups)
     return model
 
 

@@ -70,7 +70,14 @@ class StanceModel(ABC):
         return cls(config.params, seed=config.seed)
 
     @abstractmethod
-    def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> StanceModel: ...
+    def fit(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        groups: Sequence[str] | None = None,
+    ) -> StanceModel:
+        """Train on texts and label sets; ``groups`` (article or dyad per text) lets a model
+        hold out whole sources for its own validation."""
 
     @abstractmethod
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray: ...

@@ -108,7 +108,12 @@ class BaselineModel(StanceModel):
     params_type = BaselineParams
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> BaselineModel:
+    def fit(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        groups: Sequence[str] | None = None,  # unused: calibration uses inner CV over all rows
+    ) -> BaselineModel:
         with single_threaded_blas():
             return self._fit(texts, label_sets)
 

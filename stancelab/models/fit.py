@@ -101,7 +101,7 @@ def train_run(
     data = training_data(config)
     model = build_model(config)
     started = time.perf_counter()
-    model.fit(data.texts, data.labels)
+    model.fit(data.texts, data.labels, data.groups)
     seconds = time.perf_counter() - started
     model.save(out)
     metrics = oof_metrics(model)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from stancelab.config import TransformerParams
+from stancelab.models.transformer.batches import StatesCollator, progress_bar
 from stancelab.models.transformer.network import (
     EarlyStopping,
     EncoderClassifier,
@@ -31,7 +32,6 @@ from stancelab.models.transformer.network import (
     infer,
     make_accelerator,
     optimizer_step,
-    progress_bar,
     training_loader,
     validation_score,
 )
@@ -76,6 +76,12 @@ def freeze(net: EncoderClassifier, params: TransformerParams) -> None:
 
     if params.freeze_embeddings:
         net.backbone.get_input_embeddings().weight.requires_grad_(False)
+    if params.cache_layers:
+        from stancelab.models.transformer.layers import check_layers, frozen_modules
+
+        check_layers(net.backbone, params.cache_layers)
+        for module in frozen_modules(net.backbone, params.cache_layers):
+            module.requires_grad_(False)
     if params.freeze_layers:
         n_layers = getattr(net.backbone.config, "num_hidden_layers", None)
         stacks = [
@@ -100,7 +106,18 @@ def train_finetune(
 
     accelerator = make_accelerator()
     freeze(net, params)
-    sampler, loader = training_loader(split, params.batch_size, seed)
+    k = params.cache_layers
+    show = params.progress and accelerator.is_local_main_process
+    collate, val_states = None, None
+    if k:
+        from stancelab.models.transformer.layers import cached_states
+
+        states = cached_states(
+            net.backbone, split.train_ids + split.val_ids, split.pad_id, k, params.max_length, show
+        )
+        train_states, val_states = states[: len(split.train_ids)], states[len(split.train_ids) :]
+        collate = StatesCollator(train_states, split.y_train)
+    sampler, loader = training_loader(split, params.batch_size, seed, collate)
     # foreach: one kernel per step instead of one per tensor (torch uses it by default on GPUs
     # only); it makes the optimiser step much faster on CPU too.
     optimizer = torch.optim.AdamW(parameter_groups(net, params), foreach=True)
@@ -113,7 +130,6 @@ def train_finetune(
         else torch.ones(split.y_train.shape[1])
     ).to(accelerator.device)
     stopper, history = EarlyStopping(params.early_stopping_patience), []
-    show = params.progress and accelerator.is_local_main_process
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
@@ -122,14 +138,20 @@ def train_finetune(
         losses = []
         bar = progress_bar(loader, enabled=show, desc=f"fine-tune epoch {epoch}/{params.epochs}")
         for batch in bar:
-            logits = model(batch["input_ids"], batch["attention_mask"])
+            logits = model(
+                batch.get("input_ids"),
+                batch["attention_mask"],
+                states=batch.get("states"),
+                from_layer=k,
+            )
             loss = F.binary_cross_entropy_with_logits(
                 logits, batch["labels"], pos_weight=pos_weight
             )
             losses.append(optimizer_step(accelerator, model, loss, optimizer, scheduler))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         inner = accelerator.unwrap_model(model)
-        score = validation_score(split.y_val, infer(inner, split.val_ids, split.pad_id))
+        val_logits = infer(inner, split.val_ids, split.pad_id, states=val_states, from_layer=k)
+        score = validation_score(split.y_val, val_logits)
         history.append(
             {
                 "epoch": epoch,

