@@ -158,3 +158,22 @@ def test_cached_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         load_model(saved).predict_proba(texts), model.predict_proba(texts), atol=1e-5
     )
+
+
+def test_onnx_path_gives_pytorchs_labels_for_the_default_encoder(tmp_path: Path) -> None:
+    from stancelab.config import load_config
+    from stancelab.models.registry import load_model
+    from stancelab.models.transformer.model import TransformerModel
+
+    params = load_config("configs/transformer.yaml").params  # the shipped default
+    params.epochs, params.progress = 1, False
+    texts, labels = [t for t, _ in TINY], [lab for _, lab in TINY]
+    model = TransformerModel(params, seed=5).fit(texts, labels, [f"g{i % 6}" for i in range(24)])
+    saved = model.save(tmp_path / "mpnet")
+    probe = texts + ["Nous allons riposter.", "The weather is nice today.", "A short one."]
+    torch_model = load_model(saved).use_backend("torch")
+    onnx_model = load_model(saved).use_backend("onnx", precision="fp32")
+    np.testing.assert_allclose(
+        onnx_model.predict_proba(probe), torch_model.predict_proba(probe), atol=1e-4
+    )
+    assert onnx_model.predict(probe) == torch_model.predict(probe)

@@ -17,6 +17,7 @@ from stancelab.evaluation.protocol import (
     CORPUS,
     Mix,
     Protocol,
+    build_dyad_folds,
     build_folds,
     folds_fingerprint,
     training_set,
@@ -81,7 +82,7 @@ def fixture_dir(tmp_path_factory) -> Path:
     _write(
         root / "augment" / "a.jsonl",
         [
-            {"id": f"aug{i}", "text": t, "labels": lab, "source": "authored"}
+            {"id": f"aug{i}", "text": t, "labels": lab, "source": "authored", "dyad": f"c{i % 5}"}
             for i, (t, lab) in enumerate(AUGMENT)
         ],
     )
@@ -96,9 +97,9 @@ def evaluated(fixture_dir: Path):
     calls = []
     fit, proba = BaselineModel.fit, BaselineModel.predict_proba
 
-    def recording_fit(self, texts, labels):
+    def recording_fit(self, texts, labels, groups=None):
         calls.append(("fit", id(self), list(texts)))
-        return fit(self, texts, labels)
+        return fit(self, texts, labels, groups)
 
     def recording_proba(self, texts):
         calls.append(("score", id(self), list(texts) if not isinstance(texts, str) else [texts]))
@@ -305,3 +306,33 @@ def test_pipeline_runs_end_to_end(tmp_path, fixture_dir, monkeypatch, capsys):
     assert np.isfinite(
         metrics["results"]["kfold"]["base_p"]["corpus+augment"]["overall"]["macro_f1"]["value"]
     )
+
+
+def test_leave_dyads_out_scores_each_authored_sentence_once_on_unseen_dyads(fixture_dir):
+    protocol = Protocol(
+        "dyads",
+        folds=3,
+        leave_one_article_out=False,
+        contrast=(),
+        curve=(),
+        leave_dyads_out=5,
+        n_boot=200,
+    )
+    result = evaluate([fixture_dir / "a.yaml", fixture_dir / "b.yaml"], protocol, progress=False)
+    dyads = result.dyads
+    aug = load_augmentation(fixture_dir / "augment")
+    assert sorted(dyads.data.ids) == sorted(aug.ids)
+    (run,) = dyads.runs  # base_b trains on the corpus only: it is left out, with a note
+    assert run.config == "base_a" and run.scheme == "dyads" and run.scored.all()
+    assert any("base_b" in n for n in dyads.notes)
+    for fold in build_dyad_folds(dyads.data, protocol):
+        train = training_set(dyads.data, result.data, fold, AUGMENTED, 0)
+        test_dyads = {dyads.data.dyads[i] for i in fold.test}
+        assert not test_dyads & {d for d in train.dyads if d}  # no dyad on both sides
+        assert set(result.data.ids) <= set(train.ids)  # the corpus trains every fold
+    outputs = write_outputs(result, fixture_dir / "dyads-report", command="pytest")
+    metrics = json.loads(outputs.metrics.read_text())
+    assert set(metrics["results"]) == {"kfold", "dyads"}
+    assert metrics["results"]["dyads"]["base_a"]["corpus+augment"]["sentences"] == len(AUGMENT)
+    assert metrics["data"]["dyads"]["dyads"] == 5
+    assert "## Leave dyads out (unseen conflicts)" in outputs.report.read_text()

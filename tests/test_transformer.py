@@ -170,9 +170,20 @@ def test_unknown_config_keys_and_bad_values_are_rejected() -> None:
     with pytest.raises(ConfigError, match="epochs"):
         config_from_dict({"model": "transformer", "params": {"epochs": "three"}})
     default = load_config(ROOT / "configs" / "transformer.yaml")
+    small = load_config(ROOT / "configs" / "transformer_small.yaml")
     other = load_config(ROOT / "configs" / "transformer_setfit.yaml")
-    assert default.params.model == "packaged:all-MiniLM-L6-v2"
+    assert default.params.model == "packaged:all-mpnet-base-v2"
+    assert default.params.cache_layers == 8
+    assert small.params.model == "packaged:all-MiniLM-L6-v2" and small.params.cache_layers == 0
     assert {default.params.recipe, other.params.recipe} == {"finetune", "setfit"}
+    with pytest.raises(ConfigError, match="cache_layers"):
+        config_from_dict(
+            {"model": "transformer", "params": {"cache_layers": 4, "freeze_layers": 2}}
+        )
+    with pytest.raises(ConfigError, match="cache_layers"):
+        config_from_dict(
+            {"model": "transformer", "params": {"cache_layers": 4, "recipe": "setfit"}}
+        )
 
 
 @pytest.mark.parametrize(
@@ -228,7 +239,7 @@ def test_training_entry_point_writes_a_loadable_run_directory(tmp_path: Path) ->
         "params.epochs=1",
         "params.progress=false",
     ]
-    argv = [str(ROOT / "configs" / "transformer.yaml"), "--out", str(out)]
+    argv = [str(ROOT / "configs" / "transformer_small.yaml"), "--out", str(out)]
     assert main(argv + [arg for o in overrides for arg in ("--set", o)]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["kind"] == "transformer"

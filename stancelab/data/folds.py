@@ -45,3 +45,28 @@ def leave_one_group_out(groups: list[str]) -> Iterator[tuple[str, np.ndarray, np
         test = np.flatnonzero(groups_arr == group)
         train = np.flatnonzero(groups_arr != group)
         yield group, train, test
+
+
+def stratified_group_kfold(
+    y: np.ndarray, groups: list[str], n_splits: int, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (train, test) with whole groups (articles, dyads) on one side only.
+
+    Folds are balanced on each row's rarest label (or "none"), a single-label stand-in for
+    the label set that scikit-learn's ``StratifiedGroupKFold`` can use.
+    """
+    import warnings
+
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    y = np.asarray(y)
+    rarity = np.argsort(y.sum(axis=0), kind="stable")
+    strata = [next((int(j) for j in rarity if row[j]), -1) for row in y]
+    n_splits = max(2, min(n_splits, len(set(groups))))
+    if np.unique(strata, return_counts=True)[1].max() < n_splits:  # too few rows to stratify
+        splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a rare label in fewer groups than folds is expected
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        yield from splitter.split(np.zeros(len(y)), strata, groups=list(groups))

@@ -27,7 +27,7 @@ from stancelab.evaluation.results import EvaluationResult, Run
 from stancelab.labels import LABELS, NONE
 from stancelab.models.calibration import reliability_table
 
-SCHEMES = ("kfold", "logo", "held-out")
+SCHEMES = ("kfold", "logo", "dyads", "held-out")
 ALPHA = 0.05
 
 
@@ -110,6 +110,8 @@ def build_metrics(result: EvaluationResult) -> dict:
             if with_aug and without:
                 effect[name] = compare(result, with_aug, without, with_mcnemar=False)
         out["augmentation_effect"][scheme] = effect
+    if result.dyads is not None:
+        _add_dyads(out, build_metrics(result.dyads))
     main = schemes[0] if schemes else None
     for name in names:
         run = result.primary(name, main) if main else None
@@ -126,6 +128,20 @@ def build_metrics(result: EvaluationResult) -> dict:
             out["per_article"][name] = per_article(result, logo)
     out["verdict"] = verdict(out, result)
     return out
+
+
+def _add_dyads(out: dict, dyads: dict) -> None:
+    """Leave-dyads-out scores another set (the augmentation set): its figures join as a scheme."""
+    for key in ("results", "comparisons"):
+        if "dyads" in dyads[key]:
+            out[key]["dyads"] = dyads[key]["dyads"]
+    out["data"]["dyads"] = {
+        **{k: dyads["data"][k] for k in ("path", "sentences", "per_label", "none")},
+        "dyads": dyads["data"]["dyads_count"],
+        "folds": dyads["protocol"]["leave_dyads_out"],
+    }
+    out["verdict_dyads"] = dyads["verdict"]
+    out["notes"] += dyads["notes"]
 
 
 def learning_curve(result: EvaluationResult, name: str) -> list[dict]:
@@ -177,6 +193,7 @@ def data_summary(result: EvaluationResult) -> dict:
         "articles": len({d for d in data.doc_ids if d}),
         "per_label": dict(zip(LABELS, data.y.sum(axis=0).astype(int).tolist(), strict=True)),
         "none": int((data.y.sum(axis=1) == 0).sum()),
+        "dyads_count": len({d for d in data.dyads if d}),
     }
     if result.augmentation is not None:
         out["augmentation_sentences"] = len(result.augmentation)
@@ -203,6 +220,12 @@ def describe_scheme(metrics: dict, scheme: str) -> str:
         )
     if scheme == "logo":
         return f"leave-one-article-out over {d['articles']} articles"
+    if scheme == "dyads":
+        dy = d.get("dyads") or {**d, "dyads": d["dyads_count"], "folds": p["leave_dyads_out"]}
+        return (
+            f"leave dyads out: {dy['sentences']} authored sentences of {dy['dyads']} conflicts "
+            f"in {dy['folds']} folds of whole dyads, each trained on the corpus and the others"
+        )
     return f"the {d['sentences']} sentences of {d['path']}"
 
 

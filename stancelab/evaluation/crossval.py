@@ -36,6 +36,7 @@ from stancelab.evaluation.protocol import (
     Fold,
     Mix,
     Protocol,
+    build_dyad_folds,
     build_folds,
     folds_fingerprint,
     training_set,
@@ -159,7 +160,11 @@ def evaluate(
     rate_hints: dict[str, float] | None = None,
     progress: bool = True,
 ) -> EvaluationResult:
-    """Evaluate every config on the same folds of the corpus gold set."""
+    """Evaluate every config on the same folds of the corpus gold set.
+
+    With ``protocol.leave_dyads_out``, also on folds of whole dyads of the augmentation set
+    (``result.dyads``): trained on the corpus and the other dyads, scored on unseen conflicts.
+    """
     started = time.perf_counter()
     configs, corpus = _load(config_paths)
     notes: list[str] = []
@@ -171,9 +176,72 @@ def evaluate(
         )
     # Shuffled once, so a smaller augmentation share is always a subset of a larger one.
     augs = [_augmentation(c, corpus, notes, protocol.seed) for c in configs]
-    jobs = _plan(configs, folds, protocol, [a is not None for a in augs])
+    result = _cross_validate(
+        configs, config_paths, corpus, augs, folds, protocol, notes, rate_hints, progress
+    )
+    aug = next((a for a in augs if a is not None), None)
+    if protocol.leave_dyads_out and aug is not None and all(aug.dyads):
+        result.dyads = _leave_dyads_out(configs, config_paths, corpus, aug, protocol, progress)
+    elif protocol.leave_dyads_out:
+        notes.append("Leave-dyads-out was skipped: it needs an augmentation set with dyads.")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _leave_dyads_out(
+    configs: list[RunConfig],
+    config_paths: Sequence[str | Path],
+    corpus: LabelledSet,
+    aug: LabelledSet,
+    protocol: Protocol,
+    progress: bool,
+) -> EvaluationResult:
+    """The augmentation set scored by folds of whole dyads; the corpus joins every training
+    fold of a config that trains on both (the others are left out, with a note)."""
+    notes: list[str] = []
+    aug = aug.subset(np.argsort(aug.ids, kind="stable"))  # the same rows in every run
+    extras = []
+    for config in configs:
+        extras.append(corpus if config.data.augment else None)
+        if not config.data.augment:
+            notes.append(f"{config.name} trains on the corpus only: not run leaving dyads out.")
+    kept = [i for i, e in enumerate(extras) if e is not None]
+    folds = build_dyad_folds(aug, protocol)
+    result = _cross_validate(
+        [configs[i] for i in kept],
+        [config_paths[i] for i in kept],
+        aug,
+        [extras[i] for i in kept],
+        folds,
+        protocol,
+        notes,
+        None,
+        progress,
+    )
+    result.data_path = configs[0].data.augment_dir
+    return result
+
+
+def _cross_validate(
+    configs: list[RunConfig],
+    config_paths: Sequence[str | Path],
+    scored: LabelledSet,
+    extras: list[LabelledSet | None],
+    folds: list[Fold],
+    protocol: Protocol,
+    notes: list[str],
+    rate_hints: dict[str, float] | None,
+    progress: bool,
+) -> EvaluationResult:
+    """Fit every planned (fold, config, mix) and score the fold's test part of ``scored``.
+
+    ``extras[c]`` is what a mix adds to config c's training folds (the augmentation set for
+    the corpus schemes, the corpus when dyads are left out); it never reaches a test fold.
+    """
+    started = time.perf_counter()
+    jobs = _plan(configs, folds, protocol, [a is not None for a in extras])
     trains = [
-        training_set(corpus, augs[j.config], j.fold, j.mix, protocol.seed + j.fold.repeat)
+        training_set(scored, extras[j.config], j.fold, j.mix, protocol.seed + j.fold.repeat)
         for j in jobs
     ]
     models = {
@@ -183,7 +251,7 @@ def evaluate(
     runs: dict[tuple[str, str, str], Run] = {}
     for job in jobs:  # a run holds as many repeats as it is planned on
         key = (configs[job.config].name, job.mix.label, job.fold.scheme)
-        runs[key] = _empty_run(*key, repeats=job.fold.repeat + 1, n=len(corpus), old=runs.get(key))
+        runs[key] = _empty_run(*key, repeats=job.fold.repeat + 1, n=len(scored), old=runs.get(key))
     explanations: dict[tuple[str, int], dict] = {}
     tracker = FitProgress(
         [configs[j.config].name for j in jobs],
@@ -216,7 +284,7 @@ def evaluate(
                 )
                 tracker.done(k, 0.0)
                 continue
-            proba, pred = score(model, [corpus.texts[i] for i in fold.test], config.name)
+            proba, pred = score(model, [scored.texts[i] for i in fold.test], config.name)
             seconds = time.perf_counter() - t0
             runs[(config.name, job.mix.label, fold.scheme)].record(
                 fold, proba, pred, len(train), seconds
@@ -232,15 +300,15 @@ def evaluate(
             ):
                 fitted[config.name] = model
         if fitted:
-            _explain_fold(fold, corpus, runs, models, fitted, explanations)
+            _explain_fold(fold, scored, runs, models, fitted, explanations)
     tracker.close()
     return EvaluationResult(
-        corpus,
+        scored,
         protocol,
         models,
         list(runs.values()),
-        folds_fingerprint(corpus, folds),
-        next((a for a in augs if a is not None), None),
+        folds_fingerprint(scored, folds),
+        next((a for a in extras if a is not None), None),
         explanations,
         notes,
         time.perf_counter() - started,

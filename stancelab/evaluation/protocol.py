@@ -20,7 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stancelab.data.folds import leave_one_group_out, repeated_multilabel_kfold
+from stancelab.data.folds import (
+    leave_one_group_out,
+    repeated_multilabel_kfold,
+    stratified_group_kfold,
+)
 from stancelab.data.labelled import LabelledSet
 
 
@@ -54,6 +58,8 @@ class Protocol:
     # The default keeps only a cheap point, so the whole pipeline stays within its time budget
     # (README, "Evaluation").
     curve: tuple[Mix, ...] = (Mix(0.5, 0.0),)
+    # Folds of the augmentation set's dyads (0 = off): unseen conflicts, authored text.
+    leave_dyads_out: int = 0
     n_boot: int = 2000
     seed: int = 0
 
@@ -68,6 +74,7 @@ FULL = Protocol(
     "full",
     repeats=3,
     contrast=("kfold", "logo"),
+    leave_dyads_out=5,
     curve=(Mix(0.25, 0.0), Mix(0.5, 0.0), Mix(1.0, 0.1), Mix(1.0, 0.25), Mix(1.0, 0.5)),
 )
 
@@ -95,6 +102,16 @@ def build_folds(corpus: LabelledSet, protocol: Protocol) -> list[Fold]:
             Fold("logo", 0, doc, train, test) for doc, train, test in leave_one_group_out(docs)
         ]
     return folds
+
+
+def build_dyad_folds(aug: LabelledSet, protocol: Protocol) -> list[Fold]:
+    """Leave dyads out: each fold tests the authored sentences of conflicts never trained on."""
+    return [
+        Fold("dyads", 0, f"dyads{i}", np.sort(train), np.sort(test))
+        for i, (train, test) in enumerate(
+            stratified_group_kfold(aug.y, aug.dyads, protocol.leave_dyads_out, protocol.seed)
+        )
+    ]
 
 
 def folds_fingerprint(corpus: LabelledSet, folds: Sequence[Fold]) -> str:

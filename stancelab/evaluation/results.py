@@ -59,6 +59,7 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     data_path: str = ""
+    dyads: EvaluationResult | None = None  # leave-dyads-out, scored on the augmentation set
 
     def run(self, config: str, variant: str, scheme: str) -> Run | None:
         return next(
@@ -71,6 +72,8 @@ class EvaluationResult:
 
     def prediction_rows(self) -> Iterator[dict]:
         """One row per run, repeat and scored sentence: what ``predictions.jsonl`` holds."""
+        if self.dyads is not None:
+            yield from self.dyads.prediction_rows()
         data = self.data
         for run in self.runs:
             for r in range(len(run.proba)):

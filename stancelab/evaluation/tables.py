@@ -24,6 +24,7 @@ TITLES = {
 SCHEME_TITLES = {
     "kfold": "Cross-validation",
     "logo": "Leave one article out",
+    "dyads": "Leave dyads out (unseen conflicts)",
     "held-out": "Held-out data",
 }
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from stancelab.config import TransformerParams
-from stancelab.data.folds import multilabel_kfold
+from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.labels import LABELS
 from stancelab.models.base import StanceModel, as_text_list
@@ -56,13 +56,7 @@ def holdout_split(
     if groups is None or len(set(groups)) < n_folds:
         train, val = next(multilabel_kfold(y, n_folds, seed=seed))
         return np.sort(train), np.sort(val)
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    # One stratum per row: its rarest label, or "none"; close enough for a held-out part.
-    rarity = np.argsort(y.sum(axis=0))
-    strata = [next((int(j) for j in rarity if row[j]), -1) for row in y]
-    splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
-    folds = list(splitter.split(np.zeros(len(y)), strata, groups=list(groups)))
+    folds = list(stratified_group_kfold(y, list(groups), n_folds, seed))
     for train, val in folds:
         if (y[val].sum(axis=0) > 0).all() and (y[train].sum(axis=0) > 0).all():
             return np.sort(train), np.sort(val)
