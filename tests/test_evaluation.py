@@ -48,7 +48,13 @@ AUGMENT = [
     ("The two delegations met for three hours at a hotel by the lake.", []),
 ]
 PROTOCOL = Protocol(
-    "test", folds=3, repeats=2, contrast=("kfold",), curve=(Mix(1.0, 0.5),), n_boot=200
+    "test",
+    folds=3,
+    repeats=2,
+    leave_one_article_out=True,
+    contrast=("kfold",),
+    curve=(Mix(1.0, 0.5),),
+    n_boot=200,
 )
 
 
@@ -273,7 +279,9 @@ def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_di
     ]
     gold = _write(tmp_path / "gold.jsonl", rows)
     config = _config(tmp_path / "c.yaml", "base_c", gold, tmp_path / "none", False)
-    protocol = Protocol("test", folds=2, contrast=(), curve=(), n_boot=100)
+    protocol = Protocol(
+        "test", folds=2, leave_one_article_out=True, contrast=(), curve=(), n_boot=100
+    )
     result = evaluate([config], protocol, progress=False)
     logo = result.primary("base_c", "logo")
     assert not logo.scored[[i for i, r in enumerate(rows) if r["doc_id"] == "d0"]].any()

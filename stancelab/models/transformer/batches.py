@@ -96,7 +96,10 @@ class LengthGroupedBatches:
         return len(self.batches())
 
 
-def progress_bar(iterable, *, enabled: bool, desc: str):
+def progress_bar(iterable=None, *, enabled: bool, desc: str, total: int | None = None):
+    """A tqdm bar (elapsed and time left); ``total`` for a bar updated by hand."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(
+        iterable, desc=desc, total=total, disable=not enabled, leave=False, dynamic_ncols=True
+    )

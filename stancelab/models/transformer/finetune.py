@@ -130,14 +130,16 @@ def train_finetune(
         else torch.ones(split.y_train.shape[1])
     ).to(accelerator.device)
     stopper, history = EarlyStopping(params.early_stopping_patience), []
+    # One bar over every epoch's steps, so its time left is the whole training's.
+    bar = progress_bar(enabled=show, desc="fine-tune", total=total)
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
         loader.set_epoch(epoch)
         model.train()
         losses = []
-        bar = progress_bar(loader, enabled=show, desc=f"fine-tune epoch {epoch}/{params.epochs}")
-        for batch in bar:
+        bar.set_description(f"fine-tune epoch {epoch}/{params.epochs}")
+        for batch in loader:
             logits = model(
                 batch.get("input_ids"),
                 batch["attention_mask"],
@@ -148,6 +150,7 @@ def train_finetune(
                 logits, batch["labels"], pos_weight=pos_weight
             )
             losses.append(optimizer_step(accelerator, model, loss, optimizer, scheduler))
+            bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         inner = accelerator.unwrap_model(model)
         val_logits = infer(inner, split.val_ids, split.pad_id, states=val_states, from_layer=k)
@@ -167,4 +170,5 @@ def train_finetune(
             )
         if stopper.update(inner, epoch, score):
             break
+    bar.close()
     return finish_training(stopper, accelerator, model, history)
