@@ -7,11 +7,11 @@
    (``stancelab.annotation.gold``); with no stored export, the committed gold file is used as it is;
 3. train: every config into ``runs/<name>/`` (``stancelab.models.fit.train_run``);
 4. evaluate: every config on the same folds of the gold set (default protocol: 5-fold x 1
-   repeat, leave one article out, corpus-only contrast and a learning-curve point on the
-   k-fold; ``--full``: 5-fold x 3 repeats and more), then print the comparison table and the
-   report's path (default ``reports/latest/report.md``).
+   repeat and the corpus-only contrast; ``--full``: 5-fold x 3 repeats, leave one article out,
+   leave dyads out and more), then print the comparison table and the report's path (default
+   ``reports/latest/report.md``).
 
-The default protocol is sized to finish within 20 minutes on 2 CPU cores.
+The default protocol is sized to finish within 25 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations

@@ -112,7 +112,16 @@ class TransformerModel(StanceModel):
         # Padded positions are masked, so the padding id never changes a logit.
         self.pad_id_ = int(tokenizer.pad_token_id)
         self.__dict__.pop("fast_tokenizer_", None)  # a refit model tokenises afresh
-        logits = network.infer(net, split.val_ids, split.pad_id)
+        states = None
+        if p.cache_layers:  # the held-out part's cached states: the same logits, 4x cheaper
+            from stancelab.models.transformer.layers import cached_states
+
+            states = cached_states(
+                backbone, split.val_ids, split.pad_id, p.cache_layers, p.max_length, False
+            )
+        logits = network.infer(
+            net, split.val_ids, split.pad_id, states=states, from_layer=p.cache_layers
+        )
         self.calibration_ = PlattCalibrator().fit(logits, split.y_val)
         self.thresholds_ = tune_thresholds(split.y_val, self.calibration_.transform(logits))
         crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed)
