@@ -1,11 +1,13 @@
 """Compare models on identical folds of the corpus gold set, or score trained models on a file.
 
-    python -m training.evaluate configs/baseline.yaml configs/transformer.yaml [--out DIR] [--full]
+    python -m training.evaluate configs/baseline.yaml configs/transformer.yaml [--out DIR]
+        [--full | --articles --dyads]
     python -m training.evaluate --model runs/baseline [--model runs/transformer] \
         --data FILE.jsonl [--out DIR]
 
-The first form runs the cross-validation protocol (default: 5-fold x 1 repeat, leave one
-article out, a short learning curve; ``--full``: 5-fold x 3 repeats and more) and the second
+The first form runs the cross-validation protocol (default: 5-fold x 1 repeat and the
+corpus-only contrast; ``--articles``: also leave one article out; ``--dyads``: also leave dyads
+out; ``--full``: 5-fold x 3 repeats, both of those and more) and the second
 scores already trained models on any labelled JSONL file (``text``, ``labels``). Both write
 ``report.md``, ``metrics.json``, ``predictions.jsonl`` and PNG plots to ``--out`` (default
 ``reports/latest/``) and print the comparison table.
@@ -37,6 +39,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--full", action="store_true", help="the full protocol (5-fold x 3 repeats, ...)"
     )
     parser.add_argument(
+        "--articles",
+        action="store_true",
+        help="also leave one article out (part of --full)",
+    )
+    parser.add_argument(
+        "--dyads",
+        action="store_true",
+        help="also leave dyads out: 5 folds of whole conflicts of the augmentation set "
+        "(part of --full)",
+    )
+    parser.add_argument(
         "--model",
         action="append",
         type=Path,
@@ -55,8 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("give either configs (cross-validation) or --model/--data, not both")
         if not (args.model and args.data):
             parser.error("--model and --data go together")
-        if args.full:
-            parser.error("--full applies to cross-validation, not to --model/--data")
+        if args.full or args.dyads or args.articles:
+            parser.error(
+                "--full, --articles and --dyads apply to cross-validation, not to --model/--data"
+            )
     elif not args.configs:
         parser.error("give one or more configs, or --model RUN_DIR --data FILE.jsonl")
     if args.n_boot < 100:
@@ -79,6 +94,10 @@ def run(args: argparse.Namespace, command: str) -> int:
         from stancelab.evaluation.protocol import DEFAULT, FULL
 
         protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
+        if args.articles:
+            protocol = dataclasses.replace(protocol, leave_one_article_out=True)
+        if args.dyads:
+            protocol = dataclasses.replace(protocol, leave_dyads_out=FULL.leave_dyads_out)
         result = evaluate(args.configs, protocol, progress=not args.quiet)
     outputs = write_outputs(result, args.out, command=command, sections=active_section(args.out))
     print(outputs.table)
