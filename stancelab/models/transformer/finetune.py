@@ -112,6 +112,7 @@ def train_finetune(
     if k:
         from stancelab.models.transformer.layers import cached_states
 
+        net.to(accelerator.device)  # the cached forward pass runs on the GPU when there is one
         states = cached_states(
             net.backbone, split.train_ids + split.val_ids, split.pad_id, k, params.max_length, show
         )

@@ -139,16 +139,18 @@ class LayerCache:
         if missing:
             missing.sort(key=lambda i: len(rows[i]))
             new: dict[str, torch.Tensor] = {}
-            was_training = backbone.training
+            was_training, device = backbone.training, next(backbone.parameters()).device
             backbone.eval()
             starts = range(0, len(missing), BATCH)
             with torch.inference_mode():
                 for s in progress_bar(starts, enabled=show, desc=f"caching layers 1-{k}"):
                     chunk = missing[s : s + BATCH]
-                    batch = pad([rows[i] for i in chunk], pad_id)
+                    batch = {
+                        k_: v.to(device) for k_, v in pad([rows[i] for i in chunk], pad_id).items()
+                    }
                     hidden = bottom_states(backbone, batch["input_ids"], batch["attention_mask"], k)
-                    for j, i in enumerate(chunk):
-                        new[keys[i]] = hidden[j, : len(rows[i])].float().clone()
+                    for j, i in enumerate(chunk):  # kept on the CPU: batches move them
+                        new[keys[i]] = hidden[j, : len(rows[i])].float().cpu().clone()
             backbone.train(was_training)
             self._write_shard(new)
             self.entries.update(new)
