@@ -10,7 +10,8 @@ corpus-only contrast; ``--articles``: also leave one article out; ``--dyads``: a
 out; ``--full``: 5-fold x 3 repeats, both of those and more) and the second
 scores already trained models on any labelled JSONL file (``text``, ``labels``). Both write
 ``report.md``, ``metrics.json``, ``predictions.jsonl`` and PNG plots to ``--out`` (default
-``reports/latest/``) and print the comparison table.
+``reports/latest/``) and print the comparison table. With ``MLFLOW_TRACKING_URI`` set, or
+``--track``, each config (or model) is also recorded as one MLflow run (``stancelab.tracking``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from stancelab import tracking
 from stancelab.errors import StancelabError
 from stancelab.paths import REPORTS_DIR
 
@@ -62,6 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    tracking.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.model or args.data:
         if args.configs:
@@ -103,6 +106,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(outputs.table)
     print(outputs.verdict)
     print(f"\nreport: {outputs.report}")
+    if tracking.enabled(args.track):
+        ids = tracking.track_evaluation(args.out, experiment=args.experiment, command=command)
+        print(tracking.describe(ids, args.experiment))
     return 0
 
 

@@ -1,18 +1,22 @@
 """Train one model from a config and write its run directory.
 
-    python -m training.train configs/baseline.yaml [--out DIR] [--set params.C=8]
+    python -m training.train configs/baseline.yaml [--out DIR] [--set params.C=8] [--track]
 
 Trains on the gold set (plus the augmentation set when ``data.augment`` is true) and writes
 ``runs/<name>/`` (or ``--out``): the model files, ``config.yaml`` (resolved), ``run.json``
-(data checksum, code version, training time, out-of-fold metrics) and a model card.
+(data checksum, code version, training time, out-of-fold metrics) and a model card. With
+``MLFLOW_TRACKING_URI`` set, or ``--track``, the run is also recorded in MLflow
+(``stancelab.tracking``).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
+from stancelab import tracking
 from stancelab.errors import StancelabError
 
 
@@ -40,15 +44,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a config value, e.g. params.epochs=2",
     )
+    tracking.add_arguments(parser)
     args = parser.parse_args(argv)
+    command = "python -m training.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         from stancelab.models.fit import train_run
 
         result = train_run(args.config, out=args.out, overrides=dict(args.overrides))
+        print(result.summary())
+        if tracking.enabled(args.track):
+            run_id = tracking.track_training(
+                result.out, experiment=args.experiment, command=command
+            )
+            print(tracking.describe([run_id], args.experiment))
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(result.summary())
     return 0
 
 

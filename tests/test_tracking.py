@@ -1,0 +1,127 @@
+"""MLflow tracking (``stancelab.tracking``): off by default without importing mlflow, and on a
+real local sqlite store, one run per training and one per evaluated config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+
+from stancelab.labels import LABELS
+from stancelab.tracking import enabled, flatten
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "doc_id": f"d{i % 3}", "text": t, "labels": lab}) + "\n"
+            for i, (t, lab) in enumerate(TINY)
+        ),
+        encoding="utf-8",
+    )
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"model: baseline\nname: tinybase\ndata: {{gold: {gold}, augment: false}}\n"
+        "params: {inner_folds: 2, char_ngrams: [3, 4]}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_tracking_is_on_with_the_variable_or_the_flag(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert not enabled() and enabled(track=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "  ")
+    assert not enabled()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert enabled()
+
+
+def test_config_is_flattened_into_params():
+    config = {"name": "b", "data": {"augment": True}, "params": {"C": 4.0, "ngrams": [1, 2]}}
+    assert flatten(config) == {
+        "name": "b",
+        "data.augment": "true",
+        "params.C": "4.0",
+        "params.ngrams": "[1, 2]",
+    }
+
+
+def test_without_the_variable_nothing_is_tracked_and_mlflow_is_not_imported(tmp_path, tiny_config):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    code = (
+        "import sys\n"
+        "from training.train import main as train\n"
+        "from training.evaluate import main as evaluate\n"
+        f"assert train([{str(tiny_config)!r}, '--out', 'run']) == 0\n"
+        f"assert evaluate([{str(tiny_config)!r}, '--out', 'report', '--n-boot', '100',"
+        " '--quiet']) == 0\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tracked:" not in done.stdout
+    assert (tmp_path / "run" / "run.json").exists() and (tmp_path / "report" / "report.md").exists()
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_train_and_evaluate_record_runs_in_a_local_store(tmp_path, tiny_config, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from training.evaluate import main as evaluate
+    from training.train import main as train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    assert train([str(tiny_config), "--out", "run", "--experiment", "tests"]) == 0
+    args = [str(tiny_config), "--out", "report", "--n-boot", "100", "--quiet"]
+    assert evaluate([*args, "--experiment", "tests"]) == 0
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tests")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
+    assert [r.data.tags["stancelab.stage"] for r in runs] == ["train", "evaluate"]
+    trained, evaluated = runs
+
+    # Training: the resolved config, the held-out figures of run.json, time, the run directory.
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert trained.info.run_name == "tinybase"
+    params = trained.data.params
+    assert params["model"] == "baseline" and params["params.inner_folds"] == "2"
+    assert params["params.C"] == "4.0"  # a default, resolved into the recorded config
+    m = trained.data.metrics
+    assert m["heldout.macro_f1"] == pytest.approx(run_json["metrics"]["macro_f1"])
+    assert m["train_seconds"] == pytest.approx(run_json["train_seconds"])
+    assert {f"heldout.f1.{n}" for n in LABELS} | {"heldout.ece"} <= set(m)
+    assert trained.data.tags["stancelab.data_sha256"] == run_json["data"]["checksum_sha256"]
+    files = {a.path for a in client.list_artifacts(trained.info.run_id, "run")}
+    assert {"run/run.json", "run/config.yaml", "run/README.md"} <= files
+
+    # Evaluation: figures with interval bounds per scheme, per-label F1, ECE, the report.
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    kfold = metrics["results"]["kfold"]["tinybase"]["corpus"]["overall"]
+    m = evaluated.data.metrics
+    assert m["kfold.macro_f1"] == pytest.approx(kfold["macro_f1"]["value"])
+    assert [m["kfold.macro_f1.ci_low"], m["kfold.macro_f1.ci_high"]] == pytest.approx(
+        kfold["macro_f1"]["ci"]
+    )
+    assert m["kfold.ece"] == pytest.approx(kfold["ece"]["value"])
+    assert {f"kfold.f1.{n}" for n in LABELS} | {"logo.macro_f1", "fit_seconds"} <= set(m)
+    assert evaluated.data.params["params.inner_folds"] == "2"
+    assert evaluated.data.tags["stancelab.protocol"] == "default"
+    files = {a.path for a in client.list_artifacts(evaluated.info.run_id, "report")}
+    assert {"report/report.md", "report/metrics.json"} <= files
