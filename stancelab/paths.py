@@ -13,6 +13,7 @@ SENTENCES_PATH = Path("data/sentences.jsonl")
 GOLD_PATH = Path("labels/gold.jsonl")
 EXPORTS_DIR = Path("labels/exports")
 AUGMENT_DIR = Path("labels/augment")
+HF_EXPORT_DIR = Path("data/hf")  # stancelab data export
 RUNS_DIR = Path("runs")
 DEFAULT_MODEL_DIR = RUNS_DIR / "transformer"  # what predict and suggest use by default
 REPORTS_DIR = Path("reports/latest")

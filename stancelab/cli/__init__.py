@@ -1,5 +1,5 @@
 """The ``stancelab`` command line: the app here, one module per command group
-(``corpus``, ``predict``, ``label``), shared helpers in ``_util``.
+(``corpus``, ``predict``, ``label``, ``data``), shared helpers in ``_util``.
 
 Each command is a thin shell over a library function; heavy imports happen inside the
 command so that ``stancelab --help`` and ``stancelab predict`` start fast. A user error
@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from stancelab.cli import corpus, label, predict
+from stancelab.cli import corpus, data, label, predict
 
 app = typer.Typer(
     help="Train, evaluate and apply classifiers for the rhetoric of official statements.",
@@ -23,6 +23,7 @@ app = typer.Typer(
 
 
 app.add_typer(label.app, name="label")
+app.add_typer(data.app, name="data")
 app.command()(corpus.corpus)
 app.command()(predict.predict)
 

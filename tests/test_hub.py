@@ -1,0 +1,107 @@
+"""``stancelab data export``: the shipped gold and augmentation sets as a Hugging Face
+``DatasetDict`` (save_to_disk, Parquet, dataset card), read back by ``stancelab.data``,
+``datasets.load_dataset`` and ``load_from_disk`` without losing a label."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stancelab.cli import app
+from stancelab.data import load_export, to_labelled
+from stancelab.data.labelled import load_augmentation, load_labelled
+from stancelab.labels import LABELS
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLD, AUGMENT = ROOT / "labels" / "gold.jsonl", ROOT / "labels" / "augment"
+runner = CliRunner()
+
+
+def _export(out: Path, gold: Path = GOLD):
+    args = ["data", "export", "--out", str(out), "--gold", str(gold)]
+    return runner.invoke(app, [*args, "--augment-dir", str(AUGMENT)])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hub") / "export"
+    done = _export(out)
+    assert done.exit_code == 0, done.output
+    assert "gold 169, augmentation 1794 sentences" in done.stdout
+    return out
+
+
+def test_export_round_trips_every_row_and_label(exported):
+    assert (exported / "arrow" / "dataset_dict.json").exists()
+    assert sorted(p.name for p in (exported / "data").iterdir()) == [
+        "augmentation-00000-of-00001.parquet",
+        "gold-00000-of-00001.parquet",
+    ]
+    dataset = load_export(exported)
+    assert list(dataset) == ["gold", "augmentation"]
+    assert dataset["gold"].features["labels"].feature.names == list(LABELS)
+    gold, aug = load_labelled(GOLD, default_source="corpus"), load_augmentation(AUGMENT)
+    assert to_labelled(dataset["gold"]).checksum() == gold.checksum()
+    assert to_labelled(dataset["augmentation"]).checksum() == aug.checksum()
+    back = to_labelled(dataset["gold"])
+    assert back.doc_ids == gold.doc_ids and set(back.sources) == {"corpus"}
+
+
+def test_metadata_and_provenance_survive(exported):
+    dataset = load_export(exported)
+    first = json.loads(GOLD.read_text(encoding="utf-8").splitlines()[0])
+    row = dataset["gold"][0]
+    assert row["provenance"] == first["provenance"] and row["dyad"] == ""
+    assert [LABELS[k] for k in row["labels"]] == first["labels"]
+    aug = dataset["augmentation"]
+    assert aug[0]["provenance"] is None and aug[0]["dyad"] and aug[0]["source"] == "authored"
+    assert sum(1 for p in dataset["gold"]["provenance"] if p["adjudicated"]) == 2
+
+
+def test_parquet_loads_with_load_dataset_and_keeps_the_class_labels(exported, tmp_path):
+    from datasets import load_dataset
+
+    dataset = load_dataset(str(exported), cache_dir=str(tmp_path / "cache"))
+    assert {s: len(p) for s, p in dataset.items()} == {"gold": 169, "augmentation": 1794}
+    assert dataset["gold"].features["labels"].feature.names == list(LABELS)
+    assert to_labelled(dataset["gold"]).checksum() == load_labelled(GOLD).checksum()
+    # Without arrow/ (e.g. downloaded from the Hub), load_export reads the Parquet files.
+    copy = tmp_path / "parquet-only"
+    shutil.copytree(exported, copy, ignore=shutil.ignore_patterns("arrow"))
+    assert to_labelled(load_export(copy)["augmentation"]).checksum() == (
+        load_augmentation(AUGMENT).checksum()
+    )
+
+
+def test_dataset_card_gives_counts_sources_licence_and_the_hub_layout(exported):
+    card = (exported / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlicense: other\n")
+    assert "  - split: gold\n    path: data/gold-*.parquet" in card
+    assert "| sentences | 169 | 1794 |" in card and "| threat | 33 | 358 |" in card
+    assert "| none | 90 | 582 |" in card and "| dyads | 0 | 89 |" in card
+    assert "stancelab-seeds-20261122T031832Z.json" in card
+    assert "## Licence notes" in card and "publishers" in card
+    assert load_labelled(GOLD).checksum() in card
+
+
+def test_export_replaces_its_own_output_and_refuses_other_folders(tmp_path):
+    small = tmp_path / "gold.jsonl"
+    small.write_text("".join(GOLD.read_text(encoding="utf-8").splitlines(True)[:5]))
+    out = tmp_path / "export"
+    assert _export(out, small).exit_code == 0
+    assert _export(out, small).exit_code == 0  # a previous export is replaced
+    assert len(load_export(out)["gold"]) == 5 and not (tmp_path / "export.part").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    done = _export(other, small)
+    assert done.exit_code == 1 and "not a previous export" in done.output
+    assert (other / "notes.txt").read_text() == "mine"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x", "labels": ["threats"]}\n')
+    done = _export(tmp_path / "x", bad)
+    assert done.exit_code == 1 and "threats" in done.output
