@@ -1,4 +1,4 @@
-"""Model-assisted annotation: selection strategies, label-error ranking, the simulated benchmark,
+"""Model-assisted annotation: selection strategies, the simulated benchmark,
 and ``stancelab label suggest`` / ``review`` against the real Label Studio server (conftest)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import pytest
 from conftest import TINY
 from typer.testing import CliRunner
 
-from stancelab.active.label_errors import Source, confident_thresholds, find_suspects, flags
 from stancelab.active.selection import label_uncertainty, select
 from stancelab.active.simreport import report_section, simulation_verdict
 from stancelab.active.simulation import Setup, summarize_curves
@@ -88,45 +87,6 @@ def test_diversity_strategy_covers_the_themes_and_is_deterministic():
         select("uncertainty", texts, 2)
     with pytest.raises(ValueError, match="unknown strategy"):
         select("margin", texts, 2)
-
-
-# --- label errors ------------------------------------------------------------------------------
-
-
-def test_confident_thresholds_are_per_label_and_the_likelier_side_wins():
-    y = np.zeros((11, 4), dtype=int)
-    y[:2, 0] = 1
-    proba = np.full((11, 4), 0.02)
-    proba[:, 0] = [0.05, 0.3, *[0.1] * 7, 0.06, 0.6]  # a weak model on label 0: t_yes = 0.175
-    flagged, opposite = flags(y, proba)
-    # gold yes at p 0.05: as sure of "no" (0.95) as a typical "no" (t_no = 0.83): flagged;
-    # gold no at 0.6 >= t_yes: flagged; gold no at 0.06 or 0.1 (< t_yes): not flagged.
-    assert flagged[:, 0].tolist() == [True, False, *[False] * 8, True]
-    assert opposite[10, 0] == pytest.approx(0.6) and not flagged[:, 1:].any()
-    proba[:, 0] = [0.05, 0.05, *[0.1] * 4, *[0.0] * 3, 0.06, 0.12]  # a useless model
-    t_yes, t_no = confident_thresholds(y, proba)
-    assert (t_yes[0], t_no[0]) == pytest.approx((0.05, 1 - 0.58 / 9))
-    flagged, _ = flags(y, proba)
-    # Row 9 (gold no, p 0.06) passes both sides' thresholds: "no" is likelier, so no flag.
-    assert proba[9, 0] >= t_yes[0] and 1 - proba[9, 0] >= t_no[0] and not flagged[9, 0]
-    assert flagged[:, 0].tolist() == [True, True, *[True] * 4, *[False] * 3, False, True]
-
-
-def test_sentences_both_models_flag_rank_first():
-    y = np.zeros((30, 4), dtype=int)
-    y[:6, 0], y[6:12, 2], y[12:15, 1], y[15:20, 3] = 1, 1, 1, 1
-    clean = np.where(y == 1, 0.8, 0.1)
-    a, b = clean.copy(), clean.copy()
-    a[3, 0], b[3, 0] = 0.05, 0.08  # gold threat; both models confidently say no
-    a[25, 2], b[25, 2] = 0.95, 0.5  # gold no; only model a is confident of accusation
-    a[12, 1], b[12, 1] = 0.01, 0.3  # gold yes on a rare label; only a is confident of no
-    a[20, 3] = b[20, 3] = 0.55  # gold no; below t_yes (0.8) for both: not flagged
-    suspects = find_suspects(y, [Source("a", a, a > 0.5), Source("b", b, b > 0.5)])
-    assert [(s.index, s.votes) for s in suspects] == [(3, 2), (12, 1), (25, 1)]
-    assert suspects[0].score == pytest.approx(0.935)  # mean P(no) of the two models
-    top = suspects[0].labels[0]
-    assert top["label"] == "threat" and top["gold"] is True and top["flagged_by"] == ["a", "b"]
-    assert top["proba"] == {"a": 0.05, "b": 0.08}
 
 
 # --- the simulated benchmark -------------------------------------------------------------------

@@ -1,21 +1,21 @@
-"""Likely label errors in the gold set: confident learning on out-of-fold predictions.
+"""Likely label errors in the gold set: cleanlab's multi-label method on out-of-fold predictions.
 
 Used by ``stancelab label review``. The out-of-fold probabilities come from cross-validating a
 configured model on the gold set (``cross_validate``: each sentence scored by a model that
 never saw it) or from an evaluation's ``predictions.jsonl`` (``read_oof``: one source per
 model, so two models can confirm each other).
 
-Confident learning (Northcutt, Jiang and Chuang, 2021) is applied to each label as a binary
-problem. Per source and label, the confident thresholds are the average probability the model
-gives the gold side: ``t_yes`` = mean p over sentences whose gold has the label, ``t_no`` = mean
-(1 - p) over those without. A gold *yes* is flagged when 1 - p >= t_no (the model is as sure of
-*no* as it typically is for a true *no*), a gold *no* when p >= t_yes; when the gold side
-passes its own threshold as well, the more probable side wins. Thresholds per label
-matter here: a rare label's probabilities are low across the board, and one global cut-off
-would flag every rare positive and no negative.
+The scoring is cleanlab's (``cleanlab.multilabel_classification``), per source:
+``find_multilabel_issues_per_class`` flags the (sentence, label) pairs whose gold side is
+likely wrong (confident learning, one-vs-rest per label, so a rare label gets its own
+thresholds), and ``get_label_quality_scores`` scores each sentence's whole label set (0 to 1,
+low = likely wrong). A sentence is a suspect when a source flags any of its labels. Suspects
+are ranked by how many sources flag their most suspect label (two models confidently
+disagreeing with gold first), then by 1 - the label quality score averaged over sources; with
+one source this is cleanlab's own ranking of its label issues (``find_label_issues`` with
+``return_indices_ranked_by="self_confidence"``).
 
-A sentence's suspicion is ranked by: how many sources flag its most suspect label (two models
-confidently disagreeing with gold first), then the mean probability of the side opposite gold.
+cleanlab is imported only when ``find_suspects`` runs.
 """
 
 from __future__ import annotations
@@ -45,52 +45,37 @@ class Source:
 class Suspect:
     index: int  # row of the gold set
     votes: int  # sources flagging the most suspect label
-    score: float  # mean probability of the side opposite gold, on that label
+    score: float  # 1 - cleanlab's label quality score of the sentence (mean over sources)
     labels: list[dict] = field(default_factory=list)  # every flagged label, most suspect first
 
-    @property
-    def key(self) -> tuple[int, float]:
-        return (self.votes, self.score)
 
-
-def confident_thresholds(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per label: mean p over gold positives (``t_yes``), mean 1 - p over gold negatives."""
-    y = np.asarray(y, dtype=bool)
-    proba = np.asarray(proba, dtype=float)
-    t_yes = np.full(y.shape[1], np.nan)
-    t_no = np.full(y.shape[1], np.nan)
-    for j in range(y.shape[1]):
-        if y[:, j].any():
-            t_yes[j] = proba[y[:, j], j].mean()
-        if (~y[:, j]).any():
-            t_no[j] = (1 - proba[~y[:, j], j]).mean()
-    return t_yes, t_no
-
-
-def flags(y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, L) booleans: confidently on the other side of gold; and (n, L) that probability.
-
-    As in confident learning's confident joint: a side counts when its probability reaches
-    that side's threshold; when both sides do, the more probable side wins.
-    """
-    y = np.asarray(y, dtype=bool)
-    proba = np.asarray(proba, dtype=float)
-    t_yes, t_no = confident_thresholds(y, proba)
-    opposite = np.where(y, 1 - proba, proba)
-    with np.errstate(invalid="ignore"):  # NaN threshold: a label one side never has; no flag
-        other_side = opposite >= np.where(y, t_no, t_yes)
-        own_side = (1 - opposite) >= np.where(y, t_yes, t_no)
-    return other_side & (~own_side | (opposite > 0.5)), opposite
+def _cleanlab():
+    try:
+        import cleanlab.multilabel_classification.filter as cl_filter
+        import cleanlab.multilabel_classification.rank as cl_rank
+    except ImportError:
+        raise InputError(
+            "finding label errors needs cleanlab, a stancelab dependency: pip install -e ."
+        ) from None
+    return cl_filter, cl_rank
 
 
 def find_suspects(y: np.ndarray, sources: list[Source]) -> list[Suspect]:
-    """Gold rows flagged by at least one source, most likely mislabelled first."""
+    """Gold rows cleanlab flags in at least one source, most likely mislabelled first."""
     if not sources:
         raise ValueError("no out-of-fold predictions to compare the gold labels with")
+    cl_filter, cl_rank = _cleanlab()
     y = np.asarray(y, dtype=bool)
-    per = [flags(y, s.proba) for s in sources]
-    votes = np.sum([f for f, _ in per], axis=0)  # (n, L)
-    opposite = np.mean([o for _, o in per], axis=0)
+    given = [np.flatnonzero(row).tolist() for row in y]  # cleanlab's multi-label format
+    flagged = np.array(
+        [cl_filter.find_multilabel_issues_per_class(given, s.proba) for s in sources]
+    )  # (sources, n, L)
+    # Per label, cleanlab's self-confidence: the probability of the gold side.
+    gold_side = np.mean(
+        [cl_rank.get_label_quality_scores_per_class(given, s.proba) for s in sources], axis=0
+    )
+    quality = np.mean([cl_rank.get_label_quality_scores(given, s.proba) for s in sources], axis=0)
+    votes = flagged.sum(axis=0)  # (n, L)
     suspects = []
     for i in np.flatnonzero(votes.max(axis=1) > 0):
         labels = []
@@ -101,14 +86,14 @@ def find_suspects(y: np.ndarray, sources: list[Source]) -> list[Suspect]:
                     "gold": bool(y[i, j]),
                     "votes": int(votes[i, j]),
                     "flagged_by": [
-                        s.name for s, (f, _) in zip(sources, per, strict=True) if f[i, j]
+                        s.name for s, f in zip(sources, flagged, strict=True) if f[i, j]
                     ],
-                    "opposite": float(opposite[i, j]),
+                    "opposite": float(1 - gold_side[i, j]),
                     "proba": {s.name: float(s.proba[i, j]) for s in sources},
                 }
             )
         labels.sort(key=lambda x: (x["votes"], x["opposite"]), reverse=True)
-        suspects.append(Suspect(int(i), labels[0]["votes"], labels[0]["opposite"], labels))
+        suspects.append(Suspect(int(i), labels[0]["votes"], float(1 - quality[i]), labels))
     suspects.sort(key=lambda s: (-s.votes, -s.score, s.index))
     return suspects
 
