@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,12 +91,15 @@ def test_train_and_evaluate_record_runs_in_a_local_store(tmp_path, tiny_config, 
     assert train([str(tiny_config), "--out", "run", "--experiment", "tests"]) == 0
     args = [str(tiny_config), "--out", "report", "--n-boot", "100", "--quiet"]
     assert evaluate([*args, "--experiment", "tests"]) == 0
+    gold = str(tiny_config.parent / "gold.jsonl")
+    held_out = ["--model", "run", "--data", gold, "--out", "scored", "--n-boot", "100"]
+    assert evaluate([*held_out, "--quiet", "--experiment", "tests"]) == 0
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tests")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
-    assert [r.data.tags["stancelab.stage"] for r in runs] == ["train", "evaluate"]
-    trained, evaluated = runs
+    assert [r.data.tags["stancelab.stage"] for r in runs] == ["train", "evaluate", "evaluate"]
+    trained, evaluated, scored = runs
 
     # Training: the resolved config, the held-out figures of run.json, time, the run directory.
     run_json = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -125,3 +129,34 @@ def test_train_and_evaluate_record_runs_in_a_local_store(tmp_path, tiny_config, 
     assert evaluated.data.tags["stancelab.protocol"] == "default"
     files = {a.path for a in client.list_artifacts(evaluated.info.run_id, "report")}
     assert {"report/report.md", "report/metrics.json"} <= files
+
+    # A saved model scored on a file: its run directory's config, the held-out figures.
+    assert scored.data.params["params.inner_folds"] == "2"
+    assert scored.data.tags["stancelab.protocol"] == "held-out"
+    assert {"held-out.macro_f1", "held-out.macro_f1.ci_low", "held-out.ece"} <= set(
+        scored.data.metrics
+    )
+
+
+def test_the_pipeline_records_its_training_runs_and_its_evaluation(
+    tmp_path, tiny_config, monkeypatch
+):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from training.pipeline import main
+
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    (tmp_path / "labels" / "exports").mkdir(parents=True)
+    shutil.copy(tiny_config.parent / "gold.jsonl", tmp_path / "labels" / "gold.jsonl")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # --track: ./mlflow.db
+    args = ["--configs", str(tiny_config), "--quiet", "--skip-active-learning", "--track"]
+    assert main(args) == 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("stancelab")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
+    assert [r.data.tags["stancelab.stage"] for r in runs] == ["train", "evaluate"]
+    assert all(
+        r.data.tags["stancelab.command"].startswith("python -m training.pipeline") for r in runs
+    )

@@ -11,7 +11,9 @@
    leave dyads out and more), then print the comparison table and the report's path (default
    ``reports/latest/report.md``).
 
-The default protocol is sized to finish within 25 minutes on 2 CPU cores.
+The default protocol is sized to finish within 25 minutes on 2 CPU cores. With
+``MLFLOW_TRACKING_URI`` set, or ``--track``, every training run and every evaluated config is
+also recorded in MLflow, as by ``training.train`` and ``training.evaluate``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from stancelab import tracking
 from stancelab.errors import InputError, StancelabError
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
@@ -116,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out the simulated active-learning benchmark (about 2 minutes)",
     )
+    tracking.add_arguments(parser)
     args = parser.parse_args(argv)
     command = "python -m training.pipeline " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     steps: dict[str, float] = {}
+    tracked = ""
     try:
         from stancelab.evaluation.crossval import evaluate
         from stancelab.evaluation.protocol import DEFAULT, FULL
@@ -165,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             extra={"pipeline": pipeline},
             sections=active_section(args.out),
         )
+        if tracking.enabled(args.track):
+            ids = [
+                tracking.track_training(info["run"], experiment=args.experiment, command=command)
+                for info in trained.values()
+            ]
+            ids += tracking.track_evaluation(args.out, experiment=args.experiment, command=command)
+            tracked = tracking.describe(ids, args.experiment)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -178,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         + f"; total {total / 60:.1f} min"
     )
     print(f"report: {outputs.report}")
+    if tracked:
+        print(tracked)
     return 0
 
 
