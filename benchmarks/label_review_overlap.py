@@ -101,7 +101,7 @@ def main() -> None:
     shared = [i for i in top_new if i in top_old]
     index = {sid: i for i, sid in enumerate(gold.ids)}
     result = {
-        "command": "python benchmarks/label_review_overlap.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python benchmarks/label_review_overlap.py", *sys.argv[1:]]),
         "sources": [s.name for s in sources],
         "notes": notes,
         "gold_sentences": int(len(rows)),
