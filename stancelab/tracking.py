@@ -12,11 +12,11 @@ what the run directory or the report says:
   ``heldout.f1.<label>``, ``heldout.ece``, ...) and ``train_seconds``; artifacts: the run
   directory (model files, config, ``run.json``, model card) under ``run/``.
 * ``track_evaluation(report_dir)``: one MLflow run per evaluated config (or model). Params:
-  its resolved config; metrics per scheme (``kfold.``, ``logo.``, ``held-out.``) of its primary
-  training mix: macro-F1 with its 95% interval bounds (``kfold.macro_f1.ci_low`` and
-  ``.ci_high``), micro-F1, ECE, F1 per label; ``fit_seconds`` (every fit and scoring call of
-  that config); artifacts: the report folder (``report.md``, ``metrics.json``, predictions,
-  plots) under ``report/``.
+  its resolved config; metrics per scheme (``kfold.``, ``logo.``, ``dyads.``, ``held-out.``)
+  of its primary training mix: macro-F1 with its 95% interval bounds
+  (``kfold.macro_f1.ci_low`` and ``.ci_high``), micro-F1, ECE, F1 per label; ``fit_seconds``
+  (every fit and scoring call of that config); artifacts: the report folder (``report.md``,
+  ``metrics.json``, predictions, plots) under ``report/``.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def test_train_and_evaluate_record_runs_in_a_local_store(tmp_path, tiny_config, 
         kfold["macro_f1"]["ci"]
     )
     assert m["kfold.ece"] == pytest.approx(kfold["ece"]["value"])
-    assert {f"kfold.f1.{n}" for n in LABELS} | {"logo.macro_f1", "fit_seconds"} <= set(m)
+    assert {f"kfold.f1.{n}" for n in LABELS} | {"kfold.micro_f1", "fit_seconds"} <= set(m)
     assert evaluated.data.params["params.inner_folds"] == "2"
     assert evaluated.data.tags["stancelab.protocol"] == "default"
     files = {a.path for a in client.list_artifacts(evaluated.info.run_id, "report")}
