@@ -106,23 +106,28 @@ def test_an_interrupted_unpack_is_recovered(tmp_path: Path) -> None:
     assert not list(root.glob(".*.tmp-*"))  # the stale temporary folder was cleaned
 
 
-def test_cached_layers_give_the_logits_of_an_uncached_forward(mpnet_dir: Path) -> None:
+@pytest.mark.parametrize("encoder_name", ["mpnet", "minilm"])
+def test_cached_layers_give_the_logits_of_an_uncached_forward(
+    mpnet_dir: Path, encoder_name: str
+) -> None:
     from stancelab.models.transformer import network as encoder
     from stancelab.models.transformer.layers import LayerCache, cached_states
 
-    tokenizer, backbone = encoder.load_pretrained(str(mpnet_dir))
+    spec = str(mpnet_dir) if encoder_name == "mpnet" else "packaged:all-MiniLM-L6-v2"
+    tokenizer, backbone = encoder.load_pretrained(spec)
+    k = len(backbone.encoder.layer) - 2
     net = encoder.EncoderClassifier(backbone, 4).eval()
     texts = [t for t, _ in TINY[:12]] + ["Talks resumed.", "We will strike back " * 10]
     ids = encoder.tokenize(tokenizer, texts, 64)
     full = encoder.infer(net, ids, tokenizer.pad_token_id, batch_size=5)
-    states = cached_states(backbone, ids, tokenizer.pad_token_id, 8, 64, False)
+    states = cached_states(backbone, ids, tokenizer.pad_token_id, k, 64, False)
     part = encoder.infer(
-        net, ids, tokenizer.pad_token_id, states=states, from_layer=8, batch_size=5
+        net, ids, tokenizer.pad_token_id, states=states, from_layer=k, batch_size=5
     )
     np.testing.assert_allclose(part, full, atol=1e-4)
     # A new process's view: the states come back from disk, identical.
     LayerCache._open.clear()
-    again = cached_states(backbone, ids, tokenizer.pad_token_id, 8, 64, False)
+    again = cached_states(backbone, ids, tokenizer.pad_token_id, k, 64, False)
     assert all((a == b).all() for a, b in zip(again, states, strict=True))
 
 
@@ -152,7 +157,7 @@ def test_cached_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
         max_length=32, batch_size=8, epochs=1, cache_layers=4, progress=False
     )
     texts, labels = [t for t, _ in TINY], [lab for _, lab in TINY]
-    groups = [f"g{i % 6}" for i in range(len(texts))]
+    groups = [f"g{i % 8}" for i in range(len(texts))]  # 8 groups: the group split is used
     model = TransformerModel(params, seed=3).fit(texts, labels, groups)
     saved = model.save(tmp_path / "run")
     np.testing.assert_allclose(
@@ -177,3 +182,23 @@ def test_onnx_path_gives_pytorchs_labels_for_the_default_encoder(tmp_path: Path)
         onnx_model.predict_proba(probe), torch_model.predict_proba(probe), atol=1e-4
     )
     assert onnx_model.predict(probe) == torch_model.predict(probe)
+
+
+def test_a_damaged_cache_shard_is_recomputed(tmp_path: Path) -> None:
+    from stancelab.models.transformer import network as encoder
+    from stancelab.models.transformer.layers import LayerCache, cached_states, frozen_digest
+
+    tokenizer, backbone = encoder.load_pretrained("packaged:all-MiniLM-L6-v2")
+    ids = encoder.tokenize(tokenizer, [t for t, _ in TINY[:4]], 32)
+    first = cached_states(backbone, ids, tokenizer.pad_token_id, 3, 32, False)
+    folder = LayerCache.for_model(frozen_digest(backbone, 3), 32, 3).folder
+    (shard,) = folder.glob("shard-*.safetensors")
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated, as by a full disk
+    LayerCache._open.clear()
+    again = cached_states(backbone, ids, tokenizer.pad_token_id, 3, 32, False)
+    assert all(torch_equal(a, b) for a, b in zip(again, first, strict=True))
+    assert not shard.exists() and len(list(folder.glob("shard-*.safetensors"))) == 1
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

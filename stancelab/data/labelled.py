@@ -53,9 +53,11 @@ class LabelledSet:
 
     @property
     def groups(self) -> list[str]:
-        """Where each sentence comes from, held out as a whole: its article, else its dyad."""
+        """Where each sentence comes from, held out as a whole: its article, else its dyad;
+        a sentence with neither is a group of its own."""
         return [
-            d or (f"dyad:{c}" if c else "") for d, c in zip(self.doc_ids, self.dyads, strict=True)
+            d or (f"dyad:{c}" if c else f"row:{i}")
+            for i, (d, c) in enumerate(zip(self.doc_ids, self.dyads, strict=True))
         ]
 
     def subset(self, index: Sequence[int] | np.ndarray) -> LabelledSet:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 
 from stancelab.errors import ConfigError
+from stancelab.files import atomic_open
 from stancelab.paths import state_dir
 
 SUPPORTED = ("mpnet", "bert")  # encoders whose layer loop run_layers reproduces
@@ -122,9 +121,13 @@ class LayerCache:
         for path in sorted(self.folder.glob("shard-*.safetensors")):
             if path.name in self.seen:
                 continue
-            with safe_open(str(path), framework="pt") as shard:
-                keys = json.loads(shard.metadata()["keys"])
-                states, offsets = shard.get_tensor("states"), shard.get_tensor("offsets")
+            try:
+                with safe_open(str(path), framework="pt") as shard:
+                    keys = json.loads(shard.metadata()["keys"])
+                    states, offsets = shard.get_tensor("states"), shard.get_tensor("offsets")
+            except Exception:  # a damaged shard is only a cache miss: recompute, drop the file
+                path.unlink(missing_ok=True)
+                continue
             for i, key in enumerate(keys):
                 self.entries[key] = states[offsets[i] : offsets[i + 1]]
             self.seen.add(path.name)
@@ -157,22 +160,14 @@ class LayerCache:
         return [self.entries[k_] for k_ in keys]
 
     def _write_shard(self, new: dict[str, torch.Tensor]) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        self.folder.mkdir(parents=True, exist_ok=True)
         keys = list(new)
         lengths = [len(new[k]) for k in keys]
         offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int64)
         states = torch.cat([new[k] for k in keys]).contiguous()
         name = f"shard-{uuid.uuid4().hex}.safetensors"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.folder)
-        os.close(fd)
-        try:
-            save_file(
-                {"states": states, "offsets": offsets}, tmp, metadata={"keys": json.dumps(keys)}
-            )
-            os.replace(tmp, self.folder / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        data = save({"states": states, "offsets": offsets}, metadata={"keys": json.dumps(keys)})
+        with atomic_open(self.folder / name, "wb") as handle:
+            handle.write(data)
         self.seen.add(name)

@@ -53,14 +53,16 @@ def holdout_split(
     never saw, as it will meet them. The first fold whose both sides hold every label wins.
     """
     n_folds = max(2, round(1 / fraction))
-    if groups is None or len(set(groups)) < n_folds:
-        train, val = next(multilabel_kfold(y, n_folds, seed=seed))
-        return np.sort(train), np.sort(val)
-    folds = list(stratified_group_kfold(y, list(groups), n_folds, seed))
-    for train, val in folds:
-        if (y[val].sum(axis=0) > 0).all() and (y[train].sum(axis=0) > 0).all():
-            return np.sort(train), np.sort(val)
-    train, val = folds[0]
+    if groups is not None and len(set(groups)) >= 2:
+        for train, val in stratified_group_kfold(y, list(groups), n_folds, seed):
+            # Both sides hold every label, and no one huge group swallows the held-out part.
+            if (
+                (y[val].sum(axis=0) > 0).all()
+                and (y[train].sum(axis=0) > 0).all()
+                and len(val) <= 2 * fraction * len(y) + 1
+            ):
+                return np.sort(train), np.sort(val)
+    train, val = next(multilabel_kfold(y, n_folds, seed=seed))  # no usable groups: rows
     return np.sort(train), np.sort(val)
 
 

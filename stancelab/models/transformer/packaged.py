@@ -73,7 +73,15 @@ def packaged_path(name: str) -> Path:
                 f"(pip install {source.distribution})"
             ) from None
         return Path(package.get_model_path())
-    return unpack(source, split_parts(source), state_dir() / "encoders")
+    root = state_dir() / "encoders"
+    final = root / unpacked_name(source)
+    if _complete(final, source):  # unpacked before: the part packages are no longer needed
+        return final
+    return unpack(source, split_parts(source), root)
+
+
+def unpacked_name(source: SplitZip) -> str:
+    return f"{source.folder}-{source.sha256[:12]}"
 
 
 def split_parts(source: SplitZip) -> list[Path]:
@@ -145,12 +153,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_weights(path: Path, expected: str) -> None:
+def check_weights(path: Path, expected: str, origin: str = "") -> None:
     """Refuse weights whose SHA-256 is not the pinned one."""
     actual = sha256_of(path)
     if actual != expected:
         raise ModelLoadError(
-            f"{path}: SHA-256 {actual} does not match the pinned {expected}; the installed "
+            f"{origin or path}: SHA-256 {actual} does not match the pinned {expected}; the "
             "weight packages are damaged or not the expected release: reinstall them "
             "(pip install --force-reinstall --no-cache-dir ...)"
         )
@@ -160,26 +168,32 @@ def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
     """Unpack once into ``root``; returns the verified folder (see the module docstring)."""
     from filelock import FileLock
 
-    final = root / f"{source.folder}-{source.sha256[:12]}"
+    final = root / unpacked_name(source)
     if _complete(final, source):
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{final.name}.lock")):
-        if _complete(final, source):  # another process finished while we waited
-            return final
-        for stale in root.glob(f".{final.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        if final.exists():  # a folder without the mark was not made here: never trust it
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
-        try:
-            _extract(source, parts, tmp)
-            check_weights(tmp / source.weights, source.sha256)
-            (tmp / VERIFIED).write_text(source.sha256 + "\n", encoding="utf-8")
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / f".{final.name}.lock")):
+            if _complete(final, source):  # another process finished while we waited
+                return final
+            for stale in root.glob(f".{final.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            if final.exists():  # a folder without the mark was not made here: never trust it
+                shutil.rmtree(final)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+            try:
+                _extract(source, parts, tmp)
+                origin = f"{source.weights} of {source.distributions[0]} …"
+                check_weights(tmp / source.weights, source.sha256, origin)
+                (tmp / VERIFIED).write_text(source.sha256 + "\n", encoding="utf-8")
+                os.replace(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except OSError as exc:  # a read-only or full state directory, say
+        raise ModelLoadError(
+            f"cannot unpack {source.folder} into {root}: {first_line(exc)}"
+        ) from None
     return final
 
 
