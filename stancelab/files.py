@@ -86,6 +86,11 @@ def read_text(path: str | os.PathLike) -> str:
         raise InputError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_text(raw, path)
+
+
+def decode_text(raw: bytes, path: str | os.PathLike) -> str:
+    """A file's bytes as text (UTF-8, BOM dropped), or InputError naming the file."""
     if b"\x00" in raw:
         raise InputError(
             f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text"

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from stancelab.errors import InputError
 from stancelab.files import read_text
@@ -35,38 +36,47 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if suffix == ".txt" and documents:
-        yield _check(Record(1, path.stem, read_text(path)))
+        yield check(Record(1, path.stem, read_text(path)))
         return
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "text" not in reader.fieldnames:
-                raise InputError(
-                    f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
-                )
-            for row in reader:
-                yield _check(Record(reader.line_num, row.get("id") or None, row.get("text")))
-            return
-        for lineno, line in enumerate(handle, start=1):
-            if suffix == ".txt":
-                if line.strip():
-                    yield _check(Record(lineno, None, line.rstrip("\r\n")))
-                continue
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Record(lineno, None, None, f"invalid JSON ({exc.msg})")
-                continue
-            if not isinstance(row, dict):
-                yield Record(lineno, None, None, "expected a JSON object")
-                continue
-            raw_id = row.get("id")
-            yield _check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
+        yield from parse_records(handle, suffix, str(path))
 
 
-def _check(record: Record) -> Record:
+def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
+    """Records from one open ``.txt``, ``.jsonl`` or ``.csv`` file (not a ``documents``
+    ``.txt``: that is one record), for ``read_records`` and the Ray engine's datasource
+    (``prediction.cluster``). Open it with ``errors="surrogateescape"`` and ``newline=""``.
+    """
+    if suffix == ".csv":
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "text" not in reader.fieldnames:
+            raise InputError(
+                f"{name}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
+            )
+        for row in reader:
+            yield check(Record(reader.line_num, row.get("id") or None, row.get("text")))
+        return
+    for lineno, line in enumerate(handle, start=1):
+        if suffix == ".txt":
+            if line.strip():
+                yield check(Record(lineno, None, line.rstrip("\r\n")))
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Record(lineno, None, None, f"invalid JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            yield Record(lineno, None, None, "expected a JSON object")
+            continue
+        raw_id = row.get("id")
+        yield check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
+
+
+def check(record: Record) -> Record:
+    """Set ``record.error`` (and drop the text) unless the text is a non-empty string."""
     text = record.text
     if record.error:
         return record
