@@ -40,6 +40,16 @@ def predict(
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: --input on Ray Data (pip install -e '.[ray]').")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray workers (default: one per CPU of the cluster).")
+    ] = None,
 ) -> None:
     """Label new text with stances and calibrated scores (sentences, articles or files)."""
     import json
@@ -49,6 +59,25 @@ def predict(
 
     if bool(texts) == bool(input):
         fail("give either sentences to label or --input FILE (with --output FILE.jsonl)")
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray":
+        if input is None or output is None:
+            fail("--engine ray needs --input PATH and --output OUT (a folder it creates)")
+        if resume:
+            fail("--resume is for the local engine; with --engine ray, rerun with --overwrite")
+        predict_on_ray(
+            model,
+            input,
+            output,
+            documents=documents,
+            overwrite=overwrite,
+            batch_size=batch_size,
+            workers=workers,
+            ray_address=ray_address,
+            precision=precision,
+        )
+        return
     try:
         loaded = resolve_model(model, precision)
         if input is not None:
@@ -81,6 +110,17 @@ def predict(
         typer.echo(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
     else:
         typer.echo(format_table(results))
+
+
+def predict_on_ray(model, input, output, **options) -> None:
+    """``predict --engine ray``: ``stancelab.cluster`` on Ray Data."""
+    try:
+        from stancelab import cluster
+
+        summary = cluster.predict_files(model, input, output, **options)
+    except (TypeError, ValueError, StancelabError) as exc:
+        fail(str(exc))
+    typer.echo(str(summary))
 
 
 def format_table(results) -> str:

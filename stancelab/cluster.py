@@ -1,0 +1,408 @@
+"""Prediction on Ray Data: ``stancelab predict --input PATH --output OUT --engine ray``.
+
+The same inputs, rows and errors as the local path (``stancelab.batch``), spread over the
+cores of one machine or the nodes of a Ray cluster:
+
+* **Reading**: a Ray Data file datasource (``FilesDatasource``) runs the project's one parser
+  (``batch.parse_records``) on each file, so line numbers, ids and the ``error`` of a bad
+  row are those of the local path; a folder is read file by file in parallel.
+* **Predicting**: ``map_batches`` on ``Predictor``, a class that loads the model once per
+  actor and builds the rows with the local path's ``batch.rows_for``. The actors restart
+  after a crash (``max_restarts``) and Ray retries the batch they held, so every input row
+  is written exactly once.
+* **Model distribution**: the driver loads the model (making the ONNX export if needed),
+  then puts the run directory's files and the export into Ray's object store; each actor
+  writes them to a private temporary directory and loads from there. Workers need
+  stancelab and Ray installed, not the run directory.
+* **Writing**: ``OUT`` is a folder of ``.jsonl`` files (or ``.parquet`` files when ``OUT``
+  ends in ``.parquet``), one per write task. A JSONL line is the local path's line for the
+  same row; Parquet has every column on every row (null where the local row has no key).
+
+Rows are not in input order: ``line`` (and ``path`` for a folder) says where each came from.
+``predict_dataset`` is the Python entry for a ``ray.data.Dataset`` that has a ``text``
+column. Ray is an optional extra: ``pip install -e '.[ray]'``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stancelab.batch import SUFFIXES, Record, check, parse_records, rows_for
+from stancelab.errors import InputError, StancelabError
+from stancelab.labels import LABELS
+
+if TYPE_CHECKING:
+    import ray.data
+
+RAY_EXTRA = "the Ray engine needs Ray: pip install -e '.[ray]' (or pip install 'stancelab[ray]')"
+RETRIES = 4  # actor restarts, and retries of the batch a dead actor held
+READ_ROWS = 1024  # records per block read from a file
+
+
+def require_ray() -> None:
+    """InputError with the extra to install when Ray Data cannot be imported."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise InputError(RAY_EXTRA) from None
+
+
+# --- the model, through the object store -------------------------------------------------
+
+
+def model_files(model, directory: Path) -> dict[str, bytes]:
+    """The files a worker needs to load ``model`` (loaded from ``directory``) as the driver
+    did: the run directory under ``run/``, and the ONNX export in use under ``home/onnx/``."""
+    directory = Path(directory)
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+            files[f"run/{rel.as_posix()}"] = path.read_bytes()
+    key = getattr(model, "weights_key_", None)
+    if key is not None and getattr(model, "runner_", None) is not None:
+        from stancelab.fastpath import cache_dir
+
+        for name in (f"{key}.onnx", f"{key}.int8.onnx"):
+            if (cache_dir() / name).is_file():
+                files[f"home/onnx/{name}"] = (cache_dir() / name).read_bytes()
+    return files
+
+
+class Predictor:
+    """One loaded model per Ray actor: ``map_batches(Predictor, ...)`` calls it per batch."""
+
+    def __init__(self, package: list, precision: str | None, backend: str | None, documents: bool):
+        import ray
+
+        from stancelab.inference import resolve_model
+
+        files = ray.get(package[0])  # wrapped in a list so that Ray does not resolve it early
+        self._tmp = tempfile.TemporaryDirectory(prefix="stancelab-model-")
+        root = Path(self._tmp.name)
+        for name, data in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        del files
+        os.environ["STANCELAB_HOME"] = str(root / "home")  # this actor's process only
+        if backend:
+            os.environ["STANCELAB_BACKEND"] = backend
+        self.model = resolve_model(root / "run", precision)
+        self.documents = documents
+
+    def __call__(self, batch):
+        columns = batch.to_pydict()
+        n = batch.num_rows
+        lines = columns.get("line", [None] * n)
+        ids = columns.get("id", [None] * n)
+        errors = columns.get("error", [None] * n)
+        paths = columns.get("path")
+        groups: dict[Any, list[Record]] = {}
+        for i, text in enumerate(columns["text"]):
+            raw_id = ids[i]
+            record = Record(lines[i], None if raw_id is None else str(raw_id), text, errors[i])
+            groups.setdefault(paths[i] if paths else None, []).append(check(record))
+        rows = []
+        for path, records in groups.items():
+            for row in rows_for(self.model, records, self.documents):
+                rows.append({"path": path, **row} if paths else row)
+        return rows_table(rows, self.documents, bool(paths))
+
+
+def rows_table(rows: list[dict], documents: bool, with_path: bool):
+    """Output rows as an Arrow table with a fixed schema (keys a row lacks are null)."""
+    import pyarrow as pa
+
+    fields = [("path", pa.string())] if with_path else []
+    fields.append(("line", pa.int64()))
+    if documents:
+        fields += [("doc_id", pa.string()), ("id", pa.string())]
+        fields += [(name, pa.int64()) for name in ("index", "start", "end")]
+    else:
+        fields.append(("id", pa.string()))
+    fields += [
+        ("text", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("scores", pa.struct([(name, pa.float64()) for name in LABELS])),
+        ("model_version", pa.string()),
+        ("error", pa.string()),
+    ]
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+def predict_dataset(
+    dataset: ray.data.Dataset,
+    model: str | os.PathLike | None = None,
+    *,
+    precision: str | None = None,
+    documents: bool = False,
+    workers: int | None = None,
+    batch_size: int = 256,
+    cpus_per_worker: float = 1,
+) -> ray.data.Dataset:
+    """Predictions for a Ray Dataset with a ``text`` column (optional ``id``, ``line``).
+
+    Returns a lazy Dataset of the local path's rows: ``id``, ``text``, ``labels``,
+    ``scores``, ``model_version``, ``error`` (null unless the text was bad; a bad text does
+    not fail the job), and with ``documents=True`` one row per sentence with its offsets.
+    ``workers`` actors (default: the cluster's CPUs / ``cpus_per_worker``) each load the
+    model once; a dead actor is restarted and its batch retried. Call inside ``ray.init()``.
+    """
+    import ray
+
+    from stancelab.fastpath import check_precision, default_precision
+    from stancelab.inference import default_model_dir, resolve_model
+
+    directory = Path(model) if model is not None else default_model_dir()
+    precision = check_precision(precision or default_precision())
+    loaded = resolve_model(directory, precision)  # fails here, on the driver, if it cannot load
+    package = [ray.put(model_files(loaded, directory))]
+    if workers is None:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+    with warnings.catch_warnings():
+        # Ray 2.60 marks the actor options (max_restarts, ...) deprecated with no named
+        # replacement; its default is to restart forever, a bounded count is kept here.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return dataset.map_batches(
+            Predictor,
+            fn_constructor_args=(
+                package,
+                precision,
+                os.environ.get("STANCELAB_BACKEND"),
+                documents,
+            ),
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus_per_worker,
+            max_restarts=RETRIES,
+            max_task_retries=RETRIES,
+        )
+
+
+# --- files in, files out -------------------------------------------------------------------
+
+
+def files_datasource(paths: list[str], documents: bool, include_paths: bool):
+    """A Ray Data datasource that reads input files with ``batch.parse_records``."""
+    import pyarrow as pa
+    from ray.data.datasource import FileBasedDatasource
+
+    schema = pa.schema(
+        [("line", pa.int64()), ("id", pa.string()), ("text", pa.string()), ("error", pa.string())]
+    )
+
+    class FilesDatasource(FileBasedDatasource):
+        def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
+            chunk: list[Record] = []
+            for record in _records(f, path, documents):
+                chunk.append(record)
+                if len(chunk) >= READ_ROWS:
+                    yield _table(chunk, schema)
+                    chunk = []
+            if chunk:
+                yield _table(chunk, schema)
+
+    return FilesDatasource(
+        paths,
+        include_paths=include_paths,
+        file_extensions=[s.lstrip(".") for s in SUFFIXES],
+    )
+
+
+def _records(f, path: str, documents: bool) -> Iterator[Record]:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".txt" and documents:
+        from stancelab.io import decode_text
+
+        try:
+            yield check(Record(1, Path(path).stem, decode_text(f.readall(), path)))
+        except InputError as exc:  # one bad article in a folder is an error row, not a failure
+            yield Record(1, Path(path).stem, None, str(exc))
+        return
+    binary = io.BufferedReader(f) if not isinstance(f, io.BufferedIOBase) else f
+    handle = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+    yield from parse_records(handle, suffix, path)
+
+
+def _table(records: list[Record], schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(
+        [{"line": r.line, "id": _utf8(r.id), "text": r.text, "error": r.error} for r in records],
+        schema=schema,
+    )
+
+
+def _utf8(value: str | None) -> str | None:
+    """Arrow strings are UTF-8: a lone surrogate in an id becomes U+FFFD."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def rows_sink(path: str, parquet: bool):
+    """A Ray Data datasink writing one ``.jsonl`` (or ``.parquet``) file per write task;
+    it counts rows and error rows."""
+    import pyarrow.parquet as pq
+    from ray.data.block import BlockAccessor
+    from ray.data.datasource import BlockBasedFileDatasink
+
+    class RowsSink(BlockBasedFileDatasink):
+        def __init__(self) -> None:
+            super().__init__(path, file_format="parquet" if parquet else "jsonl")
+            self.rows = self.errors = 0
+
+        def write(self, blocks, ctx):
+            blocks = list(blocks)
+            super().write(blocks, ctx)
+            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            rows = sum(t.num_rows for t in tables)
+            return rows, sum(t.num_rows - t.column("error").null_count for t in tables if rows)
+
+        def write_block_to_file(self, block, file) -> None:
+            table = block.to_arrow()
+            if parquet:
+                pq.write_table(table, file)
+                return
+            lines = (json.dumps(local_row(row), ensure_ascii=False) for row in table.to_pylist())
+            file.write("".join(line + "\n" for line in lines).encode("utf-8"))
+
+        def on_write_complete(self, write_result) -> None:
+            super().on_write_complete(write_result)
+            done = [r for r in write_result.write_returns if r]
+            self.rows = sum(r[0] for r in done)
+            self.errors = sum(r[1] for r in done)
+
+    return RowsSink()
+
+
+def local_row(row: dict) -> dict:
+    """A table row with the keys of the local path's row (``batch.rows_for``): an error row
+    keeps only where it came from and its error, a good row has no ``error`` key."""
+    if row.get("error") is None:
+        return {k: v for k, v in row.items() if k != "error"}
+    where = "doc_id" if "doc_id" in row else "id"
+    return {k: v for k, v in row.items() if k in ("path", "line", where, "error")}
+
+
+@dataclass
+class ClusterSummary:
+    rows: int = 0
+    errors: int = 0
+    files: int = 0
+    workers: int = 0
+    seconds: float = 0.0
+    output: str = ""
+
+    def __str__(self) -> str:
+        rate = self.rows / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.rows} row(s) -> {self.files} file(s) in {self.output}/; "
+            f"{self.errors} error row(s); {self.workers} Ray worker(s); "
+            f"{self.seconds:.1f} s ({rate:.1f} rows/s)"
+        )
+
+
+def input_paths(input_path: Path) -> tuple[list[str], bool]:
+    """The files to read (checked on the driver) and whether the input is a folder."""
+    if input_path.is_dir():
+        found = [p for p in sorted(input_path.rglob("*")) if p.suffix.lower() in SUFFIXES]
+        if not found:
+            raise InputError(f"{input_path}: no .txt, .jsonl or .csv files in this folder")
+        return [str(input_path.resolve())], True
+    if input_path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: no such file")
+    return [str(input_path.resolve())], False
+
+
+def predict_files(
+    model: str | os.PathLike | None,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    documents: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    precision: str | None = None,
+) -> ClusterSummary:
+    """``stancelab predict --engine ray``: files in, a folder of prediction files out.
+
+    Joins the cluster at ``ray_address`` (or ``$RAY_ADDRESS``), else starts a local Ray
+    sized to the machine (and stops it at the end); inside ``ray.init()`` it uses that one.
+    """
+    require_ray()
+    import ray
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    paths, is_folder = input_paths(input_path)
+    if output_path.exists():
+        if not overwrite:
+            raise InputError(
+                f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
+            )
+        shutil.rmtree(output_path) if output_path.is_dir() else output_path.unlink()
+    if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
+        next(iter(_local_records(input_path, documents)), None)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+    try:
+        started = time.perf_counter()
+        if workers is None:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Reading and writing take no CPU slot: the predicting actors hold them all, and a
+        # read task waiting for a free CPU would never start.
+        source = ray.data.read_datasource(files_datasource(paths, documents, is_folder), num_cpus=0)
+        rows = predict_dataset(
+            source,
+            model,
+            precision=precision,
+            documents=documents,
+            workers=workers,
+            batch_size=batch_size,
+        )
+        sink = rows_sink(str(output_path.resolve()), output_path.suffix.lower() == ".parquet")
+        try:
+            rows.write_datasink(sink, ray_remote_args={"num_cpus": 0})
+        except Exception as exc:  # a user error raised in a worker: its own one-line message
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, StancelabError):
+                raise cause from None
+            raise
+        files = len(list(output_path.iterdir())) if output_path.is_dir() else 0
+        return ClusterSummary(
+            sink.rows,
+            sink.errors,
+            files,
+            workers,
+            time.perf_counter() - started,
+            str(output_path),
+        )
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _local_records(path: Path, documents: bool):
+    from stancelab.batch import read_records
+
+    return read_records(path, documents)

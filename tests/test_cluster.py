@@ -1,0 +1,268 @@
+"""predict on Ray Data (stancelab.cluster): a real local Ray instance and a real transformer.
+
+One Ray instance (num_cpus=2) for the whole module, with its session files in a temporary
+directory; no other test file starts Ray. The model is a tiny one-epoch fine-tune of the
+packaged MiniLM weights (as in test_fastpath.py); its ONNX export is cached in a temporary
+STANCELAB_HOME and reaches the Ray workers through the object store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from conftest import TINY  # noqa: E402
+
+from stancelab import batch  # noqa: E402
+from stancelab.inference import predict, resolve_model  # noqa: E402
+
+slow = pytest.mark.slow
+WORKER_TITLE = b"ray::MapWorker(MapBatches(Predictor))"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """STANCELAB_HOME (the ONNX cache) for this module, also inherited by Ray's workers."""
+    path = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STANCELAB_HOME", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def saved(home, tmp_path_factory) -> Path:
+    from stancelab.config import TransformerParams
+    from stancelab.transformer import TransformerModel
+
+    params = TransformerParams(max_length=32, batch_size=8, epochs=1, progress=False)
+    model = TransformerModel(params, seed=3).fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("ray-model") / "transformer")
+
+
+@pytest.fixture(scope="module")
+def cluster(home):
+    """A local Ray instance with 2 CPUs; its session files go to a temporary directory (a
+    short path: Ray's socket paths must stay under the 107 bytes of a Unix socket name)."""
+    ray = pytest.importorskip("ray")
+    temp_dir = tempfile.mkdtemp(prefix="stancelab-ray-")
+    context = ray.init(num_cpus=2, _temp_dir=temp_dir, include_dashboard=False)
+    yield context
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def sentences(n: int) -> list[str]:
+    texts = [t for t, _ in TINY]
+    return [f"{texts[i % len(texts)]} (item {i})" for i in range(n)]
+
+
+def jsonl_input(path: Path, n: int) -> Path:
+    """n good rows, with four bad ones among them (empty, broken JSON, a number, a list)."""
+    lines = [json.dumps({"id": f"r{i}", "text": t}) for i, t in enumerate(sentences(n))]
+    lines[5] = json.dumps({"id": "empty", "text": "  "})
+    lines[50] = "{broken"
+    lines[100] = json.dumps({"id": 7, "text": 7})
+    lines[150] = "[1, 2]"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def local_rows(model_dir: Path, source: Path, tmp_path: Path, documents: bool = False) -> list:
+    out = tmp_path / f"local-{source.stem}.jsonl"
+    batch.predict_file(resolve_model(model_dir), source, out, documents=documents, progress=False)
+    return out.read_text(encoding="utf-8").splitlines()
+
+
+def ray_rows(folder: Path) -> list[str]:
+    files = sorted(folder.glob("*.jsonl"))
+    assert files, f"no output files in {folder}"
+    return [line for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+
+
+def by_line(lines: list[str]) -> list[str]:
+    return sorted(lines, key=lambda line: json.loads(line)["line"])
+
+
+def assert_same_rows(got: list[str], expected: list[str]) -> None:
+    """The local path's rows, each once: the same keys, labels, ids and errors. A score may
+    differ in its 6th decimal: ONNX Runtime pads a batch to its longest row, and Ray's
+    batches are not the local path's chunks."""
+    assert len(got) == len(set(got)) == len(expected)
+    for mine, local in zip(by_line(got), expected, strict=True):
+        mine, local = json.loads(mine), json.loads(local)
+        assert list(mine) == list(local)
+        assert {k: v for k, v in mine.items() if k != "scores"} == {
+            k: v for k, v in local.items() if k != "scores"
+        }
+        if "scores" in local:
+            assert mine["scores"] == pytest.approx(local["scores"], abs=1e-5)
+
+
+@slow
+def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
+    from stancelab import cluster as engine
+
+    source = jsonl_input(tmp_path / "in.jsonl", 300)
+    expected = local_rows(saved, source, tmp_path)
+    summary = engine.predict_files(saved, source, tmp_path / "out.jsonl", batch_size=32)
+    got = ray_rows(tmp_path / "out.jsonl")
+    assert len(got) == len(expected) == 300 and summary.rows == 300
+    assert_same_rows(got, expected)
+    errors = [json.loads(line) for line in got if '"error"' in line]
+    assert summary.errors == len(errors) == 4
+    assert {e["line"]: e["error"] for e in errors} == {
+        6: "'text' is empty",
+        51: "invalid JSON (Expecting property name enclosed in double quotes)",
+        101: "'text' must be a string, got int",
+        151: "expected a JSON object",
+    }
+    assert all(json.loads(line)["model_version"].startswith("transformer-") for line in got[:3])
+
+
+@slow
+def test_a_killed_worker_is_retried_and_no_row_is_lost_or_doubled(cluster, saved, tmp_path):
+    from stancelab import cluster as engine
+
+    source = tmp_path / "many.txt"
+    source.write_text("".join(t + "\n" for t in sentences(1500)), encoding="utf-8")
+    expected = local_rows(saved, source, tmp_path)
+    out = tmp_path / "out.jsonl"
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = engine.predict_files(saved, source, out, batch_size=8)
+        except BaseException as exc:  # reported by the assertion below
+            result["error"] = exc
+
+    job = threading.Thread(target=run)
+    job.start()
+    killed = None
+    deadline = time.monotonic() + 300
+    while job.is_alive() and killed is None and time.monotonic() < deadline:
+        busy = [pid for pid, title in worker_titles().items() if b"__init__" not in title]
+        if busy and out.exists() and any(out.iterdir()):  # loaded, and rows already written
+            killed = busy[0]
+            os.kill(killed, 9)
+        time.sleep(0.05)
+    job.join(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert "error" not in result, result.get("error")
+    assert killed not in worker_titles()  # really gone; Ray restarted it and retried its batch
+    got = ray_rows(out)
+    assert len(got) == 1500 and result["summary"].rows == 1500
+    assert_same_rows(got, expected)
+
+
+def worker_titles() -> dict[int, bytes]:
+    """pid -> process title of this machine's Ray Predictor actors."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if title.startswith(WORKER_TITLE):
+            found[int(entry.name)] = title
+    return found
+
+
+@slow
+def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
+    from stancelab import cluster as engine
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    articles = {
+        "a": "The minister said the army will retaliate. He denied that troops shelled it.",
+        "b": "Talks are scheduled for next week in Geneva. The rebels accused the army.",
+    }
+    for name, text in articles.items():
+        (folder / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    (folder / "bad.txt").write_bytes(b"\xff\xfe not UTF-8")
+    summary = engine.predict_files(saved, folder, tmp_path / "docs.jsonl", documents=True)
+    rows = [json.loads(line) for line in ray_rows(tmp_path / "docs.jsonl")]
+    assert summary.rows == len(rows) == 5 and summary.errors == 1
+    for name, text in articles.items():
+        mine = sorted(
+            (r for r in rows if r["path"].endswith(f"{name}.txt")), key=lambda r: r["index"]
+        )
+        local = [
+            json.loads(line) for line in local_rows(saved, folder / f"{name}.txt", tmp_path, True)
+        ]
+        assert all(text[r["start"] : r["end"]] == r["text"] for r in mine)
+        mine = [json.dumps({k: v for k, v in r.items() if k != "path"}) for r in mine]
+        assert_same_rows(mine, [json.dumps(r) for r in local])
+    assert "not valid UTF-8" in next(r["error"] for r in rows if r["path"].endswith("bad.txt"))
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "docs.parquet"
+    engine.predict_files(saved, folder, out, documents=True)
+    table = pq.read_table(out)
+    assert table.num_rows == 5 and {"labels", "scores", "start", "end", "error"} <= set(
+        table.column_names
+    )
+
+
+@slow
+def test_predict_dataset_for_a_ray_pipeline(cluster, saved):
+    import ray
+
+    from stancelab.cluster import predict_dataset
+
+    texts = sentences(40)
+    dataset = ray.data.from_items(
+        [{"text": t, "id": i} for i, t in enumerate(texts)] + [{"text": "", "id": 40}]
+    )
+    rows = predict_dataset(dataset, saved, workers=1, batch_size=16).take_all()
+    assert len(rows) == 41
+    good = sorted((r for r in rows if r["error"] is None), key=lambda r: int(r["id"]))
+    assert [tuple(r["labels"]) for r in good] == [p.labels for p in predict(texts, model=saved)]
+    assert [r["error"] for r in rows if r["error"]] == ["'text' is empty"]
+
+
+@slow
+def test_cli_joins_a_running_cluster(cluster, saved, tmp_path):
+    source = jsonl_input(tmp_path / "in.jsonl", 200)
+    out = tmp_path / "cli.jsonl"
+    args = ["--model", str(saved), "--input", str(source), "--output", str(out)]
+    address = cluster.address_info["gcs_address"]
+    ran = run_cli(*args, "--engine", "ray", "--ray-address", address, "--workers", "1")
+    assert ran.returncode == 0, ran.stderr
+    assert "200 row(s)" in ran.stdout and "4 error row(s)" in ran.stdout
+    assert_same_rows(ray_rows(out), local_rows(saved, source, tmp_path))
+    again = run_cli(*args, "--engine", "ray", "--ray-address", address)
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
+    program = f"import sys\n{code}\nfrom stancelab.cli import main\nmain()"
+    return subprocess.run(
+        [sys.executable, "-c", program, "predict", *args], capture_output=True, text=True
+    )
+
+
+def test_without_ray_one_line_names_the_extra(tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\n", encoding="utf-8")
+    args = ("--input", str(source), "--output", str(tmp_path / "out"), "--engine", "ray")
+    ran = run_cli(*args, code="sys.modules['ray'] = None")  # as if Ray were not installed
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines() == [
+        "error: the Ray engine needs Ray: pip install -e '.[ray]' (or pip install 'stancelab[ray]')"
+    ]
