@@ -88,35 +88,39 @@ class Predictor:
         from stancelab.inference import resolve_model
 
         files = ray.get(package[0])  # wrapped in a list so that Ray does not resolve it early
-        self._tmp = tempfile.TemporaryDirectory(prefix="stancelab-model-")
-        root = Path(self._tmp.name)
-        for name, data in files.items():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            (root / name).write_bytes(data)
-        del files
-        os.environ["STANCELAB_HOME"] = str(root / "home")  # this actor's process only
-        if backend:
-            os.environ["STANCELAB_BACKEND"] = backend
-        self.model = resolve_model(root / "run", precision)
+        with tempfile.TemporaryDirectory(prefix="stancelab-model-") as tmp:
+            root = Path(tmp)
+            for name, data in files.items():
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_bytes(data)
+            del files
+            os.environ["STANCELAB_HOME"] = str(root / "home")  # this actor's process only
+            if backend:
+                os.environ["STANCELAB_BACKEND"] = backend
+            self.model = resolve_model(root / "run", precision)
+            self.model.predict_proba(["Warm-up."])  # reads the files it loads lazily, now
+        # The copies are gone once loaded: an actor killed later leaves nothing on disk.
         self.documents = documents
 
     def __call__(self, batch):
         columns = batch.to_pydict()
+        if "text" not in columns:
+            raise ValueError(f"predict needs a 'text' column; found {sorted(columns)}")
         n = batch.num_rows
         lines = columns.get("line", [None] * n)
         ids = columns.get("id", [None] * n)
         errors = columns.get("error", [None] * n)
-        paths = columns.get("path")
+        paths = columns.get("path")  # a folder's files, or a user's column
         groups: dict[Any, list[Record]] = {}
         for i, text in enumerate(columns["text"]):
             raw_id = ids[i]
             record = Record(lines[i], None if raw_id is None else str(raw_id), text, errors[i])
-            groups.setdefault(paths[i] if paths else None, []).append(check(record))
+            groups.setdefault(paths[i] if paths is not None else None, []).append(check(record))
         rows = []
         for path, records in groups.items():
             for row in rows_for(self.model, records, self.documents):
-                rows.append({"path": path, **row} if paths else row)
-        return rows_table(rows, self.documents, bool(paths))
+                rows.append({"path": path, **row} if paths is not None else row)
+        return rows_table(rows, self.documents, paths is not None)
 
 
 def rows_table(rows: list[dict], documents: bool, with_path: bool):
