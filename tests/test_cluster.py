@@ -1,4 +1,4 @@
-"""predict on Ray Data (stancelab.cluster): a real local Ray instance and a real transformer.
+"""predict on Ray Data (prediction.cluster): a real local Ray instance and a real transformer.
 
 One Ray instance (num_cpus=2) for the whole module, with its session files in a temporary
 directory; no other test file starts Ray. The model is a tiny one-epoch fine-tune of the
@@ -25,8 +25,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from conftest import TINY  # noqa: E402
 
-from stancelab import batch  # noqa: E402
-from stancelab.inference import predict, resolve_model  # noqa: E402
+from stancelab.prediction import stream  # noqa: E402
+from stancelab.prediction.api import predict, resolve_model  # noqa: E402
 
 slow = pytest.mark.slow
 WORKER_TITLE = b"ray::MapWorker(MapBatches(Predictor))"
@@ -44,7 +44,7 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def saved(home, tmp_path_factory) -> Path:
     from stancelab.config import TransformerParams
-    from stancelab.transformer import TransformerModel
+    from stancelab.models.transformer.model import TransformerModel
 
     params = TransformerParams(max_length=32, batch_size=8, epochs=1, progress=False)
     model = TransformerModel(params, seed=3).fit([t for t, _ in TINY], [lab for _, lab in TINY])
@@ -81,7 +81,7 @@ def jsonl_input(path: Path, n: int) -> Path:
 
 def local_rows(model_dir: Path, source: Path, tmp_path: Path, documents: bool = False) -> list:
     out = tmp_path / f"local-{source.stem}.jsonl"
-    batch.predict_file(resolve_model(model_dir), source, out, documents=documents, progress=False)
+    stream.predict_file(resolve_model(model_dir), source, out, documents=documents, progress=False)
     return out.read_text(encoding="utf-8").splitlines()
 
 
@@ -112,7 +112,7 @@ def assert_same_rows(got: list[str], expected: list[str]) -> None:
 
 @slow
 def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
-    from stancelab import cluster as engine
+    from stancelab.prediction import cluster as engine
 
     source = jsonl_input(tmp_path / "in.jsonl", 300)
     expected = local_rows(saved, source, tmp_path)
@@ -133,7 +133,7 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
 
 @slow
 def test_a_killed_worker_is_retried_and_no_row_is_lost_or_doubled(cluster, saved, tmp_path):
-    from stancelab import cluster as engine
+    from stancelab.prediction import cluster as engine
 
     source = tmp_path / "many.txt"
     source.write_text("".join(t + "\n" for t in sentences(1500)), encoding="utf-8")
@@ -183,7 +183,7 @@ def worker_titles() -> dict[int, bytes]:
 
 @slow
 def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
-    from stancelab import cluster as engine
+    from stancelab.prediction import cluster as engine
 
     folder = tmp_path / "articles"
     folder.mkdir()
@@ -223,7 +223,7 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
 def test_predict_dataset_for_a_ray_pipeline(cluster, saved):
     import ray
 
-    from stancelab.cluster import predict_dataset
+    from stancelab.prediction.cluster import predict_dataset
 
     texts = sentences(40)
     dataset = ray.data.from_items(

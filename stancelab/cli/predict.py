@@ -113,9 +113,9 @@ def predict(
 
 
 def predict_on_ray(model, input, output, **options) -> None:
-    """``predict --engine ray``: ``stancelab.cluster`` on Ray Data."""
+    """``predict --engine ray``: ``stancelab.prediction.cluster`` on Ray Data."""
     try:
-        from stancelab import cluster
+        from stancelab.prediction import cluster
 
         summary = cluster.predict_files(model, input, output, **options)
     except (TypeError, ValueError, StancelabError) as exc:

@@ -1,13 +1,13 @@
 """Prediction on Ray Data: ``stancelab predict --input PATH --output OUT --engine ray``.
 
-The same inputs, rows and errors as the local path (``stancelab.batch``), spread over the
+The same inputs, rows and errors as the local path (``prediction.stream``), spread over the
 cores of one machine or the nodes of a Ray cluster:
 
 * **Reading**: a Ray Data file datasource (``FilesDatasource``) runs the project's one parser
-  (``batch.parse_records``) on each file, so line numbers, ids and the ``error`` of a bad
+  (``corpus.readers.parse_records``) on each file, so line numbers, ids and the ``error`` of a bad
   row are those of the local path; a folder is read file by file in parallel.
 * **Predicting**: ``map_batches`` on ``Predictor``, a class that loads the model once per
-  actor and builds the rows with the local path's ``batch.rows_for``. The actors restart
+  actor and builds the rows with the local path's ``stream.rows_for``. The actors restart
   after a crash (``max_restarts``) and Ray retries the batch they held, so every input row
   is written exactly once.
 * **Model distribution**: the driver loads the model (making the ONNX export if needed),
@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stancelab.batch import SUFFIXES, Record, check, parse_records, rows_for
+from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records, read_records
 from stancelab.errors import InputError, StancelabError
 from stancelab.labels import LABELS
+from stancelab.prediction.stream import rows_for
 
 if TYPE_CHECKING:
     import ray.data
@@ -71,7 +72,7 @@ def model_files(model, directory: Path) -> dict[str, bytes]:
             files[f"run/{rel.as_posix()}"] = path.read_bytes()
     key = getattr(model, "weights_key_", None)
     if key is not None and getattr(model, "runner_", None) is not None:
-        from stancelab.fastpath import cache_dir
+        from stancelab.models.transformer.onnx import cache_dir
 
         for name in (f"{key}.onnx", f"{key}.int8.onnx"):
             if (cache_dir() / name).is_file():
@@ -85,7 +86,7 @@ class Predictor:
     def __init__(self, package: list, precision: str | None, backend: str | None, documents: bool):
         import ray
 
-        from stancelab.inference import resolve_model
+        from stancelab.prediction.api import resolve_model
 
         files = ray.get(package[0])  # wrapped in a list so that Ray does not resolve it early
         with tempfile.TemporaryDirectory(prefix="stancelab-model-") as tmp:
@@ -164,8 +165,8 @@ def predict_dataset(
     """
     import ray
 
-    from stancelab.fastpath import check_precision, default_precision
-    from stancelab.inference import default_model_dir, resolve_model
+    from stancelab.models.transformer.onnx import check_precision, default_precision
+    from stancelab.prediction.api import default_model_dir, resolve_model
 
     directory = Path(model) if model is not None else default_model_dir()
     precision = check_precision(precision or default_precision())
@@ -198,7 +199,7 @@ def predict_dataset(
 
 
 def files_datasource(paths: list[str], documents: bool, include_paths: bool):
-    """A Ray Data datasource that reads input files with ``batch.parse_records``."""
+    """A Ray Data datasource that reads input files with ``readers.parse_records``."""
     import pyarrow as pa
     from ray.data.datasource import FileBasedDatasource
 
@@ -227,7 +228,7 @@ def files_datasource(paths: list[str], documents: bool, include_paths: bool):
 def _records(f, path: str, documents: bool) -> Iterator[Record]:
     suffix = Path(path).suffix.lower()
     if suffix == ".txt" and documents:
-        from stancelab.io import decode_text
+        from stancelab.files import decode_text
 
         try:
             yield check(Record(1, Path(path).stem, decode_text(f.readall(), path)))
@@ -296,7 +297,7 @@ def rows_sink(path: str, parquet: bool):
 
 
 def local_row(row: dict) -> dict:
-    """A table row with the keys of the local path's row (``batch.rows_for``): an error row
+    """A table row with the keys of the local path's row (``stream.rows_for``): an error row
     keeps only where it came from and its error, a good row has no ``error`` key."""
     if row.get("error") is None:
         return {k: v for k, v in row.items() if k != "error"}
@@ -365,7 +366,7 @@ def predict_files(
             )
         shutil.rmtree(output_path) if output_path.is_dir() else output_path.unlink()
     if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
-        next(iter(_local_records(input_path, documents)), None)
+        next(iter(read_records(input_path, documents)), None)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
@@ -404,9 +405,3 @@ def predict_files(
     finally:
         if started_here:
             ray.shutdown()
-
-
-def _local_records(path: Path, documents: bool):
-    from stancelab.batch import read_records
-
-    return read_records(path, documents)
