@@ -57,7 +57,14 @@ def cluster(home):
     short path: Ray's socket paths must stay under the 107 bytes of a Unix socket name)."""
     ray = pytest.importorskip("ray")
     temp_dir = tempfile.mkdtemp(prefix="stancelab-ray-")
-    context = ray.init(num_cpus=2, _temp_dir=temp_dir, include_dashboard=False)
+    for attempt in range(3):
+        try:
+            context = ray.init(num_cpus=2, _temp_dir=temp_dir, include_dashboard=False)
+            break
+        except Exception:  # Ray gives the raylet a fixed 30 s to register: a busy machine misses
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield context
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)
