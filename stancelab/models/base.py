@@ -53,6 +53,12 @@ def as_text_list(texts: str | Sequence[str]) -> list[str]:
     return items
 
 
+# The arguments of ``fit``: texts, their label sets, and optionally the article or dyad of each.
+Texts = Sequence[str]
+LabelSets = Sequence[Sequence[str]]
+Groups = Sequence[str] | None
+
+
 class StanceModel(ABC):
     """Shared interface; subclasses set ``kind`` and implement the abstract methods."""
 
@@ -70,12 +76,7 @@ class StanceModel(ABC):
         return cls(config.params, seed=config.seed)
 
     @abstractmethod
-    def fit(
-        self,
-        texts: Sequence[str],
-        label_sets: Sequence[Sequence[str]],
-        groups: Sequence[str] | None = None,
-    ) -> StanceModel:
+    def fit(self, texts: Texts, label_sets: LabelSets, groups: Groups = None) -> StanceModel:
         """Train on texts and label sets; ``groups`` (article or dyad per text) lets a model
         hold out whole sources for its own validation."""
 

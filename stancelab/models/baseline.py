@@ -26,7 +26,16 @@ from stancelab.errors import ModelLoadError, first_line
 from stancelab.evaluation.metrics import macro_f1
 from stancelab.files import sha256_file, write_json
 from stancelab.labels import LABELS
-from stancelab.models.base import MANIFEST, StanceModel, as_text_list, check_checksum, read_manifest
+from stancelab.models.base import (
+    MANIFEST,
+    Groups,
+    LabelSets,
+    StanceModel,
+    Texts,
+    as_text_list,
+    check_checksum,
+    read_manifest,
+)
 from stancelab.models.calibration import PlattCalibrator, tune_thresholds
 
 PIPELINE_FILE = "pipeline.skops"
@@ -108,12 +117,8 @@ class BaselineModel(StanceModel):
     params_type = BaselineParams
 
     # -- training ----------------------------------------------------------------------------
-    def fit(
-        self,
-        texts: Sequence[str],
-        label_sets: Sequence[Sequence[str]],
-        groups: Sequence[str] | None = None,  # unused: calibration uses inner CV over all rows
-    ) -> BaselineModel:
+    # groups are unused: calibration and thresholds come from inner CV over all rows.
+    def fit(self, texts: Texts, label_sets: LabelSets, groups: Groups = None) -> BaselineModel:
         with single_threaded_blas():
             return self._fit(texts, label_sets)
 

@@ -1,26 +1,12 @@
 """Prediction on Ray Data: ``stancelab predict --input PATH --output OUT --engine ray``.
 
-The same inputs, rows and errors as the local path (``prediction.stream``), spread over the
-cores of one machine or the nodes of a Ray cluster:
-
-* **Reading**: a Ray Data file datasource (``FilesDatasource``) runs the project's one parser
-  (``corpus.readers.parse_records``) on each file, so line numbers, ids and the ``error`` of a bad
-  row are those of the local path; a folder is read file by file in parallel.
-* **Predicting**: ``map_batches`` on ``Predictor``, a class that loads the model once per
-  actor and builds the rows with the local path's ``stream.rows_for``. The actors restart
-  after a crash (``max_restarts``) and Ray retries the batch they held, so every input row
-  is written exactly once.
-* **Model distribution**: the driver loads the model (making the ONNX export if needed),
-  then puts the run directory's files and the export into Ray's object store; each actor
-  writes them to a private temporary directory and loads from there. Workers need
-  stancelab and Ray installed, not the run directory.
-* **Writing**: ``OUT`` is a folder of ``.jsonl`` files (or ``.parquet`` files when ``OUT``
-  ends in ``.parquet``), one per write task. A JSONL line is the local path's line for the
-  same row; Parquet has every column on every row (null where the local row has no key).
-
-Rows are not in input order: ``line`` (and ``path`` for a folder) says where each came from.
-``predict_dataset`` is the Python entry for a ``ray.data.Dataset`` that has a ``text``
-column. Ray is an optional extra: ``pip install -e '.[ray]'``.
+The same inputs, rows and errors as the local path (``prediction.stream``): a Ray Data
+datasource runs the project's one parser on each file, ``map_batches`` runs ``Predictor``
+(one model per actor, restarted and retried after a crash, so every row is written once),
+and the run directory and its ONNX export reach the actors through Ray's object store.
+``OUT`` is a folder of ``.jsonl`` (or ``.parquet``) files, rows not in input order.
+``predict_dataset`` takes a ``ray.data.Dataset`` with a ``text`` column. README, "Running on
+a cluster"; Ray is the optional extra ``pip install -e '.[ray]'``.
 """
 
 from __future__ import annotations
@@ -40,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records, read_records
 from stancelab.errors import InputError, StancelabError
 from stancelab.labels import LABELS
-from stancelab.prediction.stream import rows_for
+from stancelab.prediction.stream import Summary, rows_for
 
 if TYPE_CHECKING:
     import ray.data
@@ -306,13 +292,9 @@ def local_row(row: dict) -> dict:
 
 
 @dataclass
-class ClusterSummary:
-    rows: int = 0
-    errors: int = 0
+class ClusterSummary(Summary):
     files: int = 0
     workers: int = 0
-    seconds: float = 0.0
-    output: str = ""
 
     def __str__(self) -> str:
         rate = self.rows / self.seconds if self.seconds else 0.0
@@ -394,13 +376,15 @@ def predict_files(
                 raise cause from None
             raise
         files = len(list(output_path.iterdir())) if output_path.is_dir() else 0
+        seconds = time.perf_counter() - started
         return ClusterSummary(
-            sink.rows,
-            sink.errors,
-            files,
-            workers,
-            time.perf_counter() - started,
-            str(output_path),
+            records=sink.rows,
+            rows=sink.rows,
+            errors=sink.errors,
+            seconds=seconds,
+            output=str(output_path),
+            files=files,
+            workers=workers,
         )
     finally:
         if started_here:

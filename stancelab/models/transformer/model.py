@@ -31,7 +31,7 @@ from stancelab.config import TransformerParams
 from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.labels import LABELS
-from stancelab.models.base import StanceModel, as_text_list
+from stancelab.models.base import Groups, LabelSets, StanceModel, Texts, as_text_list
 from stancelab.models.calibration import (
     PlattCalibrator,
     calibration_report,
@@ -71,12 +71,7 @@ class TransformerModel(StanceModel):
     params_type = TransformerParams
 
     # -- training ----------------------------------------------------------------------------
-    def fit(
-        self,
-        texts: Sequence[str],
-        label_sets: Sequence[Sequence[str]],
-        groups: Sequence[str] | None = None,
-    ) -> TransformerModel:
+    def fit(self, texts: Texts, label_sets: LabelSets, groups: Groups = None) -> TransformerModel:
         """Train; ``groups`` (article or dyad per sentence) makes the held-out part whole
         groups (``holdout_split``)."""
         from stancelab.models.transformer import network
