@@ -14,6 +14,7 @@ from stancelab.errors import ModelLoadError
 from stancelab.labels import LABELS
 from stancelab.models.base import MANIFEST
 from stancelab.models.baseline import PIPELINE_FILE, BaselineModel
+from stancelab.models.baseline_files import ARRAYS_FILE, PARAMS_FILE
 from stancelab.models.registry import load_model
 
 
@@ -96,7 +97,7 @@ def test_save_load_round_trip_identical(fitted, tmp_path):
 def test_tampered_missing_or_corrupt_model(fitted, tmp_path):
     model, _, _ = fitted
     directory = model.save(tmp_path / "m")
-    path = directory / PIPELINE_FILE
+    path = directory / ARRAYS_FILE
     original = path.read_bytes()
     path.write_bytes(original[:-10] + b"0123456789")
     with pytest.raises(ModelLoadError, match="checksum"):
@@ -115,7 +116,8 @@ def test_tampered_missing_or_corrupt_model(fitted, tmp_path):
 
 
 def test_unaudited_types_refuse_to_load(fitted, tmp_path):
-    """A file whose checksum matches but holds a type outside the allow-list is refused."""
+    """An old-format (skops) file whose checksum matches but holds a type outside the
+    allow-list is refused."""
     import skops.io as sio
 
     from stancelab.files import sha256_file
@@ -124,10 +126,10 @@ def test_unaudited_types_refuse_to_load(fitted, tmp_path):
     directory = model.save(tmp_path / "m")
     sio.dump(Counter(payload=1), directory / PIPELINE_FILE)
     manifest = json.loads((directory / MANIFEST).read_text())
-    manifest["files"][PIPELINE_FILE] = sha256_file(directory / PIPELINE_FILE)
+    manifest["files"] = {PIPELINE_FILE: sha256_file(directory / PIPELINE_FILE)}
     (directory / MANIFEST).write_text(json.dumps(manifest))
     assert zipfile.is_zipfile(directory / PIPELINE_FILE)
-    with pytest.raises(ModelLoadError, match="unaudited types"):
+    with pytest.raises(ModelLoadError, match="unaudited types"), pytest.warns(UserWarning):
         load_model(directory)
 
 
@@ -184,7 +186,14 @@ def test_train_entry_point_writes_a_run_directory(tiny_gold, tmp_path):
     )
     assert main([str(cfg), "--out", str(tmp_path / "run")]) == 0
     run = tmp_path / "run"
-    for name in ("stancelab.json", PIPELINE_FILE, "config.yaml", "run.json", "README.md"):
+    for name in (
+        "stancelab.json",
+        PARAMS_FILE,
+        ARRAYS_FILE,
+        "config.yaml",
+        "run.json",
+        "README.md",
+    ):
         assert (run / name).exists(), name
     info = json.loads((run / "run.json").read_text())
     assert info["data"]["sentences"] == 24 and len(info["data"]["checksum_sha256"]) == 64
