@@ -39,12 +39,12 @@ def onnx_cache(tmp_path_factory, monkeypatch):
 
 def test_onnx_backend_matches_torch(saved):
     texts = [t for t, _ in TINY] + ["Nous allons riposter.", "A short one."]
-    model = load_model(saved)
+    model = load_model(saved).use_backend("torch")
     torch_proba = model.predict_proba(texts)
     model.use_backend("onnx")
     assert model.runner_ is not None
     np.testing.assert_allclose(model.predict_proba(texts), torch_proba, atol=1e-4)
-    assert model.predict(texts) == load_model(saved).predict(texts)
+    assert model.predict(texts) == load_model(saved).use_backend("torch").predict(texts)
     model.use_backend("torch")
     np.testing.assert_array_equal(model.predict_proba(texts), torch_proba)
     with pytest.raises(ValueError, match="backend"):

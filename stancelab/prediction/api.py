@@ -83,26 +83,14 @@ def resolve_model(
 
 
 def fast(model: StanceModel, precision: str | None = None) -> StanceModel:
-    """Switch a model to its fast inference engine where it has one (the transformer: ONNX
-    Runtime fp32, the same labels as PyTorch, ``stancelab.models.transformer.onnx``).
-    ``precision="int8"``
-    (or ``STANCELAB_PRECISION=int8``) is faster with a few percent of labels changed;
-    ``STANCELAB_BACKEND=torch`` keeps PyTorch; if the fast path cannot be set up, PyTorch is
-    kept with a warning."""
-    backend = os.environ.get("STANCELAB_BACKEND", "onnx")
-    if backend == "torch" or not hasattr(model, "use_backend"):
-        return model
-    from stancelab.models.transformer.onnx import check_precision, default_precision
-
-    # A wrong value, given or in the environment, is the caller's error, not a fallback.
-    precision = check_precision(precision or default_precision())
-    try:
-        return model.use_backend(backend, precision)
-    except Exception as exc:  # any failure of the optional engine leaves the exact one
-        import warnings
-
-        warnings.warn(f"fast inference unavailable, using PyTorch ({exc})", stacklevel=2)
-        return model
+    """Put a model on its fast inference engine where it has one: the route that
+    ``load_model(dir).predict`` takes too (for the transformer, ONNX Runtime fp32 with
+    PyTorch's labels, ``TransformerModel.use_default_backend``). ``precision="int8"`` (or
+    ``STANCELAB_PRECISION=int8``) is faster with a few percent of labels changed;
+    ``STANCELAB_BACKEND=torch`` keeps PyTorch."""
+    if hasattr(model, "use_default_backend"):
+        return model.use_default_backend(precision)
+    return model
 
 
 def predict(

@@ -13,10 +13,13 @@ calibration, the latter cross-fitted.
 
 A saved model directory (``stancelab.models.transformer.files``) holds the encoder, the tokenizer,
 the head and ``stancelab.json`` with thresholds, calibration, pooling, parameters and the
-SHA-256 of every file, checked on load. Loading reads the torch network only when the torch
-path first needs it: predict's ONNX path tokenises from ``tokenizer.json``
+SHA-256 of every file, checked on load. A loaded model predicts through ONNX Runtime
+(``use_default_backend``), whether it is used through ``load_model(dir).predict`` or
+``stancelab.predict``: it tokenises from ``tokenizer.json``
 (``stancelab.models.transformer.tokens``) and runs the cached export, so it imports neither
-torch nor transformers.
+torch nor transformers. The torch network is read only when training, when
+``STANCELAB_BACKEND=torch`` (or ``use_backend("torch")``) asks for it, or once to make a
+missing export.
 """
 
 from __future__ import annotations
@@ -154,12 +157,22 @@ class TransformerModel(StanceModel):
                 stacklevel=2,
             )
             ids = [row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in ids]
-        runner = getattr(self, "runner_", None)
+        runner = self._runner()
         if runner is not None:
             return runner.logits(ids, self.pad_id_)
         from stancelab.models.transformer import network  # torch: only on the PyTorch path
 
         return network.infer(self.net_, ids, self.pad_id_)
+
+    def _runner(self):
+        """The ONNX runner, or None for PyTorch. A loaded model picks its engine on first
+        use (``use_default_backend``): the same fast route as ``stancelab.predict``. A model
+        fitted in this process, and not loaded, stays on PyTorch."""
+        if "runner_" not in self.__dict__:
+            if "directory_" not in self.__dict__:
+                return None
+            self.use_default_backend()
+        return self.__dict__["runner_"]
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
         fast = self.__dict__.get("fast_tokenizer_")
@@ -201,6 +214,22 @@ class TransformerModel(StanceModel):
             raise ValueError("save or load the model before choosing the onnx backend")
         self.runner_ = onnx.runner_for(lambda: self.net_, key, precision)
         return self
+
+    def use_default_backend(self, precision: str | None = None) -> TransformerModel:
+        """The engine a loaded model predicts with unless told otherwise: ONNX Runtime at
+        ``precision`` (default ``$STANCELAB_PRECISION``, else fp32: PyTorch's labels), or
+        PyTorch when ``STANCELAB_BACKEND=torch``. If the ONNX path cannot be set up,
+        PyTorch is kept with a warning. A mistyped backend or precision is an error."""
+        from stancelab.models.transformer import onnx
+
+        if onnx.default_backend() == "torch":
+            return self.use_backend("torch")
+        precision = onnx.check_precision(precision or onnx.default_precision())
+        try:
+            return self.use_backend("onnx", precision)
+        except Exception as exc:  # any failure of the optional engine leaves the exact one
+            warnings.warn(f"fast inference unavailable, using PyTorch ({exc})", stacklevel=3)
+            return self.use_backend("torch")
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         return self.calibration_.transform(self.decision_function(texts))

@@ -34,6 +34,8 @@ from stancelab.paths import usable_cores
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
 PRECISION_ENV = "STANCELAB_PRECISION"
+BACKENDS = ("onnx", "torch")
+BACKEND_ENV = "STANCELAB_BACKEND"
 BATCH = 16  # rows per ONNX Runtime call: small batches pad less (README, "Prediction")
 _LOCK = threading.Lock()
 
@@ -49,6 +51,14 @@ def default_precision() -> str:
     precision is an error (as for an explicit one), not a reason to fall back to PyTorch."""
     value = os.environ.get(PRECISION_ENV, "").strip()
     return check_precision(value, f"${PRECISION_ENV}") if value else DEFAULT_PRECISION
+
+
+def default_backend() -> str:
+    """``$STANCELAB_BACKEND`` ("onnx" or "torch") when set, else "onnx"."""
+    value = os.environ.get(BACKEND_ENV, "").strip() or "onnx"
+    if value not in BACKENDS:
+        raise ValueError(f"${BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {value!r}")
+    return value
 
 
 def cache_dir() -> Path:
