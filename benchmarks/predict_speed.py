@@ -17,9 +17,9 @@ memory (ru_maxrss) is its own. Configurations:
   model on the 169 corpus sentences and on all 2,000, and the largest change of a
   calibrated score.
 
-Also: the cold start (a fresh ``python -c`` importing stancelab, loading the model and
-labelling one sentence) and streaming runs of ``stancelab predict --input`` over generated
-files of 2,000 and 20,000 lines, each with its own peak memory (flat memory: the two agree).
+Also: streaming runs of ``stancelab predict --input`` over generated files of 2,000 and
+20,000 lines, each with its own peak memory (flat memory: the two agree). The cold start (a
+fresh ``python -c`` to the first prediction) is ``benchmarks/cold_start.py``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         if args.config.startswith("onnx"):
             model.use_backend("onnx", precision=args.config.split("-", 1)[1])
+        else:  # a loaded model's default is ONNX Runtime; "torch" measures PyTorch
+            model.use_backend("torch")
 
         def run(batch):
             return np.vstack(
@@ -138,17 +140,6 @@ def spawn(*args: str) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"benchmark child failed: {' '.join(args)}\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cold_start(model_dir: Path) -> float:
-    code = (
-        "import time; t=time.perf_counter(); from stancelab import predict; "
-        f"predict('We will strike back.', model={str(model_dir)!r}); "
-        "print(time.perf_counter()-t)"
-    )
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
-    return round(time.perf_counter() - started, 2)
 
 
 def streaming(model_dir: Path, lines: int) -> dict:
@@ -254,10 +245,6 @@ def main() -> None:
         "rows": rows,
     }
     if not args.transformer_only:
-        report["cold_start_s"] = {
-            "baseline": cold_start(args.baseline),
-            "transformer": cold_start(args.transformer),
-        }
         report["streaming_transformer"] = [streaming(args.transformer, n) for n in (2000, 20000)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -277,8 +264,6 @@ def main() -> None:
             f"{'' if r.get(key) is None else fmt.format(r[key]):>10}" for _, key, fmt in columns
         )
         print(f"{r['model']:<12}{r['config']:<19}{cells}")
-    if "cold_start_s" in report:
-        print(f"cold start to first prediction (s): {report['cold_start_s']}")
     for run in report.get("streaming_transformer", []):
         print(f"streaming {run['lines']:,} lines (transformer): {run}")
     print(f"-> {args.out}")
