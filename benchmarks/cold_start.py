@@ -12,9 +12,9 @@ Not a test: it measures. Each run is a new Python process that executes
 process start to exit by the parent, with its CPU time (user + system, from ``os.wait4``)
 beside the wall time. Caches are warm: one untimed run of each command goes first (it also
 makes the transformer's ONNX export if none is cached). The figure is the median of
-``--runs`` runs, with the range. Also measured, for scale: an empty ``python -c pass``,
-``import sklearn`` (what loading through scikit-learn would add) and, with
-``--old-baseline``, a run directory in the old skops format.
+``--runs`` runs, with the range; the cases take turns, run by run. Also measured, for
+scale: an empty ``python -c pass``, ``import sklearn`` (what loading through scikit-learn
+would add) and, with ``--old-baseline``, a run directory in the old skops format.
 
 On a shared machine wall times swing with the load (printed before and after); CPU time
 swings much less.
@@ -56,14 +56,12 @@ def once(code: str) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def measure(code: str, runs: int) -> dict:
-    once(code)  # warm-up: file caches, and the ONNX export if it is missing
-    walls, cpus = zip(*(once(code) for _ in range(runs)), strict=True)
+def summary(walls: list[float], cpus: list[float]) -> dict:
     return {
         "wall_s": round(statistics.median(walls), 2),
         "wall_range_s": [round(min(walls), 2), round(max(walls), 2)],
         "cpu_s": round(statistics.median(cpus), 2),
-        "runs": runs,
+        "runs": len(walls),
     }
 
 
@@ -98,8 +96,15 @@ def main() -> None:
         cases.append(("baseline, old skops format", predict_code(args.old_baseline, "predict")))
     cases += [("python -c pass", "pass"), ("import sklearn", "import sklearn")]
     report = {"machine": machine(), "load_before": os.getloadavg(), "text": TEXT, "rows": []}
-    for name, code in cases:
-        row = {"case": name, **measure(code, args.runs)}
+    for _, code in cases:
+        once(code)  # warm-up: file caches, and the ONNX export if it is missing
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in cases}
+    for _ in range(args.runs):  # round-robin, so that a burst of load hits every case alike
+        for name, code in cases:
+            times[name].append(once(code))
+    for name, _ in cases:
+        walls, cpus = zip(*times[name], strict=True)
+        row = {"case": name, **summary(list(walls), list(cpus))}
         report["rows"].append(row)
         print(
             f"{name:<32} wall {row['wall_s']:>6.2f} s  (range {row['wall_range_s'][0]:.2f}-"
