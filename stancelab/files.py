@@ -7,6 +7,7 @@ crash or an error never leaves a half-written file behind and never clobbers the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from stancelab.errors import InputError
 __all__ = [
     "InputError",
     "atomic_open",
+    "exclusive_lock",
     "iter_jsonl",
     "read_text",
     "write_json",
@@ -47,6 +49,61 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[int]:
+    """Hold an exclusive lock on ``path`` for the block; yields the open descriptor.
+
+    ``path`` is a folder or a file (created if missing, never truncated). The lock is
+    ``flock``: the kernel drops it when the process ends, however it ends, so a crash never
+    leaves a stale lock. A second process is refused at once with ``InputError(busy)``
+    instead of waiting. If the file was renamed or removed while we opened it (the holder
+    finished), the new file at ``path`` is locked instead.
+    """
+    path = Path(path)
+    for _ in range(100):
+        try:
+            if path.is_dir():
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            else:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open for writing ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(busy) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:  # pragma: no cover - a path replaced a hundred times in a row
+        raise InputError(busy)
+    try:
+        yield fd
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """InputError when ``output`` is, or resolves to, one of ``inputs`` (through a symbolic
+    or a hard link too): writing there would destroy the input."""
+    out = Path(output)
+    target = out.resolve()
+    for source in map(Path, inputs):
+        if not source.exists():
+            continue
+        same = target == source.resolve()
+        if not same and out.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(out, source)  # a hard link or bind mount
+        if same:
+            raise InputError(f"{output}: is the input {source}; choose another output file")
 
 
 def _umask() -> int:

@@ -87,7 +87,7 @@ def step_train(configs: list[Path]) -> dict[str, dict]:
 
     trained = {}
     for config in configs:
-        result = train_run(config)
+        result = train_run(config, overwrite=True)
         print(result.summary())
         name = result.out.name
         trained[name] = {

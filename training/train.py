@@ -45,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         help="override a config value, e.g. params.epochs=2",
     )
     tracking.add_arguments(parser)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing run directory"
+    )
     args = parser.parse_args(argv)
     command = "python -m training.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         from stancelab.models.fit import train_run
 
-        result = train_run(args.config, out=args.out, overrides=dict(args.overrides))
+        result = train_run(
+            args.config, out=args.out, overrides=dict(args.overrides), overwrite=args.overwrite
+        )
         print(result.summary())
         if tracking.enabled(args.track):
             run_id = tracking.track_training(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
 from stancelab.errors import InputError
-from stancelab.files import atomic_open, read_text, write_json, write_jsonl
+from stancelab.files import atomic_open, exclusive_lock, read_text, write_json, write_jsonl
 from stancelab.labels import LABELS
 from stancelab.paths import GOLD_PATH
 
@@ -283,6 +283,22 @@ def update_gold(
     modified export, an unknown label) leaves every file as it was. A ``new`` export whose
     bytes are already stored is not stored again.
     """
+    exports_dir = Path(exports_dir)
+    if new is not None:
+        exports_dir.mkdir(parents=True, exist_ok=True)
+    if not exports_dir.is_dir():
+        return _update_gold(exports_dir, gold_path, new)
+    busy = (
+        f"{exports_dir}: another stancelab label import/pull/gold is using this exports "
+        "folder; wait for it to finish and run the command again"
+    )
+    with exclusive_lock(exports_dir, busy):  # one writer of the exports and the gold set
+        return _update_gold(exports_dir, gold_path, new)
+
+
+def _update_gold(
+    exports_dir: Path, gold_path: str | Path, new: tuple[str, bytes] | None
+) -> GoldUpdate:
     from stancelab.annotation.exports import list_exports, new_export_path, store_export
 
     stored_exports = list_exports(exports_dir)

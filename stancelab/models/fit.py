@@ -14,6 +14,8 @@ from typing import Any
 
 from stancelab.config import RunConfig, load_config
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
+from stancelab.errors import InputError
+from stancelab.files import exclusive_lock
 from stancelab.labels import LABELS
 from stancelab.models.base import StanceModel
 from stancelab.models.registry import model_class
@@ -94,23 +96,68 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
 
 
 def train_run(
-    config_path: str | Path, out: str | Path | None = None, overrides: dict[str, Any] | None = None
+    config_path: str | Path,
+    out: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
+    """Train the configured model and write its run directory ``out``.
+
+    An existing run directory is refused unless ``overwrite``; then its files are removed
+    just before the new ones are written, so no stale file of the old run survives. While
+    it trains, the directory is locked: a second training into it is refused at once.
+    """
     config = load_config(config_path, overrides)
     out = Path(out) if out else RUNS_DIR / config.name
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; --out needs a directory")
     data = training_data(config)
     model = build_model(config)
-    started = time.perf_counter()
-    model.fit(data.texts, data.labels, data.groups)
-    seconds = time.perf_counter() - started
-    model.save(out)
-    metrics = oof_metrics(model)
-    extra = {"thresholds": list(model.thresholds_)}
-    if getattr(model, "search_", None):
-        extra["grid_search"] = model.search_
-    if getattr(model, "calibration_report_", None):
-        extra["calibration"] = model.calibration_report_
-    from stancelab.models.runs import write_run
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_locked(config, out, data, model, overwrite)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a failed training leaves no empty run directory behind
+        raise
 
-    write_run(out, config.to_dict(), data, seconds, kind=model.kind, metrics=metrics, extra=extra)
+
+def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResult:
+    busy = (
+        f"{out}: another training is writing this run directory; wait for it or use another --out"
+    )
+    with exclusive_lock(out, busy):
+        if any(out.iterdir()) and not overwrite:
+            raise InputError(
+                f"{out}: holds a run already; pass --overwrite to replace it, "
+                "or choose another --out"
+            )
+        started = time.perf_counter()
+        model.fit(data.texts, data.labels, data.groups)
+        seconds = time.perf_counter() - started
+        _clear(out)
+        model.save(out)
+        metrics = oof_metrics(model)
+        extra = {"thresholds": list(model.thresholds_)}
+        if getattr(model, "search_", None):
+            extra["grid_search"] = model.search_
+        if getattr(model, "calibration_report_", None):
+            extra["calibration"] = model.calibration_report_
+        from stancelab.models.runs import write_run
+
+        write_run(
+            out, config.to_dict(), data, seconds, kind=model.kind, metrics=metrics, extra=extra
+        )
     return TrainResult(Path(out), model, seconds, data, metrics)
+
+
+def _clear(directory: Path) -> None:
+    """Remove everything inside ``directory`` (the folder itself, and its lock, stay)."""
+    import shutil
+
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

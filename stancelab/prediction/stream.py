@@ -24,7 +24,7 @@ from pathlib import Path
 
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
-from stancelab.files import read_json_object, write_json
+from stancelab.files import exclusive_lock, read_json_object, refuse_input_as_output, write_json
 from stancelab.models.base import StanceModel
 from stancelab.prediction.api import predictions_for
 
@@ -133,11 +133,68 @@ def predict_file(
     input_path, output_path = Path(input_path), Path(output_path)
     part = output_path.with_name(output_path.name + ".part")
     meta_path = output_path.with_name(output_path.name + ".part.json")
-    stat = input_path.stat() if input_path.exists() else None
+    refuse_input_as_output(output_path, [input_path])
+    refuse_input_as_output(part, [input_path])
+    if output_path.is_dir():
+        raise InputError(f"{output_path}: is a directory; --output needs a file name")
+    try:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{output_path.parent}: cannot create ({exc.strerror or exc})") from None
+    records = read_records(input_path, documents)
+    first = next(records, None)  # validates the input before anything is written
+    records = _chain(first, records)
+    created = not part.exists()
+    busy = (
+        f"{output_path}: another stancelab predict is writing this output (it holds {part.name}); "
+        "wait for it to finish or choose another --output"
+    )
+    try:
+        with exclusive_lock(part, busy) as fd:
+            try:
+                return _predict_locked(
+                    model,
+                    input_path,
+                    output_path,
+                    part,
+                    meta_path,
+                    records,
+                    fd,
+                    documents=documents,
+                    resume=resume,
+                    overwrite=overwrite,
+                    chunk_size=chunk_size,
+                    progress=progress,
+                )
+            except InputError:
+                if created:  # refused before writing: leave no empty part file behind
+                    part.unlink(missing_ok=True)
+                raise
+    except OSError as exc:  # a full disk, a folder that turned read-only, a vanished input
+        where = exc.filename or output_path
+        raise InputError(f"{where}: {exc.strerror or exc}; predict stopped") from None
+
+
+def _predict_locked(
+    model,
+    input_path,
+    output_path,
+    part,
+    meta_path,
+    records,
+    fd,
+    *,
+    documents,
+    resume,
+    overwrite,
+    chunk_size,
+    progress,
+) -> Summary:
+    stat = input_path.stat()
     identity = {
         "input": str(input_path.resolve()),
-        "input_size": stat.st_size if stat else None,
-        "input_mtime_ns": stat.st_mtime_ns if stat else None,
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
         "documents": documents,
         "model_version": model.model_version,
     }
@@ -148,26 +205,32 @@ def predict_file(
         raise InputError(
             f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
         )
-    if resume and part.exists() and meta_path.exists():
+    interrupted = meta_path.exists() or os.fstat(fd).st_size > 0
+    if resume and interrupted:
+        if not meta_path.exists():
+            raise InputError(
+                f"{part}: has no checkpoint {meta_path.name}; rerun with --overwrite to start over"
+            )
         meta = read_json_object(meta_path)
         if {k: meta.get(k) for k in identity} != identity:
             raise InputError(
                 f"{part}: was written for another input or model; remove it or run without --resume"
             )
         skip, offset = int(meta["records_done"]), int(meta["bytes"])
-    records = read_records(input_path, documents)  # validates the path before anything is written
-    first = next(records, None)
+    elif interrupted and not overwrite:
+        raise InputError(
+            f"{part}: an interrupted run's partial output exists; pass --resume to continue it "
+            "or --overwrite to start over"
+        )
     summary = Summary(resumed_from=skip, output=str(output_path))
     started = time.perf_counter()
     bar = _progress(count_records(input_path, documents), skip, progress)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(part, "r+b" if offset else "wb") as out:
+    with open(fd, "r+b", closefd=False) as out:
         out.truncate(offset)
         out.seek(offset)
         done = 0
         chunk: list[Record] = []
-        stream = _chain(first, records)
-        for record in stream:
+        for record in records:
             done += 1
             if done <= skip:
                 continue
@@ -180,7 +243,8 @@ def predict_file(
         if chunk:
             _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar)
     bar.close()
-    os.replace(part, output_path)
+    refuse_input_as_output(output_path, [input_path])  # never replace an input, even now
+    os.replace(part, output_path)  # still locked: the lock moves with the file
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -1,0 +1,88 @@
+"""Helpers shared by the tests of issue #17 (bad input, concurrency, crashes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env() -> dict[str, str]:
+    """The environment of a child process that imports this checkout's stancelab."""
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` in a child process (text output captured)."""
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env(), cwd=ROOT, **kwargs
+    )
+
+
+def stancelab(*args: str) -> subprocess.CompletedProcess:
+    return run("-m", "stancelab.cli", *args)
+
+
+def wait_for(predicate, what: str, limit: float = 300.0, proc=None) -> None:
+    """Poll until ``predicate()``; a bound on waiting, not a timing assertion."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def one_error_line(stderr: str) -> str:
+    """The single ``error:`` line a command printed (no traceback)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+PAUSED = """
+import sys, time, importlib
+from pathlib import Path
+module, name, ready, go = sys.argv[1:5]
+target = importlib.import_module(module)
+owner, attr = (target, name) if "." not in name else (getattr(target, name.split(".")[0]), name.split(".")[1])
+real = getattr(owner, attr)
+def paused(*args, **kwargs):
+    Path(ready).write_text("ready")
+    while not Path(go).exists():
+        time.sleep(0.02)
+    return real(*args, **kwargs)
+setattr(owner, attr, paused)
+sys.argv = sys.argv[5:]
+runpy_target = sys.argv[0]
+import runpy
+runpy.run_module(runpy_target, run_name="__main__", alter_sys=True)
+"""
+
+
+def start_paused(tmp: Path, patch: str, module_args: list[str]) -> tuple[subprocess.Popen, Path]:
+    """Start ``python -m MODULE ARGS`` with ``patch`` ("module:function" or
+    "module:Class.method") made to wait, on its first call, until the returned go-file
+    exists. Returns once the process is inside that call (so it holds whatever it holds
+    there)."""
+    module, name = patch.split(":")
+    ready, go = tmp / "ready", tmp / "go"
+    ready.unlink(missing_ok=True)
+    go.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSED, module, name, str(ready), str(go), *module_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+    )
+    wait_for(ready.exists, f"{patch} to be reached", proc=proc)
+    return proc, go

@@ -1,0 +1,205 @@
+"""Issue #17, item 1 and its small items: a second writer is refused, never interleaved.
+
+Each test starts a real first writer in a child process, holds it in the middle of its
+work (SIGSTOP, or a pause at a named step), runs the second writer, and then lets the first
+one finish: the second is refused with one clear line, the first one's output is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+from reliability_common import one_error_line, run, stancelab, start_paused, wait_for
+
+from stancelab.annotation.exports import list_exports
+from stancelab.config import BaselineParams
+from stancelab.errors import InputError
+from stancelab.models.baseline import BaselineModel
+from stancelab.prediction.api import resolve_model
+from stancelab.prediction.stream import predict_file
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    model = BaselineModel(BaselineParams(inner_folds=3), seed=1)
+    model.fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("run") / "baseline")
+
+
+def many_lines(path: Path, n: int) -> Path:
+    path.write_text(
+        "".join(f"Statement {i}: the army will respond to any attack.\n" for i in range(n)),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_second_predict_into_the_same_output_is_refused(run_dir, tmp_path):
+    source = many_lines(tmp_path / "in.txt", 3000)
+    out = tmp_path / "out.jsonl"
+    meta = tmp_path / "out.jsonl.part.json"
+    args = ["predict", "--model", str(run_dir), "-i", str(source), "-o", str(out)]
+    first = run_popen(*args, "--batch-size", "1", "--no-progress")
+    try:
+        wait_for(meta.exists, "the first run's first checkpoint", proc=first)
+        os.kill(first.pid, signal.SIGSTOP)  # the first writer, held mid-run
+        second = stancelab(*args, "--no-progress")
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert second.returncode == 1
+    assert "another stancelab predict is writing this output" in one_error_line(second.stderr)
+    reference = tmp_path / "reference.jsonl"
+    predict_file(resolve_model(run_dir), source, reference, progress=False)
+    assert out.read_bytes() == reference.read_bytes()  # whole, in order, one model's rows
+    assert not meta.exists() and not (tmp_path / "out.jsonl.part").exists()
+
+
+def run_popen(*args: str):
+    import subprocess
+    import sys
+
+    from reliability_common import ROOT, env
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "stancelab.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+    )
+
+
+def export_file(path: Path, sid: str, labels: list[str]) -> Path:
+    task = {
+        "id": 1,
+        "data": {"id": sid, "doc_id": "d", "text": f"Sentence {sid} about the border."},
+        "annotations": [
+            {
+                "id": 1,
+                "completed_by": {"id": 1, "email": "a@x"},
+                "was_cancelled": False,
+                "result": [
+                    {
+                        "from_name": "labels",
+                        "to_name": "text",
+                        "type": "choices",
+                        "value": {"choices": labels},
+                    }
+                ],
+            }
+        ],
+    }
+    path.write_text(json.dumps([task]), encoding="utf-8")
+    return path
+
+
+def test_second_label_import_on_one_exports_folder_is_refused(tmp_path):
+    exports, gold = tmp_path / "labels" / "exports", tmp_path / "labels" / "gold.jsonl"
+    one = export_file(tmp_path / "one.json", "s1", ["threat"])
+    two = export_file(tmp_path / "two.json", "s2", ["denial"])
+    common = ["--exports", str(exports), "--gold", str(gold)]
+    first, go = start_paused(
+        tmp_path,
+        "stancelab.annotation.gold:derive",
+        ["stancelab.cli", "label", "import", str(one), *common],
+    )
+    try:
+        second = stancelab("label", "import", str(two), *common)
+    finally:
+        go.write_text("go")
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert second.returncode == 1
+    assert "another stancelab label import/pull/gold" in one_error_line(second.stderr)
+    stored = list_exports(exports)
+    assert len(stored) == 1 and stored[0].path.name.startswith("one-")
+    assert [json.loads(line)["id"] for line in gold.read_text().splitlines()] == ["s1"]
+    # once the first has finished, the second goes through
+    assert stancelab("label", "import", str(two), *common).returncode == 0
+    assert len(list_exports(exports)) == 2
+
+
+def write_config(tmp_path: Path, gold: Path) -> Path:
+    config = tmp_path / "b.yaml"
+    config.write_text(
+        "model: baseline\nname: b\nseed: 1\n"
+        f"data: {{gold: {gold}, augment: false}}\nparams: {{inner_folds: 3}}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_second_training_into_one_out_is_refused(tmp_path, tiny_gold):
+    config = write_config(tmp_path, tiny_gold)
+    out = tmp_path / "run"
+    first, go = start_paused(
+        tmp_path,
+        "stancelab.models.baseline:BaselineModel.fit",
+        ["training.train", str(config), "--out", str(out)],
+    )
+    try:
+        second = run("-m", "training.train", str(config), "--out", str(out))
+    finally:
+        go.write_text("go")
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert second.returncode == 1
+    assert "another training is writing this run directory" in one_error_line(second.stderr)
+    from stancelab.models.base import load_model
+
+    assert load_model(out).predict("We will strike back.") is not None
+
+
+def test_training_onto_an_existing_run_refuses_or_clears_it(tmp_path, tiny_gold):
+    from stancelab.models.base import load_model
+    from stancelab.models.fit import train_run
+
+    config = write_config(tmp_path, tiny_gold)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "head.safetensors").write_bytes(b"a stale file of another run")
+    with pytest.raises(InputError, match="--overwrite"):
+        train_run(config, out=out)
+    assert (out / "head.safetensors").exists()
+    train_run(config, out=out, overwrite=True)
+    assert not (out / "head.safetensors").exists()
+    assert load_model(out).kind == "baseline"
+
+
+def test_rerun_without_resume_does_not_silently_start_over(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    source = many_lines(tmp_path / "in.txt", 20)
+    out = tmp_path / "out.jsonl"
+    part = tmp_path / "out.jsonl.part"
+    part.write_bytes(b'{"line": 1}\n')
+    (tmp_path / "out.jsonl.part.json").write_text("{}")
+    with pytest.raises(InputError, match="--resume.*--overwrite"):
+        predict_file(model, source, out, progress=False)
+    assert part.read_bytes() == b'{"line": 1}\n'
+    predict_file(model, source, out, overwrite=True, progress=False)
+    assert len(out.read_text().splitlines()) == 20 and not part.exists()
+
+
+@pytest.mark.parametrize("where", ["directory", "under a file", "unwritable"])
+def test_bad_output_path_is_one_line_and_leaves_no_part(run_dir, tmp_path, where):
+    source = many_lines(tmp_path / "in.txt", 3)
+    if where == "directory":
+        out = tmp_path / "outdir"
+        out.mkdir()
+    elif where == "under a file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "out.jsonl"
+    else:
+        out = Path("/proc/stancelab-test/out.jsonl")
+    ran = stancelab(
+        "predict", "--model", str(run_dir), "-i", str(source), "-o", str(out), "--overwrite"
+    )
+    assert ran.returncode == 1
+    assert str(out.parent if where != "directory" else out) in one_error_line(ran.stderr)
+    assert not list(tmp_path.rglob("*.part*"))
+    assert not Path(str(out) + ".part").exists()
