@@ -6,6 +6,7 @@ crash or an error never leaves a half-written file behind and never clobbers the
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import fcntl
 import hashlib
@@ -161,11 +162,30 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     return text
 
 
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line without its ending) lazily, for files too large to hold.
+
+    Lines end at "\n" only, as in ``iter_jsonl``. A UTF-8 byte order mark at the start is
+    dropped; bytes that are not UTF-8 come back as surrogate escapes, for the caller to
+    report per line.
+    """
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            yield lineno, raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "surrogateescape")
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; InputError on malformed JSON."""
+    """Yield (line number, object) for each non-blank line; InputError on malformed JSON.
+
+    Lines end at "\n" only (a "\r" before it is white space to JSON): U+2028, U+2029 and
+    U+0085, which ``str.splitlines`` would also break at, are ordinary characters inside a
+    JSON string, and every writer here leaves them raw.
+    """
     path = Path(path)
     text = read_text(path)
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -1,0 +1,100 @@
+"""Issue #17: bad input gets the same treatment on every path (items 2, 6, 9 and 10).
+
+What stancelab writes it reads back (item 2); CSV rows with extra fields and byte order
+marks (item 6); lone surrogates and undecodable arguments (item 9); one-line errors, empty
+batches and zero-width text (item 10).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+
+from stancelab.annotation.gold import update_gold
+from stancelab.annotation.tasks import read_predictions
+from stancelab.config import BaselineParams
+from stancelab.corpus.ingest import ingest
+from stancelab.data.labelled import load_labelled
+from stancelab.files import read_jsonl
+from stancelab.models.baseline import BaselineModel
+from stancelab.prediction.api import resolve_model
+from stancelab.prediction.stream import predict_file
+
+# Characters that str.splitlines() breaks at but JSON keeps raw inside a string.
+SEPARATORS = ["\u2028", "\u2029", "\x85", "\x1c", "\x0b", "\x0c"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    model = BaselineModel(BaselineParams(inner_folds=3), seed=1)
+    model.fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("run") / "baseline")
+
+
+def export_bytes(texts: list[str]) -> bytes:
+    tasks = [
+        {
+            "id": n,
+            "data": {"id": f"s{n}", "doc_id": "d", "text": text},
+            "annotations": [
+                {
+                    "id": n,
+                    "completed_by": {"id": 1, "email": "a@x"},
+                    "was_cancelled": False,
+                    "result": [
+                        {
+                            "from_name": "labels",
+                            "to_name": "text",
+                            "type": "choices",
+                            "value": {"choices": ["threat"]},
+                        }
+                    ],
+                }
+            ],
+        }
+        for n, text in enumerate(texts)
+    ]
+    return json.dumps(tasks).encode("utf-8")
+
+
+# -- item 2: JSONL is read by "\n" only ----------------------------------------------------------
+
+
+def test_gold_with_line_separators_in_a_text_reads_back(tmp_path):
+    texts = [f"We will strike{sep}back." for sep in SEPARATORS]
+    gold = tmp_path / "gold.jsonl"
+    update_gold(tmp_path / "exports", gold, ("export", export_bytes(texts)))
+    assert load_labelled(gold).texts == texts
+
+
+def test_predict_output_with_line_separators_reads_back(run_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    texts = [f"We will strike{sep}back." for sep in SEPARATORS]
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "text": t}, ensure_ascii=False) + "\n"
+            for i, t in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    predict_file(resolve_model(run_dir), source, out, progress=False)
+    preds, skipped = read_predictions(out)  # what `label push --predictions` reads
+    assert sorted(preds) == [f"s{i}" for i in range(len(texts))] and not any(skipped.values())
+    assert [row["text"] for row in read_jsonl(out)] == texts
+
+
+def test_corpus_output_with_line_separators_reads_back(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(
+        json.dumps({"id": "d1", "text": "The army will strike\u2028back. Talks resumed."})
+        + "\n",
+        encoding="utf-8",
+    )
+    sentences, _ = ingest([docs], tmp_path / "sentences.jsonl")
+    rows = read_jsonl(tmp_path / "sentences.jsonl")
+    assert [r["text"] for r in rows] == [s.text for s in sentences]
+    assert any("\u2028" in r["text"] for r in rows)
