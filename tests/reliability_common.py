@@ -52,7 +52,9 @@ import sys, time, importlib
 from pathlib import Path
 module, name, ready, go = sys.argv[1:5]
 target = importlib.import_module(module)
-owner, attr = (target, name) if "." not in name else (getattr(target, name.split(".")[0]), name.split(".")[1])
+owner, attr = target, name
+if "." in name:
+    owner, attr = getattr(target, name.split(".")[0]), name.split(".")[1]
 real = getattr(owner, attr)
 def paused(*args, **kwargs):
     Path(ready).write_text("ready")

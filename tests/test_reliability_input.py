@@ -90,8 +90,7 @@ def test_predict_output_with_line_separators_reads_back(run_dir, tmp_path):
 def test_corpus_output_with_line_separators_reads_back(tmp_path):
     docs = tmp_path / "docs.jsonl"
     docs.write_text(
-        json.dumps({"id": "d1", "text": "The army will strike\u2028back. Talks resumed."})
-        + "\n",
+        json.dumps({"id": "d1", "text": "The army will strike\u2028back. Talks resumed."}) + "\n",
         encoding="utf-8",
     )
     sentences, _ = ingest([docs], tmp_path / "sentences.jsonl")
