@@ -64,9 +64,15 @@ def list_exports(directory: str | Path = EXPORTS_DIR) -> list[StoredExport]:
     for path in directory.glob("*.json"):
         taken, seq = parse_name(path)
         side = checksum_path(path)
-        if not side.exists():
-            raise InputError(f"{path}: missing its checksum file {side.name}")
-        expected = side.read_text(encoding="utf-8").split()[:1]
+        expected = side.read_text(encoding="utf-8").split()[:1] if side.exists() else []
+        if not expected:
+            state = "is empty" if side.exists() else "is missing"
+            raise InputError(
+                f"{path}: its checksum file {side.name} {state} (an interrupted import?); if "
+                f"the export is the file you imported, recreate it with `cd {directory} && "
+                f"sha256sum {path.name} > {side.name}`, otherwise remove both files and import "
+                "the original export again"
+            )
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if expected != [actual]:
             raise InputError(
@@ -89,30 +95,103 @@ def new_export_path(directory: str | Path, name: str, now: datetime | None = Non
     raise InputError(f"{directory}: too many exports named {stem}-{stamp}")
 
 
-def store_export(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` at ``path`` plus its checksum; fails rather than replace any file."""
-    path = Path(path)
-    parse_name(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    side = checksum_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".export.", suffix=".tmp", dir=path.parent)
+_TMP_PREFIX = ".export."
+
+
+def _write_temp(directory: Path, data: bytes, suffix: str) -> Path:
+    """``data`` in a new read-only temporary file of the folder, flushed to disk."""
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o444)  # read-only: a reminder that exports are never edited
-        try:
-            os.link(tmp, path)  # atomic, and fails if the name exists: never an overwrite
-        except FileExistsError:
-            raise InputError(f"{path}: already exists; exports are never overwritten") from None
-        try:
-            with open(side, "x", encoding="utf-8") as handle:
-                handle.write(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
-        except BaseException:
-            os.unlink(path)
-            raise
-        return path
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def store_export(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` at ``path`` plus its checksum; fails rather than replace any file.
+
+    Both are written whole to temporary files first and then linked into place, checksum
+    first: a kill at any step leaves either no export, or an export with its full checksum
+    (plus temporary files and at most an orphan checksum, which ``recover`` removes).
+    """
+    path = Path(path)
+    parse_name(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    side = checksum_path(path)
+    digest = hashlib.sha256(data).hexdigest()
+    tmp = _write_temp(path.parent, data, ".tmp")
+    side_tmp = None
+    try:
+        side_tmp = _write_temp(path.parent, f"{digest}  {path.name}\n".encode(), ".sha256.tmp")
+        try:
+            os.link(side_tmp, side)  # atomic, and fails if the name exists: never an overwrite
+        except FileExistsError:
+            raise InputError(f"{side}: already exists; exports are never overwritten") from None
+        try:
+            os.link(tmp, path)
+        except BaseException:
+            side.unlink(missing_ok=True)
+            raise
+        _sync_dir(path.parent)
+        return path
+    except FileExistsError:
+        raise InputError(f"{path}: already exists; exports are never overwritten") from None
+    finally:
+        for leftover in (tmp, side_tmp):
+            if leftover is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+
+
+def recover(directory: str | Path) -> list[str]:
+    """Repair what an import killed mid-way left in the folder; call it under the folder's
+    lock (``stancelab.annotation.gold.update_gold`` does). Returns what was done.
+
+    - An export whose checksum file is missing or empty, and which is still hard-linked to
+      its import's temporary file, was written whole before it was linked (the old import
+      created the checksum afterwards): its checksum is computed and written.
+    - A checksum file without its export is an import killed between the two links: removed.
+    - Temporary files of imports (``.export.*.tmp``) are removed: no import is running.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    done = []
+    temps = sorted(directory.glob(f"{_TMP_PREFIX}*.tmp"))
+    inodes = {t.stat().st_ino for t in temps if not t.name.endswith(".sha256.tmp")}
+    for path in sorted(directory.glob("*.json")):
+        side = checksum_path(path)
+        if side.exists() and side.read_text(encoding="utf-8").strip():
+            continue
+        if path.stat().st_ino in inodes:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            side_tmp = _write_temp(directory, f"{digest}  {path.name}\n".encode(), ".sha256.tmp")
+            os.replace(side_tmp, side)
+            done.append(f"recreated {side.name} for the interrupted import of {path.name}")
+    for side in sorted(directory.glob("*.json.sha256")):
+        if not side.with_name(side.name[: -len(".sha256")]).exists():
+            side.unlink()
+            done.append(f"removed {side.name}, left by an import interrupted before its export")
+    for tmp in temps:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    if temps:
+        done.append(f"removed {len(temps)} temporary file(s) of interrupted imports")
+    if done:
+        _sync_dir(directory)
+    return done

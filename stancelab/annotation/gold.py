@@ -299,8 +299,9 @@ def update_gold(
 def _update_gold(
     exports_dir: Path, gold_path: str | Path, new: tuple[str, bytes] | None
 ) -> GoldUpdate:
-    from stancelab.annotation.exports import list_exports, new_export_path, store_export
+    from stancelab.annotation.exports import list_exports, new_export_path, recover, store_export
 
+    recover(exports_dir)  # debris of a killed import: we hold the lock, so nobody else's
     stored_exports = list_exports(exports_dir)
     parsed = [(e.path.name, parse_export(read_text(e.path), e.path.name)) for e in stored_exports]
     target = duplicate = None
