@@ -11,15 +11,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def code_root() -> Path:
+    """The checkout whose stancelab the tests import (children import the same one)."""
+    import stancelab
+
+    return Path(stancelab.__file__).resolve().parent.parent
+
+
 def env() -> dict[str, str]:
-    """The environment of a child process that imports this checkout's stancelab."""
-    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    """The environment of a child process that imports the same stancelab as the tests."""
+    return {**os.environ, "PYTHONPATH": f"{code_root()}{os.pathsep}{ROOT / 'tests'}"}
 
 
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` in a child process (text output captured)."""
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=env(), cwd=ROOT, **kwargs
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env(),
+        cwd=code_root(),
+        **kwargs,
     )
 
 
@@ -84,7 +96,7 @@ def start_paused(tmp: Path, patch: str, module_args: list[str]) -> tuple[subproc
         stderr=subprocess.PIPE,
         text=True,
         env=env(),
-        cwd=ROOT,
+        cwd=code_root(),
     )
     wait_for(ready.exists, f"{patch} to be reached", proc=proc)
     return proc, go

@@ -64,7 +64,7 @@ def run_popen(*args: str):
     import subprocess
     import sys
 
-    from reliability_common import ROOT, env
+    from reliability_common import code_root, env
 
     return subprocess.Popen(
         [sys.executable, "-m", "stancelab.cli", *args],
@@ -72,7 +72,7 @@ def run_popen(*args: str):
         stderr=subprocess.PIPE,
         text=True,
         env=env(),
-        cwd=ROOT,
+        cwd=code_root(),
     )
 
 

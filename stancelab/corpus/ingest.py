@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
-from stancelab.files import InputError, read_text, write_jsonl
+from stancelab.files import InputError, read_text, refuse_input_as_output, write_jsonl
 from stancelab.paths import SENTENCES_PATH
 
 
@@ -171,10 +171,10 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
     documents: list[Document] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt" and p.is_file())
+            files = folder_files(path)
             if not files:
                 raise InputError(f"{path}: folder has no .txt files")
-            documents.extend(_read_txt(p) for p in files)
+            documents.extend(_read_txt(p, p.relative_to(path).with_suffix("")) for p in files)
         elif not path.exists():
             raise InputError(f"{path}: no such file or folder")
         elif path.suffix.lower() == ".txt":
@@ -192,11 +192,32 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
     return documents
 
 
-def _read_txt(path: Path) -> Document:
+def folder_files(folder: Path) -> list[Path]:
+    """The ``.txt`` files of a folder and its subfolders, in name order; hidden files and
+    folders (a name starting with ".", such as editor lock files) are skipped."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() == ".txt"
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def input_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every file that ``read_documents(paths)`` reads."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        out.extend(folder_files(path) if path.is_dir() else [path])
+    return out
+
+
+def _read_txt(path: Path, doc_id: Path | None = None) -> Document:
     text = read_text(path)
     if not text.strip():
         raise InputError(f"{path}: file is empty")
-    return Document(path.stem, text, str(path))
+    # A file in a subfolder is named by its relative path: "2024/article".
+    return Document((doc_id or Path(path.stem)).as_posix(), text, str(path))
 
 
 def _read_rows(path: Path) -> list[Document]:
@@ -225,7 +246,12 @@ def dropped_path(out: str | Path) -> Path:
 def ingest(
     paths: Iterable[str | Path], out: str | Path = SENTENCES_PATH
 ) -> tuple[list[Sentence], list[Dropped]]:
-    """Segment all documents and write the sentences and the dropped lines atomically."""
+    """Segment all documents and write the sentences and the dropped lines atomically.
+
+    An output (or its side file of dropped lines) that is one of the inputs is refused."""
+    paths = list(paths)
+    for target in (Path(out), dropped_path(out)):
+        refuse_input_as_output(target, input_files(paths))
     documents = read_documents(paths)
     sentences: list[Sentence] = []
     dropped: list[Dropped] = []

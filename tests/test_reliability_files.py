@@ -1,0 +1,87 @@
+"""Issue #17, item 4 and the corpus folder item: no command writes over one of its inputs,
+and a corpus folder is read whole (subfolders) without its hidden files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+from reliability_common import one_error_line, stancelab
+
+from stancelab.config import BaselineParams
+from stancelab.corpus.ingest import ingest
+from stancelab.errors import InputError
+from stancelab.models.baseline import BaselineModel
+
+ARTICLE = "The army will strike back if attacked.\nTalks resumed on Monday in Geneva.\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    model = BaselineModel(BaselineParams(inner_folds=3), seed=1)
+    model.fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("run") / "baseline")
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "dropped side file"])
+def test_corpus_refuses_to_write_over_its_input(tmp_path, how):
+    article = tmp_path / "a.txt"
+    article.write_text(ARTICLE, encoding="utf-8")
+    out = article
+    if how == "symlink":
+        out = tmp_path / "link.txt"
+        out.symlink_to(article)
+    elif how == "hard link":
+        out = tmp_path / "hard.txt"
+        out.hardlink_to(article)
+    elif how == "dropped side file":  # --out a.jsonl writes its dropped lines to a.dropped.jsonl
+        article = tmp_path / "a.dropped.jsonl"
+        article.write_text(json.dumps({"id": "d", "text": ARTICLE}) + "\n", encoding="utf-8")
+        out = tmp_path / "a.jsonl"
+    before = article.read_bytes()
+    ran = stancelab("corpus", str(article), "--out", str(out))
+    assert ran.returncode == 1
+    assert "is the input" in one_error_line(ran.stderr)
+    assert article.read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink"])
+def test_predict_overwrite_never_replaces_its_input(run_dir, tmp_path, how):
+    source = tmp_path / "in.jsonl"
+    content = json.dumps({"id": "a", "text": "We will strike back."}) + "\n"
+    source.write_text(content, encoding="utf-8")
+    out = source
+    if how == "symlink":
+        out = tmp_path / "out.jsonl"
+        out.symlink_to(source)
+    ran = stancelab(
+        "predict", "--model", str(run_dir), "-i", str(source), "-o", str(out), "--overwrite"
+    )
+    assert ran.returncode == 1
+    assert "is the input" in one_error_line(ran.stderr)
+    assert source.read_text(encoding="utf-8") == content
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_corpus_folder_recurses_and_skips_hidden_files(tmp_path):
+    folder = tmp_path / "articles"
+    (folder / "2024").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    (folder / "top.txt").write_text(ARTICLE, encoding="utf-8")
+    (folder / "2024" / "nested.txt").write_text(ARTICLE.replace("army", "navy"), "utf-8")
+    (folder / ".~lock.top.txt").write_text("editor lock file,\n", encoding="utf-8")
+    (folder / ".cache" / "copy.txt").write_text(ARTICLE, encoding="utf-8")
+    sentences, _ = ingest([folder], tmp_path / "s.jsonl")
+    assert sorted({s.doc_id for s in sentences}) == ["2024/nested", "top"]
+    assert not any("lock" in s.text for s in sentences)
+
+
+def test_corpus_output_inside_the_input_folder_is_not_an_input(tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "top.txt").write_text(ARTICLE, encoding="utf-8")
+    with pytest.raises(InputError, match="is the input"):
+        ingest([folder], folder / "top.txt")
+    assert (folder / "top.txt").read_text(encoding="utf-8") == ARTICLE
