@@ -2,7 +2,8 @@
 
 The fine-tuned network (encoder, mean pooling, head) is exported once to ONNX with dynamic
 batch and sequence axes, cached outside the run directory under ``$STANCELAB_HOME/onnx/``
-keyed by the SHA-256 of the model's weights, and run by ONNX Runtime with full graph
+keyed by the SHA-256 of the model's weights and checked against its own recorded
+SHA-256 before every use (a bad export is rebuilt), and run by ONNX Runtime with full graph
 optimisation, one intra-op thread per core, length-sorted batches and dynamic padding.
 
 Precisions (``benchmarks/predict_speed.py`` measures throughput and label agreement):
@@ -102,6 +103,7 @@ def export(net, path: Path) -> Path:
                 dynamo=False,
             )
         os.replace(tmp, path)
+        seal(path)
     finally:
         net.train(was_training)
         tmp.unlink(missing_ok=True)
@@ -115,6 +117,7 @@ def quantize(source: Path, target: Path) -> Path:
     try:
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, target)
+        seal(target)
     finally:
         tmp.unlink(missing_ok=True)
     return target
@@ -159,23 +162,62 @@ class OnnxRunner:
         return out
 
 
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def seal(path: Path) -> None:
+    """Record the export's own SHA-256 beside it (``sha256sum`` format, written atomically)."""
+    from stancelab.files import atomic_open, sha256_file
+
+    with atomic_open(checksum_path(path)) as handle:
+        handle.write(f"{sha256_file(path)}  {path.name}\n")
+
+
+def verified(path: Path) -> bool:
+    """True when the cached file exists and matches the checksum recorded when it was made."""
+    from stancelab.files import sha256_file
+
+    side = checksum_path(path)
+    if not (path.is_file() and side.is_file()):
+        return False
+    try:
+        expected = side.read_text(encoding="utf-8").split()[:1]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return expected == [sha256_file(path)]
+
+
 def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "fp32"):
     """The cached ONNX export of the network (made on first use), loaded in ONNX Runtime.
 
-    ``network()`` gives the torch network; it is called only when no export is cached, so a
-    cached model predicts without importing torch.
+    The cache is keyed by the run's weight checksums (``weights_key``), and every cached
+    file is checked against its own checksum before use: a truncated, edited or unsealed
+    export is rebuilt from the network, with a warning, never trusted. ``network()`` gives
+    the torch network; it is called only when the export must be (re)built, so a cached
+    model predicts without importing torch.
     """
     check_precision(precision)
     base = cache_dir() / f"{weights_key}.onnx"
     with _LOCK:
-        if not base.exists():
+        if not verified(base):
+            _note_rebuild(base)
             export(network(), base)
         path = base
         if precision == "int8":
             path = base.with_name(f"{weights_key}.int8.onnx")
-            if not path.exists():
+            if not verified(path):
+                _note_rebuild(path)
                 quantize(base, path)
     return OnnxRunner(path)
+
+
+def _note_rebuild(path: Path) -> None:
+    if path.exists():
+        warnings.warn(
+            f"{path}: the cached ONNX export does not match its checksum; rebuilding it",
+            stacklevel=3,
+        )
 
 
 def _cores() -> int:

@@ -1,0 +1,92 @@
+"""Issue #17, item 5: the cached ONNX export is verified before use and rebuilt when bad.
+
+Real packaged weights, a tiny one-epoch fit, the cache in a temporary STANCELAB_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from conftest import TINY  # noqa: E402
+
+from stancelab.config import TransformerParams  # noqa: E402
+from stancelab.models.base import load_model  # noqa: E402
+from stancelab.models.transformer import onnx as fastpath  # noqa: E402
+from stancelab.models.transformer.model import TransformerModel  # noqa: E402
+from stancelab.prediction.api import fast  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TEXTS = ["The weather is nice today.", "We will strike back.", "Talks resumed."]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    params = TransformerParams(max_length=32, batch_size=8, epochs=1, progress=False)
+    model = TransformerModel(params, seed=3).fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("onnx") / "transformer")
+
+
+@pytest.fixture
+def cached(saved, tmp_path, monkeypatch) -> Path:
+    """A fresh cache holding the run's fp32 export; returns the export's path."""
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / "home"))
+    model = load_model(saved).use_backend("onnx", precision="fp32")
+    (path,) = fastpath.cache_dir().glob("*.onnx")
+    assert model.weights_key_ in path.name
+    return path
+
+
+def torch_labels(saved) -> list:
+    return load_model(saved).use_backend("torch").predict(TEXTS)
+
+
+def edit_head_bias(path: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path))
+    (bias,) = [t for t in graph.graph.initializer if list(t.dims) == [4]]
+    edited = numpy_helper.to_array(bias) + 100.0  # every label fires
+    bias.CopyFrom(numpy_helper.from_array(edited.astype(np.float32), bias.name))
+    onnx.save(graph, str(path))
+
+
+def test_an_edited_export_is_rebuilt_not_trusted(saved, cached):
+    edit_head_bias(cached)
+    with pytest.warns(UserWarning, match="does not match its checksum; rebuilding"):
+        model = fast(load_model(saved), "fp32")
+    assert model.runner_ is not None
+    assert model.predict(TEXTS) == torch_labels(saved)
+    assert fastpath.verified(cached)
+
+
+def test_a_truncated_export_is_rebuilt_instead_of_falling_back_to_torch(saved, cached):
+    data = cached.read_bytes()
+    cached.write_bytes(data[: len(data) // 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the rebuild note, not a fallback
+        model = load_model(saved).use_backend("onnx", precision="fp32")
+    assert model.runner_ is not None
+    assert model.predict(TEXTS) == torch_labels(saved)
+    assert cached.read_bytes() != data[: len(data) // 2] and fastpath.verified(cached)
+    # the next load trusts the rebuilt export: no second rebuild
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(saved).use_backend("onnx", precision="fp32")
+
+
+def test_an_edited_int8_export_is_rebuilt(saved, cached):
+    load_model(saved).use_backend("onnx", precision="int8")
+    int8 = cached.with_name(cached.name.replace(".onnx", ".int8.onnx"))
+    int8.write_bytes(int8.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="rebuilding"):
+        model = load_model(saved).use_backend("onnx", precision="int8")
+    assert model.predict_proba(TEXTS).shape == (3, 4) and fastpath.verified(int8)
