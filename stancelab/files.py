@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import fcntl
 import hashlib
 import json
@@ -174,6 +175,29 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             yield lineno, raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "surrogateescape")
+
+
+def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, dict, str | None]]:
+    """Yield (line number, row, problem) for each row of a CSV with a ``text`` column.
+
+    ``problem`` is None for a good row. A row with more fields than the header (most often
+    a text with an unquoted comma) is a problem, never silently cut to the header's width.
+    Open ``handle`` with ``encoding="utf-8-sig"`` and ``newline=""`` (a byte order mark
+    before the header is not part of the first column's name).
+    """
+    reader = csv.DictReader(handle)
+    fields = reader.fieldnames
+    if fields is None or "text" not in fields:
+        raise InputError(f"{path}: CSV needs a 'text' column (found: {fields or 'none'})")
+    for row in reader:
+        extra = row.pop(None, None)  # DictReader's key for fields past the header
+        problem = None
+        if extra is not None:
+            problem = (
+                f"{len(fields) + len(extra)} fields but the header has {len(fields)} "
+                "(quote a text that contains a comma)"
+            )
+        yield reader.line_num, row, problem
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

@@ -18,6 +18,7 @@ from stancelab.annotation.tasks import read_predictions
 from stancelab.config import BaselineParams
 from stancelab.corpus.ingest import ingest
 from stancelab.data.labelled import load_labelled
+from stancelab.errors import InputError
 from stancelab.files import read_jsonl
 from stancelab.models.baseline import BaselineModel
 from stancelab.prediction.api import resolve_model
@@ -97,3 +98,48 @@ def test_corpus_output_with_line_separators_reads_back(tmp_path):
     rows = read_jsonl(tmp_path / "sentences.jsonl")
     assert [r["text"] for r in rows] == [s.text for s in sentences]
     assert any("\u2028" in r["text"] for r in rows)
+
+
+# -- item 6: CSV rows wider than the header; byte order marks -------------------------------------
+
+UNQUOTED = 'id,text\n1,We will strike, and we will certainly strike.\n2,"Quoted, fine."\n'
+
+
+def test_predict_csv_row_with_extra_fields_is_an_error_row(run_dir, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text(UNQUOTED, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    rows = read_jsonl(out)
+    assert "3 fields but the header has 2" in rows[0]["error"] and "text" not in rows[0]
+    assert rows[1]["text"] == "Quoted, fine." and summary.errors == 1
+
+
+def test_corpus_csv_row_with_extra_fields_is_an_error(tmp_path):
+    source = tmp_path / "docs.csv"
+    source.write_text(UNQUOTED, encoding="utf-8")
+    with pytest.raises(InputError, match=r"docs.csv:2: 3 fields but the header has 2"):
+        ingest([source], tmp_path / "s.jsonl")
+
+
+@pytest.mark.parametrize("header", ["id,text", "text,id"])
+def test_bom_before_a_csv_header_is_not_part_of_a_name(run_dir, tmp_path, header):
+    source = tmp_path / "in.csv"
+    row = "x7,We will strike back." if header == "id,text" else "We will strike back.,x7"
+    source.write_bytes(b"\xef\xbb\xbf" + f"{header}\n{row}\n".encode())
+    out = tmp_path / "out.jsonl"
+    predict_file(resolve_model(run_dir), source, out, progress=False)
+    (pred,) = read_jsonl(out)
+    assert pred["id"] == "x7" and pred["text"] == "We will strike back."
+    sentences, _ = ingest([source], tmp_path / "s.jsonl")
+    assert {s.doc_id for s in sentences} == {"x7"}
+
+
+def test_bom_at_the_start_of_a_jsonl_file(run_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "We will strike back."}\n')
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert summary.errors == 0 and read_jsonl(out)[0]["id"] == "a"
+    sentences, _ = ingest([source], tmp_path / "s.jsonl")
+    assert {s.doc_id for s in sentences} == {"a"}

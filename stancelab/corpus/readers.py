@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from stancelab.errors import InputError
-from stancelab.files import read_text
+from stancelab.files import iter_csv, read_text
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
@@ -38,7 +37,9 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
     if suffix == ".txt" and documents:
         yield check(Record(1, path.stem, read_text(path)))
         return
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    # utf-8-sig: a byte order mark at the start (before a CSV header or the first JSON
+    # line) is not part of the data
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         yield from parse_records(handle, suffix, str(path))
 
 
@@ -48,13 +49,8 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
     (``prediction.cluster``). Open it with ``errors="surrogateescape"`` and ``newline=""``.
     """
     if suffix == ".csv":
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "text" not in reader.fieldnames:
-            raise InputError(
-                f"{name}: CSV needs a 'text' column (found: {reader.fieldnames or 'none'})"
-            )
-        for row in reader:
-            yield check(Record(reader.line_num, row.get("id") or None, row.get("text")))
+        for lineno, row, problem in iter_csv(name, handle):
+            yield _check(Record(lineno, row.get("id") or None, row.get("text"), problem))
         return
     for lineno, line in enumerate(handle, start=1):
         if suffix == ".txt":
