@@ -19,10 +19,15 @@ from stancelab.config import BaselineParams
 from stancelab.corpus.ingest import ingest
 from stancelab.data.labelled import load_labelled
 from stancelab.errors import InputError
-from stancelab.files import read_jsonl
+from stancelab.files import iter_jsonl
 from stancelab.models.baseline import BaselineModel
 from stancelab.prediction.api import resolve_model
 from stancelab.prediction.stream import predict_file
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
+
 
 # Characters that str.splitlines() breaks at but JSON keeps raw inside a string.
 SEPARATORS = ["\u2028", "\u2029", "\x85", "\x1c", "\x0b", "\x0c"]

@@ -51,19 +51,65 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False)
 
 
+# pysbd's time grows with the square of the text it is given (its abbreviation replacer
+# rescans the text), so a long line is first cut into pieces of about CHUNK characters at
+# boundaries that the rules below split at anyway; a stretch with no such boundary is cut
+# at white space every MAX_CHUNK characters. Both keep the total time linear.
+CHUNK = 2_000
+MAX_CHUNK = 5_000
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Return (start, end) offsets of the sentences in ``text`` (one paragraph or more)."""
     spans: list[tuple[int, int]] = []
+    for chunk_start, chunk_end in _chunks(text):
+        spans.extend(_segment(text, chunk_start, chunk_end))
+    return _merge_fragments(text, [s for s in (_trim(text, a, b) for a, b in spans) if s])
+
+
+def _segment(text: str, chunk_start: int, chunk_end: int) -> list[tuple[int, int]]:
+    """pysbd's segments of ``text[chunk_start:chunk_end]``, split further by ``_split_inner``."""
+    chunk = text[chunk_start:chunk_end]
+    spans: list[tuple[int, int]] = []
     cursor = 0
-    for piece in _segmenter().segment(text):
-        start = text.find(piece, cursor)
+    for piece in _segmenter().segment(chunk):
+        start = chunk.find(piece, cursor)
         if start < 0:  # pysbd normalised something; fall back to a trimmed search
-            start = text.find(piece.strip(_WS), cursor)
+            start = chunk.find(piece.strip(_WS), cursor)
             piece = piece.strip(_WS)
         end = start + len(piece)
         cursor = end
-        spans.extend(_split_inner(text, start, end))
-    return _merge_fragments(text, [s for s in (_trim(text, a, b) for a, b in spans) if s])
+        spans.extend(_split_inner(text, chunk_start + start, chunk_start + end))
+    return spans
+
+
+def _chunks(text: str) -> list[tuple[int, int]]:
+    """Cut a long text into pieces for pysbd, at sentence boundaries ``_split_inner`` keeps."""
+    if len(text) <= CHUNK:
+        return [(0, len(text))]
+    cuts: list[tuple[int, int]] = []
+    start = 0
+    for match in _INNER_BOUNDARY.finditer(text):
+        cut = match.start(1)
+        if cut - start < CHUNK:
+            continue
+        if _is_boundary(text, match, len(text)):
+            cuts.append((start, cut))
+            start = match.end()
+    cuts.append((start, len(text)))
+    return [piece for a, b in cuts for piece in _hard_cuts(text, a, b)]
+
+
+def _hard_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Pieces of at most about MAX_CHUNK characters, cut at white space where there is any."""
+    pieces = []
+    while end - start > MAX_CHUNK:
+        cut = text.rfind(" ", start + MAX_CHUNK // 2, start + MAX_CHUNK)
+        cut = cut if cut > start else start + MAX_CHUNK
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
 
 
 def _split_inner(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -71,17 +117,26 @@ def _split_inner(text: str, start: int, end: int) -> list[tuple[int, int]]:
     out = []
     seg_start = start
     for match in _INNER_BOUNDARY.finditer(text, start, end):
-        cut = match.start(1)
-        if _is_abbreviation(text, seg_start, match.start()):
+        if not _is_boundary(text, match, end, seg_start):
             continue
-        if _QUESTION_QUOTE.fullmatch(text, match.start(), cut) and _ATTRIBUTION.match(
-            text, match.end(), end
-        ):
-            continue  # “... coming?” Asif asked — the quote ends, the sentence does not
-        out.append((seg_start, cut))
+        out.append((seg_start, match.start(1)))
         seg_start = match.end()
     out.append((seg_start, end))
     return out
+
+
+def _is_boundary(text: str, match: re.Match, end: int, seg_start: int | None = None) -> bool:
+    """Whether an ``_INNER_BOUNDARY`` match ends a sentence (``end``: where the text that
+    may hold an attribution ends; ``seg_start``: where the current sentence starts)."""
+    cut = match.start(1)
+    word_from = max(seg_start if seg_start is not None else 0, match.start() - 64)
+    if _is_abbreviation(text, word_from, match.start()):
+        return False
+    if _QUESTION_QUOTE.fullmatch(text, match.start(), cut) and _ATTRIBUTION.match(
+        text, match.end(), end
+    ):
+        return False  # “... coming?” Asif asked — the quote ends, the sentence does not
+    return True
 
 
 def _is_abbreviation(text: str, seg_start: int, dot: int) -> bool:
