@@ -8,6 +8,7 @@ A config has ``model`` (baseline or transformer), ``name``, ``seed``, ``data`` a
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +37,57 @@ class BaselineParams:
     class_weight: str | None = "balanced"
     inner_folds: int = 5  # inner CV for thresholds and calibration
     grid: dict[str, list] = field(default_factory=dict)  # e.g. {"C": [1, 4, 16]}: inner-CV search
+
+    def __post_init__(self) -> None:
+        check_ranges(self, BASELINE_RANGES)
+        for key, values in self.grid.items():
+            if key not in BASELINE_RANGES or key == "grid":
+                raise ConfigError(
+                    f"grid.{key}: not a parameter to search; allowed: "
+                    f"{', '.join(k for k in BASELINE_RANGES)}"
+                )
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"grid.{key}: allowed: a non-empty list of values")
+            for value in values:
+                ok, allowed = BASELINE_RANGES[key]
+                if not _safe(ok, value):
+                    raise ConfigError(f"grid.{key}: {value!r} is out of range; allowed: {allowed}")
+
+
+def _ngram_range(value) -> bool:
+    return len(value) == 2 and all(isinstance(v, int) for v in value) and 1 <= value[0] <= value[1]
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _safe(ok, value) -> bool:
+    try:
+        return bool(ok(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_ranges(obj, ranges: dict) -> None:
+    """ConfigError naming the first field whose value is outside its allowed range."""
+    for name, (ok, allowed) in ranges.items():
+        value = getattr(obj, name)
+        if not _safe(ok, value):
+            raise ConfigError(f"{name}: {value!r} is out of range; allowed: {allowed}")
+
+
+# Baseline parameter -> (check, the allowed range in words); grid values are checked too.
+BASELINE_RANGES = {
+    "word_ngrams": (_ngram_range, "[low, high] with 1 <= low <= high, e.g. [1, 2]"),
+    "char_ngrams": (_ngram_range, "[low, high] with 1 <= low <= high, e.g. [2, 5]"),
+    "min_df": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    "max_features": (lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+    "sublinear_tf": (lambda v: isinstance(v, bool), "true or false"),
+    "C": (lambda v: _number(v) and 0 < v < float("inf"), "a number > 0"),
+    "class_weight": (lambda v: v in (None, "balanced"), "balanced or null"),
+    "inner_folds": (lambda v: isinstance(v, int) and 2 <= v <= 50, "an integer from 2 to 50"),
+}
 
 
 RECIPES = ("finetune", "setfit")
@@ -76,28 +128,32 @@ class TransformerParams:
             raise ConfigError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if not self.model.strip():
             raise ConfigError("model must name packaged weights, a directory or a hub id")
-        checks = {
-            "max_length": 8 <= self.max_length <= 512,
-            "batch_size": self.batch_size >= 2,
-            "epochs": self.epochs >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "head_learning_rate": self.head_learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "freeze_layers": self.freeze_layers >= 0,
-            "cache_layers": self.cache_layers >= 0,
-            "early_stopping_patience": self.early_stopping_patience >= 1,
-            "validation_fraction": 0.05 <= self.validation_fraction <= 0.5,
-            "contrastive_epochs": self.contrastive_epochs >= 0,
-            "head_C": self.head_C > 0,
-        }
         if self.cache_layers and (self.freeze_layers or self.recipe != "finetune"):
             raise ConfigError(
                 "cache_layers: only with recipe finetune, and instead of freeze_layers"
             )
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"{bad[0]}: value {getattr(self, bad[0])!r} is out of range")
+        check_ranges(self, TRANSFORMER_RANGES)
+
+
+def _at_least(low, kind=(int, float)):
+    return lambda v: isinstance(v, kind) and not isinstance(v, bool) and low <= v < float("inf")
+
+
+TRANSFORMER_RANGES = {
+    "max_length": (lambda v: isinstance(v, int) and 8 <= v <= 512, "an integer from 8 to 512"),
+    "batch_size": (_at_least(2, int), "an integer >= 2"),
+    "epochs": (_at_least(1, int), "an integer >= 1"),
+    "learning_rate": (lambda v: _number(v) and 0 < v < float("inf"), "a number > 0, e.g. 5e-5"),
+    "head_learning_rate": (lambda v: _number(v) and 0 < v < float("inf"), "a number > 0"),
+    "weight_decay": (_at_least(0), "a number >= 0"),
+    "warmup_ratio": (lambda v: _number(v) and 0 <= v < 1, "a number >= 0 and < 1"),
+    "freeze_layers": (_at_least(0, int), "an integer >= 0"),
+    "cache_layers": (_at_least(0, int), "an integer >= 0"),
+    "early_stopping_patience": (_at_least(1, int), "an integer >= 1"),
+    "validation_fraction": (lambda v: _number(v) and 0.05 <= v <= 0.5, "a number from 0.05 to 0.5"),
+    "contrastive_epochs": (_at_least(0, int), "an integer >= 0"),
+    "head_C": (lambda v: _number(v) and 0 < v < float("inf"), "a number > 0"),
+}
 
 
 PARAMS = {"baseline": BaselineParams, "transformer": TransformerParams}
@@ -114,6 +170,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.model not in PARAMS:
             raise ConfigError(f"model must be one of {', '.join(PARAMS)}, got {self.model!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed: {self.seed!r} is not an integer; allowed: 0 to 2**32 - 1")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed: {self.seed!r} is out of range; allowed: 0 to 2**32 - 1")
         if self.params is None:
             self.params = PARAMS[self.model]()
         self.name = self.name or self.model
@@ -150,6 +210,9 @@ def config_from_dict(raw: dict, where: str = "config") -> RunConfig:
         raise ConfigError(f"{where}: 'model' must be one of {', '.join(PARAMS)}, got {model!r}")
     hints = {"params": PARAMS[model]}
     return _build(RunConfig, raw, where, hints)
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _build(cls: type, raw: Any, where: str, hints: dict | None = None) -> Any:
@@ -202,6 +265,10 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
         return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if target is Any:
         return value
+    if target in (list, dict):  # a bare list or mapping: checked by its owner
+        if not isinstance(value, target):
+            raise ConfigError(f"{where}: expected a {target.__name__}, got {value!r}")
+        return value
     if target is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -211,8 +278,12 @@ def _coerce(value: Any, target: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if target is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 8e-5 (no dot) as a string; a user means 8e-5
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if target is str:
         if not isinstance(value, str):

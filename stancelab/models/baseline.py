@@ -29,7 +29,7 @@ import numpy as np
 from stancelab.config import BaselineParams
 from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import label_matrix
-from stancelab.errors import ModelLoadError, first_line
+from stancelab.errors import InputError, ModelLoadError, first_line
 from stancelab.evaluation.metrics import macro_f1
 from stancelab.files import write_json
 from stancelab.labels import LABELS
@@ -140,7 +140,10 @@ class BaselineModel(StanceModel):
             raise ValueError(f"{len(texts)} texts but {len(y)} label sets")
         missing = [LABELS[j] for j in range(len(LABELS)) if y[:, j].sum() == 0]
         if missing:
-            raise ValueError(f"no positive example for label(s): {', '.join(missing)}")
+            raise InputError(
+                f"the training data has no positive example for label(s): {', '.join(missing)}; "
+                "every label needs at least one sentence that has it"
+            )
         self.search_ = self._grid_search(texts, y) if self.params.grid else {}
         for key, value in self.search_.get("best", {}).items():
             setattr(self.params, key, value)

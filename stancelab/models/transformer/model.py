@@ -33,6 +33,7 @@ import numpy as np
 from stancelab.config import TransformerParams
 from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
+from stancelab.errors import InputError
 from stancelab.labels import LABELS
 from stancelab.models.base import Groups, LabelSets, StanceModel, Texts, as_text_list
 from stancelab.models.calibration import (
@@ -89,7 +90,10 @@ class TransformerModel(StanceModel):
             )
         missing = [LABELS[j] for j in range(len(LABELS)) if y[:, j].sum() == 0]
         if missing:
-            raise ValueError(f"no positive example for label(s): {', '.join(missing)}")
+            raise InputError(
+                f"the training data has no positive example for label(s): {', '.join(missing)}; "
+                "every label needs at least one sentence that has it"
+            )
         p = self.params
         network.use_all_cores()
         network.seed_everything(self.seed)

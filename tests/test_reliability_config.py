@@ -1,0 +1,89 @@
+"""Issue #17, item 8: config values are checked by range, with one error line naming the key
+and the allowed range; a number written 8e-5 is a number."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+from reliability_common import one_error_line, run
+
+from stancelab.config import load_config
+
+
+def write_config(tmp_path: Path, gold: Path, model: str = "baseline") -> Path:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"model: {model}\nname: c\nseed: 1\ndata: {{gold: {gold}, augment: false}}\nparams: {{}}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    "override,key,allowed",
+    [
+        ("params.C=-1", "C", "a number > 0"),
+        ("params.word_ngrams=[2,1]", "word_ngrams", "1 <= low <= high"),
+        ("params.char_ngrams=[0,3]", "char_ngrams", "1 <= low <= high"),
+        ("params.class_weight=heavy", "class_weight", "balanced or null"),
+        ("seed=-5", "seed", "0 to 2**32 - 1"),
+        ("params.inner_folds=1", "inner_folds", "an integer from 2 to 50"),
+        ("params.min_df=0", "min_df", "an integer >= 1"),
+        ("params.grid={C: [1, -2]}", "grid.C", "a number > 0"),
+        ("params.grid={seed: [1]}", "grid.seed", "not a parameter to search"),
+        ("params.C=.nan", "C", "finite"),
+    ],
+)
+def test_out_of_range_baseline_values_get_one_line(tmp_path, tiny_gold, override, key, allowed):
+    config = write_config(tmp_path, tiny_gold)
+    ran = run("-m", "training.train", str(config), "--out", str(tmp_path / "r"), "--set", override)
+    assert ran.returncode == 1
+    line = one_error_line(ran.stderr)
+    assert key in line and allowed in line, line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("params.learning_rate=-1e-5", "learning_rate"),
+        ("params.epochs=0", "epochs"),
+        ("params.validation_fraction=0.9", "validation_fraction"),
+    ],
+)
+def test_out_of_range_transformer_values_name_the_allowed_range(tmp_path, override, key):
+    config = write_config(tmp_path, Path("gold.jsonl"), model="transformer")
+    ran = run("-m", "training.train", str(config), "--set", override)
+    assert ran.returncode == 1
+    line = one_error_line(ran.stderr)
+    assert key in line and "allowed:" in line, line
+
+
+@pytest.mark.parametrize("value", ["8e-5", "8E-5", "1e-3", "-2e+1"])
+def test_a_number_in_e_notation_is_a_number(tmp_path, value):
+    import yaml
+
+    config = write_config(tmp_path, Path("gold.jsonl"), model="transformer")
+    assert isinstance(yaml.safe_load(value), str)  # what YAML 1.1 makes of it
+    if float(value) < 0:
+        return
+    loaded = load_config(config, {"params.learning_rate": yaml.safe_load(value)})
+    assert loaded.params.learning_rate == float(value)
+
+
+def test_gold_without_a_positive_example_of_a_label_is_one_line(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"id": f"s{i}", "text": t, "labels": [x for x in lab if x != "denial"]}
+        for i, (t, lab) in enumerate(TINY)
+    ]
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = write_config(tmp_path, gold)
+    ran = run("-m", "training.train", str(config), "--out", str(tmp_path / "r"))
+    assert ran.returncode == 1
+    line = one_error_line(ran.stderr)
+    assert "no positive example for label(s): denial" in line, line
+    assert not (tmp_path / "r").exists()
