@@ -150,14 +150,14 @@ def test_second_training_into_one_out_is_refused(tmp_path, tiny_gold):
     assert first.wait(timeout=600) == 0, first.stderr.read()
     assert second.returncode == 1
     assert "another training is writing this run directory" in one_error_line(second.stderr)
-    from stancelab.models.base import load_model
+    from stancelab.models.registry import load_model
 
     assert load_model(out).predict("We will strike back.") is not None
 
 
 def test_training_onto_an_existing_run_refuses_or_clears_it(tmp_path, tiny_gold):
-    from stancelab.models.base import load_model
     from stancelab.models.fit import train_run
+    from stancelab.models.registry import load_model
 
     config = write_config(tmp_path, tiny_gold)
     out = tmp_path / "run"

@@ -18,7 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from conftest import TINY  # noqa: E402
 
 from stancelab.config import TransformerParams  # noqa: E402
-from stancelab.models.base import load_model  # noqa: E402
+from stancelab.models.registry import load_model  # noqa: E402
 from stancelab.models.transformer import onnx as fastpath  # noqa: E402
 from stancelab.models.transformer.model import TransformerModel  # noqa: E402
 from stancelab.prediction.api import fast  # noqa: E402
