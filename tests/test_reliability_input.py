@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
+from reliability_common import one_error_line, stancelab
 
 from stancelab.annotation.gold import update_gold
 from stancelab.annotation.tasks import read_predictions
@@ -148,3 +149,110 @@ def test_bom_at_the_start_of_a_jsonl_file(run_dir, tmp_path):
     assert summary.errors == 0 and read_jsonl(out)[0]["id"] == "a"
     sentences, _ = ingest([source], tmp_path / "s.jsonl")
     assert {s.doc_id for s in sentences} == {"a"}
+
+
+# -- item 9: lone surrogates and undecodable arguments ----------------------------------------
+
+
+def test_lone_surrogate_is_a_value_error_naming_the_index(run_dir):
+    from stancelab.prediction.api import predict
+
+    with pytest.raises(ValueError, match="index 1 is not valid Unicode"):
+        predict(["We will strike back.", "bad \ud800 text"], model=run_dir)
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        predict("\ud800", model=run_dir)
+
+
+def test_lone_surrogate_in_a_file_is_an_error_row(run_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": "a", "text": "bad \\ud800 text"}\n{"id": "b", "text": "We will strike back."}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    rows = read_jsonl(out)
+    assert "not valid Unicode" in rows[0]["error"] and rows[1]["labels"] is not None
+    assert summary.errors == 1
+    text_file = tmp_path / "in.txt"
+    text_file.write_bytes(b"caf\xff bytes\nWe will strike back.\n")
+    out2 = tmp_path / "out2.jsonl"
+    predict_file(resolve_model(run_dir), text_file, out2, progress=False)
+    rows = read_jsonl(out2)
+    assert "not valid Unicode" in rows[0]["error"] and "labels" in rows[1]
+
+
+def test_lone_surrogate_in_corpus_input_is_an_error(tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "a", "text": "We will strike \\udcff back."}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"docs.jsonl:1: 'text' is not valid Unicode"):
+        ingest([source], tmp_path / "s.jsonl")
+
+
+def test_undecodable_cli_argument_is_one_line(run_dir):
+    import os
+    import subprocess
+    import sys
+
+    from reliability_common import code_root, env
+
+    ran = subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"stancelab.cli", b"predict", b"--model"]
+        + [os.fsencode(str(run_dir)), b"We will strike \xff back."],
+        capture_output=True,
+        env=env(),
+        cwd=code_root(),
+    )
+    assert ran.returncode == 1
+    stderr = ran.stderr.decode("utf-8", "replace")
+    assert "not valid Unicode" in one_error_line(stderr)
+
+
+# -- item 10: one line instead of a traceback; empty batches; invisible text ---------------------
+
+
+def test_predict_of_an_empty_list_is_an_empty_list(run_dir):
+    from stancelab.prediction.api import predict
+
+    assert predict([], model=run_dir) == []
+    assert resolve_model(run_dir).predict_proba([]).shape == (0, 4)
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u200c\u200d", " \u2060\ufeff ", "\u00ad"])
+def test_zero_width_only_text_is_empty(run_dir, tmp_path, text):
+    from stancelab.prediction.api import predict
+
+    with pytest.raises(ValueError, match="index 0 is empty"):
+        predict([text], model=run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "z", "text": text}) + "\n", encoding="utf-8")
+    predict_file(resolve_model(run_dir), source, tmp_path / "o.jsonl", progress=False)
+    assert "empty" in read_jsonl(tmp_path / "o.jsonl")[0]["error"]
+
+
+@pytest.mark.parametrize(
+    "edit,what",
+    [
+        (lambda m: m["params"].update(colour="blue"), "colour"),
+        (lambda m: m["params"].update(C=-3), "C"),
+        (lambda m: m.update(thresholds=["high", 0.5, 0.5, 0.5]), "thresholds"),
+        (lambda m: m.update(thresholds=[None, 0.5, 0.5, 0.5]), "thresholds"),
+        (lambda m: m.update(seed="x"), "seed"),
+    ],
+)
+def test_bad_manifest_entries_are_model_load_errors(run_dir, tmp_path, edit, what):
+    import shutil
+
+    from stancelab.errors import ModelLoadError
+    from stancelab.models.registry import load_model
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    manifest = json.loads((copy / "stancelab.json").read_text())
+    edit(manifest)
+    (copy / "stancelab.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=what):
+        load_model(copy)
+    if what == "colour":  # the command line prints the same, as one line
+        ran = stancelab("predict", "--model", str(copy), "We will strike back.")
+        assert ran.returncode == 1 and what in one_error_line(ran.stderr)

@@ -90,3 +90,10 @@ def test_an_edited_int8_export_is_rebuilt(saved, cached):
     with pytest.warns(UserWarning, match="rebuilding"):
         model = load_model(saved).use_backend("onnx", precision="int8")
     assert model.predict_proba(TEXTS).shape == (3, 4) and fastpath.verified(int8)
+
+
+def test_predict_of_an_empty_list_is_an_empty_list(saved, cached):
+    from stancelab.prediction.api import predict
+
+    assert predict([], model=load_model(saved)) == []
+    assert predict([], model=fast(load_model(saved), "fp32")) == []

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from stancelab.errors import InputError
 from stancelab.files import iter_csv, read_text
+from stancelab.models.base import text_problem
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
@@ -50,7 +51,7 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
     """
     if suffix == ".csv":
         for lineno, row, problem in iter_csv(name, handle):
-            yield _check(Record(lineno, row.get("id") or None, row.get("text"), problem))
+            yield check(Record(lineno, row.get("id") or None, row.get("text"), problem))
         return
     for lineno, line in enumerate(handle, start=1):
         if suffix == ".txt":
@@ -76,15 +77,9 @@ def check(record: Record) -> Record:
     text = record.text
     if record.error:
         return record
-    if not isinstance(text, str):
-        record.error = f"'text' must be a string, got {type(text).__name__}"
-    elif not text.strip():
-        record.error = "'text' is empty"
-    else:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            record.error = "text is not valid UTF-8"
+    problem = text_problem(text)  # the same rules as predict() on a list
+    if problem is not None:
+        record.error = f"'text' {problem}"
     if record.error:
         record.text = None
     return record

@@ -14,6 +14,7 @@ calibration, format version); the kind-specific files sit beside it.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,11 +33,36 @@ MANIFEST = "stancelab.json"
 FORMAT_VERSION = 1
 
 
+# White space and invisible format characters (zero-width spaces and joiners, direction
+# marks, soft hyphens, the BOM): a text made only of these is empty.
+_VISIBLE = re.compile(
+    r"[^\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+
+
+def text_problem(text: object) -> str | None:
+    """Why ``text`` cannot be labelled (one phrase), or None if it can: not a string, empty
+    (only white space or invisible characters), or not encodable as UTF-8 (an unpaired
+    surrogate, such as an undecodable byte of a command-line argument)."""
+    if not isinstance(text, str):
+        return f"must be a string, not {type(text).__name__}"
+    if not _VISIBLE.search(text):
+        return "is empty or only white space or invisible characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"is not valid Unicode (an unpaired surrogate or undecodable byte at character "
+            f"{exc.start})"
+        )
+    return None
+
+
 def as_text_list(texts: str | Sequence[str]) -> list[str]:
     """Validate input texts: one string or a list of strings, none empty.
 
-    Raises TypeError for non-strings and ValueError for empty or blank strings, naming the
-    offending index.
+    Raises TypeError for non-strings and ValueError for empty, blank or invisible-only
+    strings and for strings that are not valid Unicode, naming the offending index.
     """
     if isinstance(texts, str):
         items, single = [texts], True
@@ -45,11 +71,11 @@ def as_text_list(texts: str | Sequence[str]) -> list[str]:
     else:
         items, single = list(texts), False
     for i, text in enumerate(items):
-        where = "" if single else f" at index {i}"
-        if not isinstance(text, str):
-            raise TypeError(f"text{where} must be a string, not {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"text{where} is empty or only white space")
+        problem = text_problem(text)
+        if problem is not None:
+            where = "" if single else f" at index {i}"
+            error = TypeError if not isinstance(text, str) else ValueError
+            raise error(f"text{where} {problem}")
     return items
 
 
@@ -146,6 +172,10 @@ def read_manifest(directory: str | Path) -> dict:
     thresholds = manifest.get("thresholds")
     if not (isinstance(thresholds, list) and len(thresholds) == len(LABELS)):
         raise ModelLoadError(f"{path}: thresholds missing or of the wrong length")
+    if not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in thresholds
+    ):
+        raise ModelLoadError(f"{path}: thresholds must be numbers from 0 to 1, got {thresholds}")
     return manifest
 
 

@@ -203,7 +203,10 @@ class BaselineModel(StanceModel):
     def decision_function(self, texts: str | Sequence[str]) -> np.ndarray:
         """Raw per-label scores: the fitted pipeline's ``decision_function``, computed from
         its saved numbers (``LinearTfidf``) so that a loaded model needs no pipeline."""
-        return self.scorer_.decision_function(as_text_list(texts))
+        texts = as_text_list(texts)
+        if not texts:  # no texts, no scores (scikit-learn rejects an empty batch)
+            return np.zeros((0, len(LABELS)))
+        return self.scorer_.decision_function(texts)
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         return self.calibration_.transform(self.decision_function(texts))
@@ -276,7 +279,10 @@ class BaselineModel(StanceModel):
                 )
             check_checksum(path, files.get(name))
         try:
-            model = cls(BaselineParams(**manifest.get("params", {})), seed=manifest.get("seed", 13))
+            seed = manifest.get("seed", 13)
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError(f"seed must be an integer, got {seed!r}")
+            model = cls(BaselineParams(**manifest.get("params", {})), seed=seed)
             model.calibration_ = PlattCalibrator.from_dict(manifest["calibration"])
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelLoadError(f"{directory / MANIFEST}: bad entry ({exc})") from None
