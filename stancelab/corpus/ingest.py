@@ -23,6 +23,7 @@ from pathlib import Path
 from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
 from stancelab.files import InputError, read_text, refuse_input_as_output, write_jsonl
+from stancelab.models.base import text_problem
 from stancelab.paths import SENTENCES_PATH
 
 
@@ -214,8 +215,8 @@ def input_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def _read_txt(path: Path, doc_id: Path | None = None) -> Document:
     text = read_text(path)
-    if not text.strip():
-        raise InputError(f"{path}: file is empty")
+    if text_problem(text) is not None:
+        raise InputError(f"{path}: file is empty (only white space or invisible characters)")
     # A file in a subfolder is named by its relative path: "2024/article".
     return Document((doc_id or Path(path.stem)).as_posix(), text, str(path))
 

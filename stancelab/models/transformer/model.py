@@ -85,7 +85,7 @@ class TransformerModel(StanceModel):
         if len(texts) != len(y):
             raise ValueError(f"{len(texts)} texts but {len(y)} label sets")
         if len(texts) < MIN_SENTENCES:
-            raise ValueError(
+            raise InputError(
                 f"the transformer needs at least {MIN_SENTENCES} sentences, got {len(texts)}"
             )
         missing = [LABELS[j] for j in range(len(LABELS)) if y[:, j].sum() == 0]
