@@ -1,7 +1,10 @@
-"""Small file helpers shared by every command: atomic writes, JSONL reading, checksums.
+"""Small file helpers shared by every command: atomic writes, one-writer locks, line, JSONL
+and CSV reading, checksums.
 
 Writes go to a temporary file in the destination folder and are renamed into place, so a
 crash or an error never leaves a half-written file behind and never clobbers the old one.
+``exclusive_lock`` refuses a second writer of the same output at once, and
+``refuse_input_as_output`` an output that would replace an input.
 """
 
 from __future__ import annotations
