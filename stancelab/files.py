@@ -9,7 +9,6 @@ crash or an error never leaves a half-written file behind and never clobbers the
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
 import fcntl
@@ -164,20 +163,6 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
             f"{path}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"
         ) from None
     return text
-
-
-def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line without its ending) lazily, for files too large to hold.
-
-    Lines end at "\n" only, as in ``iter_jsonl``. A UTF-8 byte order mark at the start is
-    dropped; bytes that are not UTF-8 come back as surrogate escapes, for the caller to
-    report per line.
-    """
-    with open(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]
-            yield lineno, raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", "surrogateescape")
 
 
 def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, dict, str | None]]:
