@@ -68,7 +68,9 @@ def find_suspects(y: np.ndarray, sources: list[Source]) -> list[Suspect]:
     y = np.asarray(y, dtype=bool)
     given = [np.flatnonzero(row).tolist() for row in y]  # cleanlab's multi-label format
     flagged = np.array(
-        [cl_filter.find_multilabel_issues_per_class(given, s.proba) for s in sources]
+        # n_jobs=1: cleanlab forks workers by default, and a fork of a process running torch's
+        # threads can deadlock.
+        [cl_filter.find_multilabel_issues_per_class(given, s.proba, n_jobs=1) for s in sources]
     )  # (sources, n, L)
     # Per label, cleanlab's self-confidence: the probability of the gold side.
     gold_side = np.mean(
