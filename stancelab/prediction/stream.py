@@ -176,19 +176,19 @@ def predict_file(
 
 
 def _predict_locked(
-    model,
-    input_path,
-    output_path,
-    part,
-    meta_path,
-    records,
-    fd,
+    model: StanceModel,
+    input_path: Path,
+    output_path: Path,
+    part: Path,
+    meta_path: Path,
+    records: Iterator[Record],
+    fd: int,
     *,
-    documents,
-    resume,
-    overwrite,
-    chunk_size,
-    progress,
+    documents: bool,
+    resume: bool,
+    overwrite: bool,
+    chunk_size: int,
+    progress: bool,
 ) -> Summary:
     stat = input_path.stat()
     identity = {
