@@ -60,9 +60,10 @@ def model_files(model, directory: Path) -> dict[str, bytes]:
     if key is not None and getattr(model, "runner_", None) is not None:
         from stancelab.models.transformer.onnx import cache_dir
 
-        for name in (f"{key}.onnx", f"{key}.int8.onnx"):
-            if (cache_dir() / name).is_file():
-                files[f"home/onnx/{name}"] = (cache_dir() / name).read_bytes()
+        for export in (f"{key}.onnx", f"{key}.int8.onnx"):  # each with its own checksum
+            for name in (export, export + ".sha256"):
+                if (cache_dir() / name).is_file():
+                    files[f"home/onnx/{name}"] = (cache_dir() / name).read_bytes()
     return files
 
 
