@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,16 @@ def start_paused(tmp: Path, patch: str, module_args: list[str]) -> tuple[subproc
     )
     wait_for(ready.exists, f"{patch} to be reached", proc=proc)
     return proc, go
+
+
+def export_json(sid: str, text: str, labels: list[str]) -> str:
+    """A one-task Label Studio export (full JSON) with one annotator's choices."""
+    result = {"from_name": "labels", "to_name": "text", "type": "choices"}
+    annotation = {
+        "id": 1,
+        "completed_by": {"id": 1, "email": "a@x"},
+        "was_cancelled": False,
+        "result": [{**result, "value": {"choices": labels}}],
+    }
+    task = {"id": 1, "data": {"id": sid, "doc_id": "d", "text": text}, "annotations": [annotation]}
+    return json.dumps([task])

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from reliability_common import one_error_line, run, stancelab, start_paused, wait_for
+from reliability_common import (
+    export_json,
+    one_error_line,
+    run,
+    stancelab,
+    start_paused,
+    wait_for,
+)
 
 from stancelab.annotation.exports import list_exports
 from stancelab.config import BaselineParams
@@ -77,26 +84,7 @@ def run_popen(*args: str):
 
 
 def export_file(path: Path, sid: str, labels: list[str]) -> Path:
-    task = {
-        "id": 1,
-        "data": {"id": sid, "doc_id": "d", "text": f"Sentence {sid} about the border."},
-        "annotations": [
-            {
-                "id": 1,
-                "completed_by": {"id": 1, "email": "a@x"},
-                "was_cancelled": False,
-                "result": [
-                    {
-                        "from_name": "labels",
-                        "to_name": "text",
-                        "type": "choices",
-                        "value": {"choices": labels},
-                    }
-                ],
-            }
-        ],
-    }
-    path.write_text(json.dumps([task]), encoding="utf-8")
+    path.write_text(export_json(sid, f"Sentence {sid} about the border.", labels), encoding="utf-8")
     return path
 
 

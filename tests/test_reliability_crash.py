@@ -8,13 +8,12 @@ repaired (stale temporary files removed), and importing the same file again stor
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
 
 import pytest
-from reliability_common import env, one_error_line, stancelab
+from reliability_common import env, export_json, one_error_line, stancelab
 
 from stancelab.annotation.exports import checksum_path, list_exports
 from stancelab.annotation.gold import update_gold
@@ -42,26 +41,7 @@ runpy.run_module("stancelab.cli", run_name="__main__", alter_sys=True)
 
 
 def export_bytes(sid: str, labels: list[str]) -> bytes:
-    task = {
-        "id": 1,
-        "data": {"id": sid, "doc_id": "d", "text": f"Sentence {sid}: we will strike back."},
-        "annotations": [
-            {
-                "id": 1,
-                "completed_by": {"id": 1, "email": "a@x"},
-                "was_cancelled": False,
-                "result": [
-                    {
-                        "from_name": "labels",
-                        "to_name": "text",
-                        "type": "choices",
-                        "value": {"choices": labels},
-                    }
-                ],
-            }
-        ],
-    }
-    return json.dumps([task]).encode("utf-8")
+    return export_json(sid, f"Sentence {sid}: we will strike back.", labels).encode("utf-8")
 
 
 def temporaries(folder: Path) -> list[Path]:
