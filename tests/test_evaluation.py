@@ -344,3 +344,18 @@ def test_leave_dyads_out_scores_each_authored_sentence_once_on_unseen_dyads(fixt
     assert metrics["results"]["dyads"]["base_a"]["corpus+augment"]["sentences"] == len(AUGMENT)
     assert metrics["data"]["dyads"]["dyads"] == 5
     assert "## Leave dyads out (unseen conflicts)" in outputs.report.read_text()
+
+
+def test_evaluate_flags_add_schemes_to_the_default_protocol():
+    from training.evaluate import parse_args, protocol_for
+
+    default = protocol_for(parse_args(["a.yaml"]))
+    assert (default.repeats, default.contrast, default.leave_one_article_out) == (1, (), False)
+    assert default.leave_dyads_out == 0 and default.curve == ()
+    extra = protocol_for(parse_args(["a.yaml", "--contrast", "--articles", "--dyads"]))
+    assert extra.contrast == ("kfold",) and extra.leave_one_article_out
+    assert extra.leave_dyads_out == 5 and extra.repeats == 1
+    full = protocol_for(parse_args(["a.yaml", "--full", "--contrast"]))
+    assert full.contrast == ("kfold", "logo") and full.repeats == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "r", "--data", "d.jsonl", "--contrast"])

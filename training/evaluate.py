@@ -1,13 +1,14 @@
 """Compare models on identical folds of the corpus gold set, or score trained models on a file.
 
     python -m training.evaluate configs/baseline.yaml configs/transformer.yaml [--out DIR]
-        [--full | --articles --dyads]
+        [--full | --contrast --articles --dyads]
     python -m training.evaluate --model runs/baseline [--model runs/transformer] \
         --data FILE.jsonl [--out DIR]
 
-The first form runs the cross-validation protocol (default: 5-fold x 1 repeat and the
-corpus-only contrast; ``--articles``: also leave one article out; ``--dyads``: also leave dyads
-out; ``--full``: 5-fold x 3 repeats, both of those and more) and the second
+The first form runs the cross-validation protocol (default: 5-fold x 1 repeat; ``--contrast``:
+also train each config with the augmentation switched the other way; ``--articles``: also leave
+one article out; ``--dyads``: also leave dyads out; ``--full``: 5-fold x 3 repeats, all of
+those and a learning curve) and the second
 scores already trained models on any labelled JSONL file (``text``, ``labels``). Both write
 ``report.md``, ``metrics.json``, ``predictions.jsonl`` and PNG plots to ``--out`` (default
 ``reports/latest/``) and print the comparison table. With ``MLFLOW_TRACKING_URI`` set, or
@@ -41,6 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--full", action="store_true", help="the full protocol (5-fold x 3 repeats, ...)"
     )
     parser.add_argument(
+        "--contrast",
+        action="store_true",
+        help="also train each config with the augmentation switched the other way, on the "
+        "5-fold CV (part of --full)",
+    )
+    parser.add_argument(
         "--articles",
         action="store_true",
         help="also leave one article out (part of --full)",
@@ -71,9 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("give either configs (cross-validation) or --model/--data, not both")
         if not (args.model and args.data):
             parser.error("--model and --data go together")
-        if args.full or args.dyads or args.articles:
+        if args.full or args.dyads or args.articles or args.contrast:
             parser.error(
-                "--full, --articles and --dyads apply to cross-validation, not to --model/--data"
+                "--full, --contrast, --articles and --dyads apply to cross-validation, "
+                "not to --model/--data"
             )
     elif not args.configs:
         parser.error("give one or more configs, or --model RUN_DIR --data FILE.jsonl")
@@ -82,9 +90,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace, command: str) -> int:
+def protocol_for(args: argparse.Namespace):
+    """The cross-validation protocol the flags ask for: the default or ``--full``, plus extras."""
     import dataclasses
 
+    from stancelab.evaluation.protocol import DEFAULT, FULL
+
+    protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
+    if args.contrast and not protocol.contrast:
+        protocol = dataclasses.replace(protocol, contrast=("kfold",))
+    if args.articles:
+        protocol = dataclasses.replace(protocol, leave_one_article_out=True)
+    if args.dyads:
+        protocol = dataclasses.replace(protocol, leave_dyads_out=FULL.leave_dyads_out)
+    return protocol
+
+
+def run(args: argparse.Namespace, command: str) -> int:
     from stancelab.evaluation.report import write_outputs
     from training.pipeline import active_section
 
@@ -94,14 +116,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         result = evaluate_saved(args.model, args.data, progress=not args.quiet, n_boot=args.n_boot)
     else:
         from stancelab.evaluation.crossval import evaluate
-        from stancelab.evaluation.protocol import DEFAULT, FULL
 
-        protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
-        if args.articles:
-            protocol = dataclasses.replace(protocol, leave_one_article_out=True)
-        if args.dyads:
-            protocol = dataclasses.replace(protocol, leave_dyads_out=FULL.leave_dyads_out)
-        result = evaluate(args.configs, protocol, progress=not args.quiet)
+        result = evaluate(args.configs, protocol_for(args), progress=not args.quiet)
     outputs = write_outputs(result, args.out, command=command, sections=active_section(args.out))
     print(outputs.table)
     print(outputs.verdict)

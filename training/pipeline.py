@@ -7,7 +7,7 @@
    (``stancelab.annotation.gold``); with no stored export, the committed gold file is used as it is;
 3. train: every config into ``runs/<name>/`` (``stancelab.models.fit.train_run``);
 4. evaluate: every config on the same folds of the gold set (default protocol: 5-fold x 1
-   repeat and the corpus-only contrast; ``--full``: 5-fold x 3 repeats, leave one article out,
+   repeat; ``--full``: 5-fold x 3 repeats, leave one article out,
    leave dyads out and more), then print the comparison table and the report's path (default
    ``reports/latest/report.md``).
 
