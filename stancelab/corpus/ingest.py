@@ -22,8 +22,8 @@ from pathlib import Path
 
 from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
+from stancelab.corpus.text import text_problem
 from stancelab.files import InputError, read_text, refuse_input_as_output, write_jsonl
-from stancelab.models.base import text_problem
 from stancelab.paths import SENTENCES_PATH
 
 

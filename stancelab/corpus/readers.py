@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from stancelab.corpus.text import text_problem
 from stancelab.errors import InputError
 from stancelab.files import iter_csv, read_text
-from stancelab.models.base import text_problem
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 

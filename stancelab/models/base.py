@@ -14,7 +14,6 @@ calibration, format version); the kind-specific files sit beside it.
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stancelab.corpus.text import text_problem
 from stancelab.errors import ModelLoadError
 from stancelab.files import sha256_file
 from stancelab.labels import LABELS
@@ -31,31 +31,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "stancelab.json"
 FORMAT_VERSION = 1
-
-
-# White space and invisible format characters (zero-width spaces and joiners, direction
-# marks, soft hyphens, the BOM): a text made only of these is empty.
-_VISIBLE = re.compile(
-    r"[^\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
-)
-
-
-def text_problem(text: object) -> str | None:
-    """Why ``text`` cannot be labelled (one phrase), or None if it can: not a string, empty
-    (only white space or invisible characters), or not encodable as UTF-8 (an unpaired
-    surrogate, such as an undecodable byte of a command-line argument)."""
-    if not isinstance(text, str):
-        return f"must be a string, not {type(text).__name__}"
-    if not _VISIBLE.search(text):
-        return "is empty or only white space or invisible characters"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (
-            f"is not valid Unicode (an unpaired surrogate or undecodable byte at character "
-            f"{exc.start})"
-        )
-    return None
 
 
 def as_text_list(texts: str | Sequence[str]) -> list[str]:
