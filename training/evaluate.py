@@ -1,7 +1,7 @@
 """Compare models on identical folds of the corpus gold set, or score trained models on a file.
 
     python -m training.evaluate configs/baseline.yaml configs/transformer.yaml [--out DIR]
-        [--full | --contrast --articles --dyads]
+        [--full] [--contrast] [--articles] [--dyads]
     python -m training.evaluate --model runs/baseline [--model runs/transformer] \
         --data FILE.jsonl [--out DIR]
 

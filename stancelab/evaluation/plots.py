@@ -49,6 +49,7 @@ def f1_per_label(metrics: dict, scheme: str, path: Path) -> Path | None:
         primary = metrics["models"][name]["primary"]
         for variant in sorted(v for v in variants if v in (primary, "corpus", "corpus+augment")):
             bars.append((m, name, variant, variants[variant]))
+    any_contrast = any(v != metrics["models"][n]["primary"] for _, n, v, _ in bars)
     groups = [*LABELS, "macro-F1"]
     width = 0.8 / len(bars)
     fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(groups) + 0.35 * len(bars)), 4.6))
@@ -105,7 +106,7 @@ def f1_per_label(metrics: dict, scheme: str, path: Path) -> Path | None:
         loc="upper left",
         bbox_to_anchor=(1.0, 1.0),
         frameon=False,
-        title="model (training data)\nhatched: the contrast variant",
+        title="model (training data)" + ("\nhatched: the contrast variant" if any_contrast else ""),
         title_fontsize=8,
     )
     return _save(fig, path)
