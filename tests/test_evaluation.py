@@ -352,10 +352,14 @@ def test_evaluate_flags_add_schemes_to_the_default_protocol():
     default = protocol_for(parse_args(["a.yaml"]))
     assert (default.repeats, default.contrast, default.leave_one_article_out) == (1, (), False)
     assert default.leave_dyads_out == 0 and default.curve == ()
+    assert default.name == "default"
     extra = protocol_for(parse_args(["a.yaml", "--contrast", "--articles", "--dyads"]))
     assert extra.contrast == ("kfold",) and extra.leave_one_article_out
     assert extra.leave_dyads_out == 5 and extra.repeats == 1
+    assert extra.name == "default+contrast+articles+dyads"
+    assert protocol_for(parse_args(["a.yaml", "--dyads"])).name == "default+dyads"
     full = protocol_for(parse_args(["a.yaml", "--full", "--contrast"]))
     assert full.contrast == ("kfold", "logo") and full.repeats == 3
+    assert full.name == "full"  # --full already holds every scheme
     with pytest.raises(SystemExit):
         parse_args(["--model", "r", "--data", "d.jsonl", "--contrast"])

@@ -97,12 +97,18 @@ def protocol_for(args: argparse.Namespace):
     from stancelab.evaluation.protocol import DEFAULT, FULL
 
     protocol = dataclasses.replace(FULL if args.full else DEFAULT, n_boot=args.n_boot)
+    added = []  # the flags that change the protocol name it, so reports and MLflow tell runs apart
     if args.contrast and not protocol.contrast:
         protocol = dataclasses.replace(protocol, contrast=("kfold",))
-    if args.articles:
+        added.append("contrast")
+    if args.articles and not protocol.leave_one_article_out:
         protocol = dataclasses.replace(protocol, leave_one_article_out=True)
-    if args.dyads:
+        added.append("articles")
+    if args.dyads and not protocol.leave_dyads_out:
         protocol = dataclasses.replace(protocol, leave_dyads_out=FULL.leave_dyads_out)
+        added.append("dyads")
+    if added:
+        protocol = dataclasses.replace(protocol, name="+".join([protocol.name, *added]))
     return protocol
 
 
