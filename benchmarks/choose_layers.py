@@ -1,6 +1,7 @@
 """How many top layers of all-mpnet-base-v2 to fine-tune, and for how many epochs.
 
     python benchmarks/choose_layers.py [--fold 0] [--candidates 10:3 10:4 8:2 8:3]
+                                       [--precision fp32|bf16]
 
 Each candidate (cached bottom layers : epochs) is the default config
 (``configs/transformer.yaml``) with those two values changed. It is trained on the corpus gold
@@ -9,7 +10,9 @@ that fold: authored sentences of conflicts it never saw, the harness's ``dyads``
 fold keeps this affordable on 2 cores; its interval is wide, so it ranks recipes of clearly
 different quality and says nothing finer. Fit time is wall time on this machine, including
 the cached forward pass when the cache is cold (the first candidate with a given K).
-Writes ``benchmarks/results/choose_layers.json``.
+``--precision`` sets the training steps' arithmetic (``params.mixed_precision``; the default
+config's ``auto``). Writes ``benchmarks/results/choose_layers.json`` for fp32 and
+``choose_layers_bf16.json`` for bf16.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import platform
 import time
 from pathlib import Path
 
-from stancelab.config import load_config
+import torch
+
+from stancelab.config import PRECISIONS, load_config
 from stancelab.data.labelled import load_augmentation, load_labelled
 from stancelab.evaluation.crossval import fit_model, score, unseen
 from stancelab.evaluation.metrics import summarize
 from stancelab.evaluation.protocol import AUGMENTED, FULL, build_dyad_folds, training_set
+from stancelab.models.transformer.network import training_precision
 from stancelab.paths import usable_cores
 
-OUT = Path(__file__).parent / "results" / "choose_layers.json"
+RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -36,9 +42,15 @@ def main() -> None:
     parser.add_argument(
         "--candidates", nargs="+", default=["10:3", "10:4", "8:2", "8:3"], help="K:epochs"
     )
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--precision", choices=PRECISIONS, help="default: the config's")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/choose_layers*.json")
     args = parser.parse_args()
     base = load_config("configs/transformer.yaml")
+    precision = training_precision(
+        args.precision or base.params.mixed_precision, torch.device("cpu")
+    )
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    out = args.out or RESULTS / f"choose_layers{suffix}.json"
     corpus = load_labelled(base.data.gold, default_source="corpus")
     aug = load_augmentation(base.data.augment_dir)
     aug = aug.subset(sorted(unseen(aug, corpus), key=lambda i: aug.ids[i]))
@@ -50,7 +62,12 @@ def main() -> None:
         k, epochs = (int(x) for x in spec.split(":"))
         config = load_config(
             "configs/transformer.yaml",
-            {"params.cache_layers": k, "params.epochs": epochs, "params.progress": False},
+            {
+                "params.cache_layers": k,
+                "params.epochs": epochs,
+                "params.mixed_precision": precision,
+                "params.progress": False,
+            },
         )
         started = time.perf_counter()
         model = fit_model(config, train, 0)
@@ -81,11 +98,12 @@ def main() -> None:
         "test_dyads": len(set(test.dyads)),
         "machine": f"{platform.machine()}, {usable_cores()} cores, "
         f"Python {platform.python_version()}",
+        "precision": precision,
         "candidates": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"-> {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"-> {out}")
 
 
 if __name__ == "__main__":

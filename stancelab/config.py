@@ -91,6 +91,7 @@ BASELINE_RANGES = {
 
 
 RECIPES = ("finetune", "setfit")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -116,6 +117,10 @@ class TransformerParams:
     # finetune: keep the bottom N layers fixed and compute their outputs once, cached on disk
     # (stancelab.models.transformer.layers); only the layers above and the head are trained.
     cache_layers: int = 0
+    # finetune: the arithmetic of the training steps. "bf16" runs them under bfloat16 autocast
+    # (weights, optimiser, validation, calibration and predictions stay fp32); "auto" is bf16
+    # where the hardware has it (a CPU oneDNN runs bf16 on, or a bf16 GPU), else fp32.
+    mixed_precision: str = "fp32"
     early_stopping_patience: int = 1  # epochs without validation gain before stopping
     # Held out of training for early stopping, calibration and thresholds (see transformer.py).
     validation_fraction: float = 0.15
@@ -128,6 +133,13 @@ class TransformerParams:
             raise ConfigError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if not self.model.strip():
             raise ConfigError("model must name packaged weights, a directory or a hub id")
+        if self.mixed_precision not in PRECISIONS:
+            raise ConfigError(
+                f"mixed_precision must be one of {', '.join(PRECISIONS)}, "
+                f"got {self.mixed_precision!r}"
+            )
+        if self.mixed_precision != "fp32" and self.recipe != "finetune":
+            raise ConfigError("mixed_precision: only with recipe finetune (setfit trains in fp32)")
         if self.cache_layers and (self.freeze_layers or self.recipe != "finetune"):
             raise ConfigError(
                 "cache_layers: only with recipe finetune, and instead of freeze_layers"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -115,6 +116,31 @@ def test_fixed_seed_gives_identical_results(fitted: TransformerModel) -> None:
     assert not np.array_equal(other.predict_proba(TEXTS), fitted.predict_proba(TEXTS))
 
 
+def test_bf16_training_steps_change_training_but_not_the_fp32_model_shipped(
+    fitted: TransformerModel, tmp_path: Path
+) -> None:
+    mixed = TransformerModel(tiny_params(mixed_precision="bf16"), seed=7).fit(TEXTS, LABEL_SETS)
+    assert [row["precision"] for row in mixed.history_] == ["bf16"]
+    assert [row["precision"] for row in fitted.history_] == ["fp32"]
+    proba = mixed.predict_proba(TEXTS)
+    # The same seed and data: only the training arithmetic differs, and it shows.
+    assert not np.allclose(proba, fitted.predict_proba(TEXTS), atol=1e-6)
+    assert all(p.dtype == torch.float32 for p in mixed.net_.parameters())
+    # Predictions are fp32: a reload (no autocast anywhere) gives exactly the same scores.
+    loaded = load_model(mixed.save(tmp_path / "bf16")).use_backend("torch")
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), proba)
+
+
+def test_auto_precision_means_bf16_only_where_it_is_native() -> None:
+    from stancelab.models.transformer.network import training_precision
+
+    cpu = torch.device("cpu")
+    assert training_precision("fp32", cpu) == "fp32"
+    assert training_precision("bf16", cpu) == "bf16"
+    assert training_precision("auto", cpu) in {"fp32", "bf16"}
+    assert training_precision("auto", torch.device("meta")) == "fp32"
+
+
 def test_setfit_recipe_fits_predicts_and_round_trips(tmp_path: Path) -> None:
     model = TransformerModel(tiny_params(recipe="setfit"), seed=7).fit(TEXTS, LABEL_SETS)
     proba = model.predict_proba(TEXTS)
@@ -175,11 +201,19 @@ def test_unknown_config_keys_and_bad_values_are_rejected() -> None:
         config_from_dict({"model": "transformer", "params": {"recipe": "distill"}})
     with pytest.raises(ConfigError, match="epochs"):
         config_from_dict({"model": "transformer", "params": {"epochs": "three"}})
+    with pytest.raises(ConfigError, match="mixed_precision must be one of fp32, bf16, auto"):
+        config_from_dict({"model": "transformer", "params": {"mixed_precision": "fp16"}})
+    with pytest.raises(ConfigError, match="mixed_precision: only with recipe finetune"):
+        config_from_dict(
+            {"model": "transformer", "params": {"mixed_precision": "bf16", "recipe": "setfit"}}
+        )
     default = load_config(ROOT / "configs" / "transformer.yaml")
     small = load_config(ROOT / "configs" / "transformer_small.yaml")
     other = load_config(ROOT / "configs" / "transformer_setfit.yaml")
     assert default.params.model == "packaged:all-mpnet-base-v2"
     assert default.params.cache_layers == 8
+    assert (default.params.epochs, default.params.mixed_precision) == (3, "auto")
+    assert small.params.mixed_precision == "fp32"
     assert small.params.model == "packaged:all-MiniLM-L6-v2" and small.params.cache_layers == 0
     assert {default.params.recipe, other.params.recipe} == {"finetune", "setfit"}
     with pytest.raises(ConfigError, match="cache_layers"):

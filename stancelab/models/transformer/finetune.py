@@ -7,7 +7,9 @@ optimiser update costs more than the rest of the step, and a few thousand senten
 improve a 30k-word vocabulary), optionally the bottom ``freeze_layers`` layers too. After
 every epoch the validation part is scored (macro average precision); the best epoch's
 weights are kept and training stops after ``early_stopping_patience`` epochs without
-improvement.
+improvement. ``mixed_precision`` (``bf16``, or ``auto`` where bf16 is native) runs the
+training steps under bfloat16 autocast; weights, validation and everything after training stay
+fp32, so the model shipped predicts as one trained in fp32 would be run.
 
 Runs through ``accelerate``: on the CPU or one GPU as is, on several GPUs when started with
 ``accelerate launch -m training.train configs/transformer.yaml``. Called by
@@ -33,6 +35,7 @@ from stancelab.models.transformer.network import (
     make_accelerator,
     optimizer_step,
     training_loader,
+    training_precision,
     validation_score,
 )
 
@@ -130,6 +133,12 @@ def train_finetune(
         if params.class_weighting
         else torch.ones(split.y_train.shape[1])
     ).to(accelerator.device)
+    # Mixed precision covers the training steps only (forward and loss; autocast keeps the
+    # weights and gradients fp32), so validation, calibration and predictions are fp32.
+    precision = training_precision(params.mixed_precision, accelerator.device)
+    autocast = torch.autocast(
+        accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+    )
     stopper, history = EarlyStopping(params.early_stopping_patience), []
     # One bar over every epoch's steps, so its time left is the whole training's.
     bar = progress_bar(enabled=show, desc="fine-tune", total=total)
@@ -139,16 +148,17 @@ def train_finetune(
         loader.set_epoch(epoch)
         model.train()
         losses = []
-        bar.set_description(f"fine-tune epoch {epoch}/{params.epochs}")
+        bar.set_description(f"fine-tune epoch {epoch}/{params.epochs} ({precision})")
         for batch in loader:
-            logits = model(
-                batch.get("input_ids"),
-                batch["attention_mask"],
-                states=batch.get("states"),
-                from_layer=k,
-            )
+            with autocast:
+                logits = model(
+                    batch.get("input_ids"),
+                    batch["attention_mask"],
+                    states=batch.get("states"),
+                    from_layer=k,
+                )
             loss = F.binary_cross_entropy_with_logits(
-                logits, batch["labels"], pos_weight=pos_weight
+                logits.float(), batch["labels"], pos_weight=pos_weight
             )
             losses.append(optimizer_step(accelerator, model, loss, optimizer, scheduler))
             bar.update()
@@ -161,6 +171,7 @@ def train_finetune(
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)),
                 "val_average_precision": score,
+                "precision": precision,
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )

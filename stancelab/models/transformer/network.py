@@ -187,6 +187,26 @@ def make_accelerator():
     return Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
+def training_precision(setting: str, device: torch.device) -> str:
+    """The training arithmetic that ``params.mixed_precision`` means here: fp32 or bf16.
+
+    "auto" picks bf16 only where it is native: a GPU that reports bf16 support, or a CPU on
+    which oneDNN runs bf16 kernels (AVX512-BF16 or AMX; elsewhere emulated bf16 can be slower
+    than fp32).
+    """
+    if setting != "auto":
+        return setting
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        try:
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            native = False
+        return "bf16" if native else "fp32"
+    return "fp32"
+
+
 def infer(
     net: EncoderClassifier,
     ids: list[list[int]],
