@@ -23,14 +23,12 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-
 from stancelab.config import PRECISIONS, load_config
 from stancelab.data.labelled import load_augmentation, load_labelled
 from stancelab.evaluation.crossval import fit_model, score, unseen
 from stancelab.evaluation.metrics import summarize
 from stancelab.evaluation.protocol import AUGMENTED, FULL, build_dyad_folds, training_set
-from stancelab.models.transformer.network import training_precision
+from stancelab.models.transformer.network import inference_device, training_precision
 from stancelab.paths import usable_cores
 
 RESULTS = Path(__file__).parent / "results"
@@ -46,8 +44,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/choose_layers*.json")
     args = parser.parse_args()
     base = load_config("configs/transformer.yaml")
+    # Resolved where training will run (a GPU when there is one), so the file name is true.
     precision = training_precision(
-        args.precision or base.params.mixed_precision, torch.device("cpu")
+        args.precision or base.params.mixed_precision, inference_device()
     )
     suffix = "" if precision == "fp32" else f"_{precision}"
     out = args.out or RESULTS / f"choose_layers{suffix}.json"

@@ -8,8 +8,8 @@ improve a 30k-word vocabulary), optionally the bottom ``freeze_layers`` layers t
 every epoch the validation part is scored (macro average precision); the best epoch's
 weights are kept and training stops after ``early_stopping_patience`` epochs without
 improvement. ``mixed_precision`` (``bf16``, or ``auto`` where bf16 is native) runs the
-training steps under bfloat16 autocast; weights, validation and everything after training stay
-fp32, so the model shipped predicts as one trained in fp32 would be run.
+forward pass of each training step under bfloat16 autocast; the weights, validation and
+everything after training stay fp32, so prediction and the ONNX export are unchanged.
 
 Runs through ``accelerate``: on the CPU or one GPU as is, on several GPUs when started with
 ``accelerate launch -m training.train configs/transformer.yaml``. Called by
