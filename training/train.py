@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         result = train_run(
             args.config, out=args.out, overrides=dict(args.overrides), overwrite=args.overwrite
         )
+        if not result.written:  # another process of a multi-process launch
+            return 0
         print(result.summary())
         if tracking.enabled(args.track):
             run_id = tracking.track_training(

@@ -14,6 +14,7 @@ calibration, format version); the kind-specific files sit beside it.
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,15 @@ def as_text_list(texts: str | Sequence[str]) -> list[str]:
 Texts = Sequence[str]
 LabelSets = Sequence[Sequence[str]]
 Groups = Sequence[str] | None
+
+
+def is_main_process() -> bool:
+    """False in every process but the first of a multi-process launch (``accelerate launch``
+    or ``torchrun`` over several GPUs or CPU processes); True in a plain run."""
+    # The launchers' own variables (torchrun's, which accelerate launch uses too): asking
+    # accelerate's PartialState would need its device settings first, and on CPU processes
+    # it reports every process as the first until an Accelerator has been made.
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
 
 
 class StanceModel(ABC):

@@ -17,7 +17,7 @@ from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelle
 from stancelab.errors import InputError
 from stancelab.files import exclusive_lock
 from stancelab.labels import LABELS
-from stancelab.models.base import StanceModel
+from stancelab.models.base import StanceModel, is_main_process
 from stancelab.models.registry import model_class
 from stancelab.paths import RUNS_DIR
 
@@ -42,6 +42,7 @@ class TrainResult:
     seconds: float
     data: LabelledSet
     metrics: dict
+    written: bool = True  # False in the other processes of a multi-process launch
 
     def summary(self) -> str:
         lines = [
@@ -105,7 +106,9 @@ def train_run(
 
     An existing run directory is refused unless ``overwrite``; then its files are removed
     just before the new ones are written, so no stale file of the old run survives. While
-    it trains, the directory is locked: a second training into it is refused at once.
+    it trains, the directory is locked: a second training into it is refused at once. In a
+    multi-process launch (``accelerate launch``, ``torchrun``) every process trains and only
+    the first one checks, locks and writes the directory.
     """
     config = load_config(config_path, overrides)
     out = Path(out) if out else RUNS_DIR / config.name
@@ -113,6 +116,14 @@ def train_run(
         raise InputError(f"{out}: is a file; --out needs a directory")
     data = training_data(config)
     model = build_model(config)
+    if not is_main_process():
+        # Another process of a multi-process launch: it trains its share of every batch and
+        # leaves the run directory (its checks, lock and files) to the first process. If
+        # that one refuses the directory, the launcher stops this one.
+        started = time.perf_counter()
+        model.fit(data.texts, data.labels, data.groups)
+        seconds = time.perf_counter() - started
+        return TrainResult(out, model, seconds, data, oof_metrics(model), written=False)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:

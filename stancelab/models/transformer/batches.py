@@ -67,11 +67,14 @@ class StatesCollator:
 class LengthGroupedBatches:
     """Batch sampler: shuffle, sort chunks of 16 batches by length, shuffle the batches.
 
-    Deterministic for a (seed, epoch); never yields a batch of one (in-batch pairs need two).
+    Deterministic for a (seed, epoch); every row once per epoch; never yields a batch of one
+    (in-batch pairs need two): a lone last row joins the batch before it. The size is kept
+    as ``size``, not ``batch_size``: accelerate takes a ``batch_size`` attribute to mean that
+    every batch is full and, sharding batches over processes, drops the short ones.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, chunk: int = 16) -> None:
-        self.lengths, self.batch_size = np.asarray(lengths), batch_size
+        self.lengths, self.size = np.asarray(lengths), batch_size
         self.seed, self.chunk, self.epoch = seed, chunk, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -79,14 +82,15 @@ class LengthGroupedBatches:
 
     def batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        order, size = rng.permutation(len(self.lengths)), self.batch_size
+        order, size = rng.permutation(len(self.lengths)), self.size
         out: list[list[int]] = []
         for start in range(0, len(order), size * self.chunk):
             part = order[start : start + size * self.chunk]
             part = part[np.argsort(-self.lengths[part], kind="stable")]
             out += [part[i : i + size].tolist() for i in range(0, len(part), size)]
             if len(out) > 1 and len(out[-1]) == 1:
-                out[-2] += out.pop()
+                lone = out.pop()
+                out[-1] += lone
         return [out[k] for k in rng.permutation(len(out))]
 
     def __iter__(self) -> Iterator[list[int]]:

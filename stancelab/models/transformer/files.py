@@ -18,7 +18,7 @@ from stancelab.config import TransformerParams
 from stancelab.errors import ConfigError, ModelLoadError, first_line
 from stancelab.files import sha256_file, write_json
 from stancelab.labels import LABELS
-from stancelab.models.base import MANIFEST, check_checksum, read_manifest
+from stancelab.models.base import MANIFEST, check_checksum, is_main_process, read_manifest
 from stancelab.models.calibration import PlattCalibrator
 
 HEAD_FILE = "head.safetensors"
@@ -172,11 +172,3 @@ def load_network(directory: Path, normalize: bool):
     network.use_all_cores()
     net.to(network.inference_device()).eval()
     return net, tokenizer
-
-
-def is_main_process() -> bool:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return True
-    from accelerate import PartialState
-
-    return PartialState().is_main_process

@@ -139,9 +139,10 @@ def train_finetune(
     autocast = torch.autocast(
         accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
     )
-    stopper, history = EarlyStopping(params.early_stopping_patience), []
+    stopper, history = EarlyStopping(params.early_stopping_patience, accelerator), []
     # One bar over every epoch's steps, so its time left is the whole training's.
-    bar = progress_bar(enabled=show, desc="fine-tune", total=total)
+    # (len(loader) is this process's share of the batches when there are several.)
+    bar = progress_bar(enabled=show, desc="fine-tune", total=params.epochs * len(loader))
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         sampler.set_epoch(epoch)

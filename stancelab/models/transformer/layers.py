@@ -23,6 +23,7 @@ import torch
 
 from stancelab.errors import ConfigError
 from stancelab.files import atomic_open
+from stancelab.models.base import is_main_process
 from stancelab.paths import state_dir
 
 SUPPORTED = ("mpnet", "bert")  # encoders whose layer loop run_layers reproduces
@@ -155,7 +156,8 @@ class LayerCache:
                     for j, i in enumerate(chunk):  # kept on the CPU: batches move them
                         new[keys[i]] = hidden[j, : len(rows[i])].float().cpu().clone()
             backbone.train(was_training)
-            self._write_shard(new)
+            if is_main_process():  # the other processes of a launch compute the same states
+                self._write_shard(new)
             self.entries.update(new)
         return [self.entries[k_] for k_ in keys]
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stancelab.errors import ModelLoadError, first_line
+from stancelab.errors import ConfigError, ModelLoadError, first_line
 from stancelab.models.transformer.batches import (
     Collator,
     LengthGroupedBatches,
@@ -179,12 +179,25 @@ def inference_device() -> torch.device:
 
 
 def make_accelerator():
-    """GPU when present, else CPU; several GPUs when started with ``accelerate launch``."""
+    """GPU when present, else CPU; several GPUs (or CPU processes) when started with
+    ``accelerate launch`` or ``torchrun``."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
 
+    # Several processes with no CUDA GPU (torchrun on CPUs) are joined over gloo on the CPU;
+    # unless told, accelerate leaves them unconnected, each training alone on all the data.
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
     # The encoder's pooler (and the head while the setfit recipe trains the encoder) get no
     # gradient; DDP must be told, or it waits for them.
-    return Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    accelerator = Accelerator(
+        cpu=processes > 1 and not torch.cuda.is_available(),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    if accelerator.num_processes != processes:
+        raise ConfigError(
+            f"started as {processes} processes, but accelerate joined "
+            f"{accelerator.num_processes}; launch with torchrun or accelerate launch"
+        )
+    return accelerator
 
 
 def training_precision(setting: str, device: torch.device) -> str:
@@ -264,15 +277,26 @@ def validation_score(y: np.ndarray, logits: np.ndarray) -> float:
 
 
 class EarlyStopping:
-    """Keeps the weights of the best-scoring epoch in memory; says when to stop."""
+    """Keeps the weights of the best-scoring epoch in memory; says when to stop.
 
-    def __init__(self, patience: int) -> None:
+    With several processes (``accelerator``), every process takes the first one's score, so
+    all keep the same epoch and stop together: a process that stopped alone would leave the
+    others waiting in the next gradient exchange.
+    """
+
+    def __init__(self, patience: int, accelerator=None) -> None:
         self.patience, self.bad = patience, 0
         self.best_score, self.best_epoch = float("-inf"), -1
         self.state: dict[str, torch.Tensor] | None = None
+        self.accelerator = accelerator
 
     def update(self, net: torch.nn.Module, epoch: int, score: float) -> bool:
         """Record an epoch's score; True when training should stop."""
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            shared = torch.tensor([score], dtype=torch.float64, device=self.accelerator.device)
+            score = float(broadcast(shared, from_process=0)[0])
         if self.state is None or score > self.best_score + 1e-6:
             self.best_score, self.best_epoch, self.bad = score, epoch, 0
             self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}

@@ -79,7 +79,6 @@ def train_setfit(
     net.head.requires_grad_(False)
     freeze(net, params)
     overlap = torch.as_tensor(label_overlap(split.y_train), dtype=torch.float32)
-    stopper, history = network.EarlyStopping(params.early_stopping_patience), []
 
     def evaluate(epoch: int, started: float, losses: list[float]) -> bool:
         inner = accelerator.unwrap_model(model)
@@ -101,6 +100,7 @@ def train_setfit(
         return stopper.update(inner, epoch, score)
 
     accelerator = network.make_accelerator()
+    stopper, history = network.EarlyStopping(params.early_stopping_patience, accelerator), []
     show = params.progress and accelerator.is_local_main_process
     sampler, loader = network.training_loader(split, params.batch_size, seed)
     trainable = [p for p in net.parameters() if p.requires_grad]

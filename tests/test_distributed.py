@@ -1,0 +1,132 @@
+"""Multi-process training, the route several GPUs take (``accelerate launch``, ``torchrun``).
+
+There is no GPU here, so two CPU processes joined over gloo stand in for two GPUs: the same
+launcher, the same DistributedDataParallel wrapping and gradient all-reduce, and the same
+rule that only the first process checks, locks and writes the run directory. Real
+all-MiniLM-L6-v2 weights with the default recipe (bottom layers cached, bf16 steps where
+native), the tiny fixture, two epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from accelerate.data_loader import BatchSamplerShard
+from conftest import TINY
+
+from stancelab.labels import LABELS
+from stancelab.models.registry import load_model
+from stancelab.models.transformer.batches import LengthGroupedBatches
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def launch(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2`` with the tiny gold set, offline."""
+    gold = tmp / "gold.jsonl"
+    gold.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "text": t, "labels": labels}) + "\n"
+            for i, (t, labels) in enumerate(TINY)
+        )
+    )
+    env = {
+        **os.environ,
+        "STANCELAB_HOME": str(tmp / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TMPDIR": str(tmp),  # torchrun's own scratch folders
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("ACCELERATE_USE_CPU", None)  # the project must find the CPU by itself
+    env.pop("WORLD_SIZE", None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", *args]
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def train_args(gold: Path, out: Path) -> list[str]:
+    overrides = [
+        f"data.gold={gold}",
+        "data.augment=false",
+        "params.max_length=32",
+        "params.batch_size=8",
+        "params.epochs=2",  # early stopping decides once per epoch, together
+        "params.cache_layers=4",  # the default recipe: cached bottom layers, bf16 steps
+        "params.mixed_precision=auto",
+        "params.progress=false",
+    ]
+    argv = ["-m", "training.train", "configs/transformer_small.yaml", "--out", str(out)]
+    return argv + [arg for o in overrides for arg in ("--set", o)]
+
+
+@pytest.mark.parametrize("size", [2, 3, 8, 16])
+def test_length_grouped_batches_hold_every_row_once_and_no_batch_of_one(size: int) -> None:
+    for n in range(2, 80):
+        sampler = LengthGroupedBatches([(i * 7) % 13 + 1 for i in range(n)], size, seed=n)
+        sampler.set_epoch(2)
+        batches = list(sampler)
+        assert sorted(i for b in batches for i in b) == list(range(n)), (n, size)
+        assert min(len(b) for b in batches) >= 2 and len(sampler) == len(batches)
+
+
+def test_two_processes_share_the_batches_and_together_see_every_row() -> None:
+    """accelerate's sharding of the sampler, as ``accelerator.prepare`` applies it: the
+    batches vary in size, so none may be dropped as "incomplete"."""
+    for n in (21, 33, 49, 100):
+        sampler = LengthGroupedBatches([(i * 5) % 11 + 1 for i in range(n)], 8, seed=3)
+        shards = [list(BatchSamplerShard(sampler, 2, rank)) for rank in (0, 1)]
+        assert len(shards[0]) == len(shards[1]) == len(BatchSamplerShard(sampler, 2, 0))
+        seen = {i for shard in shards for b in shard for i in b}
+        assert seen == set(range(n)), n
+        assert all(len(b) >= 2 for shard in shards for b in shard)
+
+
+def test_two_cpu_processes_are_joined_into_one_distributed_training(tmp_path: Path) -> None:
+    script = tmp_path / "which.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from stancelab.models.transformer.network import make_accelerator\n"
+        "a = make_accelerator()\n"
+        "Path(sys.argv[1], f'rank{a.process_index}').write_text(\n"
+        "    f'{a.distributed_type} {a.num_processes} {a.device.type}')\n"
+    )
+    result = launch(tmp_path, str(script), str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}").read_text() == "DistributedType.MULTI_CPU 2 cpu"
+
+
+def test_a_two_process_training_writes_one_loadable_run_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = launch(tmp_path, *train_args(tmp_path / "gold.jsonl", out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    # One summary: the second process trains but neither writes nor prints.
+    assert result.stdout.count(f"trained transformer on {len(TINY)} sentences") == 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["kind"] == "transformer"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".saving-")]
+    model = load_model(out)
+    assert model.predict_proba([t for t, _ in TINY[:3]]).shape == (3, len(LABELS))
+
+
+def test_a_two_process_training_refuses_an_existing_run_and_leaves_it_alone(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = launch(tmp_path, *train_args(tmp_path / "gold.jsonl", out))
+    assert result.returncode != 0
+    assert "holds a run already; pass --overwrite" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
