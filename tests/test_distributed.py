@@ -95,15 +95,39 @@ def test_two_cpu_processes_are_joined_into_one_distributed_training(tmp_path: Pa
     script.write_text(
         "import sys\n"
         "from pathlib import Path\n"
+        "import torch.distributed as dist\n"
+        "from stancelab.models.base import end_processes\n"
         "from stancelab.models.transformer.network import make_accelerator\n"
         "a = make_accelerator()\n"
+        "joined = f'{a.distributed_type} {a.num_processes} {a.device.type}'\n"
+        "end_processes()\n"
         "Path(sys.argv[1], f'rank{a.process_index}').write_text(\n"
-        "    f'{a.distributed_type} {a.num_processes} {a.device.type}')\n"
+        "    f'{joined} {dist.is_initialized()}')\n"
     )
     result = launch(tmp_path, str(script), str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
-    for rank in (0, 1):
-        assert (tmp_path / f"rank{rank}").read_text() == "DistributedType.MULTI_CPU 2 cpu"
+    for rank in (0, 1):  # joined over gloo, and both left the group before exiting
+        assert (tmp_path / f"rank{rank}").read_text() == "DistributedType.MULTI_CPU 2 cpu False"
+
+
+def test_the_epoch_loss_is_the_mean_over_every_process_batches(tmp_path: Path) -> None:
+    """Each process sees its own share of the batches: the logged loss must cover both."""
+    script = tmp_path / "loss.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from stancelab.models.base import end_processes\n"
+        "from stancelab.models.transformer.network import make_accelerator, mean_loss\n"
+        "a = make_accelerator()\n"
+        "mine = [[1.0, 2.0], [6.0]][a.process_index]\n"
+        "Path(sys.argv[1], f'rank{a.process_index}').write_text(\n"
+        "    f'{mean_loss(a, mine)} {mean_loss(a, [])}')\n"
+        "end_processes()\n"
+    )
+    result = launch(tmp_path, str(script), str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    for rank in (0, 1):  # (1 + 2 + 6) / 3, not rank 0's own 1.5
+        assert (tmp_path / f"rank{rank}").read_text() == "3.0 None"
 
 
 def test_a_two_process_training_writes_one_loadable_run_directory(tmp_path: Path) -> None:
@@ -117,6 +141,8 @@ def test_a_two_process_training_writes_one_loadable_run_directory(tmp_path: Path
     assert not [p.name for p in out.iterdir() if p.name.startswith(".saving-")]
     model = load_model(out)
     assert model.predict_proba([t for t, _ in TINY[:3]]).shape == (3, len(LABELS))
+    assert [row["epoch"] for row in model.history_] == [1, 2]
+    assert all(0 < row["train_loss"] < 10 for row in model.history_)
 
 
 def test_a_two_process_training_refuses_an_existing_run_and_leaves_it_alone(

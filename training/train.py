@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m training.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
+        from stancelab.models.base import end_processes
         from stancelab.models.fit import train_run
 
         result = train_run(
             args.config, out=args.out, overrides=dict(args.overrides), overwrite=args.overwrite
         )
+        end_processes()  # several processes: they leave together, once the run is written
         if not result.written:  # another process of a multi-process launch
             return 0
         print(result.summary())

@@ -70,6 +70,23 @@ def is_main_process() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
 
 
+def end_processes() -> None:
+    """At the end of a multi-process launch: wait for every process, then leave the group.
+
+    A script that ``torchrun`` or ``accelerate launch`` runs calls this once, when its work
+    is done. A process that exits while still in the process group can abort at exit
+    ("terminate called without an active exception"), and the launcher then stops the
+    others, the first one too, while it may still be writing. Nothing happens in a plain run.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 class StanceModel(ABC):
     """Shared interface; subclasses set ``kind`` and implement the abstract methods."""
 

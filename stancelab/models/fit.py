@@ -108,7 +108,8 @@ def train_run(
     just before the new ones are written, so no stale file of the old run survives. While
     it trains, the directory is locked: a second training into it is refused at once. In a
     multi-process launch (``accelerate launch``, ``torchrun``) every process trains and only
-    the first one checks, locks and writes the directory.
+    the first one checks, locks and writes the directory; the launched script then calls
+    ``end_processes()`` (``stancelab.models.base``) so that they all leave together.
     """
     config = load_config(config_path, overrides)
     out = Path(out) if out else RUNS_DIR / config.name

@@ -33,6 +33,7 @@ from stancelab.models.transformer.network import (
     finish_training,
     infer,
     make_accelerator,
+    mean_loss,
     optimizer_step,
     training_loader,
     training_precision,
@@ -167,10 +168,11 @@ def train_finetune(
         inner = accelerator.unwrap_model(model)
         val_logits = infer(inner, split.val_ids, split.pad_id, states=val_states, from_layer=k)
         score = validation_score(split.y_val, val_logits)
+        train_loss = mean_loss(accelerator, losses)
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
+                "train_loss": train_loss,
                 "val_average_precision": score,
                 "precision": precision,
                 "seconds": round(time.perf_counter() - started, 2),
@@ -178,7 +180,7 @@ def train_finetune(
         )
         if show:
             bar.write(
-                f"fine-tune epoch {epoch}: train loss {np.mean(losses):.4f}, "
+                f"fine-tune epoch {epoch}: train loss {train_loss:.4f}, "
                 f"validation macro AP {score:.4f}"
             )
         if stopper.update(inner, epoch, score):

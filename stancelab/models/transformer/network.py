@@ -333,6 +333,19 @@ def optimizer_step(accelerator, model, loss, optimizer, scheduler) -> float:
     return float(loss.detach())
 
 
+def mean_loss(accelerator, losses: Sequence[float]) -> float | None:
+    """The epoch's mean training loss over every process's batches (None for no batches).
+
+    With several processes each sees its own share of the batches, so one process's mean
+    would describe only that share. Every process must call this, as it is a collective.
+    """
+    total, count = float(sum(losses)), float(len(losses))
+    if accelerator is not None and accelerator.num_processes > 1:
+        shared = torch.tensor([total, count], dtype=torch.float64, device=accelerator.device)
+        total, count = (float(v) for v in accelerator.reduce(shared, reduction="sum"))
+    return total / count if count else None
+
+
 def finish_training(stopper: EarlyStopping, accelerator, model, history: list[dict]) -> list[dict]:
     """Restore the best epoch's weights, mark it in the epoch log, free the accelerator."""
     stopper.restore(accelerator.unwrap_model(model))

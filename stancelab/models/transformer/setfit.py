@@ -90,7 +90,7 @@ def train_setfit(
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": float(np.mean(losses)) if losses else None,
+                "train_loss": network.mean_loss(accelerator, losses),
                 "val_average_precision": score,
                 "seconds": round(time.perf_counter() - started, 2),
             }
