@@ -90,44 +90,42 @@ def test_two_processes_share_the_batches_and_together_see_every_row() -> None:
         assert all(len(b) >= 2 for shard in shards for b in shard)
 
 
-def test_two_cpu_processes_are_joined_into_one_distributed_training(tmp_path: Path) -> None:
-    script = tmp_path / "which.py"
+def each_process(tmp: Path, body: str) -> list[str]:
+    """Run ``body`` in two launched processes; each one's ``result``, and whether it was
+    still in the process group after ``end_processes()``."""
+    script = tmp / "script.py"
     script.write_text(
         "import sys\n"
         "from pathlib import Path\n"
         "import torch.distributed as dist\n"
         "from stancelab.models.base import end_processes\n"
-        "from stancelab.models.transformer.network import make_accelerator\n"
+        "from stancelab.models.transformer.network import make_accelerator, mean_loss\n"
         "a = make_accelerator()\n"
-        "joined = f'{a.distributed_type} {a.num_processes} {a.device.type}'\n"
+        f"{body}\n"
         "end_processes()\n"
         "Path(sys.argv[1], f'rank{a.process_index}').write_text(\n"
-        "    f'{joined} {dist.is_initialized()}')\n"
+        "    f'{result} {dist.is_initialized()}')\n"
     )
-    result = launch(tmp_path, str(script), str(tmp_path))
+    result = launch(tmp, str(script), str(tmp))
     assert result.returncode == 0, result.stderr[-2000:]
-    for rank in (0, 1):  # joined over gloo, and both left the group before exiting
-        assert (tmp_path / f"rank{rank}").read_text() == "DistributedType.MULTI_CPU 2 cpu False"
+    return [(tmp / f"rank{rank}").read_text() for rank in (0, 1)]
+
+
+def test_two_cpu_processes_are_joined_into_one_distributed_training(tmp_path: Path) -> None:
+    body = "result = f'{a.distributed_type} {a.num_processes} {a.device.type}'"
+    joined = each_process(tmp_path, body)
+    # Joined over gloo, and both left the group before exiting.
+    assert joined == ["DistributedType.MULTI_CPU 2 cpu False"] * 2
 
 
 def test_the_epoch_loss_is_the_mean_over_every_process_batches(tmp_path: Path) -> None:
     """Each process sees its own share of the batches: the logged loss must cover both."""
-    script = tmp_path / "loss.py"
-    script.write_text(
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from stancelab.models.base import end_processes\n"
-        "from stancelab.models.transformer.network import make_accelerator, mean_loss\n"
-        "a = make_accelerator()\n"
+    body = (
         "mine = [[1.0, 2.0], [6.0]][a.process_index]\n"
-        "Path(sys.argv[1], f'rank{a.process_index}').write_text(\n"
-        "    f'{mean_loss(a, mine)} {mean_loss(a, [])}')\n"
-        "end_processes()\n"
+        "result = f'{mean_loss(a, mine)} {mean_loss(a, [])}'"
     )
-    result = launch(tmp_path, str(script), str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
-    for rank in (0, 1):  # (1 + 2 + 6) / 3, not rank 0's own 1.5
-        assert (tmp_path / f"rank{rank}").read_text() == "3.0 None"
+    # (1 + 2 + 6) / 3 in both, not the first process's own 1.5
+    assert each_process(tmp_path, body) == ["3.0 None False"] * 2
 
 
 def test_a_two_process_training_writes_one_loadable_run_directory(tmp_path: Path) -> None:
