@@ -61,13 +61,19 @@ LabelSets = Sequence[Sequence[str]]
 Groups = Sequence[str] | None
 
 
+def launched_processes() -> int:
+    """How many processes the launcher started: torchrun's ``WORLD_SIZE`` (which
+    ``accelerate launch`` sets too); 1 in a plain run."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_main_process() -> bool:
     """False in every process but the first of a multi-process launch (``accelerate launch``
     or ``torchrun`` over several GPUs or CPU processes); True in a plain run."""
     # The launchers' own variables (torchrun's, which accelerate launch uses too): asking
     # accelerate's PartialState would need its device settings first, and on CPU processes
     # it reports every process as the first until an Accelerator has been made.
-    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
+    return launched_processes() <= 1 or os.environ.get("RANK", "0") == "0"
 
 
 def end_processes() -> None:
@@ -78,7 +84,7 @@ def end_processes() -> None:
     ("terminate called without an active exception"), and the launcher then stops the
     others, the first one too, while it may still be writing. Nothing happens in a plain run.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_processes() <= 1:
         return
     import torch.distributed as dist
 

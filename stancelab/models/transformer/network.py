@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from stancelab.errors import ConfigError, ModelLoadError, first_line
+from stancelab.models.base import launched_processes
 from stancelab.models.transformer.batches import (
     Collator,
     LengthGroupedBatches,
@@ -185,7 +186,7 @@ def make_accelerator():
 
     # Several processes with no CUDA GPU (torchrun on CPUs) are joined over gloo on the CPU;
     # unless told, accelerate leaves them unconnected, each training alone on all the data.
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    processes = launched_processes()
     # The encoder's pooler (and the head while the setfit recipe trains the encoder) get no
     # gradient; DDP must be told, or it waits for them.
     accelerator = Accelerator(
@@ -340,7 +341,7 @@ def mean_loss(accelerator, losses: Sequence[float]) -> float | None:
     would describe only that share. Every process must call this, as it is a collective.
     """
     total, count = float(sum(losses)), float(len(losses))
-    if accelerator is not None and accelerator.num_processes > 1:
+    if accelerator.num_processes > 1:
         shared = torch.tensor([total, count], dtype=torch.float64, device=accelerator.device)
         total, count = (float(v) for v in accelerator.reduce(shared, reduction="sum"))
     return total / count if count else None
