@@ -141,6 +141,24 @@ def test_auto_precision_means_bf16_only_where_it_is_native() -> None:
     assert training_precision("auto", torch.device("meta")) == "fp32"
 
 
+def test_accelerates_own_mixed_precision_setting_is_ignored_with_a_warning(monkeypatch) -> None:
+    """`accelerate launch --mixed_precision bf16` (or its config file) sets this variable;
+    params.mixed_precision alone decides, so nothing prepared may run under autocast."""
+    from stancelab.models.transformer.network import make_accelerator
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.warns(UserWarning, match="'bf16'.* ignored: stancelab's params.mixed_precision"):
+        accelerator = make_accelerator()
+    assert accelerator.mixed_precision == "no"
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 64)
+    x = torch.randn(8, 64)
+    expected = layer(x)
+    prepared = accelerator.prepare(torch.nn.Linear(64, 64))
+    prepared.load_state_dict(layer.state_dict())
+    assert torch.equal(prepared(x), expected)  # bf16 autocast would move every value
+
+
 def test_setfit_recipe_fits_predicts_and_round_trips(tmp_path: Path) -> None:
     model = TransformerModel(tiny_params(recipe="setfit"), seed=7).fit(TEXTS, LABEL_SETS)
     proba = model.predict_proba(TEXTS)

@@ -20,6 +20,7 @@ import contextlib
 import os
 import random
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,10 +188,28 @@ def make_accelerator():
     # Several processes with no CUDA GPU (torchrun on CPUs) are joined over gloo on the CPU;
     # unless told, accelerate leaves them unconnected, each training alone on all the data.
     processes = launched_processes()
+    if processes > 1 and not os.environ.get("MASTER_ADDR"):
+        raise ConfigError(
+            f"WORLD_SIZE is {processes} but no launcher started this process (MASTER_ADDR "
+            "is unset): start several processes with torchrun or accelerate launch, or "
+            "unset WORLD_SIZE"
+        )
+    # params.mixed_precision alone decides the training arithmetic (see training_precision):
+    # left to itself, accelerate would take `accelerate launch --mixed_precision` or its
+    # config file's setting, autocast every forward pass (validation, calibration and the
+    # returned network too) and leave the run recording fp32.
+    asked = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").strip().lower()
+    if asked not in {"", "no"}:
+        warnings.warn(
+            f"accelerate's mixed precision setting ({asked!r}) is ignored: stancelab's "
+            "params.mixed_precision decides how training steps run",
+            stacklevel=3,
+        )
     # The encoder's pooler (and the head while the setfit recipe trains the encoder) get no
     # gradient; DDP must be told, or it waits for them.
     accelerator = Accelerator(
         cpu=processes > 1 and not torch.cuda.is_available(),
+        mixed_precision="no",
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     if accelerator.num_processes != processes:
