@@ -198,6 +198,8 @@ def test_train_entry_point_writes_a_run_directory(tiny_gold, tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["data"]["sentences"] == 24 and len(info["data"]["checksum_sha256"]) == 64
     assert "stancelab" in info["code_version"] and info["train_seconds"] > 0
+    assert info["processes"] == 1
     assert "macro_f1" in info["metrics"]
-    assert "Intended use" in (run / "README.md").read_text()
+    card = (run / "README.md").read_text()
+    assert "Intended use" in card and "processes" not in card.split("## Intended use")[0]
     assert main([str(tmp_path / "missing.yaml")]) == 1

@@ -9,6 +9,7 @@ native), the tiny fixture, two epochs.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -135,7 +136,8 @@ def test_a_two_process_training_writes_one_loadable_run_directory(tmp_path: Path
     # One summary: the second process trains but neither writes nor prints.
     assert result.stdout.count(f"trained transformer on {len(TINY)} sentences") == 1
     run = json.loads((out / "run.json").read_text())
-    assert run["kind"] == "transformer"
+    assert run["kind"] == "transformer" and run["processes"] == 2
+    assert ", over 2 processes." in (out / "README.md").read_text()
     assert not [p.name for p in out.iterdir() if p.name.startswith(".saving-")]
     model = load_model(out)
     assert model.predict_proba([t for t, _ in TINY[:3]]).shape == (3, len(LABELS))
@@ -154,3 +156,40 @@ def test_a_two_process_training_refuses_an_existing_run_and_leaves_it_alone(
     assert "holds a run already; pass --overwrite" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("training.evaluate", ["configs/baseline.yaml"]),
+        ("training.pipeline", []),
+        ("training.active_learning", []),
+    ],
+)
+def test_entry_points_that_run_in_one_process_refuse_a_launch(
+    module: str, args: list[str], tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Under torchrun each process would do all the work and write the same report."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    out = tmp_path / "report"
+    assert importlib.import_module(module).main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {module} runs in one process, but was launched as 2" in err
+    assert not out.exists()
+
+
+def test_a_stray_world_size_without_a_launcher_is_one_clear_error(
+    tiny_gold: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from training.train import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    out = tmp_path / "run"
+    argv = ["configs/transformer_small.yaml", "--out", str(out), "--set", f"data.gold={tiny_gold}"]
+    assert main([*argv, "--set", "data.augment=false"]) == 1
+    err = capsys.readouterr().err
+    assert "WORLD_SIZE is 2 but no launcher started this process" in err
+    assert "Traceback" not in err and not out.exists()

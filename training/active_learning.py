@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m training.active_learning", shlex.join(given)]).strip()
     try:
+        from stancelab.models.base import refuse_launched_processes
+
+        refuse_launched_processes("training.active_learning")
         from stancelab.active.simreport import simulation_verdict, write_simulation
         from stancelab.active.simulation import simulate
 

@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m training.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
+        from stancelab.models.base import refuse_launched_processes
+
+        refuse_launched_processes("training.evaluate")
         return run(args, command)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     steps: dict[str, float] = {}
     tracked = ""
     try:
+        from stancelab.models.base import refuse_launched_processes
+
+        refuse_launched_processes("training.pipeline")
         from stancelab.evaluation.crossval import evaluate
         from stancelab.evaluation.protocol import DEFAULT, FULL
         from stancelab.evaluation.report import write_outputs

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stancelab.corpus.text import text_problem
-from stancelab.errors import ModelLoadError
+from stancelab.errors import ConfigError, ModelLoadError
 from stancelab.files import sha256_file
 from stancelab.labels import LABELS
 
@@ -65,6 +65,18 @@ def launched_processes() -> int:
     """How many processes the launcher started: torchrun's ``WORLD_SIZE`` (which
     ``accelerate launch`` sets too); 1 in a plain run."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def refuse_launched_processes(entry: str) -> None:
+    """Stop an entry point that runs in one process from running once per launched process,
+    every copy doing all the work and writing the same outputs."""
+    processes = launched_processes()
+    if processes > 1:
+        raise ConfigError(
+            f"{entry} runs in one process, but was launched as {processes}: start it with "
+            "python, not torchrun or accelerate launch (only training.train trains over "
+            "several processes)"
+        )
 
 
 def is_main_process() -> bool:

@@ -18,6 +18,7 @@ from stancelab import __version__
 from stancelab.data.labelled import LabelledSet
 from stancelab.files import atomic_open, write_json
 from stancelab.labels import LABELS, SCHEME, display
+from stancelab.models.base import launched_processes
 from stancelab.paths import REPORTS_DIR, usable_cores
 
 
@@ -69,6 +70,9 @@ def write_run(
         "code_version": code_version(),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {usable_cores()} CPU(s)",
+        # Several processes each train on their share of a step's batches (accelerate
+        # launch, torchrun): the result differs from a one-process run's, so say so.
+        "processes": launched_processes(),
         "train_seconds": round(seconds, 2),
         "data": describe_training_data(data),
         "metrics": metrics or {},
@@ -85,7 +89,8 @@ def model_card(run: dict, config: dict) -> str:
         f"# stancelab model card: {config.get('name', run['kind'])}",
         "",
         f"Kind: `{run['kind']}`. Trained {run['created']} with {run['code_version']} "
-        f"in {run['train_seconds']} s on {run['machine']}.",
+        f"in {run['train_seconds']} s on {run['machine']}"
+        + (f", over {run['processes']} processes." if run["processes"] > 1 else "."),
         "",
         "## Intended use",
         "Labels the rhetorical acts in single English sentences from news reports about armed "
