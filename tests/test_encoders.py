@@ -106,6 +106,43 @@ def test_an_interrupted_unpack_is_recovered(tmp_path: Path) -> None:
     assert not list(root.glob(".*.tmp-*"))  # the stale temporary folder was cleaned
 
 
+def test_unpacked_weights_damaged_later_are_refused_not_used(
+    mpnet_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    from stancelab.models.transformer.network import load_pretrained
+    from stancelab.models.transformer.packaged import packaged_path
+
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / "home"))
+    copy = tmp_path / "home" / "encoders" / mpnet_dir.name
+    shutil.copytree(mpnet_dir, copy)
+    assert packaged_path("all-mpnet-base-v2") == copy  # intact: used as it is
+    weights = copy / "model.safetensors"
+    with weights.open("r+b") as handle:  # one flipped bit, same size
+        handle.seek(200_000_003)
+        byte = handle.read(1)[0]
+        handle.seek(200_000_003)
+        handle.write(bytes([byte ^ 0x01]))
+    with pytest.raises(
+        ModelLoadError, match=f"no longer matches the pinned.*delete the folder {copy}"
+    ):
+        packaged_path("all-mpnet-base-v2")
+    # Damage the loader trips over: one line, naming what to delete, never a traceback.
+    shutil.copy2(mpnet_dir / "model.safetensors", weights)
+    (copy / "config.json").unlink()
+    with pytest.raises(
+        ModelLoadError, match=f"cannot load the transformer.*delete the folder {copy}"
+    ):
+        load_pretrained("packaged:all-mpnet-base-v2")
+    local = tmp_path / "local"
+    shutil.copytree(mpnet_dir, local)
+    with (local / "model.safetensors").open("r+b") as handle:
+        handle.truncate(300_000_000)
+    with pytest.raises(ModelLoadError, match="cannot load the transformer"):
+        load_pretrained(str(local))
+
+
 @pytest.mark.parametrize("encoder_name", ["mpnet", "minilm"])
 def test_cached_layers_give_the_logits_of_an_uncached_forward(
     mpnet_dir: Path, encoder_name: str

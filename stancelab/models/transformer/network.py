@@ -84,6 +84,7 @@ def quiet_transformers() -> Iterator[None]:
 
 def load_pretrained(spec: str, allow_download: bool = False):
     """(tokenizer, encoder) for a ``params.model`` value; offline unless downloads are allowed."""
+    from safetensors import SafetensorError
     from transformers import AutoModel, AutoTokenizer
 
     source, local = resolve_source(spec)
@@ -92,14 +93,21 @@ def load_pretrained(spec: str, allow_download: bool = False):
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
             backbone = AutoModel.from_pretrained(source, local_files_only=offline)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         if not local and offline:
             raise ModelLoadError(
                 f"{spec}: not a local directory and not in the Hugging Face cache; loading is "
                 f"offline: download it once (hf download {spec}) or set {ALLOW_DOWNLOAD_ENV}=1 "
                 "(or params.allow_download: true)"
             ) from None
-        raise ModelLoadError(f"{spec}: cannot load the transformer ({first_line(exc)})") from None
+        message = f"{spec}: cannot load the transformer ({first_line(exc)})"
+        if spec.startswith("packaged:"):
+            from stancelab.models.transformer.packaged import REUNPACK, unpacked_folder
+
+            folder = unpacked_folder(source)
+            if folder is not None:  # unpacked by us: a damaged file there is repaired by deleting
+                message += f"; if {folder.name} was changed, {REUNPACK.format(folder)}"
+        raise ModelLoadError(message) from None
     if tokenizer.pad_token_id is None:
         raise ModelLoadError(f"{spec}: the tokenizer has no padding token")
     return tokenizer, backbone

