@@ -346,6 +346,32 @@ def test_leave_dyads_out_scores_each_authored_sentence_once_on_unseen_dyads(fixt
     assert "## Leave dyads out (unseen conflicts)" in outputs.report.read_text()
 
 
+@pytest.mark.parametrize(
+    ("dyad", "why"),
+    [
+        (lambda i: "c1", "it needs at least two dyads, and the augmentation set has 1"),
+        (lambda i: "" if i == 3 else f"c{i % 5}", "1 augmentation row(s) have no dyad, the first"),
+    ],
+)
+def test_leave_dyads_out_that_cannot_run_is_skipped_with_a_note_not_a_crash(
+    fixture_dir, tmp_path, dyad, why
+):
+    aug_dir = tmp_path / "augment"
+    rows = [
+        {"id": f"aug{i}", "text": t, "labels": lab, "source": "authored", "dyad": dyad(i)}
+        for i, (t, lab) in enumerate(AUGMENT)
+    ]
+    _write(aug_dir / "a.jsonl", rows)
+    config = _config(tmp_path / "c.yaml", "base_c", fixture_dir / "gold.jsonl", aug_dir, True)
+    protocol = Protocol(
+        "dyads", folds=3, leave_one_article_out=False, contrast=(), curve=(), leave_dyads_out=5
+    )
+    result = evaluate([config], protocol, progress=False)
+    assert result.dyads is None
+    assert any(n.startswith(f"Leave-dyads-out was skipped: {why}") for n in result.notes)
+    assert result.runs and all(run.scheme == "kfold" for run in result.runs)  # CV still ran
+
+
 def test_evaluate_flags_add_schemes_to_the_default_protocol():
     from training.evaluate import parse_args, protocol_for
 

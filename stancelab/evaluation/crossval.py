@@ -176,16 +176,30 @@ def evaluate(
         )
     # Shuffled once, so a smaller augmentation share is always a subset of a larger one.
     augs = [_augmentation(c, corpus, notes, protocol.seed) for c in configs]
+    aug = next((a for a in augs if a is not None), None)
+    # Decided before the corpus folds run, so that a scheme that cannot run costs nothing.
+    dyads_problem = _dyads_problem(aug) if protocol.leave_dyads_out else None
+    if dyads_problem:
+        notes.append(f"Leave-dyads-out was skipped: {dyads_problem}.")
     result = _cross_validate(
         configs, config_paths, corpus, augs, folds, protocol, notes, rate_hints, progress
     )
-    aug = next((a for a in augs if a is not None), None)
-    if protocol.leave_dyads_out and aug is not None and all(aug.dyads):
+    if protocol.leave_dyads_out and not dyads_problem:
         result.dyads = _leave_dyads_out(configs, config_paths, corpus, aug, protocol, progress)
-    elif protocol.leave_dyads_out:
-        notes.append("Leave-dyads-out was skipped: it needs an augmentation set with dyads.")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _dyads_problem(aug: LabelledSet | None) -> str | None:
+    """Why the augmentation set cannot be split into folds of whole dyads, if it cannot."""
+    if aug is None:
+        return "it needs an augmentation set with dyads"
+    missing = [row_id for row_id, dyad in zip(aug.ids, aug.dyads, strict=True) if not dyad]
+    if missing:
+        return f"{len(missing)} augmentation row(s) have no dyad, the first {missing[0]!r}"
+    if len(set(aug.dyads)) < 2:
+        return f"it needs at least two dyads, and the augmentation set has {len(set(aug.dyads))}"
+    return None
 
 
 def _leave_dyads_out(
