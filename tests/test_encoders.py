@@ -168,6 +168,49 @@ def test_cached_layers_give_the_logits_of_an_uncached_forward(
     assert all((a == b).all() for a, b in zip(again, states, strict=True))
 
 
+def test_a_damaged_unwritable_or_abandoned_layer_cache_never_changes_the_states(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    from stancelab.models.transformer import network as encoder
+    from stancelab.models.transformer.layers import STALE_SECONDS, LayerCache
+
+    tokenizer, backbone = encoder.load_pretrained("packaged:all-MiniLM-L6-v2")
+    rows = encoder.tokenize(tokenizer, [t for t, _ in TINY[:8]], 32)
+    pad_id, k = tokenizer.pad_token_id, 3
+
+    def states(root: Path) -> list:
+        LayerCache._open.clear()  # a new process's view
+        return LayerCache.for_model("w", 32, k, root=root).states(backbone, rows, pad_id, k)
+
+    fresh = states(tmp_path / "a")
+    folder = next((tmp_path / "a").iterdir())
+    (shard,) = folder.glob("shard-*.safetensors")
+    # Bits flipped in the stored floats (past the header): the shard still parses.
+    data = bytearray(shard.read_bytes())
+    for at in (len(data) // 2, len(data) // 2 + 4001, len(data) - 9):
+        data[at] ^= 0x01
+    shard.write_bytes(data)
+    old = folder / ".shard-0.safetensors.x.tmp"  # left by a killed write, long ago
+    new = folder / ".shard-1.safetensors.y.tmp"  # another process writing right now
+    for debris in (old, new):
+        debris.write_bytes(b"partial")
+    os.utime(old, (time.time() - STALE_SECONDS - 60,) * 2)
+    again = states(tmp_path / "a")
+    assert all((a == b).all() for a, b in zip(again, fresh, strict=True))
+    assert not shard.exists() and len(list(folder.glob("shard-*.safetensors"))) == 1
+    assert not old.exists() and new.exists()
+    # A cache that cannot be written: a warning, and the same states from memory.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        unwritten = states(blocked)
+    assert any("cannot write the layer cache" in str(w.message) for w in caught)
+    assert all((a == b).all() for a, b in zip(unwritten, fresh, strict=True))
+
+
 def test_group_held_out_validation_never_puts_a_group_on_both_sides() -> None:
     from stancelab.data.labelled import label_matrix, load_augmentation, load_labelled
     from stancelab.models.transformer.model import holdout_split

@@ -12,20 +12,24 @@ position bias), so bottom then top gives the logits of one uncached forward pass
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from stancelab.errors import ConfigError
+from stancelab.errors import ConfigError, first_line
 from stancelab.files import atomic_open
 from stancelab.models.base import is_main_process
 from stancelab.paths import state_dir
 
+STALE_SECONDS = 3600  # a shard's temporary file this old belongs to a killed write
 SUPPORTED = ("mpnet", "bert")  # encoders whose layer loop run_layers reproduces
 BATCH = 64
 
@@ -93,7 +97,11 @@ class LayerCache:
 
     A folder per (weights, max_length, K) under ``<state dir>/layer-cache/``; each computation
     adds one shard, written under a temporary name and renamed, so a killed run leaves
-    nothing half-written. Loaded shards stay in memory for the process.
+    nothing half-written (its temporary file is removed by a later run once it is an hour
+    old). Each shard carries the SHA-256 of its tensors: a shard that fails the check or
+    does not parse is a cache miss, recomputed, never used. A cache that cannot be written
+    (a read-only state directory) keeps the states in memory for the process, with a
+    warning. Loaded shards stay in memory for the process.
     """
 
     _open: dict[Path, LayerCache] = {}
@@ -119,15 +127,24 @@ class LayerCache:
     def _load_shards(self) -> None:
         from safetensors import safe_open
 
+        now = time.time()
+        for debris in self.folder.glob(".shard-*.tmp"):  # from a write that was killed
+            with contextlib.suppress(OSError):
+                if now - debris.stat().st_mtime > STALE_SECONDS:
+                    debris.unlink()
         for path in sorted(self.folder.glob("shard-*.safetensors")):
             if path.name in self.seen:
                 continue
             try:
                 with safe_open(str(path), framework="pt") as shard:
-                    keys = json.loads(shard.metadata()["keys"])
+                    meta = shard.metadata()
+                    keys = json.loads(meta["keys"])
                     states, offsets = shard.get_tensor("states"), shard.get_tensor("offsets")
+                if tensors_digest(states, offsets) != meta["sha256"]:
+                    raise ValueError("checksum")
             except Exception:  # a damaged shard is only a cache miss: recompute, drop the file
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only cache keeps it, unused
+                    path.unlink(missing_ok=True)
                 continue
             for i, key in enumerate(keys):
                 self.entries[key] = states[offsets[i] : offsets[i + 1]]
@@ -169,7 +186,23 @@ class LayerCache:
         offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int64)
         states = torch.cat([new[k] for k in keys]).contiguous()
         name = f"shard-{uuid.uuid4().hex}.safetensors"
-        data = save({"states": states, "offsets": offsets}, metadata={"keys": json.dumps(keys)})
-        with atomic_open(self.folder / name, "wb") as handle:
-            handle.write(data)
+        meta = {"keys": json.dumps(keys), "sha256": tensors_digest(states, offsets)}
+        data = save({"states": states, "offsets": offsets}, metadata=meta)
+        try:
+            with atomic_open(self.folder / name, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:  # read-only or full: training goes on from memory
+            warnings.warn(
+                f"cannot write the layer cache in {self.folder} ({first_line(exc)}): the "
+                "states are kept in memory for this process only",
+                stacklevel=2,
+            )
+            return
         self.seen.add(name)
+
+
+def tensors_digest(states: torch.Tensor, offsets: torch.Tensor) -> str:
+    """SHA-256 of a shard's tensors, as stored (float32 states, int64 offsets)."""
+    digest = hashlib.sha256(states.contiguous().numpy())
+    digest.update(offsets.contiguous().numpy())
+    return digest.hexdigest()
