@@ -221,11 +221,36 @@ def test_group_held_out_validation_never_puts_a_group_on_both_sides() -> None:
     groups = data.groups
     assert all(groups) and len(set(groups)) > 50
     for seed in range(5):
-        train, val = holdout_split(label_matrix(data.labels), 0.15, seed, groups)
+        train, val, grouped = holdout_split(label_matrix(data.labels), 0.15, seed, groups)
+        assert grouped
         assert len(train) + len(val) == len(data) and not set(train) & set(val)
         assert not {groups[i] for i in train} & {groups[i] for i in val}
         assert 0.08 < len(val) / len(data) < 0.25
         assert (data.y[val].sum(axis=0) > 0).all()
+
+
+def test_when_no_group_fold_holds_every_label_rows_are_held_out_and_said_so(
+    tmp_path: Path,
+) -> None:
+    from stancelab.config import TransformerParams
+    from stancelab.data.labelled import label_matrix
+    from stancelab.models.transformer.model import TransformerModel, holdout_split
+
+    texts, labels = [t for t, _ in TINY], [lab for _, lab in TINY]
+    # Every sentence with a threat in one article: no fold of whole articles has a threat
+    # on both sides.
+    groups = ["a" if "threat" in lab else f"b{i % 4}" for i, lab in enumerate(labels)]
+    train, val, grouped = holdout_split(label_matrix(labels), 0.15, 0, groups)
+    assert not grouped and len(train) + len(val) == len(texts)
+    params = TransformerParams(
+        model="packaged:all-MiniLM-L6-v2", max_length=16, batch_size=8, epochs=1, progress=False
+    )
+    with pytest.warns(UserWarning, match="holding out random rows instead"):
+        model = TransformerModel(params, seed=0).fit(texts, labels, groups)
+    assert model.split_["held_out"] == "rows"
+    grouped_groups = [f"g{i % 6}" for i in range(len(texts))]
+    model = TransformerModel(params, seed=0).fit(texts, labels, grouped_groups)
+    assert model.split_["held_out"] == "whole groups"
 
 
 def test_cached_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
@@ -237,8 +262,9 @@ def test_cached_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:
         max_length=32, batch_size=8, epochs=1, cache_layers=4, progress=False
     )
     texts, labels = [t for t, _ in TINY], [lab for _, lab in TINY]
-    groups = [f"g{i % 8}" for i in range(len(texts))]  # 8 groups: the group split is used
+    groups = [f"g{i % 6}" for i in range(len(texts))]
     model = TransformerModel(params, seed=3).fit(texts, labels, groups)
+    assert model.split_["held_out"] == "whole groups"
     saved = model.save(tmp_path / "run")
     np.testing.assert_allclose(
         load_model(saved).predict_proba(texts), model.predict_proba(texts), atol=1e-5

@@ -49,12 +49,14 @@ MIN_SENTENCES = 10
 
 def holdout_split(
     y: np.ndarray, fraction: float, seed: int, groups: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices: one fold of a round(1/fraction)-fold split.
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(train, validation indices, whether whole groups were held out): one fold of a
+    round(1/fraction)-fold split.
 
     With ``groups`` (an article or a dyad per row) whole groups are held out, so early
     stopping, calibration and thresholds are fitted on sentences from sources the model
-    never saw, as it will meet them. The first fold whose both sides hold every label wins.
+    never saw, as it will meet them. The first fold whose both sides hold every label wins;
+    when none does (too few or too lopsided groups), rows are held out instead.
     """
     n_folds = max(2, round(1 / fraction))
     if groups is not None and len(set(groups)) >= 2:
@@ -65,9 +67,9 @@ def holdout_split(
                 and (y[train].sum(axis=0) > 0).all()
                 and len(val) <= 2 * fraction * len(y) + 1
             ):
-                return np.sort(train), np.sort(val)
+                return np.sort(train), np.sort(val), True
     train, val = next(multilabel_kfold(y, n_folds, seed=seed))  # no usable groups: rows
-    return np.sort(train), np.sort(val)
+    return np.sort(train), np.sort(val), False
 
 
 class TransformerModel(StanceModel):
@@ -102,7 +104,14 @@ class TransformerModel(StanceModel):
         ids = network.tokenize(tokenizer, texts, p.max_length)
         if groups is not None and len(groups) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(groups)} groups")
-        train, val = holdout_split(y, p.validation_fraction, self.seed, groups)
+        train, val, grouped = holdout_split(y, p.validation_fraction, self.seed, groups)
+        if groups is not None and not grouped:
+            warnings.warn(
+                "no held-out part of whole articles or dyads holds every label on both "
+                "sides: holding out random rows instead, so early stopping, calibration and "
+                "thresholds are fitted on sources the model also trains on",
+                stacklevel=2,
+            )
         split = network.Split(
             [ids[i] for i in train], y[train], [ids[i] for i in val], y[val], tokenizer.pad_token_id
         )
@@ -140,7 +149,11 @@ class TransformerModel(StanceModel):
             ),
         }
         self.calibration_report_ = calibration_report(split.y_val, logits, crossfit)
-        self.split_ = {"train": int(len(train)), "validation": int(len(val))}
+        self.split_ = {
+            "train": int(len(train)),
+            "validation": int(len(val)),
+            "held_out": "whole groups" if grouped else "rows",
+        }
         return self
 
     # -- inference ---------------------------------------------------------------------------
