@@ -152,3 +152,21 @@ def test_helper_finds_a_near_duplicate():
     c = trigrams("Talks resumed in Geneva after a pause of two weeks.")
     assert jaccard_pairs([a, b, c]) == [(0, 1)]
     assert list(combinations(range(2), 2)) == [(0, 1)]
+
+
+@pytest.mark.parametrize("spelling", ["israel-hamas", " Israel - Hamas", "ISRAEL—HAMAS"])
+def test_two_spellings_of_one_dyad_are_refused(tmp_path, spelling):
+    from stancelab.errors import InputError
+
+    rows = [("a1", "Israel–Hamas"), ("a2", "Israel–Hezbollah"), ("a3", spelling)]
+    (tmp_path / "a.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
+            for i, d in rows
+        ),
+        encoding="utf-8",
+    )
+    message = f"'Israel–Hamas' (row a1) and {spelling!r} (row a3) differ only in case"
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_augmentation(tmp_path)
+    assert len(set(load_augmentation("labels/augment").dyads)) == 89  # the shipped set is clean

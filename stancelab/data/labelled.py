@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -128,4 +129,25 @@ def load_augmentation(directory: str | Path = AUGMENT_DIR) -> LabelledSet:
         out = out.concat(part)
     if len(set(out.ids)) != len(out.ids):
         raise InputError(f"{directory}: duplicate ids across augmentation files")
+    check_dyad_spellings(out.ids, out.dyads, directory)
     return out
+
+
+_DASHES = re.compile(r"\s*[-\u2010-\u2015\u2212]\s*")
+
+
+def check_dyad_spellings(ids: Sequence[str], dyads: Sequence[str], where: str | Path) -> None:
+    """Refuse two spellings of one dyad ("Israel–Hamas", "israel - hamas"): folds and
+    held-out parts of whole dyads would treat them as two conflicts, one on each side."""
+    spellings: dict[str, tuple[str, str]] = {}  # folded spelling -> (first spelling, its row)
+    for row_id, dyad in zip(ids, dyads, strict=True):
+        if not dyad:
+            continue
+        key = " ".join(_DASHES.sub("-", dyad).casefold().split())
+        other, other_id = spellings.setdefault(key, (dyad, row_id))
+        if other != dyad:
+            raise InputError(
+                f"{where}: the dyads {other!r} (row {other_id}) and {dyad!r} (row {row_id}) "
+                "differ only in case, spaces or dashes; spell each conflict one way, or they "
+                "count as two conflicts"
+            )
