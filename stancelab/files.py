@@ -47,7 +47,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -110,7 +110,7 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
             raise InputError(f"{output}: is the input {source}; choose another output file")
 
 
-def _umask() -> int:
+def current_umask() -> int:
     current = os.umask(0o022)
     os.umask(current)
     return current

