@@ -98,7 +98,7 @@ class LayerCache:
     A folder per (weights, max_length, K) under ``<state dir>/layer-cache/``; each computation
     adds one shard, written under a temporary name and renamed, so a killed run leaves
     nothing half-written (its temporary file is removed by a later run once it is an hour
-    old). Each shard carries the SHA-256 of its tensors: a shard that fails the check or
+    old). Each shard carries the SHA-256 of its keys and tensors: a shard that fails the check or
     does not parse is a cache miss, recomputed, never used. A cache that cannot be written
     (a read-only state directory) keeps the states in memory for the process, with a
     warning. Loaded shards stay in memory for the process.
@@ -140,7 +140,7 @@ class LayerCache:
                     meta = shard.metadata()
                     keys = json.loads(meta["keys"])
                     states, offsets = shard.get_tensor("states"), shard.get_tensor("offsets")
-                if tensors_digest(states, offsets) != meta["sha256"]:
+                if shard_digest(meta["keys"], states, offsets) != meta["sha256"]:
                     raise ValueError("checksum")
             except Exception:  # a damaged shard is only a cache miss: recompute, drop the file
                 with contextlib.suppress(OSError):  # a read-only cache keeps it, unused
@@ -186,7 +186,8 @@ class LayerCache:
         offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int64)
         states = torch.cat([new[k] for k in keys]).contiguous()
         name = f"shard-{uuid.uuid4().hex}.safetensors"
-        meta = {"keys": json.dumps(keys), "sha256": tensors_digest(states, offsets)}
+        listed = json.dumps(keys)
+        meta = {"keys": listed, "sha256": shard_digest(listed, states, offsets)}
         data = save({"states": states, "offsets": offsets}, metadata=meta)
         try:
             with atomic_open(self.folder / name, "wb") as handle:
@@ -201,8 +202,10 @@ class LayerCache:
         self.seen.add(name)
 
 
-def tensors_digest(states: torch.Tensor, offsets: torch.Tensor) -> str:
-    """SHA-256 of a shard's tensors, as stored (float32 states, int64 offsets)."""
-    digest = hashlib.sha256(states.contiguous().numpy())
+def shard_digest(keys: str, states: torch.Tensor, offsets: torch.Tensor) -> str:
+    """SHA-256 of a shard's contents as stored: its key list (JSON), float32 states and int64
+    offsets, so that no damaged part can hand a sentence another sentence's states."""
+    digest = hashlib.sha256(keys.encode())
+    digest.update(states.contiguous().numpy())
     digest.update(offsets.contiguous().numpy())
     return digest.hexdigest()
