@@ -154,7 +154,9 @@ def test_helper_finds_a_near_duplicate():
     assert list(combinations(range(2), 2)) == [(0, 1)]
 
 
-@pytest.mark.parametrize("spelling", ["israel-hamas", " Israel - Hamas", "ISRAEL—HAMAS"])
+@pytest.mark.parametrize(
+    "spelling", ["israel-hamas", " Israel - Hamas", "ISRAEL—HAMAS", "Israel Hamas", "israel/hamas"]
+)
 def test_two_spellings_of_one_dyad_are_refused(tmp_path, spelling):
     from stancelab.errors import InputError
 

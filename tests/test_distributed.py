@@ -193,3 +193,15 @@ def test_a_stray_world_size_without_a_launcher_is_one_clear_error(
     err = capsys.readouterr().err
     assert "WORLD_SIZE is 2 but no launcher started this process" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_a_world_size_that_is_not_a_number_is_one_clear_error(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from training.evaluate import main
+
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["configs/baseline.yaml", "--out", str(tmp_path / "report")]) == 1
+    assert "error: WORLD_SIZE must be a whole number of processes, got 'two'" in (
+        capsys.readouterr().err
+    )

@@ -206,6 +206,14 @@ def test_a_damaged_unwritable_or_abandoned_layer_cache_never_changes_the_states(
     assert all((a == b).all() for a, b in zip(again, fresh, strict=True))
     assert not shard.exists() and len(list(folder.glob("shard-*.safetensors"))) == 1
     assert not old.exists() and new.exists()
+    # A damaged header that keeps the byte count (float32 read as int32): still refused.
+    (shard,) = folder.glob("shard-*.safetensors")
+    data = shard.read_bytes()
+    assert data.count(b'"dtype":"F32"') == 1
+    shard.write_bytes(data.replace(b'"dtype":"F32"', b'"dtype":"I32"'))
+    again = states(tmp_path / "a")
+    assert all(a.dtype == b.dtype and (a == b).all() for a, b in zip(again, fresh, strict=True))
+    assert not shard.exists()
     # A cache that cannot be written: a warning, and the same states from memory.
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")

@@ -141,22 +141,34 @@ def test_auto_precision_means_bf16_only_where_it_is_native() -> None:
     assert training_precision("auto", torch.device("meta")) == "fp32"
 
 
-def test_accelerates_own_mixed_precision_setting_is_ignored_with_a_warning(monkeypatch) -> None:
+def test_accelerates_own_mixed_precision_setting_is_ignored_with_a_warning() -> None:
     """`accelerate launch --mixed_precision bf16` (or its config file) sets this variable;
-    params.mixed_precision alone decides, so nothing prepared may run under autocast."""
-    from stancelab.models.transformer.network import make_accelerator
+    params.mixed_precision alone decides, so nothing prepared may run under autocast. In a
+    new process: accelerate's state, once made by an earlier test, would ignore it anyway."""
+    import subprocess
+    import sys
 
-    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    with pytest.warns(UserWarning, match="'bf16'.* ignored: stancelab's params.mixed_precision"):
-        accelerator = make_accelerator()
-    assert accelerator.mixed_precision == "no"
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(64, 64)
-    x = torch.randn(8, 64)
-    expected = layer(x)
-    prepared = accelerator.prepare(torch.nn.Linear(64, 64))
-    prepared.load_state_dict(layer.state_dict())
-    assert torch.equal(prepared(x), expected)  # bf16 autocast would move every value
+    script = (
+        "import warnings, torch\n"
+        "from stancelab.models.transformer.network import make_accelerator\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    accelerator = make_accelerator()\n"
+        "torch.manual_seed(0)\n"
+        "layer, x = torch.nn.Linear(64, 64), torch.randn(8, 64)\n"
+        "prepared = accelerator.prepare(torch.nn.Linear(64, 64))\n"
+        "prepared.load_state_dict(layer.state_dict())\n"
+        "print(accelerator.mixed_precision, torch.equal(prepared(x), layer(x)))\n"
+        "print(*[w.message for w in caught], sep='\\n')\n"
+    )
+    env = {**os.environ, "ACCELERATE_MIXED_PRECISION": "bf16"}
+    env.pop("WORLD_SIZE", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    # bf16 autocast would move every value of the prepared layer's output
+    assert out.splitlines()[0] == "no True"
+    assert "accelerate's mixed precision setting ('bf16') is ignored" in out
 
 
 def test_setfit_recipe_fits_predicts_and_round_trips(tmp_path: Path) -> None:

@@ -64,7 +64,11 @@ Groups = Sequence[str] | None
 def launched_processes() -> int:
     """How many processes the launcher started: torchrun's ``WORLD_SIZE`` (which
     ``accelerate launch`` sets too); 1 in a plain run."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    raw = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE must be a whole number of processes, got {raw!r}") from None
 
 
 def refuse_launched_processes(entry: str) -> None:

@@ -145,6 +145,7 @@ class LayerCache:
             except Exception:  # a damaged shard is only a cache miss: recompute, drop the file
                 with contextlib.suppress(OSError):  # a read-only cache keeps it, unused
                     path.unlink(missing_ok=True)
+                self.seen.add(path.name)  # not read again by this process
                 continue
             for i, key in enumerate(keys):
                 self.entries[key] = states[offsets[i] : offsets[i + 1]]
@@ -203,9 +204,11 @@ class LayerCache:
 
 
 def shard_digest(keys: str, states: torch.Tensor, offsets: torch.Tensor) -> str:
-    """SHA-256 of a shard's contents as stored: its key list (JSON), float32 states and int64
-    offsets, so that no damaged part can hand a sentence another sentence's states."""
+    """SHA-256 of a shard's contents as stored: its key list (JSON), and the dtype, shape and
+    bytes of its states and offsets, so no damaged part can hand a sentence wrong states."""
     digest = hashlib.sha256(keys.encode())
+    for tensor in (states, offsets):  # a damaged header could keep the size, not the layout
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)};".encode())
     digest.update(states.contiguous().numpy())
     digest.update(offsets.contiguous().numpy())
     return digest.hexdigest()

@@ -93,7 +93,7 @@ def load_pretrained(spec: str, allow_download: bool = False):
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
             backbone = AutoModel.from_pretrained(source, local_files_only=offline)
-    except (OSError, ValueError, KeyError, SafetensorError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         if not local and offline:
             raise ModelLoadError(
                 f"{spec}: not a local directory and not in the Hugging Face cache; loading is "

