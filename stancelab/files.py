@@ -28,6 +28,7 @@ __all__ = [
     "exclusive_lock",
     "iter_jsonl",
     "read_text",
+    "remove_stale_temporaries",
     "write_json",
     "write_jsonl",
 ]
@@ -53,6 +54,23 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# A temporary file this old in a cache folder belongs to a write that was killed (SIGKILL,
+# power loss): no write of a cache file takes an hour.
+STALE_SECONDS = 3600
+
+
+def remove_stale_temporaries(folder: Path, pattern: str = ".*.tmp") -> None:
+    """Delete the temporary files of killed writes in ``folder`` (those older than
+    ``STALE_SECONDS``; younger ones may belong to a write still under way)."""
+    import time
+
+    now = time.time()
+    for debris in folder.glob(pattern):
+        with contextlib.suppress(OSError):  # gone already, or a read-only folder
+            if now - debris.stat().st_mtime > STALE_SECONDS:
+                debris.unlink()
 
 
 @contextlib.contextmanager

@@ -177,8 +177,9 @@ def test_a_damaged_unwritable_or_abandoned_layer_cache_never_changes_the_states(
 ) -> None:
     import warnings
 
+    from stancelab.files import STALE_SECONDS
     from stancelab.models.transformer import network as encoder
-    from stancelab.models.transformer.layers import STALE_SECONDS, LayerCache
+    from stancelab.models.transformer.layers import LayerCache
 
     tokenizer, backbone = encoder.load_pretrained("packaged:all-MiniLM-L6-v2")
     rows = encoder.tokenize(tokenizer, [t for t, _ in TINY[:8]], 32)

@@ -97,3 +97,73 @@ def test_predict_of_an_empty_list_is_an_empty_list(saved, cached):
 
     assert predict([], model=load_model(saved)) == []
     assert predict([], model=fast(load_model(saved), "fp32")) == []
+
+
+WAITER = """
+import os, sys
+from pathlib import Path
+from stancelab.models.registry import load_model
+from stancelab.models.transformer import onnx
+
+model = load_model(sys.argv[1])
+Path(sys.argv[2]).touch()  # about to ask for the export
+model.use_backend("onnx", precision="fp32")
+print((onnx.cache_dir() / f"{model.weights_key_}.onnx").stat().st_ino)
+print(model.predict(TEXTS))
+"""
+
+
+def test_a_second_process_waits_for_the_export_under_way_and_uses_it(saved, tmp_path):
+    """Two processes that need one export make it once: while one exports (here, this test,
+    holding the export's lock), another waits and then uses that export, never making and
+    renaming in a second copy (a 435 MB write for the default)."""
+    import subprocess
+    import sys
+    import time
+
+    from filelock import FileLock
+
+    home = tmp_path / "home"
+    env = dict(os.environ, STANCELAB_HOME=str(home))
+    model = load_model(saved)
+    base = home / "onnx" / f"{model.weights_key_}.onnx"
+    base.parent.mkdir(parents=True)
+    asking = tmp_path / "asking"
+    with FileLock(str(base.with_name(f".{model.weights_key_}.lock"))):
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", WAITER.replace("TEXTS", repr(TEXTS)), str(saved), str(asking)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not asking.exists() and waiter.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert asking.exists(), waiter.communicate()[1]
+        fastpath.export(model.net_, base)  # the export under way, made while the other asks
+        ours = base.stat().st_ino
+        assert waiter.poll() is None  # still waiting for the lock
+    out, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err
+    inode, labels = out.splitlines()
+    assert int(inode) == ours == base.stat().st_ino  # it used ours, and wrote none of its own
+    assert labels == repr(torch_labels(saved))
+    assert [p.name for p in base.parent.glob("*.onnx")] == [base.name]
+
+
+def test_temporary_files_of_killed_exports_are_removed_once_stale(saved, cached):
+    from stancelab.files import STALE_SECONDS
+
+    old = cached.with_name(f".{cached.name}.4242.tmp")  # left by an export killed with -9
+    young = cached.with_name(f".{cached.name}.4343.tmp")  # perhaps an export under way
+    for path in (old, young):
+        path.write_bytes(b"\0" * 1000)
+    os.utime(old, (old.stat().st_mtime - STALE_SECONDS - 60,) * 2)
+    load_model(saved).use_backend("onnx", precision="fp32")  # the export is cached already
+    assert not old.exists() and young.exists()
+
+
+def test_the_onnx_cache_follows_stancelab_home_with_a_tilde(monkeypatch):
+    monkeypatch.setenv("STANCELAB_HOME", "~/stancelab-state")
+    assert fastpath.cache_dir() == Path.home() / "stancelab-state" / "onnx"

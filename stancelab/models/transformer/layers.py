@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import time
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -25,11 +24,10 @@ import numpy as np
 import torch
 
 from stancelab.errors import ConfigError, first_line
-from stancelab.files import atomic_open
+from stancelab.files import atomic_open, remove_stale_temporaries
 from stancelab.models.base import is_main_process
 from stancelab.paths import state_dir
 
-STALE_SECONDS = 3600  # a shard's temporary file this old belongs to a killed write
 SUPPORTED = ("mpnet", "bert")  # encoders whose layer loop run_layers reproduces
 BATCH = 64
 
@@ -127,11 +125,7 @@ class LayerCache:
     def _load_shards(self) -> None:
         from safetensors import safe_open
 
-        now = time.time()
-        for debris in self.folder.glob(".shard-*.tmp"):  # from a write that was killed
-            with contextlib.suppress(OSError):
-                if now - debris.stat().st_mtime > STALE_SECONDS:
-                    debris.unlink()
+        remove_stale_temporaries(self.folder, ".shard-*.tmp")
         for path in sorted(self.folder.glob("shard-*.safetensors")):
             if path.name in self.seen:
                 continue

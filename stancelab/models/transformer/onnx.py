@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from stancelab.errors import ModelLoadError
-from stancelab.paths import usable_cores
+from stancelab.files import remove_stale_temporaries
+from stancelab.paths import state_dir, usable_cores
 
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
@@ -63,8 +64,7 @@ def default_backend() -> str:
 
 
 def cache_dir() -> Path:
-    home = os.environ.get("STANCELAB_HOME") or Path.home() / ".local" / "share" / "stancelab"
-    return Path(home) / "onnx"
+    return state_dir() / "onnx"
 
 
 def export(net, path: Path) -> Path:
@@ -195,20 +195,27 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
     file is checked against its own checksum before use: a truncated, edited or unsealed
     export is rebuilt from the network, with a warning, never trusted. ``network()`` gives
     the torch network; it is called only when the export must be (re)built, so a cached
-    model predicts without importing torch.
+    model predicts without importing torch. Processes sharing the cache make an export once
+    (a file lock); temporary files of exports that were killed are removed once stale.
     """
     check_precision(precision)
     base = cache_dir() / f"{weights_key}.onnx"
-    with _LOCK:
-        if not verified(base):
-            _note_rebuild(base)
-            export(network(), base)
-        path = base
-        if precision == "int8":
-            path = base.with_name(f"{weights_key}.int8.onnx")
-            if not verified(path):
-                _note_rebuild(path)
-                quantize(base, path)
+    path = base if precision == "fp32" else base.with_name(f"{weights_key}.int8.onnx")
+    remove_stale_temporaries(base.parent)  # left by exports that were killed
+    if not verified(path):
+        # One process makes the export (435 MB for the default); another that needs it
+        # meanwhile waits, then uses it, rather than write and rename in a second copy.
+        from filelock import FileLock
+
+        base.parent.mkdir(parents=True, exist_ok=True)
+        with _LOCK, FileLock(str(base.with_name(f".{weights_key}.lock"))):
+            if not verified(path):  # made by another process while this one waited?
+                if path == base or not verified(base):
+                    _note_rebuild(base)
+                    export(network(), base)
+                if path != base:
+                    _note_rebuild(path)
+                    quantize(base, path)
     return OnnxRunner(path)
 
 
