@@ -25,6 +25,7 @@ from stancelab.errors import InputError
 __all__ = [
     "InputError",
     "atomic_open",
+    "checksum_path",
     "exclusive_lock",
     "iter_jsonl",
     "read_text",
@@ -237,6 +238,12 @@ def read_json_object(path: str | os.PathLike) -> dict:
     if not isinstance(obj, dict):
         raise InputError(f"{path}: expected a JSON object")
     return obj
+
+
+def checksum_path(path: Path) -> Path:
+    """Where a file's recorded SHA-256 lives: beside it, ``<name>.sha256``, in ``sha256sum``
+    format (exports of annotations, ONNX exports)."""
+    return path.with_name(path.name + ".sha256")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

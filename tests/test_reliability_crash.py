@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from reliability_common import env, export_json, one_error_line, stancelab
 
-from stancelab.annotation.exports import checksum_path, list_exports
+from stancelab.annotation.exports import list_exports
 from stancelab.annotation.gold import update_gold
 from stancelab.data.labelled import load_labelled
+from stancelab.files import checksum_path
 
 KILLER = """
 import os, runpy, signal, sys

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stancelab.errors import InputError
+from stancelab.files import checksum_path
 from stancelab.paths import EXPORTS_DIR
 
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -49,10 +50,6 @@ def parse_name(path: Path) -> tuple[datetime, int]:
         )
     taken = datetime.strptime(match["stamp"], _STAMP).replace(tzinfo=UTC)
     return taken, int(match["n"] or 0)
-
-
-def checksum_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
 
 
 def list_exports(directory: str | Path = EXPORTS_DIR) -> list[StoredExport]:

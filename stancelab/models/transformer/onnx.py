@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from stancelab.errors import ModelLoadError
-from stancelab.files import remove_stale_temporaries
+from stancelab.files import checksum_path, remove_stale_temporaries
 from stancelab.paths import state_dir, usable_cores
 
 PRECISIONS = ("fp32", "int8")
@@ -160,10 +160,6 @@ class OnnxRunner:
                 out = np.zeros((len(ids), result.shape[1]), dtype=np.float64)
             out[rows] = result
         return out
-
-
-def checksum_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
 
 
 def seal(path: Path) -> None:
