@@ -160,7 +160,8 @@ def test_a_killed_worker_is_retried_and_no_row_is_lost_or_doubled(cluster, saved
     deadline = time.monotonic() + 300
     while job.is_alive() and killed is None and time.monotonic() < deadline:
         busy = [pid for pid, title in worker_titles().items() if b"__init__" not in title]
-        if busy and out.exists() and any(out.iterdir()):  # loaded, and rows already written
+        written = any(tmp_path.glob(".out.jsonl.part-*/*"))  # OUT is moved in place at the end
+        if busy and written:  # loaded, and rows already written
             killed = busy[0]
             os.kill(killed, 9)
         time.sleep(0.05)
@@ -257,6 +258,41 @@ def test_cli_joins_a_running_cluster(cluster, saved, tmp_path):
     assert_same_rows(ray_rows(out), local_rows(saved, source, tmp_path))
     again = run_cli(*args, "--engine", "ray", "--ray-address", address)
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+@slow
+def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
+    cluster, saved, tmp_path
+):
+    """--overwrite replaces an earlier output only when the new one is complete; an output
+    that is the input, holds it or lies inside the input folder is refused, all untouched."""
+    from stancelab.errors import InputError, ModelLoadError
+    from stancelab.prediction import cluster as engine
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    source = jsonl_input(folder / "in.jsonl", 200)
+    before = source.read_bytes()
+    for target, output, refusal in [
+        (source, source, "is the input"),
+        (folder, folder, "is the input"),
+        (source, folder, "holds the input"),
+        (source, tmp_path, "holds the input"),
+        (folder, folder / "out", "inside the input folder"),
+    ]:
+        with pytest.raises(InputError, match=refusal):
+            engine.predict_files(saved, target, output, overwrite=True)
+        assert source.read_bytes() == before and not (folder / "out").exists()
+    out = tmp_path / "out.jsonl"
+    engine.predict_files(saved, source, out, workers=1)
+    first = sorted(ray_rows(out))
+    with pytest.raises(ModelLoadError):  # the model fails to load: the old output stays
+        engine.predict_files(tmp_path / "no-such-run", source, out, overwrite=True, workers=1)
+    assert sorted(ray_rows(out)) == first
+    (out / "stale.jsonl").write_text("{}\n", encoding="utf-8")
+    engine.predict_files(saved, source, out, overwrite=True, workers=1)
+    assert not (out / "stale.jsonl").exists() and sorted(ray_rows(out)) == first
+    assert [p.name for p in tmp_path.iterdir() if ".part-" in p.name] == []
 
 
 def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records, read_records
 from stancelab.errors import InputError, StancelabError
+from stancelab.files import current_umask, exclusive_lock, refuse_input_as_output
 from stancelab.labels import LABELS
 from stancelab.prediction.stream import Summary, rows_for
 
@@ -338,18 +339,92 @@ def predict_files(
     sized to the machine (and stops it at the end); inside ``ray.init()`` it uses that one.
     """
     require_ray()
-    import ray
 
     input_path, output_path = Path(input_path), Path(output_path)
     paths, is_folder = input_paths(input_path)
-    if output_path.exists():
-        if not overwrite:
-            raise InputError(
-                f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
-            )
-        shutil.rmtree(output_path) if output_path.is_dir() else output_path.unlink()
+    refuse_overlap(output_path, input_path)
+    if output_path.exists() and not overwrite:
+        raise InputError(
+            f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
+        )
     if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    busy = f"{output_path}: another predict is writing it; wait for it to finish"
+    with exclusive_lock(output_path.parent / f".{output_path.name}.lock", busy):
+        # Written to a temporary folder beside OUT and moved into place only when complete:
+        # a failed or killed run leaves the old OUT (and the inputs) as they were.
+        for debris in output_path.parent.glob(f".{output_path.name}.part-*"):
+            _remove(debris)  # left by a killed run: no run is writing (we hold the lock)
+        part = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.part-", dir=output_path.parent))
+        part = part.resolve()  # the Ray workers may run elsewhere
+        try:
+            summary = _predict_into(
+                model,
+                paths,
+                is_folder,
+                part,
+                output_path.suffix.lower() == ".parquet",
+                documents=documents,
+                batch_size=batch_size,
+                workers=workers,
+                ray_address=ray_address,
+                precision=precision,
+            )
+            part.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
+            _replace(part, output_path)
+        except BaseException:
+            shutil.rmtree(part, ignore_errors=True)
+            raise
+    summary.output = str(output_path)
+    return summary
+
+
+def refuse_overlap(output_path: Path, input_path: Path) -> None:
+    """Refuse an output that is the input, holds it, or lies inside the input folder."""
+    refuse_input_as_output(output_path, [input_path])
+    out, source = output_path.resolve(), input_path.resolve()
+    if out in source.parents:
+        raise InputError(f"{output_path}: holds the input {input_path}; choose another output")
+    if source in out.parents:
+        raise InputError(
+            f"{output_path}: is inside the input folder {input_path}; choose an output outside it"
+        )
+
+
+def _replace(part: Path, output_path: Path) -> None:
+    """Move the finished ``part`` folder to ``output_path``, replacing what is there."""
+    old = None
+    if output_path.exists() or output_path.is_symlink():
+        old = output_path.with_name(f".{output_path.name}.part-old-{os.getpid()}")
+        os.replace(output_path, old)
+    os.replace(part, output_path)
+    if old is not None:
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _predict_into(
+    model,
+    paths,
+    is_folder,
+    folder: Path,
+    parquet: bool,
+    *,
+    documents,
+    batch_size,
+    workers,
+    ray_address,
+    precision,
+) -> ClusterSummary:
+    import ray
+
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
@@ -368,7 +443,7 @@ def predict_files(
             workers=workers,
             batch_size=batch_size,
         )
-        sink = rows_sink(str(output_path.resolve()), output_path.suffix.lower() == ".parquet")
+        sink = rows_sink(str(folder), parquet)
         try:
             rows.write_datasink(sink, ray_remote_args={"num_cpus": 0})
         except Exception as exc:  # a user error raised in a worker: its own one-line message
@@ -376,14 +451,14 @@ def predict_files(
             if isinstance(cause, StancelabError):
                 raise cause from None
             raise
-        files = len(list(output_path.iterdir())) if output_path.is_dir() else 0
+        files = len([p for p in folder.iterdir() if not p.name.startswith(".")])
         seconds = time.perf_counter() - started
         return ClusterSummary(
             records=sink.rows,
             rows=sink.rows,
             errors=sink.errors,
             seconds=seconds,
-            output=str(output_path),
+            output=str(folder),
             files=files,
             workers=workers,
         )
