@@ -293,6 +293,12 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
     engine.predict_files(saved, source, out, overwrite=True, workers=1)
     assert not (out / "stale.jsonl").exists() and sorted(ray_rows(out)) == first
     assert [p.name for p in tmp_path.iterdir() if ".part-" in p.name] == []
+    from stancelab.files import exclusive_lock
+
+    with exclusive_lock(tmp_path / ".out.jsonl.lock", "held by this test"):  # a run under way
+        with pytest.raises(InputError, match="another predict is writing it"):
+            engine.predict_files(saved, source, out, overwrite=True, workers=1)
+    assert sorted(ray_rows(out)) == first
 
 
 def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
