@@ -184,6 +184,9 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     return text
 
 
+CSV_FIELD_LIMIT = 1 << 30  # characters in one CSV field
+
+
 def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, dict, str | None]]:
     """Yield (line number, row, problem) for each row of a CSV with a ``text`` column.
 
@@ -192,11 +195,23 @@ def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, di
     Open ``handle`` with ``encoding="utf-8-sig"`` and ``newline=""`` (a byte order mark
     before the header is not part of the first column's name).
     """
+    # A field may be a whole article: the csv module's default cap (131,072 characters) is
+    # far too low. Raised for the process, never lowered.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.DictReader(handle)
-    fields = reader.fieldnames
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not a readable CSV ({exc})") from None
     if fields is None or "text" not in fields:
         raise InputError(f"{path}: CSV needs a 'text' column (found: {fields or 'none'})")
-    for row in reader:
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:  # the parser cannot go on past this point
+            raise InputError(f"{path}:{reader.line_num}: not a readable CSV ({exc})") from None
+        if row is None:
+            return
         extra = row.pop(None, None)  # DictReader's key for fields past the header
         problem = None
         if extra is not None:

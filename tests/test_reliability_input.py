@@ -182,6 +182,56 @@ def test_lone_surrogate_in_a_file_is_an_error_row(run_dir, tmp_path):
     assert "not valid Unicode" in rows[0]["error"] and "labels" in rows[1]
 
 
+def test_an_id_that_is_not_valid_unicode_is_an_error_row_and_the_run_goes_on(run_dir, tmp_path):
+    good = b'{"id": "ok", "text": "We will strike back."}\n'
+    cases = {
+        "escape.jsonl": b'{"id": "\\udc80x", "text": "We deny it."}\n' + good,
+        "byte.jsonl": b'{"id": "x\xffy", "text": "We deny it."}\n' + good,
+        "byte.csv": b"id,text\nx\xffy,We deny it.\nok,We will strike back.\n",
+        "empty.jsonl": b'{"id": "\\udc80", "text": ""}\n' + good,  # an error row already
+    }
+    for name, data in cases.items():
+        source = tmp_path / name
+        source.write_bytes(data)
+        out = tmp_path / f"{name}.out.jsonl"
+        summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+        bad, fine = read_jsonl(out)
+        assert bad["error"] and bad["id"] is None, name  # never a crash on writing the id
+        assert "not valid Unicode" in bad["error"] or name == "empty.jsonl"
+        assert fine["id"] == "ok" and fine["labels"] is not None and summary.errors == 1
+    with pytest.raises(InputError, match=r"escape.jsonl:1: 'id' is not valid Unicode"):
+        ingest([tmp_path / "escape.jsonl"], tmp_path / "s.jsonl")
+
+
+def test_a_lone_carriage_return_does_not_end_a_line(run_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"id": "a",\r"text": "We will strike back."}\r\n{"id": "b", "text":\r"Talks."}\n'
+        b'{"id": "c", "text": "Talks resumed."}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert [(r["line"], r["id"]) for r in read_jsonl(out)] == [(1, "a"), (2, "b"), (3, "c")]
+    assert summary.errors == 0
+    text_file = tmp_path / "in.txt"
+    text_file.write_bytes(b"old mac\rline, one record\r\nWe will strike back.\n")
+    out2 = tmp_path / "out2.jsonl"
+    predict_file(resolve_model(run_dir), text_file, out2, progress=False)
+    assert [r["text"] for r in read_jsonl(out2)] == [
+        "old mac\rline, one record",
+        "We will strike back.",
+    ]
+
+
+def test_a_csv_field_longer_than_the_csv_modules_default_cap_is_read(run_dir, tmp_path):
+    article = "We will strike back. " * 8_000  # 168,000 characters; the default cap is 131,072
+    source = tmp_path / "long.csv"
+    source.write_text(f'id,text\nlong,"{article}"\nshort,Talks resumed.\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert summary.errors == 0 and [r["id"] for r in read_jsonl(out)] == ["long", "short"]
+
+
 def test_lone_surrogate_in_corpus_input_is_an_error(tmp_path):
     source = tmp_path / "docs.jsonl"
     source.write_text('{"id": "a", "text": "We will strike \\udcff back."}\n', encoding="utf-8")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from stancelab.corpus.text import text_problem
+from stancelab.corpus.text import text_problem, unicode_problem
 from stancelab.errors import InputError
 from stancelab.files import iter_csv, read_text
 
@@ -53,7 +53,7 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
         for lineno, row, problem in iter_csv(name, handle):
             yield check(Record(lineno, row.get("id") or None, row.get("text"), problem))
         return
-    for lineno, line in enumerate(handle, start=1):
+    for lineno, line in enumerate(_lines(handle), start=1):
         if suffix == ".txt":
             if line.strip():
                 yield check(Record(lineno, None, line.rstrip("\r\n")))
@@ -72,14 +72,34 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
         yield check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
 
 
+def _lines(handle: TextIO) -> Iterator[str]:
+    """The lines of a ``.txt`` or ``.jsonl`` file, ended by "\n" only: a lone "\r" (which a
+    handle opened with ``newline=""`` also breaks at), U+2028 and the like are ordinary
+    characters, as everywhere else in stancelab."""
+    pending: list[str] = []
+    while chunk := handle.read(1 << 16):
+        start = 0
+        while (end := chunk.find("\n", start)) >= 0:
+            pending.append(chunk[start : end + 1])
+            yield "".join(pending)
+            pending, start = [], end + 1
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        yield "".join(pending)
+
+
 def check(record: Record) -> Record:
-    """Set ``record.error`` (and drop the text) unless the text is a non-empty string."""
-    text = record.text
-    if record.error:
-        return record
-    problem = text_problem(text)  # the same rules as predict() on a list
-    if problem is not None:
-        record.error = f"'text' {problem}"
-    if record.error:
-        record.text = None
+    """Set ``record.error`` (and drop the text) unless the text is a non-empty string and
+    the id, if any, can be written (valid Unicode; an id that is not is dropped)."""
+    if not record.error:
+        problem = text_problem(record.text)  # the same rules as predict() on a list
+        if problem is not None:
+            record.error = f"'text' {problem}"
+        elif record.id is not None and (problem := unicode_problem(record.id)) is not None:
+            record.error = f"'id' {problem}"
+        if record.error:
+            record.text = None
+    if record.id is not None and unicode_problem(record.id) is not None:
+        record.id = None  # it could not be written in the error row either
     return record

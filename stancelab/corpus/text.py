@@ -20,8 +20,13 @@ def text_problem(text: object) -> str | None:
         return f"must be a string, not {type(text).__name__}"
     if not _VISIBLE.search(text):
         return "is empty or only white space or invisible characters"
+    return unicode_problem(text)
+
+
+def unicode_problem(value: str) -> str | None:
+    """Why ``value`` cannot be written as UTF-8 (one phrase), or None if it can."""
     try:
-        text.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError as exc:
         return (
             f"is not valid Unicode (an unpaired surrogate or undecodable byte at character "

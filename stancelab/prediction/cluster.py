@@ -224,7 +224,8 @@ def _records(f, path: str, documents: bool) -> Iterator[Record]:
             yield Record(1, Path(path).stem, None, str(exc))
         return
     binary = io.BufferedReader(f) if not isinstance(f, io.BufferedIOBase) else f
-    handle = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+    # as readers.read_records opens a file: a byte order mark is not part of the data
+    handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
     yield from parse_records(handle, suffix, path)
 
 
@@ -232,20 +233,9 @@ def _table(records: list[Record], schema):
     import pyarrow as pa
 
     return pa.Table.from_pylist(
-        [{"line": r.line, "id": _utf8(r.id), "text": r.text, "error": r.error} for r in records],
+        [{"line": r.line, "id": r.id, "text": r.text, "error": r.error} for r in records],
         schema=schema,
     )
-
-
-def _utf8(value: str | None) -> str | None:
-    """Arrow strings are UTF-8: a lone surrogate in an id becomes U+FFFD."""
-    if value is None:
-        return None
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def rows_sink(path: str, parquet: bool):
