@@ -150,3 +150,41 @@ def test_mistyped_precision_in_the_environment_fails_clearly(saved, monkeypatch)
     done = cli_predict(saved, "Talks resumed.")
     assert done.returncode == 1 and "$STANCELAB_PRECISION must be one of" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_resume_refuses_another_precision_and_continues_with_the_same(saved, tmp_path, monkeypatch):
+    """An output begun in fp32 is never finished in int8 (or PyTorch): the rows would mix
+    two engines' scores under one model_version."""
+    from stancelab.errors import InputError
+    from stancelab.prediction import stream
+
+    source = tmp_path / "many.txt"
+    source.write_text("".join(f"{t} ({i})\n" for i in range(6) for t, _ in TINY), encoding="utf-8")
+    reference = tmp_path / "reference.jsonl"
+    fp32 = load_model(saved).use_backend("onnx", precision="fp32")
+    stream.predict_file(fp32, source, reference, chunk_size=5, progress=False)
+    out = tmp_path / "out.jsonl"
+    real_rows_for = stream.rows_for
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_rows_for(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "rows_for", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stream.predict_file(fp32, source, out, chunk_size=5, progress=False)
+    monkeypatch.setattr(stream, "rows_for", real_rows_for)
+    part = out.with_name(out.name + ".part")
+    written = part.read_bytes()
+    for other in (
+        load_model(saved).use_backend("onnx", precision="int8"),
+        load_model(saved).use_backend("torch"),
+    ):
+        with pytest.raises(InputError, match=f"it used onnx-fp32, this run {other.engine}"):
+            stream.predict_file(other, source, out, chunk_size=5, resume=True, progress=False)
+        assert part.read_bytes() == written and not out.exists()
+    stream.predict_file(fp32, source, out, chunk_size=5, resume=True, progress=False)
+    assert out.read_bytes() == reference.read_bytes()

@@ -149,6 +149,12 @@ class StanceModel(ABC):
     def load(cls, directory: str | Path) -> StanceModel: ...
 
     @property
+    def engine(self) -> str:
+        """What computes the scores; another engine may give other scores for one model
+        (``predict --resume`` refuses to mix them)."""
+        return self.kind
+
+    @property
     def model_version(self) -> str:
         """A short identifier for pre-annotations and reports."""
         return getattr(self, "version_", "") or self.kind

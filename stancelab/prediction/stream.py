@@ -197,6 +197,7 @@ def _predict_locked(
         "input_mtime_ns": stat.st_mtime_ns,
         "documents": documents,
         "model_version": model.model_version,
+        "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
     }
     skip, offset = 0, 0
     if output_path.exists() and not overwrite:
@@ -214,7 +215,9 @@ def _predict_locked(
         meta = read_json_object(meta_path)
         if {k: meta.get(k) for k in identity} != identity:
             raise InputError(
-                f"{part}: was written for another input or model; remove it or run without --resume"
+                f"{part}: was written for another input, model or precision"
+                f"{_difference(meta, identity)}; resume with the same ones, or run with "
+                "--overwrite to start over"
             )
         skip, offset = int(meta["records_done"]), int(meta["bytes"])
     elif interrupted and not overwrite:
@@ -248,6 +251,13 @@ def _predict_locked(
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _difference(meta: dict, identity: dict) -> str:
+    changed = [k for k in identity if meta.get(k) != identity[k]]
+    if changed == ["engine"] and meta.get("engine"):
+        return f" (it used {meta['engine']}, this run {identity['engine']})"
+    return f" ({', '.join(changed)} differ)"
 
 
 def _chain(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:

@@ -181,6 +181,11 @@ class TransformerModel(StanceModel):
 
         return network.infer(self.net_, ids, self.pad_id_)
 
+    @property
+    def engine(self) -> str:
+        runner = self._runner()
+        return "torch" if runner is None else f"onnx-{runner.precision}"
+
     def _runner(self):
         """The ONNX runner, or None for PyTorch. A loaded model picks its engine on first
         use (``use_default_backend``): the same fast route as ``stancelab.predict``. A model

@@ -127,8 +127,10 @@ def quantize(source: Path, target: Path) -> Path:
 class OnnxRunner:
     """An ONNX Runtime session over the exported network."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, precision: str = "fp32") -> None:
         import onnxruntime as ort
+
+        self.precision = precision
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -213,7 +215,7 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
                 if path != base:
                     _note_rebuild(path)
                     quantize(base, path)
-    return OnnxRunner(path)
+    return OnnxRunner(path, precision=precision)
 
 
 def _note_rebuild(path: Path) -> None:
