@@ -128,24 +128,31 @@ def test_a_second_process_waits_for_the_export_under_way_and_uses_it(saved, tmp_
     model = load_model(saved)
     base = home / "onnx" / f"{model.weights_key_}.onnx"
     base.parent.mkdir(parents=True)
-    asking = tmp_path / "asking"
-    with FileLock(str(base.with_name(f".{model.weights_key_}.lock"))):
+    asking, stderr = tmp_path / "asking", tmp_path / "stderr.txt"
+    with FileLock(str(base.with_name(f".{model.weights_key_}.lock"))), stderr.open("w") as err:
         waiter = subprocess.Popen(
             [sys.executable, "-c", WAITER.replace("TEXTS", repr(TEXTS)), str(saved), str(asking)],
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=err,
             text=True,
         )
         deadline = time.monotonic() + 120
         while not asking.exists() and waiter.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert asking.exists(), waiter.communicate()[1]
+        assert asking.exists(), stderr.read_text()
         fastpath.export(model.net_, base)  # the export under way, made while the other asks
         ours = base.stat().st_ino
+        # it waits, and says so after WAIT_NOTE_SECONDS (a silent wait looks like a hang)
+        while "waiting for another process" not in stderr.read_text() and time.monotonic() < (
+            deadline
+        ):
+            assert waiter.poll() is None, stderr.read_text()
+            time.sleep(0.1)
+        assert f"finish the ONNX export {base}" in stderr.read_text()
         assert waiter.poll() is None  # still waiting for the lock
-    out, err = waiter.communicate(timeout=300)
-    assert waiter.returncode == 0, err
+    out = waiter.communicate(timeout=300)[0]
+    assert waiter.returncode == 0, stderr.read_text()
     inode, labels = out.splitlines()
     assert int(inode) == ours == base.stat().st_ino  # it used ours, and wrote none of its own
     assert labels == repr(torch_labels(saved))

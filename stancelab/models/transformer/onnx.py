@@ -21,10 +21,11 @@ short.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ BACKENDS = ("onnx", "torch")
 BACKEND_ENV = "STANCELAB_BACKEND"
 BATCH = 16  # rows per ONNX Runtime call: small batches pad less (README, "Prediction")
 _LOCK = threading.Lock()
+WAIT_NOTE_SECONDS = 3  # waiting longer for another process's export is said
 
 
 def check_precision(precision: str, name: str = "precision") -> str:
@@ -204,10 +206,8 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
     if not verified(path):
         # One process makes the export (435 MB for the default); another that needs it
         # meanwhile waits, then uses it, rather than write and rename in a second copy.
-        from filelock import FileLock
-
         base.parent.mkdir(parents=True, exist_ok=True)
-        with _LOCK, FileLock(str(base.with_name(f".{weights_key}.lock"))):
+        with _LOCK, _export_lock(base):
             if not verified(path):  # made by another process while this one waited?
                 if path == base or not verified(base):
                     _note_rebuild(base)
@@ -216,6 +216,28 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
                     _note_rebuild(path)
                     quantize(base, path)
     return OnnxRunner(path, precision=precision)
+
+
+@contextlib.contextmanager
+def _export_lock(base: Path) -> Iterator[None]:
+    """Hold the lock on one export; say so when another process holds it for a while (one
+    that was stopped, with Ctrl-Z say, would otherwise make this one wait in silence)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(base.with_name(f".{base.stem}.lock")))
+    try:
+        lock.acquire(timeout=WAIT_NOTE_SECONDS)
+    except Timeout:
+        warnings.warn(
+            f"waiting for another process to finish the ONNX export {base} (it holds "
+            f"{lock.lock_file})",
+            stacklevel=4,
+        )
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _note_rebuild(path: Path) -> None:
