@@ -247,6 +247,10 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
     assert empty.returncode == 1 and "empty" in empty.stderr
     missing = run_cli("--model", str(tmp_path / "none"), "x")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+    ignored = run_cli("--model", str(run_dir), "We deny it.", "--output", str(tmp_path / "x.jsonl"))
+    assert ignored.returncode == 1 and "--output, --resume and --overwrite are for --input" in (
+        ignored.stderr
+    )
     inputs = write_inputs(tmp_path)
     out = tmp_path / "cli.jsonl"
     ran = run_cli(

@@ -60,6 +60,11 @@ def predict(
 
     if bool(texts) == bool(input):
         fail("give either sentences to label or --input FILE (with --output FILE.jsonl)")
+    if texts and (output is not None or resume or overwrite):
+        fail(
+            "--output, --resume and --overwrite are for --input FILE; to keep the labels of "
+            "sentences given here, use --json > FILE"
+        )
     if engine not in ("local", "ray"):
         fail(f"--engine must be local or ray, got {engine!r}")
     if engine == "ray":
