@@ -174,3 +174,14 @@ def test_temporary_files_of_killed_exports_are_removed_once_stale(saved, cached)
 def test_the_onnx_cache_follows_stancelab_home_with_a_tilde(monkeypatch):
     monkeypatch.setenv("STANCELAB_HOME", "~/stancelab-state")
     assert fastpath.cache_dir() == Path.home() / "stancelab-state" / "onnx"
+
+
+def test_an_unusable_onnx_cache_falls_back_to_torch_naming_the_cache(saved, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "onnx").write_text("not a folder")  # as a full or read-only disk would, it fails
+    monkeypatch.setenv("STANCELAB_HOME", str(home))
+    with pytest.warns(UserWarning, match=f"using PyTorch .*cached in {home / 'onnx'}"):
+        model = fast(load_model(saved), "fp32")
+    assert model.runner_ is None and model.engine == "torch"
+    assert model.predict(TEXTS) == torch_labels(saved)

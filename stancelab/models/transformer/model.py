@@ -33,7 +33,7 @@ import numpy as np
 from stancelab.config import TransformerParams
 from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
-from stancelab.errors import InputError
+from stancelab.errors import InputError, first_line
 from stancelab.labels import LABELS
 from stancelab.models.base import Groups, LabelSets, StanceModel, Texts, as_text_list
 from stancelab.models.calibration import (
@@ -251,7 +251,11 @@ class TransformerModel(StanceModel):
         try:
             return self.use_backend("onnx", precision)
         except Exception as exc:  # any failure of the optional engine leaves the exact one
-            warnings.warn(f"fast inference unavailable, using PyTorch ({exc})", stacklevel=3)
+            warnings.warn(
+                f"fast inference unavailable, using PyTorch ({first_line(exc)}; ONNX exports "
+                f"are cached in {onnx.cache_dir()})",
+                stacklevel=3,
+            )
             return self.use_backend("torch")
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
