@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -114,3 +115,25 @@ def export_json(sid: str, text: str, labels: list[str]) -> str:
     }
     task = {"id": 1, "data": {"id": sid, "doc_id": "d", "text": text}, "annotations": [annotation]}
     return json.dumps([task])
+
+
+@contextlib.contextmanager
+def predict_interrupted_at_chunk(n: int):
+    """Within the block, ``stream.predict_file`` raises KeyboardInterrupt (as Ctrl-C would)
+    at its n-th chunk; the real ``rows_for`` runs for the chunks before."""
+    from stancelab.prediction import stream
+
+    real = stream.rows_for
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    stream.rows_for = interrupted
+    try:
+        yield
+    finally:
+        stream.rows_for = real

@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from conftest import TINY  # noqa: E402
+from reliability_common import predict_interrupted_at_chunk  # noqa: E402
 
 from stancelab.config import TransformerParams  # noqa: E402
 from stancelab.models.registry import load_model  # noqa: E402
@@ -152,7 +153,7 @@ def test_mistyped_precision_in_the_environment_fails_clearly(saved, monkeypatch)
     assert "Traceback" not in done.stderr
 
 
-def test_resume_refuses_another_precision_and_continues_with_the_same(saved, tmp_path, monkeypatch):
+def test_resume_refuses_another_precision_and_continues_with_the_same(saved, tmp_path):
     """An output begun in fp32 is never finished in int8 (or PyTorch): the rows would mix
     two engines' scores under one model_version."""
     from stancelab.errors import InputError
@@ -164,19 +165,8 @@ def test_resume_refuses_another_precision_and_continues_with_the_same(saved, tmp
     fp32 = load_model(saved).use_backend("onnx", precision="fp32")
     stream.predict_file(fp32, source, reference, chunk_size=5, progress=False)
     out = tmp_path / "out.jsonl"
-    real_rows_for = stream.rows_for
-    calls = {"n": 0}
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_rows_for(*args, **kwargs)
-
-    monkeypatch.setattr(stream, "rows_for", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
         stream.predict_file(fp32, source, out, chunk_size=5, progress=False)
-    monkeypatch.setattr(stream, "rows_for", real_rows_for)
     part = out.with_name(out.name + ".part")
     written = part.read_bytes()
     for other in (

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from reliability_common import predict_interrupted_at_chunk
 
 from stancelab.config import BaselineParams
 from stancelab.errors import InputError, ModelLoadError
@@ -183,7 +184,7 @@ def test_existing_output_is_not_overwritten(run_dir, tmp_path):
     assert len(read_rows(out)) == 2
 
 
-def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     model = resolve_model(run_dir)
     source = tmp_path / "many.txt"
     source.write_text(
@@ -194,19 +195,8 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path, monk
     stream.predict_file(model, source, reference, chunk_size=7, progress=False)
 
     out = tmp_path / "out.jsonl"
-    real_rows_for = stream.rows_for
-    calls = {"n": 0}
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real_rows_for(*args, **kwargs)
-
-    monkeypatch.setattr(stream, "rows_for", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with predict_interrupted_at_chunk(4), pytest.raises(KeyboardInterrupt):
         stream.predict_file(model, source, out, chunk_size=7, progress=False)
-    monkeypatch.setattr(stream, "rows_for", real_rows_for)
     part = out.with_name(out.name + ".part")
     assert not out.exists() and part.exists()
     assert len(read_rows(part)) == 21  # three whole chunks, no torn line
