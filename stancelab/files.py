@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "checksum_path",
     "exclusive_lock",
     "iter_jsonl",
+    "move_into_place",
     "read_text",
     "remove_stale_temporaries",
     "write_json",
@@ -115,7 +117,8 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[int]:
 
 def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
     """InputError when ``output`` is, or resolves to, one of ``inputs`` (through a symbolic
-    or a hard link too): writing there would destroy the input."""
+    or a hard link too), is a folder that holds one, or lies inside an input folder:
+    writing there would destroy the input (or read the output as input)."""
     out = Path(output)
     target = out.resolve()
     for source in map(Path, inputs):
@@ -127,6 +130,32 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
                 same = os.path.samefile(out, source)  # a hard link or bind mount
         if same:
             raise InputError(f"{output}: is the input {source}; choose another output file")
+        if target in source.resolve().parents:
+            raise InputError(f"{output}: holds the input {source}; choose another output")
+        if source.is_dir() and source.resolve() in target.parents:
+            raise InputError(
+                f"{output}: is inside the input folder {source}; choose an output outside it"
+            )
+
+
+def move_into_place(new: Path, target: Path) -> None:
+    """Rename ``new`` (a file or folder) to ``target``, replacing what is there; whatever
+    was there is removed only once ``new`` is in place."""
+    old = None
+    if target.exists() or target.is_symlink():
+        old = target.with_name(f".{target.name}.part-old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        remove_path(old)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a symbolic link or a folder tree, if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def current_umask() -> int:

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records, read_records
 from stancelab.errors import InputError, StancelabError
-from stancelab.files import current_umask, exclusive_lock, refuse_input_as_output
+from stancelab.files import (
+    current_umask,
+    exclusive_lock,
+    move_into_place,
+    refuse_input_as_output,
+    remove_path,
+)
 from stancelab.labels import LABELS
 from stancelab.prediction.stream import Summary, rows_for
 
@@ -332,7 +338,7 @@ def predict_files(
 
     input_path, output_path = Path(input_path), Path(output_path)
     paths, is_folder = input_paths(input_path)
-    refuse_overlap(output_path, input_path)
+    refuse_input_as_output(output_path, [input_path])
     if output_path.exists() and not overwrite:
         raise InputError(
             f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
@@ -345,7 +351,7 @@ def predict_files(
         # Written to a temporary folder beside OUT and moved into place only when complete:
         # a failed or killed run leaves the old OUT (and the inputs) as they were.
         for debris in output_path.parent.glob(f".{output_path.name}.part-*"):
-            _remove(debris)  # left by a killed run: no run is writing (we hold the lock)
+            remove_path(debris)  # left by a killed run: no run is writing (we hold the lock)
         part = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.part-", dir=output_path.parent))
         part = part.resolve()  # the Ray workers may run elsewhere
         try:
@@ -362,42 +368,12 @@ def predict_files(
                 precision=precision,
             )
             part.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
-            _replace(part, output_path)
+            move_into_place(part, output_path)
         except BaseException:
             shutil.rmtree(part, ignore_errors=True)
             raise
     summary.output = str(output_path)
     return summary
-
-
-def refuse_overlap(output_path: Path, input_path: Path) -> None:
-    """Refuse an output that is the input, holds it, or lies inside the input folder."""
-    refuse_input_as_output(output_path, [input_path])
-    out, source = output_path.resolve(), input_path.resolve()
-    if out in source.parents:
-        raise InputError(f"{output_path}: holds the input {input_path}; choose another output")
-    if source in out.parents:
-        raise InputError(
-            f"{output_path}: is inside the input folder {input_path}; choose an output outside it"
-        )
-
-
-def _replace(part: Path, output_path: Path) -> None:
-    """Move the finished ``part`` folder to ``output_path``, replacing what is there."""
-    old = None
-    if output_path.exists() or output_path.is_symlink():
-        old = output_path.with_name(f".{output_path.name}.part-old-{os.getpid()}")
-        os.replace(output_path, old)
-    os.replace(part, output_path)
-    if old is not None:
-        _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _predict_into(
