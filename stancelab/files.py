@@ -30,6 +30,7 @@ __all__ = [
     "exclusive_lock",
     "iter_jsonl",
     "move_into_place",
+    "restore_replaced",
     "read_text",
     "remove_stale_temporaries",
     "write_json",
@@ -140,14 +141,32 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
 
 def move_into_place(new: Path, target: Path) -> None:
     """Rename ``new`` (a file or folder) to ``target``, replacing what is there; whatever
-    was there is removed only once ``new`` is in place."""
+    was there is removed only once ``new`` is in place, and put back if that fails.
+    A kill between the two renames leaves it at ``.<target>.part-old-<pid>``, which
+    ``restore_replaced`` puts back."""
     old = None
     if target.exists() or target.is_symlink():
         old = target.with_name(f".{target.name}.part-old-{os.getpid()}")
         os.replace(target, old)
-    os.replace(new, target)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
     if old is not None:
         remove_path(old)
+
+
+def restore_replaced(target: Path) -> None:
+    """Put back what ``move_into_place`` moved aside, if a kill left ``target`` missing."""
+    import glob
+
+    for old in target.parent.glob(f".{glob.escape(target.name)}.part-old-*"):
+        if target.exists() or target.is_symlink():
+            remove_path(old)
+        else:
+            os.replace(old, target)
 
 
 def remove_path(path: Path) -> None:
@@ -213,7 +232,7 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     return text
 
 
-CSV_FIELD_LIMIT = 1 << 30  # characters in one CSV field
+CSV_FIELD_LIMIT = 1 << 24  # characters in one CSV field: a long article, not a runaway quote
 
 
 def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, dict, str | None]]:

@@ -293,6 +293,10 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
     engine.predict_files(saved, source, out, overwrite=True, workers=1)
     assert not (out / "stale.jsonl").exists() and sorted(ray_rows(out)) == first
     assert [p.name for p in tmp_path.iterdir() if ".part-" in p.name] == []
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(InputError, match="afile"):  # a parent that is a file: one line
+        engine.predict_files(saved, source, afile / "out", workers=1)
     from stancelab.files import exclusive_lock
 
     with exclusive_lock(tmp_path / ".out.jsonl.lock", "held by this test"):  # a run under way

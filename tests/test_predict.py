@@ -219,6 +219,21 @@ def test_resume_refuses_a_different_input(run_dir, tmp_path):
     meta.write_text(json.dumps({"input": "/elsewhere.txt", "records_done": 0, "bytes": 0}))
     with pytest.raises(InputError, match="another input"):
         stream.predict_file(model, inputs["txt"], out, resume=True, progress=False)
+    meta.write_text(json.dumps({"input": str(inputs["txt"].resolve()), "bytes": 0}))
+    with pytest.raises(InputError, match="begun by an earlier stancelab"):  # no engine recorded
+        stream.predict_file(model, inputs["txt"], out, resume=True, progress=False)
+
+
+def test_an_input_error_after_rows_were_written_keeps_them_for_resume(run_dir, tmp_path):
+    source = tmp_path / "in.csv"
+    rows = "".join(f"r{i},Statement {i}: we will respond.\n" for i in range(20))
+    runaway = "x" * ((1 << 24) + 10)  # past the CSV field limit: the parser stops here
+    source.write_text(f"id,text\n{rows}r20,{runaway}\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match=r"in.csv:\d+: not a readable CSV"):
+        stream.predict_file(resolve_model(run_dir), source, out, chunk_size=5, progress=False)
+    part = out.with_name(out.name + ".part")
+    assert len(read_rows(part)) == 20 and out.with_name(out.name + ".part.json").exists()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

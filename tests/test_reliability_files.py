@@ -85,3 +85,22 @@ def test_corpus_output_inside_the_input_folder_is_not_an_input(tmp_path):
     with pytest.raises(InputError, match="is the input"):
         ingest([folder], folder / "top.txt")
     assert (folder / "top.txt").read_text(encoding="utf-8") == ARTICLE
+
+
+def test_an_output_moved_aside_by_a_killed_replace_is_put_back(tmp_path):
+    from stancelab.files import move_into_place, restore_replaced
+
+    out = tmp_path / "run[1].jsonl"  # glob characters in the name
+    out.mkdir()
+    (out / "a.jsonl").write_text("old\n")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "a.jsonl").write_text("new\n")
+    move_into_place(new, out)
+    assert (out / "a.jsonl").read_text() == "new\n" and not new.exists()
+    aside = tmp_path / f".{out.name}.part-old-4242"  # killed between the two renames
+    out.rename(aside)
+    other = tmp_path / ".run1.jsonl.part-old-4242"  # another output's: left alone
+    other.mkdir()
+    restore_replaced(out)
+    assert (out / "a.jsonl").read_text() == "new\n" and not aside.exists() and other.exists()

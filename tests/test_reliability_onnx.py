@@ -141,15 +141,16 @@ def test_a_second_process_waits_for_the_export_under_way_and_uses_it(saved, tmp_
         while not asking.exists() and waiter.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert asking.exists(), stderr.read_text()
-        fastpath.export(model.net_, base)  # the export under way, made while the other asks
-        ours = base.stat().st_ino
-        # it waits, and says so after WAIT_NOTE_SECONDS (a silent wait looks like a hang)
+        # it waits, and says so after WAIT_NOTE_SECONDS (a silent wait looks like a hang);
+        # once it has said so, it is surely blocked on the lock, before its own export
         while "waiting for another process" not in stderr.read_text() and time.monotonic() < (
             deadline
         ):
             assert waiter.poll() is None, stderr.read_text()
             time.sleep(0.1)
         assert f"finish the ONNX export {base}" in stderr.read_text()
+        fastpath.export(model.net_, base)  # the export under way while the other waits
+        ours = base.stat().st_ino
         assert waiter.poll() is None  # still waiting for the lock
     out = waiter.communicate(timeout=300)[0]
     assert waiter.returncode == 0, stderr.read_text()

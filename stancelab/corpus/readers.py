@@ -92,14 +92,15 @@ def _lines(handle: TextIO) -> Iterator[str]:
 def check(record: Record) -> Record:
     """Set ``record.error`` (and drop the text) unless the text is a non-empty string and
     the id, if any, can be written (valid Unicode; an id that is not is dropped)."""
+    bad_id = None if record.id is None else unicode_problem(record.id)
     if not record.error:
         problem = text_problem(record.text)  # the same rules as predict() on a list
         if problem is not None:
             record.error = f"'text' {problem}"
-        elif record.id is not None and (problem := unicode_problem(record.id)) is not None:
-            record.error = f"'id' {problem}"
+        elif bad_id is not None:
+            record.error = f"'id' {bad_id}"
         if record.error:
             record.text = None
-    if record.id is not None and unicode_problem(record.id) is not None:
+    if bad_id is not None:
         record.id = None  # it could not be written in the error row either
     return record

@@ -11,6 +11,7 @@ a cluster"; Ray is the optional extra ``pip install -e '.[ray]'``.
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -31,6 +32,7 @@ from stancelab.files import (
     move_into_place,
     refuse_input_as_output,
     remove_path,
+    restore_replaced,
 )
 from stancelab.labels import LABELS
 from stancelab.prediction.stream import Summary, rows_for
@@ -345,34 +347,45 @@ def predict_files(
         )
     if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
+    try:
+        summary = _predict_locked(
+            model,
+            paths,
+            is_folder,
+            output_path,
+            documents=documents,
+            batch_size=batch_size,
+            workers=workers,
+            ray_address=ray_address,
+            precision=precision,
+        )
+    except OSError as exc:  # a parent that is a file, an unwritable or full folder
+        where = exc.filename or output_path
+        raise InputError(f"{where}: {exc.strerror or exc}; predict stopped") from None
+    summary.output = str(output_path)
+    return summary
+
+
+def _predict_locked(model, paths, is_folder, output_path: Path, **options) -> ClusterSummary:
+    """Write OUT under its lock: into a temporary folder beside it, moved into place only
+    when complete, so a failed or killed run leaves the old OUT (and the inputs) as they
+    were."""
     output_path.parent.mkdir(parents=True, exist_ok=True)
     busy = f"{output_path}: another predict is writing it; wait for it to finish"
     with exclusive_lock(output_path.parent / f".{output_path.name}.lock", busy):
-        # Written to a temporary folder beside OUT and moved into place only when complete:
-        # a failed or killed run leaves the old OUT (and the inputs) as they were.
-        for debris in output_path.parent.glob(f".{output_path.name}.part-*"):
+        restore_replaced(output_path)  # an OUT a killed run had moved aside
+        for debris in output_path.parent.glob(f".{glob.escape(output_path.name)}.part-*"):
             remove_path(debris)  # left by a killed run: no run is writing (we hold the lock)
         part = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.part-", dir=output_path.parent))
         part = part.resolve()  # the Ray workers may run elsewhere
         try:
-            summary = _predict_into(
-                model,
-                paths,
-                is_folder,
-                part,
-                output_path.suffix.lower() == ".parquet",
-                documents=documents,
-                batch_size=batch_size,
-                workers=workers,
-                ray_address=ray_address,
-                precision=precision,
-            )
+            parquet = output_path.suffix.lower() == ".parquet"
+            summary = _predict_into(model, paths, is_folder, part, parquet, **options)
             part.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
             move_into_place(part, output_path)
         except BaseException:
             shutil.rmtree(part, ignore_errors=True)
             raise
-    summary.output = str(output_path)
     return summary
 
 

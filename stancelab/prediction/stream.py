@@ -167,7 +167,9 @@ def predict_file(
                     progress=progress,
                 )
             except InputError:
-                if created:  # refused before writing: leave no empty part file behind
+                # refused before writing: leave no empty part file behind (an error met
+                # after rows were written keeps them, with their checkpoint, for --resume)
+                if created and not meta_path.exists() and part.stat().st_size == 0:
                     part.unlink(missing_ok=True)
                 raise
     except OSError as exc:  # a full disk, a folder that turned read-only, a vanished input
@@ -254,10 +256,12 @@ def _predict_locked(
 
 
 def _difference(meta: dict, identity: dict) -> str:
+    if "engine" not in meta:
+        return " (it was begun by an earlier stancelab, which did not record the engine)"
     changed = [k for k in identity if meta.get(k) != identity[k]]
-    if changed == ["engine"] and meta.get("engine"):
+    if changed == ["engine"]:
         return f" (it used {meta['engine']}, this run {identity['engine']})"
-    return f" ({', '.join(changed)} differ)"
+    return f" (different: {', '.join(changed)})"
 
 
 def _chain(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:
