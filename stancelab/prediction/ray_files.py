@@ -1,0 +1,112 @@
+"""Files in and out of Ray Data for ``prediction.cluster``: a datasource that reads the
+``.txt``, ``.jsonl`` and ``.csv`` inputs with the project's one parser
+(``corpus.readers``), and a datasink that writes the local path's rows."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records
+from stancelab.errors import InputError
+
+READ_ROWS = 1024  # records per block read from a file
+
+
+def files_datasource(paths: list[str], documents: bool, include_paths: bool):
+    """A Ray Data datasource that reads input files with ``readers.parse_records``."""
+    import pyarrow as pa
+    from ray.data.datasource import FileBasedDatasource
+
+    schema = pa.schema(
+        [("line", pa.int64()), ("id", pa.string()), ("text", pa.string()), ("error", pa.string())]
+    )
+
+    class FilesDatasource(FileBasedDatasource):
+        def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
+            chunk: list[Record] = []
+            for record in _records(f, path, documents):
+                chunk.append(record)
+                if len(chunk) >= READ_ROWS:
+                    yield _table(chunk, schema)
+                    chunk = []
+            if chunk:
+                yield _table(chunk, schema)
+
+    return FilesDatasource(
+        paths,
+        include_paths=include_paths,
+        file_extensions=[s.lstrip(".") for s in SUFFIXES],
+    )
+
+
+def _records(f, path: str, documents: bool) -> Iterator[Record]:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".txt" and documents:
+        from stancelab.files import decode_text
+
+        try:
+            yield check(Record(1, Path(path).stem, decode_text(f.readall(), path)))
+        except InputError as exc:  # one bad article in a folder is an error row, not a failure
+            yield Record(1, Path(path).stem, None, str(exc))
+        return
+    binary = io.BufferedReader(f) if not isinstance(f, io.BufferedIOBase) else f
+    # as readers.read_records opens a file: a byte order mark is not part of the data
+    handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    yield from parse_records(handle, suffix, path)
+
+
+def _table(records: list[Record], schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(
+        [{"line": r.line, "id": r.id, "text": r.text, "error": r.error} for r in records],
+        schema=schema,
+    )
+
+
+def rows_sink(path: str, parquet: bool):
+    """A Ray Data datasink writing one ``.jsonl`` (or ``.parquet``) file per write task;
+    it counts rows and error rows."""
+    import pyarrow.parquet as pq
+    from ray.data.block import BlockAccessor
+    from ray.data.datasource import BlockBasedFileDatasink
+
+    class RowsSink(BlockBasedFileDatasink):
+        def __init__(self) -> None:
+            super().__init__(path, file_format="parquet" if parquet else "jsonl")
+            self.rows = self.errors = 0
+
+        def write(self, blocks, ctx):
+            blocks = list(blocks)
+            super().write(blocks, ctx)
+            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            rows = sum(t.num_rows for t in tables)
+            return rows, sum(t.num_rows - t.column("error").null_count for t in tables if rows)
+
+        def write_block_to_file(self, block, file) -> None:
+            table = block.to_arrow()
+            if parquet:
+                pq.write_table(table, file)
+                return
+            lines = (json.dumps(local_row(row), ensure_ascii=False) for row in table.to_pylist())
+            file.write("".join(line + "\n" for line in lines).encode("utf-8"))
+
+        def on_write_complete(self, write_result) -> None:
+            super().on_write_complete(write_result)
+            done = [r for r in write_result.write_returns if r]
+            self.rows = sum(r[0] for r in done)
+            self.errors = sum(r[1] for r in done)
+
+    return RowsSink()
+
+
+def local_row(row: dict) -> dict:
+    """A table row with the keys of the local path's row (``stream.rows_for``): an error row
+    keeps only where it came from and its error, a good row has no ``error`` key."""
+    if row.get("error") is None:
+        return {k: v for k, v in row.items() if k != "error"}
+    where = "doc_id" if "doc_id" in row else "id"
+    return {k: v for k, v in row.items() if k in ("path", "line", where, "error")}
