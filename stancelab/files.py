@@ -30,6 +30,7 @@ __all__ = [
     "exclusive_lock",
     "iter_jsonl",
     "move_into_place",
+    "temporary_folder",
     "restore_replaced",
     "read_text",
     "remove_stale_temporaries",
@@ -137,6 +138,15 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
             raise InputError(
                 f"{output}: is inside the input folder {source}; choose an output outside it"
             )
+
+
+def temporary_folder(beside: Path, tag: str = "tmp") -> Path:
+    """A new, empty folder ``.<name>.<tag>-XXXX`` next to ``beside`` (same file system, so
+    it can be renamed into place), with the usual mode: ``mkdtemp`` makes 0700, which other
+    users of a shared folder could not read."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{beside.name}.{tag}-", dir=beside.parent))
+    folder.chmod(0o777 & ~current_umask())
+    return folder
 
 
 def move_into_place(new: Path, target: Path) -> None:

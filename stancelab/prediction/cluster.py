@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -24,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 from stancelab.corpus.readers import SUFFIXES, Record, check, read_records
 from stancelab.errors import InputError, StancelabError
 from stancelab.files import (
-    current_umask,
     exclusive_lock,
     move_into_place,
     refuse_input_as_output,
     remove_path,
     restore_replaced,
+    temporary_folder,
 )
 from stancelab.labels import LABELS
 from stancelab.prediction.ray_files import files_datasource, rows_sink
@@ -276,15 +275,13 @@ def _predict_locked(model, paths, is_folder, output_path: Path, **options) -> Cl
         restore_replaced(output_path)  # an OUT a killed run had moved aside
         for debris in output_path.parent.glob(f".{glob.escape(output_path.name)}.part-*"):
             remove_path(debris)  # left by a killed run: no run is writing (we hold the lock)
-        part = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.part-", dir=output_path.parent))
-        part = part.resolve()  # the Ray workers may run elsewhere
+        part = temporary_folder(output_path, "part").resolve()  # workers may run elsewhere
         try:
             parquet = output_path.suffix.lower() == ".parquet"
             summary = _predict_into(model, paths, is_folder, part, parquet, **options)
-            part.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
             move_into_place(part, output_path)
         except BaseException:
-            shutil.rmtree(part, ignore_errors=True)
+            remove_path(part)
             raise
     return summary
 

