@@ -67,15 +67,15 @@ STALE_SECONDS = 3600
 
 
 def remove_stale_temporaries(folder: Path, pattern: str = ".*.tmp") -> None:
-    """Delete the temporary files of killed writes in ``folder`` (those older than
-    ``STALE_SECONDS``; younger ones may belong to a write still under way)."""
+    """Delete the temporary files and folders of killed writes in ``folder`` (those older
+    than ``STALE_SECONDS``; younger ones may belong to a write still under way)."""
     import time
 
     now = time.time()
     for debris in folder.glob(pattern):
         with contextlib.suppress(OSError):  # gone already, or a read-only folder
-            if now - debris.stat().st_mtime > STALE_SECONDS:
-                debris.unlink()
+            if now - debris.lstat().st_mtime > STALE_SECONDS:
+                remove_path(debris)
 
 
 @contextlib.contextmanager

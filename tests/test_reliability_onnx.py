@@ -6,6 +6,9 @@ Real packaged weights, a tiny one-epoch fit, the cache in a temporary STANCELAB_
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -18,6 +21,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from conftest import TINY  # noqa: E402
 
 from stancelab.config import TransformerParams  # noqa: E402
+from stancelab.files import STALE_SECONDS  # noqa: E402
 from stancelab.models.registry import load_model  # noqa: E402
 from stancelab.models.transformer import onnx as fastpath  # noqa: E402
 from stancelab.models.transformer.model import TransformerModel  # noqa: E402
@@ -83,13 +87,64 @@ def test_a_truncated_export_is_rebuilt_instead_of_falling_back_to_torch(saved, c
         load_model(saved).use_backend("onnx", precision="fp32")
 
 
-def test_an_edited_int8_export_is_rebuilt(saved, cached):
+def test_an_edited_int8_export_is_rebuilt(saved, cached, caplog):
     load_model(saved).use_backend("onnx", precision="int8")
+    assert "pre-processing" not in caplog.text  # ONNX Runtime's advice is not for our users
     int8 = cached.with_name(cached.name.replace(".onnx", ".int8.onnx"))
     int8.write_bytes(int8.read_bytes()[:1000])
     with pytest.warns(UserWarning, match="rebuilding"):
         model = load_model(saved).use_backend("onnx", precision="int8")
     assert model.predict_proba(TEXTS).shape == (3, 4) and fastpath.verified(int8)
+
+
+# A child that quantises the export and dies (as with kill -9: no clean-up runs) right after
+# ONNX Runtime's Nth shape inference: the first writes a full copy beside its input, the
+# second one in a folder of its own under tempfile's directory.
+QUANTIZE_THEN_DIE = """
+import os, sys
+from pathlib import Path
+import onnx.shape_inference as si
+from stancelab.models.transformer import onnx as fastpath
+
+real, calls, die_at = si.infer_shapes_path, [], int(sys.argv[3])
+def infer_then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == die_at:
+        os._exit(9)
+si.infer_shapes_path = infer_then_die
+fastpath.quantize(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("die_at", [1, 2])
+def test_a_killed_quantisation_leaves_nothing_for_good(saved, cached, tmp_path, die_at):
+    from reliability_common import env
+
+    before = set(cached.parent.iterdir())
+    int8 = cached.with_name(cached.name.replace(".onnx", ".int8.onnx"))
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    child = subprocess.run(
+        [sys.executable, "-c", QUANTIZE_THEN_DIE, str(cached), str(int8), str(die_at)],
+        env={**env(), "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == 9, child.stderr
+    # no copy of the model outside the cache (importing onnxruntime writes a 51-byte .ses)
+    assert sum(f.stat().st_size for f in scratch.rglob("*")) < 1000
+    (debris,) = set(cached.parent.iterdir()) - before  # one work folder, nothing beside it
+    assert debris.name.startswith(f".{int8.name}.{fastpath.QUANT_TAG}-") and debris.is_dir()
+    assert sum(f.stat().st_size for f in debris.rglob("*")) > cached.stat().st_size / 2
+
+    load_model(saved).use_backend("onnx", precision="int8")
+    assert debris.exists()  # young: it may belong to a quantisation still under way
+    old = time.time() - 2 * STALE_SECONDS
+    os.utime(debris, (old, old))
+    load_model(saved).use_backend("onnx", precision="int8")
+    assert not debris.exists() and fastpath.verified(int8)
+    assert sorted(p.name for p in cached.parent.glob("*.onnx")) == sorted([cached.name, int8.name])
 
 
 def test_predict_of_an_empty_list_is_an_empty_list(saved, cached):

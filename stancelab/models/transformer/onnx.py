@@ -22,6 +22,7 @@ short.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import warnings
@@ -32,12 +33,18 @@ from typing import Any
 import numpy as np
 
 from stancelab.errors import ModelLoadError
-from stancelab.files import checksum_path, remove_stale_temporaries
+from stancelab.files import (
+    checksum_path,
+    remove_path,
+    remove_stale_temporaries,
+    temporary_folder,
+)
 from stancelab.paths import state_dir, usable_cores
 
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
 PRECISION_ENV = "STANCELAB_PRECISION"
+QUANT_TAG = "quant"  # the work folder of a quantisation: .<name>.quant-XXXX
 BACKENDS = ("onnx", "torch")
 BACKEND_ENV = "STANCELAB_BACKEND"
 BATCH = 16  # rows per ONNX Runtime call: small batches pad less (README, "Prediction")
@@ -114,16 +121,42 @@ def export(net, path: Path) -> Path:
 
 
 def quantize(source: Path, target: Path) -> Path:
+    """Quantise the fp32 export ``source`` into ``target`` (int8 weights), atomically.
+
+    ONNX Runtime writes two full-size copies of the model while it works: a shape-inferred
+    one beside its input and another in a folder of its own under ``tempfile``'s
+    directory. Both go into one work folder beside ``target`` (the input is linked in, and
+    ``tempfile`` points there for the call), so a quantisation killed with ``kill -9``
+    leaves only that folder, which ``runner_for`` removes once stale.
+    """
+    import tempfile
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    work = temporary_folder(target, QUANT_TAG)
+    saved_tempdir = tempfile.tempdir
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)
     try:
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        link = work / source.name
+        link.symlink_to(source.resolve())
+        tmp = work / target.name
+        tempfile.tempdir = str(work)  # process-wide, but only while the export lock is held
+        quantize_dynamic(str(link), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, target)
         seal(target)
     finally:
-        tmp.unlink(missing_ok=True)
+        tempfile.tempdir = saved_tempdir
+        root.removeFilter(_no_preprocessing_advice)
+        remove_path(work)
     return target
+
+
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """Drop ONNX Runtime's advice to pre-process the model before quantising, printed on
+    every quantisation: it is meant for static quantisation, and a user of predict can do
+    nothing about it."""
+    return not record.getMessage().startswith("Please consider to run pre-processing")
 
 
 class OnnxRunner:
@@ -203,6 +236,7 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
     base = cache_dir() / f"{weights_key}.onnx"
     path = base if precision == "fp32" else base.with_name(f"{weights_key}.int8.onnx")
     remove_stale_temporaries(base.parent)  # left by exports that were killed
+    remove_stale_temporaries(base.parent, f".*.{QUANT_TAG}-*")  # and by quantisations
     if not verified(path):
         # One process makes the export (435 MB for the default); another that needs it
         # meanwhile waits, then uses it, rather than write and rename in a second copy.
