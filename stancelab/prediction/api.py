@@ -86,8 +86,8 @@ def fast(model: StanceModel, precision: str | None = None) -> StanceModel:
     """Put a model on its fast inference engine where it has one: the route that
     ``load_model(dir).predict`` takes too (for the transformer, ONNX Runtime fp32 with
     PyTorch's labels, ``TransformerModel.use_default_backend``). ``precision="int8"`` (or
-    ``STANCELAB_PRECISION=int8``) is faster but changes labels (about 5% of sentences
-    with the small MiniLM model, 18% with the mpnet default: README, "Measured figures");
+    ``STANCELAB_PRECISION=int8``) is faster but changes labels
+    (``stancelab.models.transformer.onnx``);
     ``STANCELAB_BACKEND=torch`` keeps PyTorch."""
     if hasattr(model, "use_default_backend"):
         return model.use_default_backend(precision)

@@ -220,8 +220,7 @@ class TransformerModel(StanceModel):
 
         The ONNX export is made on first use and cached by the weights' checksum; a model
         must have been saved or loaded first. ``precision``: "fp32" (the same labels as
-        torch) or "int8" (faster; labels differ on about 5% of sentences for MiniLM,
-        18% for the mpnet default); by default
+        torch) or "int8" (faster, but labels change; see that module); by default
         ``$STANCELAB_PRECISION``, else ``onnx.DEFAULT_PRECISION`` (fp32).
         """
         if backend == "torch":

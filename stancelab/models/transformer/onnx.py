@@ -10,8 +10,9 @@ Precisions (``benchmarks/predict_speed.py`` measures throughput and label agreem
 
 * ``fp32`` (predict's default): logits match PyTorch to about 1e-5, so the labels are the same.
 * ``int8``: weights quantised dynamically (per channel). Faster, but a logit can move by
-  about one unit, and labels differ from fp32 on about 5% of sentences for the small
-  MiniLM model and 18% for the mpnet default: opt-in, for triage.
+  about one unit, and labels differ from fp32, far more often for the mpnet default
+  than for the small MiniLM model (the shares: README, "Measured figures"): opt-in, for
+  triage.
   Activations get one scale per batch, so a row's score also depends on its batch-mates.
   ``benchmarks/predict_ceiling.py`` measures where the labels are lost.
 
