@@ -28,6 +28,7 @@ __all__ = [
     "atomic_open",
     "checksum_path",
     "exclusive_lock",
+    "output_lock",
     "iter_jsonl",
     "move_into_place",
     "temporary_folder",
@@ -115,6 +116,23 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
+
+
+@contextlib.contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Refuse a second writer of the prediction output ``output``, whichever route writes it
+    (the local one, a file, or Ray, a folder): one lock file ``.<name>.lock`` beside it,
+    removed when released (``exclusive_lock`` copes with a lock file removed meanwhile)."""
+    lock = output.with_name(f".{output.name}.lock")
+    busy = (
+        f"{output}: another stancelab predict is writing this output; wait for it to finish "
+        "or choose another --output"
+    )
+    with exclusive_lock(lock, busy):
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
 
 
 def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:

@@ -297,12 +297,21 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
     afile.write_text("")
     with pytest.raises(InputError, match="afile"):  # a parent that is a file: one line
         engine.predict_files(saved, source, afile / "out", workers=1)
-    from stancelab.files import exclusive_lock
+    assert not (tmp_path / ".out.jsonl.lock").exists()  # released locks leave no file
+    from stancelab.files import output_lock
 
-    with exclusive_lock(tmp_path / ".out.jsonl.lock", "held by this test"):  # a run under way
-        with pytest.raises(InputError, match="another predict is writing it"):
+    busy = "another stancelab predict is writing this output"
+    with output_lock(out):  # a run under way
+        with pytest.raises(InputError, match=busy):
             engine.predict_files(saved, source, out, overwrite=True, workers=1)
     assert sorted(ray_rows(out)) == first
+    fresh = tmp_path / "fresh.jsonl"
+    with output_lock(fresh):  # a run under way on either route refuses the other route too
+        with pytest.raises(InputError, match=busy):
+            engine.predict_files(saved, source, fresh, workers=1)
+        with pytest.raises(InputError, match=busy):
+            stream.predict_file(resolve_model(saved), source, fresh, progress=False)
+    assert not fresh.exists() and not (tmp_path / "fresh.jsonl.part").exists()
 
 
 def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:

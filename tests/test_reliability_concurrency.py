@@ -65,6 +65,7 @@ def test_second_predict_into_the_same_output_is_refused(run_dir, tmp_path):
     predict_file(resolve_model(run_dir), source, reference, progress=False)
     assert out.read_bytes() == reference.read_bytes()  # whole, in order, one model's rows
     assert not meta.exists() and not (tmp_path / "out.jsonl.part").exists()
+    assert not (tmp_path / ".out.jsonl.lock").exists()  # the lock is gone with its writer
 
 
 def run_popen(*args: str):

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from stancelab.corpus.readers import SUFFIXES, Record, check, read_records
 from stancelab.errors import InputError, StancelabError
 from stancelab.files import (
-    exclusive_lock,
     move_into_place,
+    output_lock,
     refuse_input_as_output,
     remove_path,
     restore_replaced,
@@ -270,8 +270,7 @@ def _predict_locked(model, paths, is_folder, output_path: Path, **options) -> Cl
     when complete, so a failed or killed run leaves the old OUT (and the inputs) as they
     were."""
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    busy = f"{output_path}: another predict is writing it; wait for it to finish"
-    with exclusive_lock(output_path.parent / f".{output_path.name}.lock", busy):
+    with output_lock(output_path):
         restore_replaced(output_path)  # an OUT a killed run had moved aside
         for debris in output_path.parent.glob(f".{glob.escape(output_path.name)}.part-*"):
             remove_path(debris)  # left by a killed run: no run is writing (we hold the lock)

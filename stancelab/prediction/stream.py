@@ -24,7 +24,13 @@ from pathlib import Path
 
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
-from stancelab.files import exclusive_lock, read_json_object, refuse_input_as_output, write_json
+from stancelab.files import (
+    exclusive_lock,
+    output_lock,
+    read_json_object,
+    refuse_input_as_output,
+    write_json,
+)
 from stancelab.models.base import StanceModel
 from stancelab.prediction.api import predictions_for
 
@@ -150,7 +156,7 @@ def predict_file(
         "wait for it to finish or choose another --output"
     )
     try:
-        with exclusive_lock(part, busy) as fd:
+        with output_lock(output_path), exclusive_lock(part, busy) as fd:
             try:
                 return _predict_locked(
                     model,
