@@ -23,6 +23,11 @@ class ModelLoadError(StancelabError):
     """A model directory that is missing, partial, corrupt or of an unknown kind."""
 
 
+class TruncationWarning(UserWarning):
+    """Some texts were longer than the model reads; it labelled their beginning (and end)
+    only. ``Prediction.truncated`` and the ``"truncated"`` key of predict's rows say which."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), for the
     one-line messages above."""

@@ -76,12 +76,14 @@ def sentences(n: int) -> list[str]:
 
 
 def jsonl_input(path: Path, n: int) -> Path:
-    """n good rows, with four bad ones among them (empty, broken JSON, a number, a list)."""
+    """n good rows, with four bad ones among them (empty, broken JSON, a number, a list), and
+    one longer than the model's 32 tokens (line 121)."""
     lines = [json.dumps({"id": f"r{i}", "text": t}) for i, t in enumerate(sentences(n))]
     lines[5] = json.dumps({"id": "empty", "text": "  "})
     lines[50] = "{broken"
     lines[100] = json.dumps({"id": 7, "text": 7})
     lines[150] = "[1, 2]"
+    lines[120] = json.dumps({"id": "long", "text": "The army will respond to any attack. " * 6})
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -129,6 +131,9 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
     assert_same_rows(got, expected)
     errors = [json.loads(line) for line in got if '"error"' in line]
     assert summary.errors == len(errors) == 4
+    cut = [json.loads(line) for line in got if '"truncated"' in line]
+    assert [(r["line"], r["truncated"]) for r in cut] == [(121, True)] and summary.truncated == 1
+    assert "1 truncated row(s)" in str(summary)
     assert {e["line"]: e["error"] for e in errors} == {
         6: "'text' is empty or only white space or invisible characters",
         51: "invalid JSON (Expecting property name enclosed in double quotes)",

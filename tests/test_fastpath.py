@@ -6,7 +6,11 @@ STANCELAB_HOME. Throughput is measured by benchmarks/predict_speed.py, never her
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +23,11 @@ from conftest import TINY  # noqa: E402
 from reliability_common import predict_interrupted_at_chunk  # noqa: E402
 
 from stancelab.config import TransformerParams  # noqa: E402
+from stancelab.errors import TruncationWarning  # noqa: E402
 from stancelab.models.registry import load_model  # noqa: E402
 from stancelab.models.transformer.model import TransformerModel  # noqa: E402
 from stancelab.prediction.api import predict, predict_document, resolve_model  # noqa: E402
+from stancelab.prediction.stream import predict_file  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -65,13 +71,31 @@ def test_int8_backend_runs_and_differs_from_fp32(saved, monkeypatch):
         load_model(saved).use_backend("onnx", precision="fp16")
 
 
-def test_predict_uses_the_fast_path_and_warns_on_truncation(saved):
+def test_predict_uses_the_fast_path_and_flags_truncation(saved, tmp_path):
     model = resolve_model(saved)
     assert model.runner_ is not None  # predict's default engine for the transformer
     long_text = "The army said it would respond to any attack on the border. " * 20
-    with pytest.warns(UserWarning, match="truncated"):
-        result = predict(long_text, model=saved)
+    named = r"1 of 2 text\(s\) are longer than the model's limit of 32 tokens"
+    named += r".*the first is text 1 \(\d+ tokens\): 'The army said"
+    with pytest.warns(TruncationWarning, match=named):
+        short, result = predict(["Talks resumed.", long_text], model=saved)
     assert set(result.scores) == {"threat", "conditional_deescalation", "accusation", "denial"}
+    assert result.truncated and not short.truncated
+    assert result.to_dict()["truncated"] is True and "truncated" not in short.to_dict()
+    assert "truncated" in str(result) and "truncated" not in str(short)
+    assert model.truncated(["Talks resumed.", long_text]) == [False, True]
+    assert load_model(saved).use_backend("torch").truncated([long_text]) == [True]
+
+    source = tmp_path / "in.jsonl"
+    texts = ["We will strike.", long_text, "Talks resumed on Monday."]
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = predict_file(model, source, tmp_path / "out.jsonl", progress=False)
+    assert not [w for w in caught if issubclass(w.category, TruncationWarning)]  # counted
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r.get("truncated") for r in rows] == [None, True, None]
+    assert summary.truncated == 1 and "1 truncated row(s)" in str(summary)
     sentences = predict_document("We will strike. Talks resumed on Monday.", model=saved)
     assert [s.text for s in sentences] == ["We will strike.", "Talks resumed on Monday."]
 
@@ -178,3 +202,19 @@ def test_resume_refuses_another_precision_and_continues_with_the_same(saved, tmp
         assert part.read_bytes() == written and not out.exists()
     stream.predict_file(fp32, source, out, chunk_size=5, resume=True, progress=False)
     assert out.read_bytes() == reference.read_bytes()
+
+
+def test_the_cli_marks_a_truncated_text_and_warns_in_one_line(saved):
+    long_text = "The army said it would respond to any attack on the border. " * 5
+    ran = subprocess.run(
+        [sys.executable, "-m", "stancelab.cli", "predict", "--model", str(saved)]
+        + ["Talks resumed.", long_text],
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    rows = ran.stdout.splitlines()[2:]
+    assert rows[0].endswith("  Talks resumed.") and "(truncated) The army said" in rows[1]
+    warned = [line for line in ran.stderr.splitlines() if "longer than the model" in line]
+    assert warned == [ran.stderr.strip()]  # one line, without the library's source line
+    assert warned[0].startswith("warning: 1 of 2 text(s) are longer than the model's limit")

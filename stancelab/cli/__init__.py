@@ -3,12 +3,17 @@
 
 Each command is a thin shell over a library function; heavy imports happen inside the
 command so that ``stancelab --help`` and ``stancelab predict`` start fast. A user error
-(``InputError`` and friends) prints one line on stderr and exits with status 1.
+(``InputError`` and friends) prints one line on stderr and exits with status 1; a warning
+that stancelab raises prints one line too, ``warning: ...``, without the library's source
+line (other libraries' warnings keep Python's format).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
+from pathlib import Path
 
 import typer
 
@@ -33,7 +38,21 @@ def _root() -> None:
     """stancelab: corpus -> Label Studio -> two models -> evaluation -> predict."""
 
 
+PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep  # stancelab/
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if str(filename).startswith(PACKAGE):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     try:
         app()
     except KeyboardInterrupt:

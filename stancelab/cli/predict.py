@@ -138,6 +138,7 @@ def format_table(results) -> str:
     lines = [header, "-" * len(header)]
     for r in results:
         text = r.text if len(r.text) <= 70 else r.text[:67] + "..."
+        text = f"(truncated) {text}" if r.truncated else text
         scores = " ".join(f"{r.scores[n]:>12.2f}" for n in LABELS)
         lines.append(f"{display(r.labels):<{width}}{scores}  {text}")
     return "\n".join(lines)

@@ -137,6 +137,11 @@ class StanceModel(ABC):
         proba = self.predict_proba(texts)
         return self.labels_from_proba(proba)
 
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        """Which texts the model reads only in part. A model with a length limit (the
+        transformer's tokens) overrides this; the TF-IDF baseline reads every text whole."""
+        return [False] * len(texts)
+
     def labels_from_proba(self, proba: np.ndarray) -> list[tuple[str, ...]]:
         cut = np.asarray(self.thresholds_, float)
         return [tuple(n for n, on in zip(LABELS, row >= cut, strict=True) if on) for row in proba]

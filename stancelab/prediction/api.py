@@ -5,8 +5,10 @@
     predict(["...", "..."], model="runs/baseline")
     predict_document(article_text)
 
-Each result is a ``Prediction``: the text, the label tuple (``()`` = none) and the calibrated
-score of every label; document results also carry the sentence's offsets in the article.
+Each result is a ``Prediction``: the text, the label tuple (``()`` = none), the calibrated
+score of every label and whether the model read the text only in part (``truncated``: longer
+than the transformer's token limit); document results also carry the sentence's offsets in
+the article.
 The default model is ``runs/transformer/`` (or ``$STANCELAB_MODEL``). This module imports
 nothing heavy itself: the model's own dependencies load with the model.
 """
@@ -41,12 +43,17 @@ class Prediction:
     scores: dict[str, float] = field(default_factory=dict)
     start: int | None = None  # offsets in the document (predict_document only)
     end: int | None = None
+    truncated: bool = False  # longer than the model reads: labelled from its beginning
 
     def to_dict(self) -> dict:
+        """The fields as JSON values; ``start``/``end`` only for a document's sentence and
+        ``truncated`` only when true (the key that predict's output rows carry)."""
         row = asdict(self)
         row["labels"] = list(self.labels)
         if self.start is None:
             del row["start"], row["end"]
+        if not self.truncated:
+            del row["truncated"]
         return row
 
     def to_json(self) -> str:
@@ -54,7 +61,8 @@ class Prediction:
 
     def __str__(self) -> str:
         scores = " ".join(f"{name}={self.scores[name]:.2f}" for name in LABELS)
-        return f"{display(self.labels)}  [{scores}]  {self.text}"
+        cut = "  (truncated: longer than the model reads)" if self.truncated else ""
+        return f"{display(self.labels)}  [{scores}]{cut}  {self.text}"
 
 
 def default_model_dir() -> Path:
@@ -113,11 +121,15 @@ def predictions_for(model: StanceModel, texts: list[str]) -> list[Prediction]:
     """Validated texts in, Predictions out (one predict_proba call)."""
     proba = model.predict_proba(texts)
     labels = model.labels_from_proba(proba)
+    cut = model.truncated(texts)
     return [
         Prediction(
-            text, labs, {name: round(float(p), 6) for name, p in zip(LABELS, row, strict=True)}
+            text,
+            labs,
+            {name: round(float(p), 6) for name, p in zip(LABELS, row, strict=True)},
+            truncated=long,
         )
-        for text, labs, row in zip(texts, labels, proba, strict=True)
+        for text, labs, row, long in zip(texts, labels, proba, cut, strict=True)
     ]
 
 
@@ -139,6 +151,6 @@ def predict_document(
     loaded = resolve_model(model)
     results = predictions_for(loaded, [s.text for s in sentences])
     return [
-        Prediction(r.text, r.labels, r.scores, start=s.start, end=s.end)
+        Prediction(r.text, r.labels, r.scores, s.start, s.end, r.truncated)
         for r, s in zip(results, sentences, strict=True)
     ]

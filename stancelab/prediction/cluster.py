@@ -32,7 +32,7 @@ from stancelab.files import (
 )
 from stancelab.labels import LABELS
 from stancelab.prediction.ray_files import files_datasource, rows_sink
-from stancelab.prediction.stream import Summary, rows_for
+from stancelab.prediction.stream import Summary, rows_for, truncated_note
 
 if TYPE_CHECKING:
     import ray.data
@@ -131,6 +131,7 @@ def rows_table(rows: list[dict], documents: bool, with_path: bool):
         ("text", pa.string()),
         ("labels", pa.list_(pa.string())),
         ("scores", pa.struct([(name, pa.float64()) for name in LABELS])),
+        ("truncated", pa.bool_()),
         ("model_version", pa.string()),
         ("error", pa.string()),
     ]
@@ -199,7 +200,8 @@ class ClusterSummary(Summary):
         rate = self.rows / self.seconds if self.seconds else 0.0
         return (
             f"{self.rows} row(s) -> {self.files} file(s) in {self.output}/; "
-            f"{self.errors} error row(s); {self.workers} Ray worker(s); "
+            f"{self.errors} error row(s); {truncated_note(self.truncated)}"
+            f"{self.workers} Ray worker(s); "
             f"{self.seconds:.1f} s ({rate:.1f} rows/s)"
         )
 
@@ -332,6 +334,7 @@ def _predict_into(
             records=sink.rows,
             rows=sink.rows,
             errors=sink.errors,
+            truncated=sink.truncated,
             seconds=seconds,
             output=str(folder),
             files=files,

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.corpus.readers import Record, read_records
-from stancelab.errors import InputError
+from stancelab.errors import InputError, TruncationWarning
 from stancelab.files import (
     exclusive_lock,
     output_lock,
@@ -40,6 +41,7 @@ class Summary:
     records: int = 0
     rows: int = 0
     errors: int = 0
+    truncated: int = 0
     resumed_from: int = 0
     seconds: float = 0.0
     output: str = ""
@@ -49,8 +51,16 @@ class Summary:
         resumed = f" (resumed after {self.resumed_from})" if self.resumed_from else ""
         return (
             f"{self.records} record(s){resumed} -> {self.rows} row(s) in {self.output}; "
-            f"{self.errors} error row(s); {self.seconds:.1f} s ({rate:.1f} records/s)"
+            f"{self.errors} error row(s); {truncated_note(self.truncated)}"
+            f"{self.seconds:.1f} s ({rate:.1f} records/s)"
         )
+
+
+def truncated_note(count: int) -> str:
+    """The summary's words for rows whose text was longer than the model reads."""
+    if not count:
+        return ""
+    return f'{count} truncated row(s) (marked "truncated": true, labelled from their beginning); '
 
 
 def count_records(path: Path, documents: bool) -> int | None:
@@ -65,10 +75,21 @@ def count_records(path: Path, documents: bool) -> int | None:
 
 
 def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[dict]:
-    """Output rows for a chunk of records, in input order."""
-    version = model.model_version
-    if documents:
-        return _document_rows(model, chunk, version)
+    """Output rows for a chunk of records, in input order. A row whose text was longer than
+    the model reads has ``"truncated": true`` (and the model's warning is not repeated for
+    every chunk: the summary counts these rows)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)
+        if documents:
+            return _document_rows(model, chunk, model.model_version)
+        return _record_rows(model, chunk, model.model_version)
+
+
+def _truncated(prediction) -> dict:
+    return {"truncated": True} if prediction.truncated else {}
+
+
+def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
     good = [r for r in chunk if r.error is None]
     preds = iter(predictions_for(model, [r.text for r in good]) if good else [])
     rows = []
@@ -84,6 +105,7 @@ def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[d
                 "text": r.text,
                 "labels": list(p.labels),
                 "scores": p.scores,
+                **_truncated(p),
                 "model_version": version,
             }
         )
@@ -119,6 +141,7 @@ def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> lis
                     "text": s.text,
                     "labels": list(p.labels),
                     "scores": p.scores,
+                    **_truncated(p),
                     "model_version": version,
                 }
             )
@@ -286,6 +309,7 @@ def _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar
     summary.records += len(chunk)
     summary.rows += len(rows)
     summary.errors += sum("error" in r for r in rows)
+    summary.truncated += sum("truncated" in r for r in rows)
     bar.update(len(chunk))
     return offset
 

@@ -33,7 +33,7 @@ import numpy as np
 from stancelab.config import TransformerParams
 from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
-from stancelab.errors import InputError, first_line
+from stancelab.errors import InputError, TruncationWarning, first_line
 from stancelab.labels import LABELS
 from stancelab.models.base import Groups, LabelSets, StanceModel, Texts, as_text_list
 from stancelab.models.calibration import (
@@ -160,17 +160,24 @@ class TransformerModel(StanceModel):
     def decision_function(self, texts: str | Sequence[str]) -> np.ndarray:
         """Raw per-label logits, shape (n, len(LABELS)).
 
-        Texts longer than ``max_length`` tokens are truncated, with one warning per call.
+        A text longer than ``max_length`` tokens is cut to its first ``max_length - 1``
+        tokens and its closing token (``truncated`` says which texts), with one
+        ``TruncationWarning`` per call naming the first such text.
         """
         texts = as_text_list(texts)
         if not texts:  # the tokenizer rejects an empty batch
             return np.zeros((0, len(LABELS)))
         ids = self._token_ids(texts)
         limit = self.params.max_length
-        long = sum(len(row) > limit for row in ids)
+        long = [i for i, row in enumerate(ids) if len(row) > limit]
         if long:
+            first = texts[long[0]]
+            shown = first if len(first) <= 60 else first[:57].rstrip() + "..."
             warnings.warn(
-                f"{long} text(s) longer than the model's limit of {limit} tokens were truncated",
+                f"{len(long)} of {len(texts)} text(s) are longer than the model's limit of "
+                f"{limit} tokens and were labelled from their beginning only; the first is "
+                f"text {long[0]} ({len(ids[long[0]])} tokens): {shown!r}",
+                TruncationWarning,
                 stacklevel=2,
             )
             ids = [row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in ids]
@@ -180,6 +187,12 @@ class TransformerModel(StanceModel):
         from stancelab.models.transformer import network  # torch: only on the PyTorch path
 
         return network.infer(self.net_, ids, self.pad_id_)
+
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        """Which texts are longer than ``max_length`` tokens (the model reads them in part)."""
+        texts = as_text_list(texts)
+        limit = self.params.max_length
+        return [len(row) > limit for row in self._token_ids(texts)] if texts else []
 
     @property
     def engine(self) -> str:
