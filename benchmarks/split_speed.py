@@ -2,8 +2,9 @@
 
     python benchmarks/split_speed.py [--runs 5] [--out benchmarks/results/split_speed.json]
 
-Not a test: it measures. The text is a few news-like sentences repeated with no line break
-(the shape that made the old splitter quadratic). CPU time of this process (other processes
+Not a test: it measures. The text is the sentences of the shipped corpus (``seeds/``)
+joined by spaces and repeated to each size: one long line, the shape that made the old
+splitter quadratic. CPU time of this process (other processes
 on a shared machine do not count), best of ``--runs`` for each size, the sizes taking turns.
 A linear splitter gives a ratio of about 10. The tests check the same property without a
 clock (``tests/test_reliability_long_line.py``).
@@ -14,18 +15,26 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
+from stancelab.corpus.ingest import Document, segment_document
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from test_reliability_long_line import article  # noqa: E402
-
-from stancelab.corpus.ingest import Document, segment_document  # noqa: E402
-
 SIZES = (100_000, 1_000_000)
+
+
+def article(size: int) -> str:
+    """``size`` characters of the seed articles' sentences (page furniture dropped, as the
+    corpus command does) as one line."""
+    kept = []
+    for path in sorted((ROOT / "seeds").glob("*.txt")):
+        found, _ = segment_document(
+            Document(path.stem, path.read_text(encoding="utf-8"), path.stem)
+        )
+        kept += [" ".join(s.text.split()) for s in found]
+    line = " ".join(kept) + " "
+    return (line * (size // len(line) + 1))[:size]
 
 
 def cpu_seconds(text: str) -> float:
