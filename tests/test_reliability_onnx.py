@@ -87,6 +87,24 @@ def test_a_truncated_export_is_rebuilt_instead_of_falling_back_to_torch(saved, c
         load_model(saved).use_backend("onnx", precision="fp32")
 
 
+def test_a_sealed_export_this_onnx_runtime_cannot_load_is_rebuilt(saved, cached):
+    """As when a cache is shared with another ONNX Runtime version: the checksum matches,
+    the file does not load. It is rebuilt once, not worked around with PyTorch forever."""
+    cached.write_bytes(b"an export this ONNX Runtime cannot read")
+    fastpath.seal(cached)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(saved).use_backend("onnx", precision="fp32")
+    notes = [str(w.message) for w in caught]
+    assert len(notes) == 1 and "cannot load the ONNX model" in notes[0], notes
+    assert notes[0].endswith("; rebuilding it")
+    assert model.runner_ is not None and model.predict(TEXTS) == torch_labels(saved)
+    assert fastpath.verified(cached) and cached.stat().st_size > 100_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt export loads: no second rebuild
+        load_model(saved).use_backend("onnx", precision="fp32")
+
+
 def test_an_edited_int8_export_is_rebuilt(saved, cached, caplog):
     load_model(saved).use_backend("onnx", precision="int8")
     assert "pre-processing" not in caplog.text  # ONNX Runtime's advice is not for our users

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from stancelab.errors import ModelLoadError
+from stancelab.errors import ModelLoadError, first_line
 from stancelab.files import (
     checksum_path,
     remove_path,
@@ -239,18 +239,44 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
     remove_stale_temporaries(base.parent)  # left by exports that were killed
     remove_stale_temporaries(base.parent, f".*.{QUANT_TAG}-*")  # and by quantisations
     if not verified(path):
-        # One process makes the export (435 MB for the default); another that needs it
-        # meanwhile waits, then uses it, rather than write and rename in a second copy.
-        base.parent.mkdir(parents=True, exist_ok=True)
-        with _LOCK, _export_lock(base):
-            if not verified(path):  # made by another process while this one waited?
-                if path == base or not verified(base):
-                    _note_rebuild(base)
-                    export(network(), base)
-                if path != base:
-                    _note_rebuild(path)
-                    quantize(base, path)
-    return OnnxRunner(path, precision=precision)
+        _make(network, base, path)
+    made = _identity(path)
+    try:
+        return OnnxRunner(path, precision=precision)
+    except ModelLoadError as exc:
+        # A sealed export that this ONNX Runtime cannot load: made by another version that
+        # shares the cache, say. Rebuilt once; if the new one fails too, the error stands.
+        warnings.warn(f"{first_line(exc)}; rebuilding it", stacklevel=3)
+        _make(network, base, path, stale=made)
+        return OnnxRunner(path, precision=precision)
+
+
+def _make(network: Callable[[], Any], base: Path, path: Path, stale=None) -> None:
+    """Export (and for int8, quantise) into ``path`` unless it is verified, or, when
+    ``stale`` is the identity of a file that would not load, unless it has been replaced
+    since. One process makes the export (435 MB for the default); another that needs it
+    meanwhile waits, then uses it, rather than write and rename in a second copy."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    with _LOCK, _export_lock(base):
+        current = _identity(path)
+        if verified(path) and (stale is None or current != stale):
+            return  # made (or remade) by another process while this one waited
+        if path == base or not verified(base):
+            if stale is None:
+                _note_rebuild(base)
+            export(network(), base)
+        if path != base:
+            if stale is None:
+                _note_rebuild(path)
+            quantize(base, path)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
 
 
 @contextlib.contextmanager
