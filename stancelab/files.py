@@ -28,6 +28,7 @@ __all__ = [
     "atomic_open",
     "checksum_path",
     "exclusive_lock",
+    "followed",
     "output_lock",
     "iter_jsonl",
     "move_into_place",
@@ -133,6 +134,18 @@ def output_lock(output: Path) -> Iterator[None]:
             yield
         finally:
             lock.unlink(missing_ok=True)
+
+
+def followed(path: str | os.PathLike) -> Path:
+    """``path``, or where it points when it is a symbolic link: an output written through a
+    link (to a bigger disk, say) lands where the link points, and the link stays."""
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise InputError(f"{path}: cannot follow this symbolic link ({exc})") from None
 
 
 def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:

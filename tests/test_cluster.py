@@ -318,6 +318,16 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
             stream.predict_file(resolve_model(saved), source, fresh, progress=False)
     assert not fresh.exists() and not (tmp_path / "fresh.jsonl.part").exists()
 
+    elsewhere = tmp_path / "big-disk"
+    elsewhere.mkdir()
+    (elsewhere / "out").mkdir()
+    (elsewhere / "out" / "old.jsonl").write_text("{}\n")
+    link = tmp_path / "linked"
+    link.symlink_to(elsewhere / "out")  # OUT on another disk, through a link
+    engine.predict_files(saved, source, link, overwrite=True, workers=1)
+    assert link.is_symlink() and sorted(ray_rows(elsewhere / "out")) == first
+    assert not (elsewhere / "out" / "old.jsonl").exists()
+
 
 def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
     program = f"import sys\n{code}\nfrom stancelab.cli import main\nmain()"

@@ -184,6 +184,26 @@ def test_existing_output_is_not_overwritten(run_dir, tmp_path):
     assert len(read_rows(out)) == 2
 
 
+def test_an_output_through_a_symbolic_link_lands_where_it_points(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    inputs = write_inputs(tmp_path)
+    (tmp_path / "big-disk").mkdir()
+    target = tmp_path / "big-disk" / "out.jsonl"
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)  # dangling until the first run writes the target
+    stream.predict_file(model, inputs["txt"], link, progress=False)
+    assert link.is_symlink() and len(read_rows(target)) == 2
+    with pytest.raises(InputError, match="exists"):
+        stream.predict_file(model, inputs["txt"], link, progress=False)
+    stream.predict_file(model, inputs["jsonl"], link, overwrite=True, progress=False)
+    assert link.is_symlink() and len(read_rows(target)) == 5
+    assert sorted(p.name for p in tmp_path.iterdir() if "out.jsonl" in p.name) == ["out.jsonl"]
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    with pytest.raises(InputError, match="cannot follow this symbolic link"):
+        stream.predict_file(model, inputs["txt"], loop, progress=False)
+
+
 def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     model = resolve_model(run_dir)
     source = tmp_path / "many.txt"

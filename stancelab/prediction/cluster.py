@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from stancelab.corpus.readers import SUFFIXES, Record, check, read_records
 from stancelab.errors import InputError, StancelabError
 from stancelab.files import (
+    followed,
     move_into_place,
     output_lock,
     refuse_input_as_output,
@@ -239,7 +240,7 @@ def predict_files(
     """
     require_ray()
 
-    input_path, output_path = Path(input_path), Path(output_path)
+    input_path, output_path = Path(input_path), followed(output_path)
     paths, is_folder = input_paths(input_path)
     refuse_input_as_output(output_path, [input_path])
     if output_path.exists() and not overwrite:

@@ -27,6 +27,7 @@ from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError, TruncationWarning
 from stancelab.files import (
     exclusive_lock,
+    followed,
     output_lock,
     read_json_object,
     refuse_input_as_output,
@@ -159,7 +160,7 @@ def predict_file(
     chunk_size: int = 256,
     progress: bool = True,
 ) -> Summary:
-    input_path, output_path = Path(input_path), Path(output_path)
+    input_path, output_path = Path(input_path), followed(output_path)
     part = output_path.with_name(output_path.name + ".part")
     meta_path = output_path.with_name(output_path.name + ".part.json")
     refuse_input_as_output(output_path, [input_path])
