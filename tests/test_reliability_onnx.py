@@ -21,6 +21,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from conftest import TINY  # noqa: E402
 
 from stancelab.config import TransformerParams  # noqa: E402
+from stancelab.errors import ModelLoadError  # noqa: E402
 from stancelab.files import STALE_SECONDS  # noqa: E402
 from stancelab.models.registry import load_model  # noqa: E402
 from stancelab.models.transformer import onnx as fastpath  # noqa: E402
@@ -105,9 +106,10 @@ def test_a_sealed_export_this_onnx_runtime_cannot_load_is_rebuilt(saved, cached)
         load_model(saved).use_backend("onnx", precision="fp32")
 
 
-def test_an_edited_int8_export_is_rebuilt(saved, cached, caplog):
+def test_an_edited_int8_export_is_rebuilt(saved, cached, capfd):
     load_model(saved).use_backend("onnx", precision="int8")
-    assert "pre-processing" not in caplog.text  # ONNX Runtime's advice is not for our users
+    said = capfd.readouterr()
+    assert "pre-processing" not in said.err + said.out  # ONNX Runtime's advice: not for users
     int8 = cached.with_name(cached.name.replace(".onnx", ".int8.onnx"))
     int8.write_bytes(int8.read_bytes()[:1000])
     with pytest.warns(UserWarning, match="rebuilding"):
@@ -115,22 +117,29 @@ def test_an_edited_int8_export_is_rebuilt(saved, cached, caplog):
     assert model.predict_proba(TEXTS).shape == (3, 4) and fastpath.verified(int8)
 
 
-# A child that quantises the export and dies (as with kill -9: no clean-up runs) right after
-# ONNX Runtime's Nth shape inference: the first writes a full copy beside its input, the
-# second one in a folder of its own under tempfile's directory.
-QUANTIZE_THEN_DIE = """
-import os, sys
-from pathlib import Path
+# Put on the path of a child (as sitecustomize), this makes ONNX Runtime's quantisation
+# worker kill its parent and itself with SIGKILL (no clean-up runs in either: as when both
+# are killed with kill -9) right after its Nth shape inference. The first writes a full copy
+# of the model beside its input, the second one in a folder of its own under TMPDIR. The
+# worker is known by its TMPDIR (the work folder, not the child's): a quantisation run in the
+# child's own process is left alone, and the test fails on its exit status.
+DIE_AFTER_SHAPE_INFERENCE = """
+import os, signal
 import onnx.shape_inference as si
-from stancelab.models.transformer import onnx as fastpath
 
-real, calls, die_at = si.infer_shapes_path, [], int(sys.argv[3])
-def infer_then_die(*args, **kwargs):
-    real(*args, **kwargs)
-    calls.append(1)
-    if len(calls) == die_at:
+_real, _calls = si.infer_shapes_path, []
+def _infer_then_die(*args, **kwargs):
+    _real(*args, **kwargs)
+    _calls.append(1)
+    if len(_calls) == int(os.environ["DIE_AT"]) and os.environ["TMPDIR"] != os.environ["SCRATCH"]:
+        os.kill(os.getppid(), signal.SIGKILL)
         os._exit(9)
-si.infer_shapes_path = infer_then_die
+si.infer_shapes_path = _infer_then_die
+"""
+QUANTIZE = """
+import sys
+from pathlib import Path
+from stancelab.models.transformer import onnx as fastpath
 fastpath.quantize(Path(sys.argv[1]), Path(sys.argv[2]))
 """
 
@@ -141,17 +150,20 @@ def test_a_killed_quantisation_leaves_nothing_for_good(saved, cached, tmp_path, 
 
     before = set(cached.parent.iterdir())
     int8 = cached.with_name(cached.name.replace(".onnx", ".int8.onnx"))
-    scratch = tmp_path / "tmpdir"
+    scratch, hook = tmp_path / "tmpdir", tmp_path / "hook"
     scratch.mkdir()
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DIE_AFTER_SHAPE_INFERENCE)
+    path = os.pathsep.join(filter(None, [str(hook), env().get("PYTHONPATH")]))
     child = subprocess.run(
-        [sys.executable, "-c", QUANTIZE_THEN_DIE, str(cached), str(int8), str(die_at)],
-        env={**env(), "TMPDIR": str(scratch)},
+        [sys.executable, "-c", QUANTIZE, str(cached), str(int8)],
+        env={**env(), "TMPDIR": str(scratch), "SCRATCH": str(scratch), "PYTHONPATH": path}
+        | {"DIE_AT": str(die_at)},
         capture_output=True,
         text=True,
     )
-    assert child.returncode == 9, child.stderr
-    # no copy of the model outside the cache (importing onnxruntime writes a 51-byte .ses)
-    assert sum(f.stat().st_size for f in scratch.rglob("*")) < 1000
+    assert child.returncode == -9, child.stderr
+    assert not list(scratch.iterdir())  # nothing under the user's TMPDIR
     (debris,) = set(cached.parent.iterdir()) - before  # one work folder, nothing beside it
     assert debris.name.startswith(f".{int8.name}.{fastpath.QUANT_TAG}-") and debris.is_dir()
     assert sum(f.stat().st_size for f in debris.rglob("*")) > cached.stat().st_size / 2
@@ -163,6 +175,45 @@ def test_a_killed_quantisation_leaves_nothing_for_good(saved, cached, tmp_path, 
     load_model(saved).use_backend("onnx", precision="int8")
     assert not debris.exists() and fastpath.verified(int8)
     assert sorted(p.name for p in cached.parent.glob("*.onnx")) == sorted([cached.name, int8.name])
+
+
+def test_quantisation_leaves_the_temporary_files_of_other_threads_alone(saved, cached):
+    """The process's temporary directory never moves while int8 is made (it once pointed
+    into the work folder, which is removed at the end, with other threads' files in it)."""
+    import tempfile
+    import threading
+
+    made, stop = [], threading.Event()
+
+    def keep_making_temporary_files() -> None:
+        while not stop.is_set():
+            with tempfile.NamedTemporaryFile(delete=False) as handle:
+                made.append(Path(handle.name))
+            time.sleep(0.002)
+
+    worker = threading.Thread(target=keep_making_temporary_files)
+    worker.start()
+    try:
+        model = load_model(saved).use_backend("onnx", precision="int8")
+    finally:
+        stop.set()
+        worker.join()
+    try:
+        assert model.predict_proba(TEXTS).shape == (3, 4)
+        assert made and all(f.exists() for f in made)
+        assert all(f.parent == Path(tempfile.gettempdir()) for f in made)
+    finally:
+        for f in made:
+            f.unlink(missing_ok=True)
+
+
+def test_a_failed_quantisation_says_why_and_leaves_no_work_folder(saved, cached, monkeypatch):
+    """ONNX Runtime's own words, in one line, and PyTorch for this run."""
+    monkeypatch.setattr(fastpath, "_QUANTIZE", "import no_such_module_here")  # it fails
+    int8 = cached.with_name(cached.name.replace(".onnx", ".int8.onnx"))
+    with pytest.raises(ModelLoadError, match="int8 quantisation failed .*no_such_module_here"):
+        load_model(saved).use_backend("onnx", precision="int8")
+    assert not int8.exists() and not list(cached.parent.glob(f".*{fastpath.QUANT_TAG}-*"))
 
 
 def test_predict_of_an_empty_list_is_an_empty_list(saved, cached):

@@ -37,7 +37,8 @@ def predict(
         typer.Option(
             help="Transformer precision: fp32 (default; PyTorch's labels and scores) or int8 "
             "(faster, but it changes labels, far more often with the mpnet default than with "
-            "MiniLM: for triage, not for figures you report; README, 'Measured figures')."
+            "MiniLM: for triage, not for figures you report, and not with the mpnet default; "
+            "README, 'Measured figures')."
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,

@@ -12,7 +12,7 @@ Precisions (``benchmarks/predict_speed.py`` measures throughput and label agreem
 * ``int8``: weights quantised dynamically (per channel). Faster, but a logit can move by
   about one unit, and labels differ from fp32, far more often for the mpnet default
   than for the small MiniLM model (the shares: README, "Measured figures"): opt-in, for
-  triage.
+  triage, and not for the mpnet default.
   Activations get one scale per batch, so a row's score also depends on its batch-mates.
   ``benchmarks/predict_ceiling.py`` measures where the labels are lost.
 
@@ -23,7 +23,6 @@ short.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import warnings
@@ -125,39 +124,57 @@ def quantize(source: Path, target: Path) -> Path:
     """Quantise the fp32 export ``source`` into ``target`` (int8 weights), atomically.
 
     ONNX Runtime writes two full-size copies of the model while it works: a shape-inferred
-    one beside its input and another in a folder of its own under ``tempfile``'s
-    directory. Both go into one work folder beside ``target`` (the input is linked in, and
-    ``tempfile`` points there for the call), so a quantisation killed with ``kill -9``
-    leaves only that folder, which ``runner_for`` removes once stale.
+    one beside its input and another in a folder of its own under the temporary directory.
+    It runs in a child process whose input is linked into one work folder beside ``target``
+    and whose ``TMPDIR`` is that folder, so both copies land there, and no other thread of
+    this process sees its temporary directory change. The folder is removed at the end;
+    a quantisation killed with ``kill -9`` leaves only that folder, which ``runner_for``
+    removes once stale. ONNX Runtime's own messages are shown only if it fails.
     """
-    import tempfile
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import subprocess
+    import sys
 
     work = temporary_folder(target, QUANT_TAG)
-    saved_tempdir = tempfile.tempdir
-    root = logging.getLogger()
-    root.addFilter(_no_preprocessing_advice)
     try:
         link = work / source.name
-        link.symlink_to(source.resolve())
+        _link_or_copy(source.resolve(), link)
         tmp = work / target.name
-        tempfile.tempdir = str(work)  # process-wide, but only while the export lock is held
-        quantize_dynamic(str(link), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        ran = subprocess.run(
+            [sys.executable, "-c", _QUANTIZE, str(link), str(tmp)],
+            env={**os.environ, "TMPDIR": str(work)},
+            capture_output=True,
+            text=True,
+        )
+        if ran.returncode != 0 or not tmp.is_file():
+            said = [line for line in ran.stderr.splitlines() if line.strip()]
+            why = said[-1] if said else f"exit status {ran.returncode}"
+            raise ModelLoadError(f"{target}: int8 quantisation failed ({why})")
         os.replace(tmp, target)
         seal(target)
     finally:
-        tempfile.tempdir = saved_tempdir
-        root.removeFilter(_no_preprocessing_advice)
         remove_path(work)
     return target
 
 
-def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
-    """Drop ONNX Runtime's advice to pre-process the model before quantising, printed on
-    every quantisation: it is meant for static quantisation, and a user of predict can do
-    nothing about it."""
-    return not record.getMessage().startswith("Please consider to run pre-processing")
+_QUANTIZE = """
+import sys
+from onnxruntime.quantization import QuantType, quantize_dynamic
+quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8, per_channel=True)
+"""
+
+
+def _link_or_copy(source: Path, link: Path) -> None:
+    """``link`` names ``source``: a symbolic link, else a hard link, else a copy (a file
+    system without links)."""
+    import shutil
+
+    try:
+        link.symlink_to(source)
+    except OSError:
+        try:
+            os.link(source, link)
+        except OSError:
+            shutil.copyfile(source, link)
 
 
 class OnnxRunner:
