@@ -24,8 +24,8 @@ class ModelLoadError(StancelabError):
 
 
 class TruncationWarning(UserWarning):
-    """Some texts were longer than the model reads; it labelled their beginning (and end)
-    only. ``Prediction.truncated`` and the ``"truncated"`` key of predict's rows say which."""
+    """Some texts were longer than the model reads; it labelled their beginning only.
+    ``Prediction.truncated`` and the ``"truncated"`` key of predict's rows say which."""
 
 
 def first_line(exc: BaseException) -> str:

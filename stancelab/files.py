@@ -137,9 +137,12 @@ def output_lock(output: Path) -> Iterator[None]:
 
 
 def followed(path: str | os.PathLike) -> Path:
-    """``path``, or where it points when it is a symbolic link: an output written through a
-    link (to a bigger disk, say) lands where the link points, and the link stays."""
+    """The output ``path``, or where it points when it is a symbolic link: an output written
+    through a link (to a bigger disk, say) lands where the link points, and the link stays.
+    ``.`` or ``..`` is refused: an output is written beside its name, then moved there."""
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise InputError(f"{path}: an output needs a name of its own (a file, or a new folder)")
     if not path.is_symlink():
         return path
     try:

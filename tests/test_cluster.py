@@ -230,6 +230,9 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
     assert table.num_rows == 5 and {"labels", "scores", "start", "end", "error"} <= set(
         table.column_names
     )
+    cuts, errors = table.column("truncated").to_pylist(), table.column("error").to_pylist()
+    flags = zip(cuts, errors, strict=True)
+    assert [cut for cut, error in flags if error is None] == [False] * 4  # false, not null
 
 
 @slow
@@ -327,6 +330,8 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
     engine.predict_files(saved, source, link, overwrite=True, workers=1)
     assert link.is_symlink() and sorted(ray_rows(elsewhere / "out")) == first
     assert not (elsewhere / "out" / "old.jsonl").exists()
+    with pytest.raises(InputError, match="an output needs a name of its own"):
+        engine.predict_files(saved, source, elsewhere / "..", overwrite=True, workers=1)
 
 
 def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:

@@ -204,13 +204,22 @@ def test_resume_refuses_another_precision_and_continues_with_the_same(saved, tmp
     assert out.read_bytes() == reference.read_bytes()
 
 
-def test_the_cli_marks_a_truncated_text_and_warns_in_one_line(saved):
+@pytest.mark.parametrize("through", ["installed", "symbolic link"])
+def test_the_cli_marks_a_truncated_text_and_warns_in_one_line(saved, tmp_path, through):
+    import stancelab
+
+    env = dict(os.environ)
+    if through == "symbolic link":  # stancelab imported through a linked path
+        (tmp_path / "link").symlink_to(Path(stancelab.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = str(tmp_path / "link")
     long_text = "The army said it would respond to any attack on the border. " * 5
     ran = subprocess.run(
         [sys.executable, "-m", "stancelab.cli", "predict", "--model", str(saved)]
         + ["Talks resumed.", long_text],
         capture_output=True,
         text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
     rows = ran.stdout.splitlines()[2:]
@@ -218,3 +227,30 @@ def test_the_cli_marks_a_truncated_text_and_warns_in_one_line(saved):
     warned = [line for line in ran.stderr.splitlines() if "longer than the model" in line]
     assert warned == [ran.stderr.strip()]  # one line, without the library's source line
     assert warned[0].startswith("warning: 1 of 2 text(s) are longer than the model's limit")
+
+
+def test_rows_quiet_the_truncation_warning_in_their_own_thread_only(saved):
+    """predict_file's rows flag truncated texts and do not warn; threads that write rows
+    leave the process's warning filters, and other callers' warnings, as they were."""
+    import threading
+
+    from stancelab.corpus.readers import Record
+    from stancelab.prediction.stream import rows_for
+
+    model = resolve_model(saved)
+    long_text = "The army said it would respond to any attack on the border. " * 5
+    records = [Record(1, None, "Talks resumed."), Record(2, None, long_text)]
+    filters = list(warnings.filters)
+
+    def write_rows() -> None:
+        for _ in range(50):
+            assert [r.get("truncated") for r in rows_for(model, records, False)] == [None, True]
+
+    threads = [threading.Thread(target=write_rows) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert warnings.filters == filters
+    with pytest.warns(TruncationWarning):
+        model.predict([long_text])

@@ -202,6 +202,10 @@ def test_an_output_through_a_symbolic_link_lands_where_it_points(run_dir, tmp_pa
     loop.symlink_to(loop)
     with pytest.raises(InputError, match="cannot follow this symbolic link"):
         stream.predict_file(model, inputs["txt"], loop, progress=False)
+    for no_name in (Path("."), Path(".."), tmp_path / "big-disk" / ".."):
+        with pytest.raises(InputError, match="an output needs a name of its own"):
+            stream.predict_file(model, inputs["txt"], no_name, overwrite=True, progress=False)
+    assert model.truncated("We will strike.") == [False]  # the baseline reads texts whole
 
 
 def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):

@@ -42,7 +42,8 @@ PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep  # stancelab/
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    if str(filename).startswith(PACKAGE):
+    ours = issubclass(category, UserWarning)  # not numpy's RuntimeWarning, say
+    if ours and os.path.realpath(filename).startswith(PACKAGE):
         typer.echo(f"warning: {message}", err=True)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)

@@ -13,10 +13,12 @@ calibration, format version); the kind-specific files sit beside it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +111,25 @@ def end_processes() -> None:
         dist.destroy_process_group()
 
 
+_ROWS_FLAG_TRUNCATION = contextvars.ContextVar("rows_flag_truncation", default=False)
+
+
+@contextlib.contextmanager
+def truncation_flagged_by_caller() -> Iterator[None]:
+    """In this block, in this thread only, a model does not warn about truncated texts:
+    the caller flags them itself (predict's output rows and summary)."""
+    token = _ROWS_FLAG_TRUNCATION.set(True)
+    try:
+        yield
+    finally:
+        _ROWS_FLAG_TRUNCATION.reset(token)
+
+
+def warns_of_truncation() -> bool:
+    """False inside ``truncation_flagged_by_caller``."""
+    return not _ROWS_FLAG_TRUNCATION.get()
+
+
 class StanceModel(ABC):
     """Shared interface; subclasses set ``kind`` and implement the abstract methods."""
 
@@ -137,10 +158,10 @@ class StanceModel(ABC):
         proba = self.predict_proba(texts)
         return self.labels_from_proba(proba)
 
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
+    def truncated(self, texts: str | Sequence[str]) -> list[bool]:
         """Which texts the model reads only in part. A model with a length limit (the
         transformer's tokens) overrides this; the TF-IDF baseline reads every text whole."""
-        return [False] * len(texts)
+        return [False] * len(as_text_list(texts))
 
     def labels_from_proba(self, proba: np.ndarray) -> list[tuple[str, ...]]:
         cut = np.asarray(self.thresholds_, float)

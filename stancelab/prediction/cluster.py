@@ -136,6 +136,7 @@ def rows_table(rows: list[dict], documents: bool, with_path: bool):
         ("model_version", pa.string()),
         ("error", pa.string()),
     ]
+    rows = [r if "error" in r else {"truncated": False, **r} for r in rows]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 
@@ -152,8 +153,10 @@ def predict_dataset(
     """Predictions for a Ray Dataset with a ``text`` column (optional ``id``, ``line``).
 
     Returns a lazy Dataset of the local path's rows: ``id``, ``text``, ``labels``,
-    ``scores``, ``model_version``, ``error`` (null unless the text was bad; a bad text does
-    not fail the job), and with ``documents=True`` one row per sentence with its offsets.
+    ``scores``, ``truncated`` (true when the text was longer than the model reads),
+    ``model_version``, ``error`` (null unless the text was bad; a bad text does not fail
+    the job; its other columns are null), and with ``documents=True`` one row per sentence
+    with its offsets.
     ``workers`` actors (default: the cluster's CPUs / ``cpus_per_worker``) each load the
     model once; a dead actor is restarted and its batch retried. Call inside ``ray.init()``.
     """

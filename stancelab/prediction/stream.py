@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.corpus.readers import Record, read_records
-from stancelab.errors import InputError, TruncationWarning
+from stancelab.errors import InputError
 from stancelab.files import (
     exclusive_lock,
     followed,
@@ -33,7 +32,7 @@ from stancelab.files import (
     refuse_input_as_output,
     write_json,
 )
-from stancelab.models.base import StanceModel
+from stancelab.models.base import StanceModel, truncation_flagged_by_caller
 from stancelab.prediction.api import predictions_for
 
 
@@ -79,8 +78,7 @@ def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[d
     """Output rows for a chunk of records, in input order. A row whose text was longer than
     the model reads has ``"truncated": true`` (and the model's warning is not repeated for
     every chunk: the summary counts these rows)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TruncationWarning)
+    with truncation_flagged_by_caller():
         if documents:
             return _document_rows(model, chunk, model.model_version)
         return _record_rows(model, chunk, model.model_version)

@@ -35,7 +35,14 @@ from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.errors import InputError, TruncationWarning, first_line
 from stancelab.labels import LABELS
-from stancelab.models.base import Groups, LabelSets, StanceModel, Texts, as_text_list
+from stancelab.models.base import (
+    Groups,
+    LabelSets,
+    StanceModel,
+    Texts,
+    as_text_list,
+    warns_of_truncation,
+)
 from stancelab.models.calibration import (
     PlattCalibrator,
     calibration_report,
@@ -170,7 +177,7 @@ class TransformerModel(StanceModel):
         ids = self._token_ids(texts)
         limit = self.params.max_length
         long = [i for i, row in enumerate(ids) if len(row) > limit]
-        if long:
+        if long and warns_of_truncation():
             first = texts[long[0]]
             shown = first if len(first) <= 60 else first[:57].rstrip() + "..."
             warnings.warn(
@@ -180,6 +187,7 @@ class TransformerModel(StanceModel):
                 TruncationWarning,
                 stacklevel=2,
             )
+        if long:
             ids = [row if len(row) <= limit else row[: limit - 1] + row[-1:] for row in ids]
         runner = self._runner()
         if runner is not None:
