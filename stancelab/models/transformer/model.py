@@ -196,7 +196,7 @@ class TransformerModel(StanceModel):
 
         return network.infer(self.net_, ids, self.pad_id_)
 
-    def truncated(self, texts: Sequence[str]) -> list[bool]:
+    def truncated(self, texts: str | Sequence[str]) -> list[bool]:
         """Which texts are longer than ``max_length`` tokens (the model reads them in part)."""
         texts = as_text_list(texts)
         limit = self.params.max_length
