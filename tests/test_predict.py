@@ -210,11 +210,10 @@ def test_an_output_through_a_symbolic_link_lands_where_it_points(run_dir, tmp_pa
 
 def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     model = resolve_model(run_dir)
-    source = tmp_path / "many.txt"
-    source.write_text(
-        "".join(f"Statement {i}: the army will respond to any attack.\n" for i in range(50)),
-        encoding="utf-8",
-    )
+    source = tmp_path / "many.jsonl"
+    texts = [f"Statement {i}: the army will respond to any attack." for i in range(50)]
+    texts[3] = texts[40] = ""  # error rows, one before the interruption and one after
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     reference = tmp_path / "reference.jsonl"
     stream.predict_file(model, source, reference, chunk_size=7, progress=False)
 
@@ -231,6 +230,26 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     assert summary.resumed_from == 21 and summary.records == 29
     assert out.read_bytes() == reference.read_bytes()
     assert not part.exists()
+    # the summary's rows and error rows cover the whole output, not only this run's part
+    assert (summary.rows, summary.errors) == (50, 2)
+    assert f"29 record(s) (resumed after 21) -> {out} holds 50 row(s); 2 error row(s)" in str(
+        summary
+    )
+
+
+def test_resume_refuses_a_partial_output_that_was_edited(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    source = tmp_path / "many.txt"
+    source.write_text("".join(f"We will respond {i}.\n" for i in range(30)), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    with predict_interrupted_at_chunk(2), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, chunk_size=7, progress=False)
+    part = out.with_name(out.name + ".part")
+    kept = part.read_bytes()
+    part.write_bytes(kept.replace(b"{", b"[", 1))  # same length: the checkpoint still fits
+    with pytest.raises(InputError, match=r"out.jsonl.part: line 1 is not a JSON row"):
+        stream.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
+    assert part.read_bytes() == kept.replace(b"{", b"[", 1) and not out.exists()
 
 
 def test_resume_refuses_a_different_input(run_dir, tmp_path):

@@ -48,9 +48,15 @@ class Summary:
 
     def __str__(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
+        # after a resume, rows, errors and truncated rows count the whole output
+        written = (
+            f"{self.output} holds {self.rows} row(s)"
+            if self.resumed_from
+            else f"{self.rows} row(s) in {self.output}"
+        )
         resumed = f" (resumed after {self.resumed_from})" if self.resumed_from else ""
         return (
-            f"{self.records} record(s){resumed} -> {self.rows} row(s) in {self.output}; "
+            f"{self.records} record(s){resumed} -> {written}; "
             f"{self.errors} error row(s); {truncated_note(self.truncated)}"
             f"{self.seconds:.1f} s ({rate:.1f} records/s)"
         )
@@ -260,6 +266,7 @@ def _predict_locked(
     bar = _progress(count_records(input_path, documents), skip, progress)
     with open(fd, "r+b", closefd=False) as out:
         out.truncate(offset)
+        _count_kept_rows(out, part, summary)
         out.seek(offset)
         done = 0
         chunk: list[Record] = []
@@ -281,6 +288,25 @@ def _predict_locked(
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _count_kept_rows(out, part: Path, summary: Summary) -> None:
+    """Count the rows an interrupted run wrote (kept for a resume) into ``summary``, so that
+    its figures describe the whole output, not only this run's part of it."""
+    out.seek(0)
+    for number, line in enumerate(out, start=1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict):
+            raise InputError(
+                f"{part}: line {number} is not a JSON row (was the partial output edited?); "
+                "rerun with --overwrite to start over"
+            )
+        summary.rows += 1
+        summary.errors += "error" in row
+        summary.truncated += "truncated" in row
 
 
 def _difference(meta: dict, identity: dict) -> str:
