@@ -28,6 +28,12 @@ class TruncationWarning(UserWarning):
     ``Prediction.truncated`` and the ``"truncated"`` key of predict's rows say which."""
 
 
+class ForeignScriptWarning(UserWarning):
+    """Some texts are mostly not in Latin letters (or have no letters); the models learned
+    from English only, so their labels mean nothing. ``Prediction.foreign_script`` and the
+    ``"foreign_script"`` key of predict's rows say which."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), for the
     one-line messages above."""

@@ -76,14 +76,15 @@ def sentences(n: int) -> list[str]:
 
 
 def jsonl_input(path: Path, n: int) -> Path:
-    """n good rows, with four bad ones among them (empty, broken JSON, a number, a list), and
-    one longer than the model's 32 tokens (line 121)."""
+    """n good rows, with four bad ones among them (empty, broken JSON, a number, a list), one
+    longer than the model's 32 tokens (line 121) and one in Arabic (line 181)."""
     lines = [json.dumps({"id": f"r{i}", "text": t}) for i, t in enumerate(sentences(n))]
     lines[5] = json.dumps({"id": "empty", "text": "  "})
     lines[50] = "{broken"
     lines[100] = json.dumps({"id": 7, "text": 7})
     lines[150] = "[1, 2]"
     lines[120] = json.dumps({"id": "long", "text": "The army will respond to any attack. " * 6})
+    lines[180] = json.dumps({"id": "arabic", "text": "سنرد بكل قوة إذا هاجموا حدودنا."})
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -134,6 +135,9 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
     cut = [json.loads(line) for line in got if '"truncated"' in line]
     assert [(r["line"], r["truncated"]) for r in cut] == [(121, True)] and summary.truncated == 1
     assert "1 truncated row(s)" in str(summary)
+    foreign = [json.loads(line) for line in got if '"foreign_script"' in line]
+    assert [(r["line"], r["foreign_script"]) for r in foreign] == [(181, True)]
+    assert summary.foreign_script == 1 and "1 row(s) mostly not in Latin letters" in str(summary)
     assert {e["line"]: e["error"] for e in errors} == {
         6: "'text' is empty or only white space or invisible characters",
         51: "invalid JSON (Expecting property name enclosed in double quotes)",
@@ -230,9 +234,10 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
     assert table.num_rows == 5 and {"labels", "scores", "start", "end", "error"} <= set(
         table.column_names
     )
-    cuts, errors = table.column("truncated").to_pylist(), table.column("error").to_pylist()
-    flags = zip(cuts, errors, strict=True)
-    assert [cut for cut, error in flags if error is None] == [False] * 4  # false, not null
+    errors = table.column("error").to_pylist()
+    for flag in ("truncated", "foreign_script"):
+        flags = zip(table.column(flag).to_pylist(), errors, strict=True)
+        assert [on for on, error in flags if error is None] == [False] * 4  # false, not null
 
 
 @slow

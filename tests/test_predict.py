@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -83,9 +84,12 @@ def test_bad_input(run_dir, bad, error, message):
         predict(bad, model=run_dir)
 
 
-def test_non_english_text_does_not_crash(run_dir):
-    results = predict(["Nous allons riposter.", "Мы ответим.", "سنرد بقوة"], model=run_dir)
-    assert len(results) == 3
+def test_non_english_text_is_labelled_and_flagged_when_not_in_latin_letters(run_dir):
+    from stancelab.errors import ForeignScriptWarning
+
+    with pytest.warns(ForeignScriptWarning, match="2 of 3 text"):
+        results = predict(["Nous allons riposter.", "Мы ответим.", "سنرد بقوة"], model=run_dir)
+    assert [r.foreign_script for r in results] == [False, True, True]
 
 
 def test_document_mode_offsets(run_dir):
@@ -312,3 +316,71 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
     )
     assert ran.returncode == 0, ran.stderr
     assert "3 error row(s)" in ran.stdout and len(read_rows(out)) == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "foreign"),
+    [
+        ("We will strike back.", False),
+        ("Şehbaz Şerif said the talks would go on.", False),  # Latin letters with marks
+        ('The minister said "الله أكبر" twice in his speech.', False),  # mostly Latin
+        ("Nous riposterons.", False),  # another language in Latin letters: not caught
+        ("سنرد بكل قوة إذا هاجموا حدودنا مرة أخرى.", True),  # Arabic
+        ("Мы нанесём ответный удар.", True),  # Cyrillic
+        ("ہم پوری طاقت سے جواب دیں گے", True),  # Urdu
+        ("我们将全力反击。", True),
+        ("🙂🙂🙂", True),  # no letters at all
+        ("2024", True),
+    ],
+)
+def test_foreign_script_is_mostly_not_latin_letters(text, foreign):
+    from stancelab.corpus.text import foreign_script
+
+    assert foreign_script(text) is foreign
+
+
+ARABIC = "سنرد بكل قوة إذا هاجموا حدودنا مرة أخرى."  # "we will respond with full force if ..."
+
+
+def test_a_text_not_in_latin_letters_is_flagged_everywhere(run_dir, tmp_path):
+    from stancelab.errors import ForeignScriptWarning
+
+    named = r"1 of 2 text\(s\) are mostly not in Latin letters .*the first is text 1: 'سنرد"
+    with pytest.warns(ForeignScriptWarning, match=named) as caught:
+        english, arabic = predict(["We will strike back.", ARABIC], model=run_dir)
+    assert caught[0].filename == __file__  # points at the caller's line
+    assert arabic.foreign_script and not english.foreign_script
+    assert arabic.to_dict()["foreign_script"] is True and "foreign_script" not in english.to_dict()
+    assert "foreign script" in str(arabic) and "foreign script" not in str(english)
+    with pytest.warns(ForeignScriptWarning):
+        sentences = predict_document(f"We will strike back. {ARABIC}", model=run_dir)
+    assert [s.foreign_script for s in sentences] == [False, True]
+
+    source = tmp_path / "in.jsonl"
+    texts = ["We will strike back.", ARABIC, "", "我们将全力反击。"]
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ForeignScriptWarning)  # rows flag them instead
+        summary = stream.predict_file(resolve_model(run_dir), source, tmp_path / "o.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r.get("foreign_script") for r in rows] == [None, True, None, True]
+    assert "error" in rows[2] and summary.foreign_script == 2
+    assert '2 row(s) mostly not in Latin letters (marked "foreign_script": true' in str(summary)
+
+    ran = run_cli("--model", str(run_dir), "We will strike back.", ARABIC)
+    assert ran.returncode == 0, ran.stderr
+    table = ran.stdout.splitlines()[2:]
+    assert table[0].endswith("  We will strike back.") and "(foreign script) سنرد" in table[1]
+    assert ran.stderr.startswith("warning: 1 of 2 text(s) are mostly not in Latin letters")
+    assert len(ran.stderr.strip().splitlines()) == 1
+
+
+def test_a_resumed_summary_counts_the_flagged_rows_written_before(run_dir, tmp_path):
+    source = tmp_path / "many.jsonl"
+    texts = [ARABIC if i in (2, 25) else f"We will respond {i}." for i in range(30)]
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    model, out = resolve_model(run_dir), tmp_path / "out.jsonl"
+    with predict_interrupted_at_chunk(2), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, chunk_size=7, progress=False)
+    summary = stream.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
+    assert (summary.records, summary.rows, summary.foreign_script) == (23, 30, 2)

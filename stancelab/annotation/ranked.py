@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from stancelab.annotation.client import WRITE, import_in_chunks, sentence_tasks
 from stancelab.annotation.interface import label_config
+from stancelab.corpus.text import preview
 
 SUGGEST_VIEW = "stancelab: label next"
 REVIEW_VIEW = "stancelab: likely label errors"
@@ -80,7 +81,7 @@ class RankedReport:
         state = "created" if self.view_created else "exists"
         out = [f"data-manager tab {view!r} ({state}) lists them in rank order"]
         for row in rows[:show]:
-            text = row["text"] if len(row["text"]) <= 70 else row["text"][:67] + "..."
+            text = preview(row["text"], 70)
             extra = f"  [{row['suspect']}]" if "suspect" in row else ""
             out.append(f"  {row['rank']:>3}. {row['id']}  {text}{extra}")
         if len(rows) > show:

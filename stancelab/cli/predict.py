@@ -132,14 +132,16 @@ def predict_on_ray(model, input, output, **options) -> None:
 
 def format_table(results) -> str:
     """A readable table: labels, one score column per label, the text."""
+    from stancelab.corpus.text import preview
     from stancelab.labels import LABELS, display
 
     width = max([len("labels")] + [len(display(r.labels)) for r in results]) + 2
     header = f"{'labels':<{width}}" + " ".join(f"{n[:12]:>12}" for n in LABELS) + "  text"
     lines = [header, "-" * len(header)]
     for r in results:
-        text = r.text if len(r.text) <= 70 else r.text[:67] + "..."
+        text = preview(r.text, 70)
         text = f"(truncated) {text}" if r.truncated else text
+        text = f"(foreign script) {text}" if r.foreign_script else text
         scores = " ".join(f"{r.scores[n]:>12.2f}" for n in LABELS)
         lines.append(f"{display(r.labels):<{width}}{scores}  {text}")
     return "\n".join(lines)

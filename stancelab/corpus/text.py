@@ -4,6 +4,7 @@ list, ``predict --input`` rows, ``corpus`` lines)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # White space and invisible format characters (zero-width spaces and joiners, direction
 # marks, soft hyphens, the BOM): a text made only of these is empty.
@@ -33,3 +34,21 @@ def unicode_problem(value: str) -> str | None:
             f"{exc.start})"
         )
     return None
+
+
+def preview(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters with "..." when longer, for one-line messages."""
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
+def foreign_script(text: str) -> bool:
+    """True when fewer than half of ``text``'s letters are Latin letters, or it has none
+    (Arabic, Cyrillic, Chinese, emoji, digits only): both models learned from English only,
+    and their labels for such a text mean nothing. Text in another language written in
+    Latin letters (French, say) is not caught."""
+    letters = latin = 0
+    for char in text:
+        if char.isalpha():
+            letters += 1
+            latin += unicodedata.name(char, "").startswith("LATIN ")
+    return 2 * latin < letters or letters == 0

@@ -111,23 +111,24 @@ def end_processes() -> None:
         dist.destroy_process_group()
 
 
-_ROWS_FLAG_TRUNCATION = contextvars.ContextVar("rows_flag_truncation", default=False)
+_CALLER_FLAGS_TEXTS = contextvars.ContextVar("caller_flags_texts", default=False)
 
 
 @contextlib.contextmanager
-def truncation_flagged_by_caller() -> Iterator[None]:
-    """In this block, in this thread only, a model does not warn about truncated texts:
-    the caller flags them itself (predict's output rows and summary)."""
-    token = _ROWS_FLAG_TRUNCATION.set(True)
+def texts_flagged_by_caller() -> Iterator[None]:
+    """In this block, in this thread only, there is no warning about truncated texts or
+    texts in a foreign script: the caller flags them itself (predict's output rows and
+    summary)."""
+    token = _CALLER_FLAGS_TEXTS.set(True)
     try:
         yield
     finally:
-        _ROWS_FLAG_TRUNCATION.reset(token)
+        _CALLER_FLAGS_TEXTS.reset(token)
 
 
-def warns_of_truncation() -> bool:
-    """False inside ``truncation_flagged_by_caller``."""
-    return not _ROWS_FLAG_TRUNCATION.get()
+def warns_of_flagged_texts() -> bool:
+    """False inside ``texts_flagged_by_caller``."""
+    return not _CALLER_FLAGS_TEXTS.get()
 
 
 class StanceModel(ABC):

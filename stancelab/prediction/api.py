@@ -6,9 +6,10 @@
     predict_document(article_text)
 
 Each result is a ``Prediction``: the text, the label tuple (``()`` = none), the calibrated
-score of every label and whether the model read the text only in part (``truncated``: longer
-than the transformer's token limit); document results also carry the sentence's offsets in
-the article.
+score of every label, whether the model read the text only in part (``truncated``: longer
+than the transformer's token limit) and whether it is mostly not in Latin letters
+(``foreign_script``: the models learned from English only, so its labels mean nothing);
+document results also carry the sentence's offsets in the article.
 The default model is ``runs/transformer/`` (or ``$STANCELAB_MODEL``). This module imports
 nothing heavy itself: the model's own dependencies load with the model.
 """
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stancelab.errors import ModelLoadError
+from stancelab.corpus.text import foreign_script, preview
+from stancelab.errors import ForeignScriptWarning, ModelLoadError
 from stancelab.labels import LABELS, display
-from stancelab.models.base import StanceModel, as_text_list
+from stancelab.models.base import StanceModel, as_text_list, warns_of_flagged_texts
 from stancelab.models.registry import load_model
 from stancelab.paths import DEFAULT_MODEL_DIR
 
@@ -32,6 +35,7 @@ TRAIN_HINT = {
     "baseline": "python -m training.train configs/baseline.yaml",
 }
 _LOADED: dict[str, StanceModel] = {}
+FLAGS = ("truncated", "foreign_script")  # a Prediction's flags, keys of predict's rows
 
 
 @dataclass(frozen=True)
@@ -44,16 +48,18 @@ class Prediction:
     start: int | None = None  # offsets in the document (predict_document only)
     end: int | None = None
     truncated: bool = False  # longer than the model reads: labelled from its beginning
+    foreign_script: bool = False  # mostly not Latin letters: labels that mean nothing
 
     def to_dict(self) -> dict:
-        """The fields as JSON values; ``start``/``end`` only for a document's sentence and
-        ``truncated`` only when true (the key that predict's output rows carry)."""
+        """The fields as JSON values; ``start``/``end`` only for a document's sentence, and
+        ``truncated`` and ``foreign_script`` only when true (the keys of predict's rows)."""
         row = asdict(self)
         row["labels"] = list(self.labels)
         if self.start is None:
             del row["start"], row["end"]
-        if not self.truncated:
-            del row["truncated"]
+        for flag in FLAGS:
+            if not row[flag]:
+                del row[flag]
         return row
 
     def to_json(self) -> str:
@@ -62,6 +68,8 @@ class Prediction:
     def __str__(self) -> str:
         scores = " ".join(f"{name}={self.scores[name]:.2f}" for name in LABELS)
         cut = "  (truncated: longer than the model reads)" if self.truncated else ""
+        if self.foreign_script:
+            cut += "  (foreign script: the models learned from English only)"
         return f"{display(self.labels)}  [{scores}]{cut}  {self.text}"
 
 
@@ -118,18 +126,31 @@ def predict(
 
 
 def predictions_for(model: StanceModel, texts: list[str]) -> list[Prediction]:
-    """Validated texts in, Predictions out (one predict_proba call)."""
+    """Validated texts in, Predictions out (one predict_proba call). Texts mostly not in
+    Latin letters get one ``ForeignScriptWarning`` per call, naming the first."""
     proba = model.predict_proba(texts)
     labels = model.labels_from_proba(proba)
     cut = model.truncated(texts)
+    foreign = [foreign_script(t) for t in texts]
+    if any(foreign) and warns_of_flagged_texts():
+        first = foreign.index(True)
+        warnings.warn(
+            f"{sum(foreign)} of {len(texts)} text(s) are mostly not in Latin letters (or have "
+            "no letters), and the models learned from English only: their labels mean "
+            f"nothing (translate them first); the first is text {first}: "
+            f"{preview(texts[first])!r}",
+            ForeignScriptWarning,
+            stacklevel=3,
+        )
     return [
         Prediction(
             text,
             labs,
             {name: round(float(p), 6) for name, p in zip(LABELS, row, strict=True)},
             truncated=long,
+            foreign_script=other,
         )
-        for text, labs, row, long in zip(texts, labels, proba, cut, strict=True)
+        for text, labs, row, long, other in zip(texts, labels, proba, cut, foreign, strict=True)
     ]
 
 
@@ -151,6 +172,6 @@ def predict_document(
     loaded = resolve_model(model)
     results = predictions_for(loaded, [s.text for s in sentences])
     return [
-        Prediction(r.text, r.labels, r.scores, s.start, s.end, r.truncated)
+        Prediction(r.text, r.labels, r.scores, s.start, s.end, r.truncated, r.foreign_script)
         for r, s in zip(results, sentences, strict=True)
     ]

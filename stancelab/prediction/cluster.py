@@ -32,8 +32,9 @@ from stancelab.files import (
     temporary_folder,
 )
 from stancelab.labels import LABELS
+from stancelab.prediction.api import FLAGS
 from stancelab.prediction.ray_files import files_datasource, rows_sink
-from stancelab.prediction.stream import Summary, rows_for, truncated_note
+from stancelab.prediction.stream import Summary, flags_note, rows_for
 
 if TYPE_CHECKING:
     import ray.data
@@ -132,11 +133,12 @@ def rows_table(rows: list[dict], documents: bool, with_path: bool):
         ("text", pa.string()),
         ("labels", pa.list_(pa.string())),
         ("scores", pa.struct([(name, pa.float64()) for name in LABELS])),
-        ("truncated", pa.bool_()),
+        *((flag, pa.bool_()) for flag in FLAGS),
         ("model_version", pa.string()),
         ("error", pa.string()),
     ]
-    rows = [r if "error" in r else {"truncated": False, **r} for r in rows]
+    unflagged = dict.fromkeys(FLAGS, False)
+    rows = [r if "error" in r else {**unflagged, **r} for r in rows]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 
@@ -154,6 +156,7 @@ def predict_dataset(
 
     Returns a lazy Dataset of the local path's rows: ``id``, ``text``, ``labels``,
     ``scores``, ``truncated`` (true when the text was longer than the model reads),
+    ``foreign_script`` (true when it is mostly not in Latin letters),
     ``model_version``, ``error`` (null unless the text was bad; a bad text does not fail
     the job; its other columns are null), and with ``documents=True`` one row per sentence
     with its offsets.
@@ -204,7 +207,7 @@ class ClusterSummary(Summary):
         rate = self.rows / self.seconds if self.seconds else 0.0
         return (
             f"{self.rows} row(s) -> {self.files} file(s) in {self.output}/; "
-            f"{self.errors} error row(s); {truncated_note(self.truncated)}"
+            f"{self.errors} error row(s); {flags_note(self)}"
             f"{self.workers} Ray worker(s); "
             f"{self.seconds:.1f} s ({rate:.1f} rows/s)"
         )
@@ -338,7 +341,7 @@ def _predict_into(
             records=sink.rows,
             rows=sink.rows,
             errors=sink.errors,
-            truncated=sink.truncated,
+            **sink.flagged,
             seconds=seconds,
             output=str(folder),
             files=files,

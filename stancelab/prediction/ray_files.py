@@ -11,6 +11,7 @@ from pathlib import Path
 
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records
 from stancelab.errors import InputError
+from stancelab.prediction.api import FLAGS
 
 READ_ROWS = 1024  # records per block read from a file
 
@@ -69,7 +70,7 @@ def _table(records: list[Record], schema):
 
 def rows_sink(path: str, parquet: bool):
     """A Ray Data datasink writing one ``.jsonl`` (or ``.parquet``) file per write task;
-    it counts rows, error rows and truncated rows."""
+    it counts rows, error rows and flagged rows (``flagged``: truncated, foreign script)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from ray.data.block import BlockAccessor
@@ -78,7 +79,8 @@ def rows_sink(path: str, parquet: bool):
     class RowsSink(BlockBasedFileDatasink):
         def __init__(self) -> None:
             super().__init__(path, file_format="parquet" if parquet else "jsonl")
-            self.rows = self.errors = self.truncated = 0
+            self.rows = self.errors = 0
+            self.flagged = dict.fromkeys(FLAGS, 0)
 
         def write(self, blocks, ctx):
             blocks = list(blocks)
@@ -86,8 +88,10 @@ def rows_sink(path: str, parquet: bool):
             tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
             rows = sum(t.num_rows for t in tables)
             errors = sum(t.num_rows - t.column("error").null_count for t in tables if rows)
-            cut = sum(pc.sum(t.column("truncated")).as_py() or 0 for t in tables if rows)
-            return rows, errors, cut
+            flagged = [
+                sum(pc.sum(t.column(flag)).as_py() or 0 for t in tables if rows) for flag in FLAGS
+            ]
+            return rows, errors, flagged
 
         def write_block_to_file(self, block, file) -> None:
             table = block.to_arrow()
@@ -102,16 +106,16 @@ def rows_sink(path: str, parquet: bool):
             done = [r for r in write_result.write_returns if r]
             self.rows = sum(r[0] for r in done)
             self.errors = sum(r[1] for r in done)
-            self.truncated = sum(r[2] for r in done)
+            self.flagged = {flag: sum(r[2][i] for r in done) for i, flag in enumerate(FLAGS)}
 
     return RowsSink()
 
 
 def local_row(row: dict) -> dict:
     """A table row with the keys of the local path's row (``stream.rows_for``): an error row
-    keeps only where it came from and its error, a good row has no ``error`` key and a
-    ``truncated`` key only when true."""
+    keeps only where it came from and its error, a good row has no ``error`` key and its
+    flags (``truncated``, ``foreign_script``) only when true."""
     if row.get("error") is None:
-        return {k: v for k, v in row.items() if k != "error" and (k != "truncated" or v)}
+        return {k: v for k, v in row.items() if k != "error" and (k not in FLAGS or v)}
     where = "doc_id" if "doc_id" in row else "id"
     return {k: v for k, v in row.items() if k in ("path", "line", where, "error")}

@@ -32,8 +32,8 @@ from stancelab.files import (
     refuse_input_as_output,
     write_json,
 )
-from stancelab.models.base import StanceModel, truncation_flagged_by_caller
-from stancelab.prediction.api import predictions_for
+from stancelab.models.base import StanceModel, texts_flagged_by_caller
+from stancelab.prediction.api import FLAGS, predictions_for
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Summary:
     rows: int = 0
     errors: int = 0
     truncated: int = 0
+    foreign_script: int = 0
     resumed_from: int = 0
     seconds: float = 0.0
     output: str = ""
@@ -57,16 +58,34 @@ class Summary:
         resumed = f" (resumed after {self.resumed_from})" if self.resumed_from else ""
         return (
             f"{self.records} record(s){resumed} -> {written}; "
-            f"{self.errors} error row(s); {truncated_note(self.truncated)}"
+            f"{self.errors} error row(s); {flags_note(self)}"
             f"{self.seconds:.1f} s ({rate:.1f} records/s)"
         )
 
 
-def truncated_note(count: int) -> str:
-    """The summary's words for rows whose text was longer than the model reads."""
-    if not count:
-        return ""
-    return f'{count} truncated row(s) (marked "truncated": true, labelled from their beginning); '
+def flags_note(summary: Summary) -> str:
+    """The summary's words for flagged rows: texts longer than the model reads, and texts
+    mostly not in Latin letters."""
+    note = ""
+    if summary.truncated:
+        note += (
+            f"{summary.truncated} truncated row(s) "
+            '(marked "truncated": true, labelled from their beginning); '
+        )
+    if summary.foreign_script:
+        note += (
+            f"{summary.foreign_script} row(s) mostly not in Latin letters (marked "
+            '"foreign_script": true; the models learned from English only); '
+        )
+    return note
+
+
+def count_rows(summary: Summary, rows: list[dict]) -> None:
+    """Add ``rows``' rows, error rows and flagged rows to ``summary``."""
+    summary.rows += len(rows)
+    summary.errors += sum("error" in r for r in rows)
+    for flag in FLAGS:
+        setattr(summary, flag, getattr(summary, flag) + sum(flag in r for r in rows))
 
 
 def count_records(path: Path, documents: bool) -> int | None:
@@ -82,16 +101,17 @@ def count_records(path: Path, documents: bool) -> int | None:
 
 def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[dict]:
     """Output rows for a chunk of records, in input order. A row whose text was longer than
-    the model reads has ``"truncated": true`` (and the model's warning is not repeated for
-    every chunk: the summary counts these rows)."""
-    with truncation_flagged_by_caller():
+    the model reads has ``"truncated": true``, one whose text is mostly not in Latin letters
+    ``"foreign_script": true`` (and the warnings are not repeated for every chunk: the
+    summary counts these rows)."""
+    with texts_flagged_by_caller():
         if documents:
             return _document_rows(model, chunk, model.model_version)
         return _record_rows(model, chunk, model.model_version)
 
 
-def _truncated(prediction) -> dict:
-    return {"truncated": True} if prediction.truncated else {}
+def _flags(prediction) -> dict:
+    return {flag: True for flag in FLAGS if getattr(prediction, flag)}
 
 
 def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
@@ -110,7 +130,7 @@ def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[
                 "text": r.text,
                 "labels": list(p.labels),
                 "scores": p.scores,
-                **_truncated(p),
+                **_flags(p),
                 "model_version": version,
             }
         )
@@ -146,7 +166,7 @@ def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> lis
                     "text": s.text,
                     "labels": list(p.labels),
                     "scores": p.scores,
-                    **_truncated(p),
+                    **_flags(p),
                     "model_version": version,
                 }
             )
@@ -304,9 +324,7 @@ def _count_kept_rows(out, part: Path, summary: Summary) -> None:
                 f"{part}: line {number} is not a JSON row (was the partial output edited?); "
                 "rerun with --overwrite to start over"
             )
-        summary.rows += 1
-        summary.errors += "error" in row
-        summary.truncated += "truncated" in row
+        count_rows(summary, [row])
 
 
 def _difference(meta: dict, identity: dict) -> str:
@@ -332,9 +350,7 @@ def _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar
     offset = out.tell()
     write_json(meta_path, {**identity, "records_done": done, "bytes": offset})
     summary.records += len(chunk)
-    summary.rows += len(rows)
-    summary.errors += sum("error" in r for r in rows)
-    summary.truncated += sum("truncated" in r for r in rows)
+    count_rows(summary, rows)
     bar.update(len(chunk))
     return offset
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from stancelab.config import TransformerParams
+from stancelab.corpus.text import preview
 from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.errors import InputError, TruncationWarning, first_line
@@ -41,7 +42,7 @@ from stancelab.models.base import (
     StanceModel,
     Texts,
     as_text_list,
-    warns_of_truncation,
+    warns_of_flagged_texts,
 )
 from stancelab.models.calibration import (
     PlattCalibrator,
@@ -177,9 +178,8 @@ class TransformerModel(StanceModel):
         ids = self._token_ids(texts)
         limit = self.params.max_length
         long = [i for i, row in enumerate(ids) if len(row) > limit]
-        if long and warns_of_truncation():
-            first = texts[long[0]]
-            shown = first if len(first) <= 60 else first[:57].rstrip() + "..."
+        if long and warns_of_flagged_texts():
+            shown = preview(texts[long[0]])
             warnings.warn(
                 f"{len(long)} of {len(texts)} text(s) are longer than the model's limit of "
                 f"{limit} tokens and were labelled from their beginning only; the first is "
