@@ -29,8 +29,8 @@ class TruncationWarning(UserWarning):
 
 
 class ForeignScriptWarning(UserWarning):
-    """Some texts are mostly not in Latin letters (or have no letters); the models learned
-    from English only, so their labels mean nothing. ``Prediction.foreign_script`` and the
+    """Some texts are mostly not in Latin letters; the models learned from English only, so
+    their labels are unreliable. ``Prediction.foreign_script`` and the
     ``"foreign_script"`` key of predict's rows say which."""
 
 

@@ -241,19 +241,36 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     )
 
 
-def test_resume_refuses_a_partial_output_that_was_edited(run_dir, tmp_path):
+@pytest.mark.parametrize(
+    "edit", ["same length", "a row shortened", "a row lengthened", "a line deleted", "old format"]
+)
+def test_resume_refuses_a_partial_output_that_was_edited(run_dir, tmp_path, edit):
     model = resolve_model(run_dir)
     source = tmp_path / "many.txt"
     source.write_text("".join(f"We will respond {i}.\n" for i in range(30)), encoding="utf-8")
     out = tmp_path / "out.jsonl"
     with predict_interrupted_at_chunk(2), pytest.raises(KeyboardInterrupt):
         stream.predict_file(model, source, out, chunk_size=7, progress=False)
-    part = out.with_name(out.name + ".part")
+    part, meta = out.with_name(out.name + ".part"), out.with_name(out.name + ".part.json")
     kept = part.read_bytes()
-    part.write_bytes(kept.replace(b"{", b"[", 1))  # same length: the checkpoint still fits
-    with pytest.raises(InputError, match=r"out.jsonl.part: line 1 is not a JSON row"):
+    lines = kept.splitlines(keepends=True)
+    edited = {
+        "same length": kept.replace(b'"labels": [', b'"labels":[ ', 1),
+        "a row shortened": kept.replace(b'"labels": [', b'"labels":[', 1),
+        "a row lengthened": kept.replace(b'"labels": [', b'"labels":  [', 1),
+        "a line deleted": b"".join(lines[1:]),
+        "old format": kept,
+    }[edit]
+    part.write_bytes(edited)
+    message = "its first \\d+ bytes are not those its checkpoint recorded"
+    if edit == "old format":  # a checkpoint written before checksums and counts
+        checkpoint = json.loads(meta.read_text())
+        del checkpoint["sha256"], checkpoint["counts"]
+        meta.write_text(json.dumps(checkpoint))
+        message = "its checkpoint records no checksum and counts"
+    with pytest.raises(InputError, match=f"out.jsonl.part: {message}"):
         stream.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
-    assert part.read_bytes() == kept.replace(b"{", b"[", 1) and not out.exists()
+    assert part.read_bytes() == edited and not out.exists()  # kept as it is
 
 
 def test_resume_refuses_a_different_input(run_dir, tmp_path):
@@ -329,8 +346,10 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
         ("Мы нанесём ответный удар.", True),  # Cyrillic
         ("ہم پوری طاقت سے جواب دیں گے", True),  # Urdu
         ("我们将全力反击。", True),
-        ("🙂🙂🙂", True),  # no letters at all
-        ("2024", True),
+        ("Ελληνικά γράμματα", True),  # Greek
+        ("🙂🙂🙂", False),  # no letters: nothing to translate
+        ("1.", False),  # a list marker, as sentence splitting leaves them
+        ("+1 202 555 0100", False),
     ],
 )
 def test_foreign_script_is_mostly_not_latin_letters(text, foreign):
@@ -345,16 +364,17 @@ ARABIC = "سنرد بكل قوة إذا هاجموا حدودنا مرة أخر�
 def test_a_text_not_in_latin_letters_is_flagged_everywhere(run_dir, tmp_path):
     from stancelab.errors import ForeignScriptWarning
 
-    named = r"1 of 2 text\(s\) are mostly not in Latin letters .*the first is text 1: 'سنرد"
+    named = r"1 of 2 text\(s\) are mostly not in Latin letters, .*the first is text 1: 'سنرد"
     with pytest.warns(ForeignScriptWarning, match=named) as caught:
         english, arabic = predict(["We will strike back.", ARABIC], model=run_dir)
     assert caught[0].filename == __file__  # points at the caller's line
     assert arabic.foreign_script and not english.foreign_script
     assert arabic.to_dict()["foreign_script"] is True and "foreign_script" not in english.to_dict()
     assert "foreign script" in str(arabic) and "foreign script" not in str(english)
-    with pytest.warns(ForeignScriptWarning):
-        sentences = predict_document(f"We will strike back. {ARABIC}", model=run_dir)
-    assert [s.foreign_script for s in sentences] == [False, True]
+    with pytest.warns(ForeignScriptWarning, match="1 of 3 sentence.*first is sentence 2") as w:
+        sentences = predict_document(f"1. We will strike back. {ARABIC}", model=run_dir)
+    assert [s.foreign_script for s in sentences] == [False, False, True]
+    assert w[0].filename == __file__
 
     source = tmp_path / "in.jsonl"
     texts = ["We will strike back.", ARABIC, "", "我们将全力反击。"]

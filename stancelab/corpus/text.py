@@ -42,13 +42,14 @@ def preview(text: str, width: int = 60) -> str:
 
 
 def foreign_script(text: str) -> bool:
-    """True when fewer than half of ``text``'s letters are Latin letters, or it has none
-    (Arabic, Cyrillic, Chinese, emoji, digits only): both models learned from English only,
-    and their labels for such a text mean nothing. Text in another language written in
-    Latin letters (French, say) is not caught."""
+    """True when fewer than half of ``text``'s letters are Latin letters (Arabic, Cyrillic,
+    Chinese...): both models learned from English only, and their labels for such a text
+    are unreliable. A text without letters (a list marker, a phone number, emoji) is not
+    foreign, and text in another language written in Latin letters (French, say) is not
+    caught."""
     letters = latin = 0
     for char in text:
         if char.isalpha():
             letters += 1
             latin += unicodedata.name(char, "").startswith("LATIN ")
-    return 2 * latin < letters or letters == 0
+    return 2 * latin < letters

@@ -8,7 +8,7 @@
 Each result is a ``Prediction``: the text, the label tuple (``()`` = none), the calibrated
 score of every label, whether the model read the text only in part (``truncated``: longer
 than the transformer's token limit) and whether it is mostly not in Latin letters
-(``foreign_script``: the models learned from English only, so its labels mean nothing);
+(``foreign_script``: the models learned from English only, so its labels are unreliable);
 document results also carry the sentence's offsets in the article.
 The default model is ``runs/transformer/`` (or ``$STANCELAB_MODEL``). This module imports
 nothing heavy itself: the model's own dependencies load with the model.
@@ -48,7 +48,7 @@ class Prediction:
     start: int | None = None  # offsets in the document (predict_document only)
     end: int | None = None
     truncated: bool = False  # longer than the model reads: labelled from its beginning
-    foreign_script: bool = False  # mostly not Latin letters: labels that mean nothing
+    foreign_script: bool = False  # mostly not Latin letters: unreliable labels
 
     def to_dict(self) -> dict:
         """The fields as JSON values; ``start``/``end`` only for a document's sentence, and
@@ -125,9 +125,10 @@ def predict(
     return results[0] if single else results
 
 
-def predictions_for(model: StanceModel, texts: list[str]) -> list[Prediction]:
+def predictions_for(model: StanceModel, texts: list[str], what: str = "text") -> list[Prediction]:
     """Validated texts in, Predictions out (one predict_proba call). Texts mostly not in
-    Latin letters get one ``ForeignScriptWarning`` per call, naming the first."""
+    Latin letters get one ``ForeignScriptWarning`` per call, naming the first (``what``
+    they are: texts, or a document's sentences)."""
     proba = model.predict_proba(texts)
     labels = model.labels_from_proba(proba)
     cut = model.truncated(texts)
@@ -135,10 +136,9 @@ def predictions_for(model: StanceModel, texts: list[str]) -> list[Prediction]:
     if any(foreign) and warns_of_flagged_texts():
         first = foreign.index(True)
         warnings.warn(
-            f"{sum(foreign)} of {len(texts)} text(s) are mostly not in Latin letters (or have "
-            "no letters), and the models learned from English only: their labels mean "
-            f"nothing (translate them first); the first is text {first}: "
-            f"{preview(texts[first])!r}",
+            f"{sum(foreign)} of {len(texts)} {what}(s) are mostly not in Latin letters, and "
+            "the models learned from English only: their labels are unreliable (translate "
+            f"them first); the first is {what} {first}: {preview(texts[first])!r}",
             ForeignScriptWarning,
             stacklevel=3,
         )
@@ -170,7 +170,7 @@ def predict_document(
     if not sentences:
         return []
     loaded = resolve_model(model)
-    results = predictions_for(loaded, [s.text for s in sentences])
+    results = predictions_for(loaded, [s.text for s in sentences], "sentence")
     return [
         Prediction(r.text, r.labels, r.scores, s.start, s.end, r.truncated, r.foreign_script)
         for r, s in zip(results, sentences, strict=True)

@@ -6,15 +6,18 @@ Records are read lazily and predicted in chunks, so memory stays flat however la
 input. A record with bad text becomes an output row with an ``error`` field and the run
 goes on.
 
-Rows go to ``OUT.part``; after every chunk a checkpoint (records done, byte offset) is
-written atomically beside it. ``resume=True`` truncates the part file to the last
-checkpoint and continues, so no torn line survives; on success the part file is renamed to
-``OUT``. Output rows carry ``labels``, ``scores`` and ``model_version`` and can be pushed to
-Label Studio as pre-annotations (``stancelab label push --predictions OUT.jsonl``).
+Rows go to ``OUT.part``; after every chunk a checkpoint (records done, byte offset, the
+SHA-256 of the bytes written so far and the counts of rows, error rows and flagged rows) is
+written atomically beside it. ``resume=True`` checks the part file's first bytes against
+that checksum, truncates it to the last checkpoint and continues, so no torn line survives
+and an edited part is refused; on success the part file is renamed to ``OUT``. Output rows
+carry ``labels``, ``scores`` and ``model_version`` and can be pushed to Label Studio as
+pre-annotations (``stancelab label push --predictions OUT.jsonl``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -255,7 +258,8 @@ def _predict_locked(
         "model_version": model.model_version,
         "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
     }
-    skip, offset = 0, 0
+    skip, offset, written = 0, 0, hashlib.sha256()
+    summary = Summary(output=str(output_path))
     if output_path.exists() and not overwrite:
         if resume:
             raise InputError(f"{output_path}: already complete; nothing to resume")
@@ -275,33 +279,31 @@ def _predict_locked(
                 f"{_difference(meta, identity)}; resume with the same ones, or run with "
                 "--overwrite to start over"
             )
-        skip, offset = int(meta["records_done"]), int(meta["bytes"])
+        skip, offset, written = _check_kept(fd, part, meta, summary)
     elif interrupted and not overwrite:
         raise InputError(
             f"{part}: an interrupted run's partial output exists; pass --resume to continue it "
             "or --overwrite to start over"
         )
-    summary = Summary(resumed_from=skip, output=str(output_path))
+    summary.resumed_from = skip
     started = time.perf_counter()
     bar = _progress(count_records(input_path, documents), skip, progress)
     with open(fd, "r+b", closefd=False) as out:
         out.truncate(offset)
-        _count_kept_rows(out, part, summary)
         out.seek(offset)
         done = 0
         chunk: list[Record] = []
+        checkpoint = (meta_path, identity, written)
         for record in records:
             done += 1
             if done <= skip:
                 continue
             chunk.append(record)
             if len(chunk) >= chunk_size:
-                offset = _flush(
-                    model, chunk, documents, out, summary, meta_path, identity, done, bar
-                )
+                _flush(model, chunk, documents, out, summary, checkpoint, done, bar)
                 chunk = []
         if chunk:
-            _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar)
+            _flush(model, chunk, documents, out, summary, checkpoint, done, bar)
     bar.close()
     refuse_input_as_output(output_path, [input_path])  # never replace an input, even now
     os.replace(part, output_path)  # still locked: the lock moves with the file
@@ -310,21 +312,38 @@ def _predict_locked(
     return summary
 
 
-def _count_kept_rows(out, part: Path, summary: Summary) -> None:
-    """Count the rows an interrupted run wrote (kept for a resume) into ``summary``, so that
-    its figures describe the whole output, not only this run's part of it."""
-    out.seek(0)
-    for number, line in enumerate(out, start=1):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            row = None
-        if not isinstance(row, dict):
-            raise InputError(
-                f"{part}: line {number} is not a JSON row (was the partial output edited?); "
-                "rerun with --overwrite to start over"
-            )
-        count_rows(summary, [row])
+COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
+
+
+def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int, int, object]:
+    """(records done, bytes kept, SHA-256 of those bytes so far) of an interrupted run, and
+    its counts put into ``summary``, so that these describe the whole output. The kept bytes
+    must be exactly those the checkpoint recorded: an edited part file is refused and left as
+    it is."""
+    try:
+        skip, offset = int(meta["records_done"]), int(meta["bytes"])
+        expected, counts = meta["sha256"], {k: int(meta["counts"][k]) for k in COUNTS}
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            f"{part}: its checkpoint records no checksum and counts (it was begun by an "
+            "earlier stancelab, or the checkpoint was edited); rerun with --overwrite to "
+            "start over"
+        ) from None
+    digest = hashlib.sha256()
+    with open(fd, "rb", closefd=False) as kept:
+        kept.seek(0)
+        left = offset
+        while left > 0 and (block := kept.read(min(left, 1 << 20))):
+            digest.update(block)
+            left -= len(block)
+    if left or digest.hexdigest() != expected:
+        raise InputError(
+            f"{part}: its first {offset} bytes are not those its checkpoint recorded (was it "
+            "edited?); rerun with --overwrite to start over"
+        )
+    for key, value in counts.items():
+        setattr(summary, key, value)
+    return skip, offset, digest
 
 
 def _difference(meta: dict, identity: dict) -> str:
@@ -342,17 +361,27 @@ def _chain(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:
         yield from rest
 
 
-def _flush(model, chunk, documents, out, summary, meta_path, identity, done, bar) -> int:
+def _flush(model, chunk, documents, out, summary, checkpoint, done, bar) -> None:
+    meta_path, identity, written = checkpoint
     rows = rows_for(model, chunk, documents)
-    out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    out.write(data)
     out.flush()
     os.fsync(out.fileno())
-    offset = out.tell()
-    write_json(meta_path, {**identity, "records_done": done, "bytes": offset})
+    written.update(data)
     summary.records += len(chunk)
     count_rows(summary, rows)
+    write_json(
+        meta_path,
+        {
+            **identity,
+            "records_done": done,
+            "bytes": out.tell(),
+            "sha256": written.hexdigest(),
+            "counts": {k: getattr(summary, k) for k in COUNTS},
+        },
+    )
     bar.update(len(chunk))
-    return offset
 
 
 def _progress(total: int | None, initial: int, enabled: bool):
