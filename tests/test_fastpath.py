@@ -235,7 +235,7 @@ def test_rows_quiet_the_truncation_warning_in_their_own_thread_only(saved):
     import threading
 
     from stancelab.corpus.readers import Record
-    from stancelab.prediction.stream import rows_for
+    from stancelab.prediction.rows import rows_for
 
     model = resolve_model(saved)
     long_text = "The army said it would respond to any attack on the border. " * 5

@@ -34,7 +34,7 @@ from stancelab.files import (
 from stancelab.labels import LABELS
 from stancelab.prediction.api import FLAGS
 from stancelab.prediction.ray_files import files_datasource, rows_sink
-from stancelab.prediction.stream import Summary, flags_note, rows_for
+from stancelab.prediction.rows import Summary, flags_note, rows_for
 
 if TYPE_CHECKING:
     import ray.data

@@ -112,7 +112,7 @@ def rows_sink(path: str, parquet: bool):
 
 
 def local_row(row: dict) -> dict:
-    """A table row with the keys of the local path's row (``stream.rows_for``): an error row
+    """A table row with the keys of the local path's row (``rows.rows_for``): an error row
     keeps only where it came from and its error, a good row has no ``error`` key and its
     flags (``truncated``, ``foreign_script``) only when true."""
     if row.get("error") is None:

@@ -22,7 +22,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.corpus.readers import Record, read_records
@@ -35,60 +34,9 @@ from stancelab.files import (
     refuse_input_as_output,
     write_json,
 )
-from stancelab.models.base import StanceModel, texts_flagged_by_caller
-from stancelab.prediction.api import FLAGS, predictions_for
-
-
-@dataclass
-class Summary:
-    records: int = 0
-    rows: int = 0
-    errors: int = 0
-    truncated: int = 0
-    foreign_script: int = 0
-    resumed_from: int = 0
-    seconds: float = 0.0
-    output: str = ""
-
-    def __str__(self) -> str:
-        rate = self.records / self.seconds if self.seconds else 0.0
-        # after a resume, rows, errors and truncated rows count the whole output
-        written = (
-            f"{self.output} holds {self.rows} row(s)"
-            if self.resumed_from
-            else f"{self.rows} row(s) in {self.output}"
-        )
-        resumed = f" (resumed after {self.resumed_from})" if self.resumed_from else ""
-        return (
-            f"{self.records} record(s){resumed} -> {written}; "
-            f"{self.errors} error row(s); {flags_note(self)}"
-            f"{self.seconds:.1f} s ({rate:.1f} records/s)"
-        )
-
-
-def flags_note(summary: Summary) -> str:
-    """The summary's words for flagged rows: texts longer than the model reads, and texts
-    mostly not in Latin letters."""
-    note = ""
-    if summary.truncated:
-        note += (
-            f"{summary.truncated} truncated row(s) "
-            '(marked "truncated": true, labelled from their beginning); '
-        )
-    if summary.foreign_script:
-        note += (
-            f"{summary.foreign_script} row(s) mostly not in Latin letters (marked "
-            '"foreign_script": true; the models learned from English only); '
-        )
-    return note
-
-
-def count_rows(summary: Summary, rows: list[dict]) -> None:
-    """Add ``rows``' rows, error rows and flagged rows to ``summary``."""
-    summary.rows += len(rows)
-    summary.errors += sum("error" in r for r in rows)
-    for flag in FLAGS:
-        setattr(summary, flag, getattr(summary, flag) + sum(flag in r for r in rows))
+from stancelab.models.base import StanceModel
+from stancelab.prediction.api import FLAGS
+from stancelab.prediction.rows import Summary, count_rows, rows_for
 
 
 def count_records(path: Path, documents: bool) -> int | None:
@@ -100,80 +48,6 @@ def count_records(path: Path, documents: bool) -> int | None:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             newlines += chunk.count(b"\n")
     return max(newlines - (path.suffix.lower() == ".csv"), 1)
-
-
-def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[dict]:
-    """Output rows for a chunk of records, in input order. A row whose text was longer than
-    the model reads has ``"truncated": true``, one whose text is mostly not in Latin letters
-    ``"foreign_script": true`` (and the warnings are not repeated for every chunk: the
-    summary counts these rows)."""
-    with texts_flagged_by_caller():
-        if documents:
-            return _document_rows(model, chunk, model.model_version)
-        return _record_rows(model, chunk, model.model_version)
-
-
-def _flags(prediction) -> dict:
-    return {flag: True for flag in FLAGS if getattr(prediction, flag)}
-
-
-def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
-    good = [r for r in chunk if r.error is None]
-    preds = iter(predictions_for(model, [r.text for r in good]) if good else [])
-    rows = []
-    for r in chunk:
-        if r.error is not None:
-            rows.append({"line": r.line, "id": r.id, "error": r.error})
-            continue
-        p = next(preds)
-        rows.append(
-            {
-                "line": r.line,
-                "id": r.id,
-                "text": r.text,
-                "labels": list(p.labels),
-                "scores": p.scores,
-                **_flags(p),
-                "model_version": version,
-            }
-        )
-    return rows
-
-
-def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
-    from stancelab.corpus.ingest import Document, segment_document
-
-    per_doc, texts = [], []
-    for r in chunk:
-        if r.error is not None:
-            per_doc.append((r, []))
-            continue
-        sentences, _ = segment_document(Document(r.id or f"line{r.line}", r.text, str(r.line)))
-        per_doc.append((r, sentences))
-        texts.extend(s.text for s in sentences)
-    preds = iter(predictions_for(model, texts) if texts else [])
-    rows = []
-    for r, sentences in per_doc:
-        if r.error is not None:
-            rows.append({"line": r.line, "doc_id": r.id, "error": r.error})
-        for s in sentences:
-            p = next(preds)
-            rows.append(
-                {
-                    "line": r.line,
-                    "doc_id": s.doc_id,
-                    "id": s.id,
-                    "index": s.index,
-                    "start": s.start,
-                    "end": s.end,
-                    "text": s.text,
-                    "labels": list(p.labels),
-                    "scores": p.scores,
-                    **_flags(p),
-                    "model_version": version,
-                }
-            )
-    return rows
 
 
 def predict_file(
