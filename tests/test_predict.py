@@ -241,9 +241,11 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "edit", ["same length", "a row shortened", "a row lengthened", "a line deleted", "old format"]
-)
+EDITS = ["same length", "a row shortened", "a row lengthened", "a line deleted", "part deleted"]
+CHECKPOINT_EDITS = ["no checksum (old format)", "records_done", "rows", "bytes too large"]
+
+
+@pytest.mark.parametrize("edit", EDITS + CHECKPOINT_EDITS)
 def test_resume_refuses_a_partial_output_that_was_edited(run_dir, tmp_path, edit):
     model = resolve_model(run_dir)
     source = tmp_path / "many.txt"
@@ -252,25 +254,40 @@ def test_resume_refuses_a_partial_output_that_was_edited(run_dir, tmp_path, edit
     with predict_interrupted_at_chunk(2), pytest.raises(KeyboardInterrupt):
         stream.predict_file(model, source, out, chunk_size=7, progress=False)
     part, meta = out.with_name(out.name + ".part"), out.with_name(out.name + ".part.json")
-    kept = part.read_bytes()
+    kept, checkpoint = part.read_bytes(), json.loads(meta.read_text())
     lines = kept.splitlines(keepends=True)
     edited = {
         "same length": kept.replace(b'"labels": [', b'"labels":[ ', 1),
         "a row shortened": kept.replace(b'"labels": [', b'"labels":[', 1),
         "a row lengthened": kept.replace(b'"labels": [', b'"labels":  [', 1),
         "a line deleted": b"".join(lines[1:]),
-        "old format": kept,
-    }[edit]
+    }.get(edit, kept)
     part.write_bytes(edited)
     message = "its first \\d+ bytes are not those its checkpoint recorded"
-    if edit == "old format":  # a checkpoint written before checksums and counts
-        checkpoint = json.loads(meta.read_text())
-        del checkpoint["sha256"], checkpoint["counts"]
+    if edit in ("a row shortened", "a line deleted"):
+        message = "holds \\d+ bytes, fewer than the \\d+ its checkpoint recorded"
+    if edit == "part deleted":
+        part.unlink()
+        message = "holds 0 bytes, fewer than the \\d+ its checkpoint recorded"
+    elif edit in CHECKPOINT_EDITS:  # a resume here would duplicate, drop or miscount rows
+        if edit == "no checksum (old format)":
+            del checkpoint["sha256"], checkpoint["counts"], checkpoint["seal"]
+        elif edit == "records_done":
+            checkpoint["records_done"] = 4
+        elif edit == "rows":
+            checkpoint["counts"]["rows"] = -5
+        else:
+            checkpoint["bytes"] = 1e400  # read back as infinity
         meta.write_text(json.dumps(checkpoint))
-        message = "its checkpoint records no checksum and counts"
+        message = "its checkpoint is not as stancelab wrote it"
+    written = meta.read_bytes()
     with pytest.raises(InputError, match=f"out.jsonl.part: {message}"):
         stream.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
-    assert part.read_bytes() == edited and not out.exists()  # kept as it is
+    assert not out.exists() and meta.read_bytes() == written  # both left as they are
+    if edit == "part deleted":
+        assert not part.exists()  # no empty part file made in its place
+    else:
+        assert part.read_bytes() == edited
 
 
 def test_resume_refuses_a_different_input(run_dir, tmp_path):

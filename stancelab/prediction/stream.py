@@ -100,7 +100,7 @@ def predict_file(
             except InputError:
                 # refused before writing: leave no empty part file behind (an error met
                 # after rows were written keeps them, with their checkpoint, for --resume)
-                if created and not meta_path.exists() and part.stat().st_size == 0:
+                if created and part.stat().st_size == 0:
                     part.unlink(missing_ok=True)
                 raise
     except OSError as exc:  # a full disk, a folder that turned read-only, a vanished input
@@ -191,18 +191,26 @@ COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
 
 def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int, int, object]:
     """(records done, bytes kept, SHA-256 of those bytes so far) of an interrupted run, and
-    its counts put into ``summary``, so that these describe the whole output. The kept bytes
-    must be exactly those the checkpoint recorded: an edited part file is refused and left as
-    it is."""
+    its counts put into ``summary``, so that these describe the whole output. The checkpoint
+    must be sealed as written (``_seal``) and the kept bytes exactly those it recorded: an
+    edited part file or checkpoint is refused, and both are left as they are."""
     try:
-        skip, offset = int(meta["records_done"]), int(meta["bytes"])
-        expected, counts = meta["sha256"], {k: int(meta["counts"][k]) for k in COUNTS}
+        skip, offset, expected = meta["records_done"], meta["bytes"], meta["sha256"]
+        counts = {k: meta["counts"][k] for k in COUNTS}
+        if meta["seal"] != _seal(skip, offset, expected, counts):
+            raise ValueError("edited")
     except (KeyError, TypeError, ValueError):
         raise InputError(
-            f"{part}: its checkpoint records no checksum and counts (it was begun by an "
-            "earlier stancelab, or the checkpoint was edited); rerun with --overwrite to "
+            f"{part}: its checkpoint is not as stancelab wrote it (begun by an earlier "
+            "stancelab, which recorded no checksum, or edited); rerun with --overwrite to "
             "start over"
         ) from None
+    size = os.fstat(fd).st_size
+    if size < offset:
+        raise InputError(
+            f"{part}: holds {size} bytes, fewer than the {offset} its checkpoint recorded (was "
+            "it cut or deleted?); rerun with --overwrite to start over"
+        )
     digest = hashlib.sha256()
     with open(fd, "rb", closefd=False) as kept:
         kept.seek(0)
@@ -218,6 +226,13 @@ def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int,
     for key, value in counts.items():
         setattr(summary, key, value)
     return skip, offset, digest
+
+
+def _seal(records_done: object, offset: object, sha256: object, counts: dict) -> str:
+    """A checksum of a checkpoint's own figures: an edited ``records_done`` would resume at
+    the wrong record and duplicate or drop rows in silence."""
+    figures = json.dumps([records_done, offset, sha256, counts], sort_keys=True)
+    return hashlib.sha256(figures.encode("utf-8")).hexdigest()
 
 
 def _difference(meta: dict, identity: dict) -> str:
@@ -245,16 +260,10 @@ def _flush(model, chunk, documents, out, summary, checkpoint, done, bar) -> None
     written.update(data)
     summary.records += len(chunk)
     count_rows(summary, rows)
-    write_json(
-        meta_path,
-        {
-            **identity,
-            "records_done": done,
-            "bytes": out.tell(),
-            "sha256": written.hexdigest(),
-            "counts": {k: getattr(summary, k) for k in COUNTS},
-        },
-    )
+    offset, sha256 = out.tell(), written.hexdigest()
+    counts = {k: getattr(summary, k) for k in COUNTS}
+    figures = {"records_done": done, "bytes": offset, "sha256": sha256, "counts": counts}
+    write_json(meta_path, {**identity, **figures, "seal": _seal(done, offset, sha256, counts)})
     bar.update(len(chunk))
 
 
