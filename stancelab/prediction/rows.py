@@ -29,7 +29,7 @@ class Summary:
 
     def __str__(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
-        # after a resume, rows, errors and truncated rows count the whole output
+        # after a resume, rows, error rows and flagged rows count the whole output
         written = (
             f"{self.output} holds {self.rows} row(s)"
             if self.resumed_from
