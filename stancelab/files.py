@@ -354,8 +354,16 @@ def checksum_path(path: Path) -> Path:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_digest(handle).hexdigest()
+
+
+def sha256_digest(handle: IO[bytes], size: int | None = None):
+    """A ``hashlib`` SHA-256 of what ``handle`` holds from where it stands, or of its next
+    ``size`` bytes, read in 1 MiB blocks; it can be updated further."""
+    digest = hashlib.sha256()
+    left = float("inf") if size is None else size
+    while left > 0 and (block := handle.read(min(left, 1 << 20))):
+        digest.update(block)
+        left -= len(block)
+    return digest

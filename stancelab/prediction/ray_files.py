@@ -88,9 +88,10 @@ def rows_sink(path: str, parquet: bool):
             tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
             rows = sum(t.num_rows for t in tables)
             errors = sum(t.num_rows - t.column("error").null_count for t in tables if rows)
-            flagged = [
-                sum(pc.sum(t.column(flag)).as_py() or 0 for t in tables if rows) for flag in FLAGS
-            ]
+            flagged = {
+                flag: sum(pc.sum(t.column(flag)).as_py() or 0 for t in tables if rows)
+                for flag in FLAGS
+            }
             return rows, errors, flagged
 
         def write_block_to_file(self, block, file) -> None:
@@ -106,7 +107,7 @@ def rows_sink(path: str, parquet: bool):
             done = [r for r in write_result.write_returns if r]
             self.rows = sum(r[0] for r in done)
             self.errors = sum(r[1] for r in done)
-            self.flagged = {flag: sum(r[2][i] for r in done) for i, flag in enumerate(FLAGS)}
+            self.flagged = {flag: sum(r[2][flag] for r in done) for flag in FLAGS}
 
     return RowsSink()
 

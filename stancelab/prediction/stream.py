@@ -32,6 +32,7 @@ from stancelab.files import (
     output_lock,
     read_json_object,
     refuse_input_as_output,
+    sha256_digest,
     write_json,
 )
 from stancelab.models.base import StanceModel
@@ -211,14 +212,10 @@ def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int,
             f"{part}: holds {size} bytes, fewer than the {offset} its checkpoint recorded (was "
             "it cut or deleted?); rerun with --overwrite to start over"
         )
-    digest = hashlib.sha256()
     with open(fd, "rb", closefd=False) as kept:
         kept.seek(0)
-        left = offset
-        while left > 0 and (block := kept.read(min(left, 1 << 20))):
-            digest.update(block)
-            left -= len(block)
-    if left or digest.hexdigest() != expected:
+        digest = sha256_digest(kept, offset)
+    if digest.hexdigest() != expected:
         raise InputError(
             f"{part}: its first {offset} bytes are not those its checkpoint recorded (was it "
             "edited?); rerun with --overwrite to start over"
