@@ -38,6 +38,30 @@ TINY = [
 ]
 
 
+def look_alikes(text: str) -> dict[str, str]:
+    """``text`` (ASCII) as social media and PDFs write it: fullwidth letters, mathematical
+    bold and sans-serif bold letters, and the "fi" and "fl" ligatures."""
+
+    def letters(upper: int, lower: int) -> str:
+        return "".join(
+            chr(upper + ord(c) - 65)
+            if "A" <= c <= "Z"
+            else chr(lower + ord(c) - 97)
+            if "a" <= c <= "z"
+            else c
+            for c in text
+        )
+
+    return {
+        "fullwidth": "".join(
+            chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in text
+        ),
+        "bold": letters(0x1D400, 0x1D41A),
+        "sans-serif bold": letters(0x1D5D4, 0x1D5EE),
+        "ligatures": text.replace("fi", "\ufb01").replace("fl", "\ufb02"),
+    }
+
+
 @pytest.fixture
 def tiny_texts() -> list[str]:
     return [t for t, _ in TINY]

@@ -88,3 +88,14 @@ def test_two_independent_passes_and_adjudications_are_recorded():
     report = json.loads((ROOT / "labels" / "agreement.json").read_text())
     assert report["sentences"]["ties"] == 0  # every tie was adjudicated
     assert report["sentences"]["adjudicated"] == len(adjudicated)
+
+
+def test_the_shipped_sentences_are_as_the_models_read_them():
+    """The README's claim that reading texts in NFKC changed no trained model: no gold or
+    augmentation sentence changes under ``model_text``."""
+    from stancelab.corpus.text import model_text
+    from stancelab.data.labelled import load_augmentation
+
+    texts = load_labelled(GOLD).texts + load_augmentation().texts
+    assert len(texts) > 1900
+    assert [t for t in texts if model_text(t) != t] == []

@@ -367,12 +367,39 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
         ("🙂🙂🙂", False),  # no letters: nothing to translate
         ("1.", False),  # a list marker, as sentence splitting leaves them
         ("+1 202 555 0100", False),
+        (
+            "\uff37\uff25 \uff37\uff29\uff2c\uff2c \uff33\uff34\uff32\uff29\uff2b\uff25",
+            False,
+        ),  # fullwidth Latin
+        ("\U0001d416\U0001d41e \U0001d430\U0001d422\U0001d425\U0001d425", False),  # bold
     ],
 )
 def test_foreign_script_is_mostly_not_latin_letters(text, foreign):
     from stancelab.corpus.text import foreign_script
 
     assert foreign_script(text) is foreign
+
+
+def test_look_alike_letters_are_read_as_the_plain_text(run_dir):
+    from conftest import TINY, look_alikes
+
+    plain = "We will strike back if they fire on our flag again."
+    styled = look_alikes(plain)
+    assert all(form != plain for form in styled.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Latin letters: no foreign-script warning
+        results = predict([plain, *styled.values()], model=run_dir)
+    assert [r.text for r in results] == [plain, *styled.values()]  # the text as given
+    assert all(r.scores == results[0].scores for r in results[1:])
+    assert not any(r.foreign_script for r in results)
+
+    # Training reads them the same way: a baseline fitted on fullwidth text is the same model.
+    texts, label_sets = [t for t, _ in TINY], [lab for _, lab in TINY]
+    wide = BaselineModel(BaselineParams(inner_folds=3), seed=1)
+    wide.fit([look_alikes(t)["fullwidth"] for t in texts], label_sets)
+    ascii_fit = resolve_model(run_dir)
+    assert wide.thresholds_ == ascii_fit.thresholds_
+    assert (wide.predict_proba(texts) == ascii_fit.predict_proba(texts)).all()
 
 
 ARABIC = "سنرد بكل قوة إذا هاجموا حدودنا مرة أخرى."  # "we will respond with full force if ..."

@@ -108,6 +108,19 @@ def test_save_load_round_trip_gives_identical_probabilities(
     assert loaded.predict(TEXTS) == fitted.predict(TEXTS)
 
 
+def test_look_alike_letters_are_read_as_the_plain_text(
+    fitted: TransformerModel, saved: Path
+) -> None:
+    from conftest import look_alikes
+
+    plain = "We will strike back if they fire on our flag again."
+    texts = [plain, *look_alikes(plain).values()]
+    for model in (fitted, load_model(saved)):  # PyTorch, then the default ONNX Runtime path
+        proba = model.predict_proba(texts)
+        np.testing.assert_array_equal(proba, np.repeat(proba[:1], len(texts), axis=0))
+        assert model.truncated(texts) == [False] * len(texts)
+
+
 def test_fixed_seed_gives_identical_results(fitted: TransformerModel) -> None:
     again = TransformerModel(tiny_params(), seed=7).fit(TEXTS, LABEL_SETS)
     np.testing.assert_array_equal(again.predict_proba(TEXTS), fitted.predict_proba(TEXTS))

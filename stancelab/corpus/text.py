@@ -41,14 +41,23 @@ def preview(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
+def model_text(text: str) -> str:
+    """``text`` as both models read it, in Unicode normal form NFKC: look-alike forms become
+    the plain characters the models learned from (fullwidth and mathematical letters such as
+    "\uff37\uff25" and "\U0001d416\U0001d41e", ligatures such as "\ufb01", non-breaking
+    spaces). Only the models' input is normalized: outputs and annotations keep the text as
+    given."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def foreign_script(text: str) -> bool:
-    """True when fewer than half of ``text``'s letters are Latin letters (Arabic, Cyrillic,
-    Chinese...): both models learned from English only, and their labels for such a text
-    are unreliable. A text without letters (a list marker, a phone number, emoji) is not
-    foreign, and text in another language written in Latin letters (French, say) is not
-    caught."""
+    """True when fewer than half of ``text``'s letters, as the models read them
+    (``model_text``), are Latin letters (Arabic, Cyrillic, Chinese...): both models learned
+    from English only, and their labels for such a text are unreliable. A text without
+    letters (a list marker, a phone number, emoji) is not foreign, and text in another
+    language written in Latin letters (French, say) is not caught."""
     letters = latin = 0
-    for char in text:
+    for char in model_text(text):
         if char.isalpha():
             letters += 1
             latin += unicodedata.name(char, "").startswith("LATIN ")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stancelab.corpus.text import text_problem
+from stancelab.corpus.text import model_text, text_problem
 from stancelab.errors import ConfigError, ModelLoadError
 from stancelab.files import sha256_file
 from stancelab.labels import LABELS
@@ -55,6 +55,12 @@ def as_text_list(texts: str | Sequence[str]) -> list[str]:
             error = TypeError if not isinstance(text, str) else ValueError
             raise error(f"text{where} {problem}")
     return items
+
+
+def model_inputs(texts: str | Sequence[str]) -> list[str]:
+    """``as_text_list``, then each text as the models read it (``corpus.text.model_text``):
+    what every model's ``fit`` and scoring take in."""
+    return [model_text(text) for text in as_text_list(texts)]
 
 
 # The arguments of ``fit``: texts, their label sets, and optionally the article or dyad of each.

@@ -41,7 +41,7 @@ from stancelab.models.base import (
     LabelSets,
     StanceModel,
     Texts,
-    as_text_list,
+    model_inputs,
     warns_of_flagged_texts,
 )
 from stancelab.models.calibration import (
@@ -90,7 +90,7 @@ class TransformerModel(StanceModel):
         groups (``holdout_split``)."""
         from stancelab.models.transformer import network
 
-        texts = as_text_list(list(texts))
+        texts = model_inputs(list(texts))
         y = label_matrix(label_sets)
         if len(texts) != len(y):
             raise ValueError(f"{len(texts)} texts but {len(y)} label sets")
@@ -172,7 +172,7 @@ class TransformerModel(StanceModel):
         tokens and its closing token (``truncated`` says which texts), with one
         ``TruncationWarning`` per call naming the first such text.
         """
-        texts = as_text_list(texts)
+        texts = model_inputs(texts)
         if not texts:  # the tokenizer rejects an empty batch
             return np.zeros((0, len(LABELS)))
         ids = self._token_ids(texts)
@@ -198,7 +198,7 @@ class TransformerModel(StanceModel):
 
     def truncated(self, texts: str | Sequence[str]) -> list[bool]:
         """Which texts are longer than ``max_length`` tokens (the model reads them in part)."""
-        texts = as_text_list(texts)
+        texts = model_inputs(texts)
         limit = self.params.max_length
         return [len(row) > limit for row in self._token_ids(texts)] if texts else []
 
