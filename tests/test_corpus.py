@@ -189,6 +189,79 @@ def test_duplicate_sentence_in_one_document_gets_distinct_ids():
     assert len({s.id for s in sentences}) == 3
 
 
+def words(dropped) -> list[str]:
+    return " ".join(d.text for d in dropped).split()
+
+
+@pytest.mark.parametrize("width", [60, 72, 80])
+def test_a_hard_wrapped_article_gives_the_sentences_of_the_unwrapped_one(width):
+    """Wrapped as an e-mail would (every line of the article filled at ``width``), each seed
+    article gives the same sentences, headlines and furniture, but for one headline directly
+    over a photo caption: at 72 and 80 the caption is wrapped and the headline is dropped
+    with it (in the side file of dropped lines)."""
+    import textwrap
+
+    missed = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        wrapped = "\n".join(textwrap.fill(x, width, break_on_hyphens=False) for x in lines)
+        assert wrapped != text
+        plain, plain_dropped = segment_document(Document(path.stem, text, "p"))
+        found, dropped = segment_document(Document(path.stem, wrapped, "w"))
+        for s in found:
+            assert wrapped[s.start : s.end] == s.text
+        by_id = {s.id: s for s in found}
+        assert all(by_id[s.id].headline == s.headline for s in plain if s.id in by_id)
+        lost = [s.text for s in plain if s.id not in by_id]
+        assert len(found) == len(plain) - len(lost)
+        # The same furniture dropped (at 60, a tag list and a share widget as one paragraph),
+        # and the headline that went with the caption.
+        assert words(dropped) == " ".join(lost).split() + words(plain_dropped)
+        missed += lost
+    if width > 60:
+        assert missed == ["Pakistan defense minister warns Kabul over cross-border terror"]
+    else:
+        assert missed == []
+
+
+def sentence_texts(text: str) -> list[str]:
+    return [s.text for s in segment_document(Document("d", text, "d"))[0]]
+
+
+def test_which_line_breaks_are_read_as_wraps():
+    wrapped = (
+        "The minister said on Tuesday that Pakistan would respond with full\n"
+        "force if Afghan soil was used again for attacks on its border posts,\n"
+        "adding that Kabul had been warned. He denied reports that jets had\n"
+        "struck civilian areas in Khost, calling them baseless propaganda."
+    )
+    assert sentence_texts(wrapped) == [
+        wrapped[: wrapped.index(" He denied")],
+        wrapped[wrapped.index("He denied") :],
+    ]
+    # One break that looks like a wrap is a long headline over its first paragraph.
+    headline = "Minister warns Kabul of a full response to any new attack on the border"
+    body = "The minister said the army would respond. Talks are planned in Doha."
+    assert sentence_texts(f"{headline}\n{body}") == [headline, *sentence_texts(body)]
+    # Paragraphs one per line, and lists, are not joined.
+    short = "We will strike back.\nTalks resumed in the capital after a pause.\n"
+    assert sentence_texts(short * 3) == sentence_texts(short.replace("\n", "\n\n") * 3)
+    items = (
+        "The points the minister made in his speech\n- the army will respond to any attack\n"
+        "- the border stays closed to trucks until May\n- the talks will go on in Doha"
+    )
+    assert len(sentence_texts(items)) == 4
+    # A line may end in an abbreviation: a next line in lower case continues it.
+    usa = "He compared it to the intervention of the U.S.\nmilitary in Tora Bora in 2001,\n"
+    usa += "and said it was a possibility.\nHe was asked about\nthe talks. They failed."
+    assert sentence_texts(usa) == [
+        usa[: usa.index("\nHe was")],
+        "He was asked about\nthe talks.",
+        "They failed.",
+    ]
+
+
 def test_cli_reports_counts_and_fails_cleanly(tmp_path):
     out = tmp_path / "s.jsonl"
     ok = subprocess.run(

@@ -109,6 +109,30 @@ def test_document_mode_offsets(run_dir):
         predict_document("  ", model=run_dir)
 
 
+WRAPPED = (  # an article as an e-mail or a PDF copy gives it: lines broken at a width
+    "The minister said the army will retaliate if the rebels attack\n"
+    "again, and that the border will stay closed. He denied that troops\n"
+    "had shelled the village.\n\nTalks are scheduled for next week in Geneva."
+)
+
+
+def test_a_hard_wrapped_document_is_labelled_sentence_by_sentence(run_dir):
+    results = predict_document(WRAPPED, model=run_dir)
+    assert [WRAPPED[r.start : r.end] for r in results] == [r.text for r in results]
+    assert [" ".join(r.text.split()) for r in results] == [
+        "The minister said the army will retaliate if the rebels attack again, and that the "
+        "border will stay closed.",
+        "He denied that troops had shelled the village.",
+        "Talks are scheduled for next week in Geneva.",
+    ]
+    spaced = predict([" ".join(r.text.split()) for r in results], model=run_dir)
+    assert [r.scores for r in spaced] == [r.scores for r in results]  # a break reads as a space
+    ran = run_cli("--model", str(run_dir), "--documents", WRAPPED)
+    assert ran.returncode == 0, ran.stderr
+    rows = ran.stdout.splitlines()[2:]  # one line per sentence
+    assert len(rows) == 3 and rows[1].endswith("  He denied that troops had shelled the village.")
+
+
 def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
     monkeypatch.setenv("STANCELAB_MODEL", str(tmp_path / "runs" / "transformer"))
     with pytest.raises(ModelLoadError, match="python -m training.train configs/transformer.yaml"):

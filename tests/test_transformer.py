@@ -108,13 +108,13 @@ def test_save_load_round_trip_gives_identical_probabilities(
     assert loaded.predict(TEXTS) == fitted.predict(TEXTS)
 
 
-def test_look_alike_letters_are_read_as_the_plain_text(
+def test_look_alike_letters_and_line_breaks_are_read_as_the_plain_text(
     fitted: TransformerModel, saved: Path
 ) -> None:
     from conftest import look_alikes
 
     plain = "We will strike back if they fire on our flag again."
-    texts = [plain, *look_alikes(plain).values()]
+    texts = [plain, *look_alikes(plain).values(), plain.replace(" if ", "\nif ")]  # wrapped
     for model in (fitted, load_model(saved)):  # PyTorch, then the default ONNX Runtime path
         proba = model.predict_proba(texts)
         np.testing.assert_array_equal(proba, np.repeat(proba[:1], len(texts), axis=0))

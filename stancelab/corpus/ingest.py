@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from stancelab.corpus.paragraphs import paragraphs
 from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
 from stancelab.corpus.text import text_problem
@@ -124,14 +125,12 @@ def segment_document(doc: Document) -> tuple[list[Sentence], list[Dropped]]:
     dropped: list[Dropped] = []
     seen: Counter[str] = Counter()
     first = True
-    for match in re.finditer(r"[^\n]+", doc.text):
-        line = match.group()
-        if not line.strip(" \t\r\u00a0"):
-            continue
-        offset = match.start()
-        reason = classify_line(line, first=first)
+    for offset, stop in paragraphs(doc.text):
+        line = doc.text[offset:stop]
+        # A paragraph joined from wrapped lines is furniture as one line would be.
+        reason = classify_line(re.sub(r"\s*\n\s*", " ", line), first=first)
         if reason is not None:
-            dropped.append(Dropped(doc.doc_id, reason, line.strip(), offset, match.end()))
+            dropped.append(Dropped(doc.doc_id, reason, line.strip(), offset, stop))
             first = False
             continue
         dateline = DATELINE.match(line)
@@ -146,7 +145,8 @@ def segment_document(doc: Document) -> tuple[list[Sentence], list[Dropped]]:
                 )
             )
         body_start = dateline.end() if dateline else 0
-        spans = split_sentences(line[body_start:])
+        # A wrapped paragraph's line breaks are spaces to the splitter (same offsets).
+        spans = split_sentences(re.sub(r"[\r\n]", " ", line[body_start:]))
         is_headline = len(spans) == 1 and not ends_like_sentence(line)
         for start, end in spans:
             start, end = start + offset + body_start, end + offset + body_start

@@ -37,7 +37,9 @@ def unicode_problem(value: str) -> str | None:
 
 
 def preview(text: str, width: int = 60) -> str:
-    """``text`` cut to ``width`` characters with "..." when longer, for one-line messages."""
+    """``text`` on one line (each run of white space, line breaks too, one space), cut to
+    ``width`` characters with "..." when longer, for one-line messages and table rows."""
+    text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
