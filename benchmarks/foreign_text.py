@@ -4,9 +4,10 @@ Latin letters.
     python benchmarks/foreign_text.py [RUN ...]      # default: runs/transformer runs/baseline
 
 One English threat, its Arabic, Russian, Urdu and Chinese translations, and the English in
-fullwidth and mathematical bold letters (as social media posts write it), labelled by each
-run: the labels and the highest of the four scores. Both models learned from English only;
-the look-alike letters are read as the plain ones (``stancelab.corpus.text.model_text``).
+fullwidth, mathematical bold and small-capital letters (as social media posts write it),
+labelled by each run: the labels and the highest of the four scores. Both models learned
+from English only; fullwidth and bold letters are read as the plain ones
+(``stancelab.corpus.text.model_text``), small capitals are not (they have no such form).
 The README's "Prediction" section quotes this.
 """
 
@@ -29,6 +30,7 @@ THREAT = {
         "　ｉｆ　ｔｈｅｙ　ａｔｔａｃｋ　ｏｕｒ　ｂｏｒｄｅｒｓ　ａｇａｉｎ．"
     ),
     "bold": "𝐖𝐞 𝐰𝐢𝐥𝐥 𝐫𝐞𝐬𝐩𝐨𝐧𝐝 𝐰𝐢𝐭𝐡 𝐟𝐮𝐥𝐥 𝐟𝐨𝐫𝐜𝐞 𝐢𝐟 𝐭𝐡𝐞𝐲 𝐚𝐭𝐭𝐚𝐜𝐤 𝐨𝐮𝐫 𝐛𝐨𝐫𝐝𝐞𝐫𝐬 𝐚𝐠𝐚𝐢𝐧.",
+    "small caps": "ᴡᴇ ᴡɪʟʟ ʀᴇꜱᴘᴏɴᴅ ᴡɪᴛʜ ꜰᴜʟʟ ꜰᴏʀᴄᴇ ɪꜰ ᴛʜᴇʏ ᴀᴛᴛᴀᴄᴋ ᴏᴜʀ ʙᴏʀᴅᴇʀꜱ ᴀɢᴀɪɴ.",
 }
 
 
@@ -42,7 +44,7 @@ def main() -> None:
             labels = ", ".join(result.labels) or "none"
             flag = "  (foreign script)" if result.foreign_script else ""
             top = max(result.scores.values())
-            print(f"{run}  {language:<9} {labels:<40} top score {top:.2f}{flag}")
+            print(f"{run}  {language:<10} {labels:<40} top score {top:.2f}{flag}")
 
 
 if __name__ == "__main__":

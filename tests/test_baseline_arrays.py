@@ -20,7 +20,7 @@ from stancelab.config import BaselineParams, load_config
 from stancelab.data.labelled import label_matrix, load_augmentation, load_labelled
 from stancelab.errors import ModelLoadError
 from stancelab.files import sha256_file
-from stancelab.models.base import MANIFEST, model_inputs
+from stancelab.models.base import MANIFEST
 from stancelab.models.baseline import PIPELINE_FILE, TRUSTED_TYPES, BaselineModel, build_pipeline
 from stancelab.models.baseline_files import ARRAYS_FILE, PARAMS_FILE, LinearTfidf
 from stancelab.models.registry import load_model
@@ -172,8 +172,9 @@ def test_saved_run_holds_no_pickle_and_loads_exactly(tiny_run):
     loaded = load_model(directory)
     texts = ODD_TEXTS + ["We will strike back."]
     np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
-    np.testing.assert_array_equal(  # both models read texts in NFKC (the ligature above)
-        loaded.decision_function(texts), model.pipeline_.decision_function(model_inputs(texts))
+    read = model.model_inputs(texts)  # as the model reads them (the ligature above: "fi")
+    np.testing.assert_array_equal(
+        loaded.decision_function(texts), model.pipeline_.decision_function(read)
     )
     assert loaded.top_ngrams(3) == model.top_ngrams(3)
     assert loaded.explain(texts[-1]) == model.explain(texts[-1])

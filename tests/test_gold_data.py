@@ -91,8 +91,9 @@ def test_two_independent_passes_and_adjudications_are_recorded():
 
 
 def test_the_shipped_sentences_are_as_the_models_read_them():
-    """The README's claim that reading texts in NFKC changed no trained model: no gold or
-    augmentation sentence changes under ``model_text``."""
+    """The README's claim that reading look-alike characters as plain ones changed no model
+    trained on the shipped data: no gold or augmentation sentence changes under
+    ``model_text``."""
     from stancelab.corpus.text import model_text
     from stancelab.data.labelled import load_augmentation
 

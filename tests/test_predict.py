@@ -7,6 +7,7 @@ model it holds); the transformer's own predict path is tested in test_transforme
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -16,6 +17,7 @@ import pytest
 from reliability_common import predict_interrupted_at_chunk
 
 from stancelab.config import BaselineParams
+from stancelab.corpus.text import model_text
 from stancelab.errors import InputError, ModelLoadError
 from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
@@ -396,6 +398,7 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
             False,
         ),  # fullwidth Latin
         ("\U0001d416\U0001d41e \U0001d430\U0001d422\U0001d425\U0001d425", False),  # bold
+        ("Obey the Prophet \ufdfa.", False),  # one Arabic ligature, kept as it is
     ],
 )
 def test_foreign_script_is_mostly_not_latin_letters(text, foreign):
@@ -417,6 +420,11 @@ def test_look_alike_letters_are_read_as_the_plain_text(run_dir):
     assert all(r.scores == results[0].scores for r in results[1:])
     assert not any(r.foreign_script for r in results)
 
+    model = resolve_model(run_dir)
+    assert all(model.explain(form) == model.explain(plain) for form in styled.values())
+    # Only characters whose compatibility form is ASCII: the Arabic ligature stays itself.
+    assert model_text("Obey the Prophet \ufdfa.") == "Obey the Prophet \ufdfa."
+
     # Training reads them the same way: a baseline fitted on fullwidth text is the same model.
     texts, label_sets = [t for t, _ in TINY], [lab for _, lab in TINY]
     wide = BaselineModel(BaselineParams(inner_folds=3), seed=1)
@@ -424,6 +432,51 @@ def test_look_alike_letters_are_read_as_the_plain_text(run_dir):
     ascii_fit = resolve_model(run_dir)
     assert wide.thresholds_ == ascii_fit.thresholds_
     assert (wide.predict_proba(texts) == ascii_fit.predict_proba(texts)).all()
+
+
+def test_a_model_reads_text_as_it_did_when_it_was_fitted(run_dir, tmp_path):
+    from conftest import TINY, look_alikes
+
+    from stancelab.models.base import MANIFEST, TEXT_FORM
+    from stancelab.models.registry import load_model
+
+    plain = "We will strike back if they fire on our flag again."
+    wide = look_alikes(plain)["fullwidth"]
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert manifest["text_form"] == TEXT_FORM
+    before = tmp_path / "before"  # as a stancelab before text forms saved it
+    shutil.copytree(run_dir, before)
+    del manifest["text_form"]
+    (before / MANIFEST).write_text(json.dumps(manifest))
+    old = load_model(before)
+    assert old.text_form_ is None
+    assert (old.predict_proba([wide]) != old.predict_proba([plain])).any()  # as given
+    assert (old.predict_proba([plain]) == load_model(run_dir).predict_proba([plain])).all()
+    assert "text_form" not in json.loads((old.save(tmp_path / "resaved") / MANIFEST).read_text())
+    old.fit([t for t, _ in TINY], [lab for _, lab in TINY])  # a new fit reads this form
+    assert old.text_form_ == TEXT_FORM
+    assert (old.predict_proba([wide]) == old.predict_proba([plain])).all()
+
+    manifest["text_form"] = "lower-case"
+    (before / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="reads text as 'lower-case', which this stancelab"):
+        load_model(before)
+
+
+def test_resume_refuses_documents_split_by_an_earlier_stancelab(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    article = tmp_path / "articles.jsonl"
+    article.write_text((json.dumps({"text": ARTICLE}) + "\n") * 40, encoding="utf-8")
+    out = tmp_path / "doc.jsonl"
+    with predict_interrupted_at_chunk(2), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, article, out, documents=True, chunk_size=8, progress=False)
+    meta = out.with_name(out.name + ".part.json")
+    checkpoint = json.loads(meta.read_text())
+    assert checkpoint["splitting"] == 2
+    del checkpoint["splitting"]  # as 1cbfc82 wrote it
+    meta.write_text(json.dumps(checkpoint))
+    with pytest.raises(InputError, match="split into sentences by an earlier stancelab"):
+        stream.predict_file(model, article, out, documents=True, resume=True, progress=False)
 
 
 ARABIC = "سنرد بكل قوة إذا هاجموا حدودنا مرة أخرى."  # "we will respond with full force if ..."

@@ -113,16 +113,26 @@ def test_look_alike_letters_and_line_breaks_are_read_as_the_plain_text(
 ) -> None:
     from conftest import look_alikes
 
+    from stancelab.errors import TruncationWarning
+
     plain = "We will strike back if they fire on our flag again."
     texts = [plain, *look_alikes(plain).values(), plain.replace(" if ", "\nif ")]  # wrapped
     for model in (fitted, load_model(saved)):  # PyTorch, then the default ONNX Runtime path
         proba = model.predict_proba(texts)
         np.testing.assert_array_equal(proba, np.repeat(proba[:1], len(texts), axis=0))
-        assert model.truncated(texts) == [False] * len(texts)
+    # A warning names the text as the caller gave it, not as the model reads it.
+    wide = look_alikes(plain)["fullwidth"]
+    shown = " ".join(wide.split()[:3])  # the preview shows white space as single spaces
+    with pytest.warns(TruncationWarning, match=f"text 0 .*: '{shown} "):
+        fitted.predict_proba([" ".join([wide] * 4)])
 
 
 def test_fixed_seed_gives_identical_results(fitted: TransformerModel) -> None:
-    again = TransformerModel(tiny_params(), seed=7).fit(TEXTS, LABEL_SETS)
+    from conftest import look_alikes
+
+    # Trained on the same texts in fullwidth letters, which a fit reads as the plain ones.
+    wide = [look_alikes(text)["fullwidth"] for text in TEXTS]
+    again = TransformerModel(tiny_params(), seed=7).fit(wide, LABEL_SETS)
     np.testing.assert_array_equal(again.predict_proba(TEXTS), fitted.predict_proba(TEXTS))
     assert again.thresholds_ == fitted.thresholds_
     other = TransformerModel(tiny_params(), seed=8).fit(TEXTS, LABEL_SETS)

@@ -94,6 +94,9 @@ FURNITURE: tuple[tuple[str, re.Pattern], ...] = tuple(
 _UNPUNCTUATED = frozenset({"tag list", "byline", "desk byline"})
 # A dateline such as "Islamabad (TDI): " opens the first sentence; it is cut off, not kept.
 DATELINE = re.compile(r"^[A-Z][A-Za-z .'-]{1,40}\s\([A-Z]{2,}[A-Za-z]*\)\s*[:—–-]\s*")
+# The version of the rules that split a document into sentences; a resumed ``predict
+# --documents`` run must have begun under the same (2: hard-wrapped lines are joined).
+SPLITTING = 2
 SHORT_TAG_MAX_WORDS = 3  # "Pakistan", "Khawaja Asif-Pakistan": a label line, not prose
 
 

@@ -43,13 +43,30 @@ def preview(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
+class _AsciiFolds(dict):
+    """``str.translate`` table, filled on first sight of each character: the character's
+    compatibility form (NFKC) when that form is plain ASCII, else the character itself."""
+
+    def __missing__(self, code: int) -> str:
+        folded = unicodedata.normalize("NFKC", chr(code))
+        self[code] = folded if folded.isascii() else chr(code)
+        return self[code]
+
+
+_ASCII_FOLDS = _AsciiFolds()
+
+
 def model_text(text: str) -> str:
-    """``text`` as both models read it, in Unicode normal form NFKC: look-alike forms become
-    the plain characters the models learned from (fullwidth and mathematical letters such as
-    "\uff37\uff25" and "\U0001d416\U0001d41e", ligatures such as "\ufb01", non-breaking
-    spaces). Only the models' input is normalized: outputs and annotations keep the text as
-    given."""
-    return unicodedata.normalize("NFKC", text)
+    """``text`` as both models read it: every character whose compatibility form (Unicode
+    NFKC) is plain ASCII is read as that form. Look-alike letters become the letters the
+    models learned from: fullwidth and mathematical letters and digits ("\uff37\uff25",
+    "\U0001d416\U0001d41e"), circled letters, ligatures ("\ufb01" is "fi"), no-break spaces,
+    "\u2026" ("..."). Other characters are kept as they are: the Arabic ligature "\ufdfa"
+    (whose NFKC form is a phrase of 18 Arabic letters), small capitals (which have no
+    compatibility form), Cyrillic letters. Character by character, so time stays linear
+    (whole-text NFKC is quadratic in a long run of combining marks). Only the models' input
+    changes: outputs and annotations keep the text as given."""
+    return text if text.isascii() else text.translate(_ASCII_FOLDS)
 
 
 def foreign_script(text: str) -> bool:

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 MANIFEST = "stancelab.json"
 FORMAT_VERSION = 1
+# How a model fitted by this stancelab reads text (``corpus.text.model_text``), recorded as
+# the manifest's ``text_form``. A model saved before has none, and reads text as given: a
+# model always reads text as it did when it was fitted.
+TEXT_FORM = "ascii-compatible"
 
 
 def as_text_list(texts: str | Sequence[str]) -> list[str]:
@@ -55,12 +59,6 @@ def as_text_list(texts: str | Sequence[str]) -> list[str]:
             error = TypeError if not isinstance(text, str) else ValueError
             raise error(f"text{where} {problem}")
     return items
-
-
-def model_inputs(texts: str | Sequence[str]) -> list[str]:
-    """``as_text_list``, then each text as the models read it (``corpus.text.model_text``):
-    what every model's ``fit`` and scoring take in."""
-    return [model_text(text) for text in as_text_list(texts)]
 
 
 # The arguments of ``fit``: texts, their label sets, and optionally the article or dyad of each.
@@ -143,6 +141,7 @@ class StanceModel(ABC):
     kind: str = ""
     params_type: type  # the kind's parameter dataclass (``stancelab.config``)
     thresholds_: list[float]
+    text_form_: str | None = TEXT_FORM  # None: a model saved before text forms were recorded
 
     def __init__(self, params: Any = None, seed: int = 13) -> None:
         self.params = params or self.params_type()
@@ -160,6 +159,18 @@ class StanceModel(ABC):
 
     @abstractmethod
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray: ...
+
+    def model_inputs(self, texts: str | Sequence[str]) -> list[str]:
+        """``as_text_list``, then each text as this model reads it (``text_form_``): what
+        ``fit`` and scoring take in."""
+        items = as_text_list(texts)
+        return items if self.text_form_ is None else [model_text(text) for text in items]
+
+    def training_inputs(self, texts: Texts) -> list[str]:
+        """What ``fit`` takes in: a fit reads text in this stancelab's form (``TEXT_FORM``),
+        also when it refits a model saved before."""
+        self.text_form_ = TEXT_FORM
+        return self.model_inputs(list(texts))
 
     def predict(self, texts: str | Sequence[str]) -> list[tuple[str, ...]]:
         proba = self.predict_proba(texts)
@@ -199,6 +210,7 @@ class StanceModel(ABC):
             "kind": self.kind,
             "labels": list(LABELS),
             "thresholds": [float(t) for t in self.thresholds_],
+            **({"text_form": self.text_form_} if self.text_form_ else {}),
             **extra,
         }
 
@@ -239,6 +251,12 @@ def read_manifest(directory: str | Path) -> dict:
         isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in thresholds
     ):
         raise ModelLoadError(f"{path}: thresholds must be numbers from 0 to 1, got {thresholds}")
+    text_form = manifest.get("text_form")
+    if text_form is not None and text_form != TEXT_FORM:
+        raise ModelLoadError(
+            f"{path}: the model reads text as {text_form!r}, which this stancelab does not "
+            f"know (it knows {TEXT_FORM!r}); use the stancelab that trained it"
+        )
     return manifest
 
 

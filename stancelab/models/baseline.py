@@ -41,7 +41,6 @@ from stancelab.models.base import (
     StanceModel,
     Texts,
     check_checksum,
-    model_inputs,
     read_manifest,
 )
 from stancelab.models.baseline_files import LinearTfidf
@@ -134,7 +133,7 @@ class BaselineModel(StanceModel):
             return self._fit(texts, label_sets)
 
     def _fit(self, texts: Sequence[str], label_sets: Sequence[Sequence[str]]) -> BaselineModel:
-        texts = model_inputs(list(texts))
+        texts = self.training_inputs(texts)
         y = label_matrix(label_sets)
         if len(texts) != len(y):
             raise ValueError(f"{len(texts)} texts but {len(y)} label sets")
@@ -203,7 +202,7 @@ class BaselineModel(StanceModel):
     def decision_function(self, texts: str | Sequence[str]) -> np.ndarray:
         """Raw per-label scores: the fitted pipeline's ``decision_function``, computed from
         its saved numbers (``LinearTfidf``) so that a loaded model needs no pipeline."""
-        texts = model_inputs(texts)
+        texts = self.model_inputs(texts)
         if not texts:  # no texts, no scores (scikit-learn rejects an empty batch)
             return np.zeros((0, len(LABELS)))
         return self.scorer_.decision_function(texts)
@@ -228,7 +227,7 @@ class BaselineModel(StanceModel):
 
     def explain(self, text: str, k: int = 5) -> dict[str, list[tuple[str, float]]]:
         """For one text: per label, the n-grams present that pushed its score up the most."""
-        text = model_inputs(text)[0]
+        text = self.model_inputs(text)[0]
         x = self.scorer_.transform([text])
         names, coef = self._feature_names(), self._coefficients()
         out = {}
@@ -287,6 +286,7 @@ class BaselineModel(StanceModel):
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelLoadError(f"{directory / MANIFEST}: bad entry ({exc})") from None
         model.thresholds_ = [float(t) for t in manifest["thresholds"]]
+        model.text_form_ = manifest.get("text_form")
         if legacy:
             model.pipeline_ = _load_skops(directory / PIPELINE_FILE)
             model.scorer_ = LinearTfidf.from_pipeline(model.pipeline_)

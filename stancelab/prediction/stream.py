@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from stancelab.corpus.ingest import SPLITTING
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
 from stancelab.files import (
@@ -130,6 +131,7 @@ def _predict_locked(
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
         "documents": documents,
+        "splitting": SPLITTING if documents else None,  # documents into sentences
         "model_version": model.model_version,
         "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
     }
@@ -238,6 +240,8 @@ def _difference(meta: dict, identity: dict) -> str:
     changed = [k for k in identity if meta.get(k) != identity[k]]
     if changed == ["engine"]:
         return f" (it used {meta['engine']}, this run {identity['engine']})"
+    if changed == ["splitting"]:
+        return " (its documents were split into sentences by an earlier stancelab)"
     return f" (different: {', '.join(changed)})"
 
 

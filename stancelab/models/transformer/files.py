@@ -109,6 +109,7 @@ def load(cls, directory: str | Path):
     check_weights(directory)
     model.calibration_ = calibration
     model.thresholds_ = [float(t) for t in manifest["thresholds"]]
+    model.text_form_ = manifest.get("text_form")
     model.version_ = manifest.get("version", "")
     model.weights_key_ = weights_key(files)
     model.history_ = manifest.get("history", [])

@@ -41,7 +41,7 @@ from stancelab.models.base import (
     LabelSets,
     StanceModel,
     Texts,
-    model_inputs,
+    as_text_list,
     warns_of_flagged_texts,
 )
 from stancelab.models.calibration import (
@@ -90,7 +90,7 @@ class TransformerModel(StanceModel):
         groups (``holdout_split``)."""
         from stancelab.models.transformer import network
 
-        texts = model_inputs(list(texts))
+        texts = self.training_inputs(texts)
         y = label_matrix(label_sets)
         if len(texts) != len(y):
             raise ValueError(f"{len(texts)} texts but {len(y)} label sets")
@@ -172,14 +172,14 @@ class TransformerModel(StanceModel):
         tokens and its closing token (``truncated`` says which texts), with one
         ``TruncationWarning`` per call naming the first such text.
         """
-        texts = model_inputs(texts)
-        if not texts:  # the tokenizer rejects an empty batch
+        given = as_text_list(texts)
+        if not given:  # the tokenizer rejects an empty batch
             return np.zeros((0, len(LABELS)))
-        ids = self._token_ids(texts)
+        ids = self._token_ids(self.model_inputs(given))
         limit = self.params.max_length
         long = [i for i, row in enumerate(ids) if len(row) > limit]
         if long and warns_of_flagged_texts():
-            shown = preview(texts[long[0]])
+            shown = preview(given[long[0]])  # the text as the caller gave it
             warnings.warn(
                 f"{len(long)} of {len(texts)} text(s) are longer than the model's limit of "
                 f"{limit} tokens and were labelled from their beginning only; the first is "
@@ -198,7 +198,7 @@ class TransformerModel(StanceModel):
 
     def truncated(self, texts: str | Sequence[str]) -> list[bool]:
         """Which texts are longer than ``max_length`` tokens (the model reads them in part)."""
-        texts = model_inputs(texts)
+        texts = self.model_inputs(texts)
         limit = self.params.max_length
         return [len(row) > limit for row in self._token_ids(texts)] if texts else []
 
