@@ -193,12 +193,13 @@ def words(dropped) -> list[str]:
     return " ".join(d.text for d in dropped).split()
 
 
+@pytest.mark.parametrize("link", [False, True])
 @pytest.mark.parametrize("width", [60, 72, 80])
-def test_a_hard_wrapped_article_gives_the_sentences_of_the_unwrapped_one(width):
+def test_a_hard_wrapped_article_gives_the_sentences_of_the_unwrapped_one(width, link):
     """Wrapped as an e-mail would (every line of the article filled at ``width``), each seed
     article gives the same sentences, headlines and furniture, but for one headline directly
     over a photo caption: at 72 and 80 the caption is wrapped and the headline is dropped
-    with it (in the side file of dropped lines)."""
+    with it (in the side file of dropped lines). A link line above does not change this."""
     import textwrap
 
     missed = []
@@ -207,6 +208,8 @@ def test_a_hard_wrapped_article_gives_the_sentences_of_the_unwrapped_one(width):
         lines = text.split("\n")
         wrapped = "\n".join(textwrap.fill(x, width, break_on_hyphens=False) for x in lines)
         assert wrapped != text
+        if link:  # one line longer than the wrap does not change the width read
+            wrapped += f"\n\nhttps://news.example.com/{'x' * (110 - 25)}\n"
         plain, plain_dropped = segment_document(Document(path.stem, text, "p"))
         found, dropped = segment_document(Document(path.stem, wrapped, "w"))
         for s in found:
@@ -217,7 +220,8 @@ def test_a_hard_wrapped_article_gives_the_sentences_of_the_unwrapped_one(width):
         assert len(found) == len(plain) - len(lost)
         # The same furniture dropped (at 60, a tag list and a share widget as one paragraph),
         # and the headline that went with the caption.
-        assert words(dropped) == " ".join(lost).split() + words(plain_dropped)
+        link_words = wrapped.split()[-1:] if link else []  # the link: a short tag line
+        assert words(dropped) == " ".join(lost).split() + words(plain_dropped) + link_words
         missed += lost
     if width > 60:
         assert missed == ["Pakistan defense minister warns Kabul over cross-border terror"]
@@ -247,11 +251,22 @@ def test_which_line_breaks_are_read_as_wraps():
     # Paragraphs one per line, and lists, are not joined.
     short = "We will strike back.\nTalks resumed in the capital after a pause.\n"
     assert sentence_texts(short * 3) == sentence_texts(short.replace("\n", "\n\n") * 3)
+    assert not any("\n" in text for text in sentence_texts(short * 3))
     items = (
         "The points the minister made in his speech\n- the army will respond to any attack\n"
         "- the border stays closed to trucks until May\n- the talks will go on in Doha"
     )
     assert len(sentence_texts(items)) == 4
+    for bullet in ("– ", "a) ", "1. "):
+        listed = (
+            f"{wrapped}\nHe set three conditions for the talks to go on:\n"
+            f"{bullet}Close the training camps near the border at once\n"
+            f"{bullet}Stop cross-border infiltration by the militant groups\n"
+            f"{bullet}Allow a joint monitoring mechanism along the frontier"
+        )
+        texts = sentence_texts(listed)
+        intro = texts.index("He set three conditions for the talks to go on:")
+        assert not any("\n" in text for text in texts[intro:]), bullet
     # A line may end in an abbreviation: a next line in lower case continues it.
     usa = "He compared it to the intervention of the U.S.\nmilitary in Tora Bora in 2001,\n"
     usa += "and said it was a possibility.\nHe was asked about\nthe talks. They failed."
@@ -260,6 +275,72 @@ def test_which_line_breaks_are_read_as_wraps():
         "He was asked about\nthe talks.",
         "They failed.",
     ]
+
+
+WIRE = (  # one paragraph per line with no blank lines: headline, paragraphs, a caption
+    "Pakistan warns Kabul of a full military response if border attacks continue\n"
+    "Islamabad (APP): Defence Minister Khawaja Asif said on Wednesday that Pakistan would "
+    "strike militant hideouts inside Afghanistan if attacks on its border posts went on.\n"
+    "He said that the Afghan Taliban had been warned repeatedly and had failed to act "
+    "against the groups that cross the border to attack Pakistani troops and civilians.\n"
+    "Khawaja Asif speaks to reporters at Parliament House in Islamabad\n"
+    "The Taliban government denied the charge and said it does not allow its soil to be "
+    "used against any country, calling the minister's remarks irresponsible.\n"
+)
+
+
+def test_a_document_that_is_not_wrapped_is_read_line_by_line():
+    sentences, dropped = segment_document(Document("d", WIRE, "d"))
+    assert not any("\n" in s.text for s in sentences)
+    assert sentences[0].headline and sentences[0].text.startswith("Pakistan warns Kabul")
+    assert [d.reason for d in dropped] == ["dateline"]
+    assert len(sentences) == 5
+    # Paragraphs longer than a wrap are never joined, even without a final full stop.
+    unpunctuated = "".join(
+        f"Statement {i} of the ministry on the border, issued in Islamabad on Wednesday "
+        f"afternoon after the talks in Istanbul had ended without agreement, in full\n"
+        for i in range(5)
+    )
+    assert len(sentence_texts(unpunctuated)) == 5
+    # Nor are short paragraphs one per line that end like sentences, with furniture between.
+    short = "The army said it would respond to any attack on the border posts.\n"
+    text = f"{short}Share and Analyze with AI\n{short}By Staff Reporter\n{short}" * 2
+    sentences, dropped = segment_document(Document("d", text, "d"))
+    assert [d.reason for d in dropped] == ["share widget", "desk byline"] * 2
+    assert not any("\n" in s.text for s in sentences)
+    # Long paragraphs that end in a colon, each followed by its quotation, stay apart too.
+    said = (
+        "Speaking to reporters outside Parliament House in Islamabad on Wednesday after the "
+        "talks collapsed without any agreement, the minister said:\n"
+        "“We will strike, and we will certainly strike, if Afghan soil is used against us.”\n"
+    )
+    assert not any("\n" in text for text in sentence_texts(said * 3))
+
+
+@pytest.mark.parametrize("blank", ["\f", "\v", "\u2028", "\u3000", "\x85", "\u2003", "\u200b"])
+def test_a_line_of_other_white_space_is_blank(blank):
+    """pdftotext ends every page with a form feed on its own line."""
+    text = f"We will strike back.\n{blank}\nTalks resumed in the capital after a pause.\n{blank}"
+    sentences, dropped = segment_document(Document("d", text, "d"))
+    assert [s.text for s in sentences] == [
+        "We will strike back.",
+        "Talks resumed in the capital after a pause.",
+    ]
+    assert dropped == []
+
+
+def test_furniture_in_lower_case_is_not_joined_to_the_sentence_above():
+    text = (
+        "The minister said Pakistan would strike deep inside Afghanistan if it is\n"
+        "attacked again from Afghan soil, and that talks had failed because Kabul\n"
+        "was not sincere.\n"
+        "pakistan, afghanistan, taliban, khawaja asif\n"
+        "read more: Afghan refugees return in record numbers\n"
+        "Talks are expected to resume next week in Doha, officials said.\n"
+    )
+    sentences, dropped = segment_document(Document("d", text, "d"))
+    assert [s.text.split()[0] for s in sentences] == ["The", "Talks"]
+    assert [d.reason for d in dropped] == ["tag list", "read-more link"]
 
 
 def test_cli_reports_counts_and_fails_cleanly(tmp_path):

@@ -453,6 +453,9 @@ def test_a_model_reads_text_as_it_did_when_it_was_fitted(run_dir, tmp_path):
     assert (old.predict_proba([wide]) != old.predict_proba([plain])).any()  # as given
     assert (old.predict_proba([plain]) == load_model(run_dir).predict_proba([plain])).all()
     assert "text_form" not in json.loads((old.save(tmp_path / "resaved") / MANIFEST).read_text())
+    with pytest.raises(InputError, match="no positive example"):  # a failed refit
+        old.fit(["We will strike back.", "Talks resumed."], [["threat"], []])
+    assert old.text_form_ is None  # changes nothing
     old.fit([t for t, _ in TINY], [lab for _, lab in TINY])  # a new fit reads this form
     assert old.text_form_ == TEXT_FORM
     assert (old.predict_proba([wide]) == old.predict_proba([plain])).all()
@@ -461,6 +464,25 @@ def test_a_model_reads_text_as_it_did_when_it_was_fitted(run_dir, tmp_path):
     (before / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match="reads text as 'lower-case', which this stancelab"):
         load_model(before)
+
+
+def test_resume_of_a_checkpoint_from_before_and_of_another_text_form(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"We will strike back, says statement {i}.\n" for i in range(40)))
+    out = tmp_path / "o.jsonl"
+    meta = out.with_name(out.name + ".part.json")
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, chunk_size=8, progress=False)
+    checkpoint = json.loads(meta.read_text())
+    assert checkpoint["splitting"] is None and checkpoint["text_form"] == model.text_form_
+    meta.write_text(json.dumps({**checkpoint, "text_form": None}))  # read as given before
+    with pytest.raises(InputError, match=r"another input, model.*\(different: text_form\)"):
+        stream.predict_file(model, source, out, resume=True, progress=False)
+    del checkpoint["splitting"]  # not in a line-by-line checkpoint of 1cbfc82: resumes
+    meta.write_text(json.dumps(checkpoint))
+    stream.predict_file(model, source, out, resume=True, progress=False)
+    assert len(read_rows(out)) == 40
 
 
 def test_resume_refuses_documents_split_by_an_earlier_stancelab(run_dir, tmp_path):

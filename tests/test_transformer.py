@@ -23,7 +23,7 @@ from conftest import TINY  # noqa: E402
 from stancelab.config import TransformerParams, config_from_dict, load_config  # noqa: E402
 from stancelab.errors import ConfigError, ModelLoadError  # noqa: E402
 from stancelab.labels import LABELS  # noqa: E402
-from stancelab.models.base import MANIFEST  # noqa: E402
+from stancelab.models.base import MANIFEST, TEXT_FORM  # noqa: E402
 from stancelab.models.registry import load_model  # noqa: E402
 from stancelab.models.transformer.model import TransformerModel  # noqa: E402
 
@@ -101,15 +101,16 @@ def test_save_load_round_trip_gives_identical_probabilities(
     assert config["problem_type"] == "multi_label_classification"
     manifest = json.loads((saved / MANIFEST).read_text())
     assert manifest["kind"] == "transformer" and manifest["architecture"]["pooling"] == "mean"
+    assert manifest["text_form"] == fitted.text_form_ == TEXT_FORM
     loaded = load_model(saved).use_backend("torch")  # exact; the default (ONNX) is ~1e-5
-    assert isinstance(loaded, TransformerModel)
+    assert isinstance(loaded, TransformerModel) and loaded.text_form_ == TEXT_FORM
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), fitted.predict_proba(TEXTS))
     assert loaded.thresholds_ == fitted.thresholds_
     assert loaded.predict(TEXTS) == fitted.predict(TEXTS)
 
 
 def test_look_alike_letters_and_line_breaks_are_read_as_the_plain_text(
-    fitted: TransformerModel, saved: Path
+    fitted: TransformerModel, saved: Path, tmp_path: Path
 ) -> None:
     from conftest import look_alikes
 
@@ -123,8 +124,18 @@ def test_look_alike_letters_and_line_breaks_are_read_as_the_plain_text(
     # A warning names the text as the caller gave it, not as the model reads it.
     wide = look_alikes(plain)["fullwidth"]
     shown = " ".join(wide.split()[:3])  # the preview shows white space as single spaces
-    with pytest.warns(TruncationWarning, match=f"text 0 .*: '{shown} "):
-        fitted.predict_proba([" ".join([wide] * 4)])
+    with pytest.warns(TruncationWarning, match=f"^1 of 1 text.* text 0 .*: '{shown} "):
+        fitted.predict_proba(" ".join([wide] * 4))  # one string: one text
+
+    # A model saved before text forms were recorded reads text as given.
+    before = tmp_path / "before"
+    shutil.copytree(saved, before)
+    manifest = json.loads((before / MANIFEST).read_text())
+    del manifest["text_form"]
+    (before / MANIFEST).write_text(json.dumps(manifest))
+    old = load_model(before)
+    assert old.text_form_ is None
+    assert (old.predict_proba([wide]) != old.predict_proba([plain])).any()
 
 
 def test_fixed_seed_gives_identical_results(fitted: TransformerModel) -> None:

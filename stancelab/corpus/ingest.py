@@ -23,7 +23,7 @@ from pathlib import Path
 from stancelab.corpus.paragraphs import paragraphs
 from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
-from stancelab.corpus.text import text_problem
+from stancelab.corpus.text import one_line, text_problem
 from stancelab.files import InputError, read_text, refuse_input_as_output, write_jsonl
 from stancelab.paths import SENTENCES_PATH
 
@@ -117,6 +117,12 @@ def classify_line(line: str, *, first: bool) -> str | None:
     return None
 
 
+def is_furniture(line: str) -> bool:
+    """Whether one line matches a ``FURNITURE`` rule (for ``corpus.paragraphs``)."""
+    reason = classify_line(line, first=True)  # first: no short-tag-line rule
+    return reason is not None
+
+
 def sentence_id(doc_id: str, text: str, occurrence: int = 1) -> str:
     digest = hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:12]
     return f"{doc_id}-{digest}" + (f"-{occurrence}" if occurrence > 1 else "")
@@ -128,10 +134,10 @@ def segment_document(doc: Document) -> tuple[list[Sentence], list[Dropped]]:
     dropped: list[Dropped] = []
     seen: Counter[str] = Counter()
     first = True
-    for offset, stop in paragraphs(doc.text):
+    for offset, stop in paragraphs(doc.text, is_furniture):
         line = doc.text[offset:stop]
         # A paragraph joined from wrapped lines is furniture as one line would be.
-        reason = classify_line(re.sub(r"\s*\n\s*", " ", line), first=first)
+        reason = classify_line(one_line(line), first=first)
         if reason is not None:
             dropped.append(Dropped(doc.doc_id, reason, line.strip(), offset, stop))
             first = False

@@ -139,6 +139,13 @@ def _is_boundary(text: str, match: re.Match, end: int, seg_start: int | None = N
     return True
 
 
+def ends_with_abbreviation(text: str) -> bool:
+    """True when ``text`` ends with an abbreviation or initials ("U.S.", "Feb.", "J."), whose
+    dot does not end a sentence."""
+    text = text.rstrip(_WS)
+    return text.endswith(".") and _is_abbreviation(text, max(0, len(text) - 65), len(text) - 1)
+
+
 def _is_abbreviation(text: str, seg_start: int, dot: int) -> bool:
     if text[dot] != ".":
         return False

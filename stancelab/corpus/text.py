@@ -13,13 +13,24 @@ _VISIBLE = re.compile(
 )
 
 
+def is_blank(text: str) -> bool:
+    """True when ``text`` is only white space (any: form feeds, line separators, ideographic
+    spaces) or invisible characters."""
+    return not _VISIBLE.search(text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with each run of white space, line breaks too, as one space, trimmed."""
+    return " ".join(text.split())
+
+
 def text_problem(text: object) -> str | None:
     """Why ``text`` cannot be labelled (one phrase), or None if it can: not a string, empty
     (only white space or invisible characters), or not encodable as UTF-8 (an unpaired
     surrogate, such as an undecodable byte of a command-line argument)."""
     if not isinstance(text, str):
         return f"must be a string, not {type(text).__name__}"
-    if not _VISIBLE.search(text):
+    if is_blank(text):
         return "is empty or only white space or invisible characters"
     return unicode_problem(text)
 
@@ -39,7 +50,7 @@ def unicode_problem(value: str) -> str | None:
 def preview(text: str, width: int = 60) -> str:
     """``text`` on one line (each run of white space, line breaks too, one space), cut to
     ``width`` characters with "..." when longer, for one-line messages and table rows."""
-    text = " ".join(text.split())
+    text = one_line(text)
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 

@@ -161,16 +161,18 @@ class StanceModel(ABC):
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray: ...
 
     def model_inputs(self, texts: str | Sequence[str]) -> list[str]:
-        """``as_text_list``, then each text as this model reads it (``text_form_``): what
-        ``fit`` and scoring take in."""
-        items = as_text_list(texts)
+        """``as_text_list``, then each text as this model reads it: what scoring takes in."""
+        return self.read_as_fitted(as_text_list(texts))
+
+    def read_as_fitted(self, items: list[str]) -> list[str]:
+        """Validated texts as this model reads them (``text_form_``)."""
         return items if self.text_form_ is None else [model_text(text) for text in items]
 
-    def training_inputs(self, texts: Texts) -> list[str]:
-        """What ``fit`` takes in: a fit reads text in this stancelab's form (``TEXT_FORM``),
-        also when it refits a model saved before."""
-        self.text_form_ = TEXT_FORM
-        return self.model_inputs(list(texts))
+    @staticmethod
+    def training_inputs(texts: Texts) -> list[str]:
+        """What ``fit`` takes in: the texts in this stancelab's form (``TEXT_FORM``), also
+        when it refits a model saved before; a fit that succeeds records the form."""
+        return [model_text(text) for text in as_text_list(list(texts))]
 
     def predict(self, texts: str | Sequence[str]) -> list[tuple[str, ...]]:
         proba = self.predict_proba(texts)

@@ -36,6 +36,7 @@ from stancelab.labels import LABELS
 from stancelab.models import baseline_files
 from stancelab.models.base import (
     MANIFEST,
+    TEXT_FORM,
     Groups,
     LabelSets,
     StanceModel,
@@ -167,6 +168,7 @@ class BaselineModel(StanceModel):
         # its scores exactly. Checked here, on the training texts, at a few ms per 100 texts.
         self.scorer_ = LinearTfidf.from_pipeline(self.pipeline_)
         self.scorer_.check_against(self.pipeline_, texts[:CHECK_TEXTS])
+        self.text_form_ = TEXT_FORM  # how it read its training texts
         return self
 
     def _out_of_fold_scores(

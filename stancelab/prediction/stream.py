@@ -133,6 +133,7 @@ def _predict_locked(
         "documents": documents,
         "splitting": SPLITTING if documents else None,  # documents into sentences
         "model_version": model.model_version,
+        "text_form": model.text_form_,  # how the model reads text (None: as given)
         "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
     }
     skip, offset, written = 0, 0, hashlib.sha256()

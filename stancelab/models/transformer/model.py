@@ -37,6 +37,7 @@ from stancelab.data.labelled import label_matrix
 from stancelab.errors import InputError, TruncationWarning, first_line
 from stancelab.labels import LABELS
 from stancelab.models.base import (
+    TEXT_FORM,
     Groups,
     LabelSets,
     StanceModel,
@@ -162,6 +163,7 @@ class TransformerModel(StanceModel):
             "validation": int(len(val)),
             "held_out": "whole groups" if grouped else "rows",
         }
+        self.text_form_ = TEXT_FORM  # how it read its training texts
         return self
 
     # -- inference ---------------------------------------------------------------------------
@@ -175,13 +177,13 @@ class TransformerModel(StanceModel):
         given = as_text_list(texts)
         if not given:  # the tokenizer rejects an empty batch
             return np.zeros((0, len(LABELS)))
-        ids = self._token_ids(self.model_inputs(given))
+        ids = self._token_ids(self.read_as_fitted(given))
         limit = self.params.max_length
         long = [i for i, row in enumerate(ids) if len(row) > limit]
         if long and warns_of_flagged_texts():
             shown = preview(given[long[0]])  # the text as the caller gave it
             warnings.warn(
-                f"{len(long)} of {len(texts)} text(s) are longer than the model's limit of "
+                f"{len(long)} of {len(given)} text(s) are longer than the model's limit of "
                 f"{limit} tokens and were labelled from their beginning only; the first is "
                 f"text {long[0]} ({len(ids[long[0]])} tokens): {shown!r}",
                 TruncationWarning,
