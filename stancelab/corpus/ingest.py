@@ -102,12 +102,10 @@ SHORT_TAG_MAX_WORDS = 3  # "Pakistan", "Khawaja Asif-Pakistan": a label line, no
 
 def classify_line(line: str, *, first: bool) -> str | None:
     """Return the furniture reason for a whole line, or None if it is text to keep."""
+    reason = _furniture_rule(line)
+    if reason is not None:
+        return reason
     stripped = line.strip()
-    for reason, pattern in FURNITURE:
-        if pattern.fullmatch(stripped):
-            if reason in _UNPUNCTUATED and ends_like_sentence(stripped):
-                continue  # a real sentence that happens to look like a byline or a list
-            return reason
     if (
         not first
         and not ends_like_sentence(stripped)
@@ -119,12 +117,22 @@ def classify_line(line: str, *, first: bool) -> str | None:
 
 def is_furniture(line: str) -> bool:
     """Whether one line matches a ``FURNITURE`` rule (for ``corpus.paragraphs``)."""
-    reason = classify_line(line, first=True)  # first: no short-tag-line rule
-    return reason is not None
+    return _furniture_rule(line) is not None
+
+
+def _furniture_rule(line: str) -> str | None:
+    """The reason of the ``FURNITURE`` rule a whole line matches, or None."""
+    stripped = line.strip()
+    for reason, pattern in FURNITURE:
+        if pattern.fullmatch(stripped):
+            if reason in _UNPUNCTUATED and ends_like_sentence(stripped):
+                continue  # a real sentence that happens to look like a byline or a list
+            return reason
+    return None
 
 
 def sentence_id(doc_id: str, text: str, occurrence: int = 1) -> str:
-    digest = hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()[:12]
+    digest = hashlib.sha256(one_line(text).encode("utf-8")).hexdigest()[:12]
     return f"{doc_id}-{digest}" + (f"-{occurrence}" if occurrence > 1 else "")
 
 
