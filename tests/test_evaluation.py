@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY
 
 from stancelab.data.labelled import load_augmentation, load_labelled
-from stancelab.evaluation.crossval import evaluate
+from stancelab.evaluation.crossval import evaluate, unseen
 from stancelab.evaluation.protocol import (
     AUGMENTED,
     CORPUS,
@@ -264,6 +264,59 @@ def test_model_and_data_mode_scores_a_trained_model(fixture_dir, tmp_path, capsy
     ).exists() and "| run | as trained |" in capsys.readouterr().out
     assert main(["--model", str(run), "--data", str(tmp_path / "missing.jsonl"), "--quiet"]) == 1
     assert "missing.jsonl: no such file" in capsys.readouterr().err
+    assert metrics["models"]["run"]["seen_in_training"] == 0
+    assert metrics["models"]["run"]["engine"] == "baseline"
+    assert "Caution" not in metrics["verdict"]
+
+
+def test_a_file_the_model_was_trained_on_is_not_reported_as_held_out(fixture_dir, tmp_path):
+    from stancelab.evaluation.heldout import evaluate_saved
+    from stancelab.models.fit import train_run
+
+    run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out  # trained on TINY
+    mine = [{"text": t, "labels": lab} for t, lab in AUGMENT]
+    mine.insert(
+        2,
+        {
+            "text": "“We will strike their bases if they cross the border again”",
+            "labels": ["threat"],
+        },
+    )
+    mine.append({"text": TINY[5][0].upper(), "labels": TINY[5][1]})
+    data = _write(tmp_path / "mine.jsonl", mine)
+    result = evaluate_saved([run], data, progress=False, n_boot=100)
+    assert result.models["run"]["seen_in_training"] == 2
+    assert "2 of the 12 sentences are in run's training data" in " ".join(result.notes)
+    outputs = write_outputs(result, tmp_path / "r", command="pytest")
+    verdict = json.loads(outputs.metrics.read_text())["verdict"]
+    assert verdict.endswith(
+        "Caution: 2 of these sentences are in run's training data, so its figures on them are "
+        "not held-out."
+    )
+    (run / "training_texts.json").unlink()  # a run from before, or a model saved alone
+    result = evaluate_saved([run], data, progress=False, n_boot=100)
+    assert result.models["run"]["seen_in_training"] is None
+    assert "was not checked" in " ".join(result.notes)
+
+
+def test_an_evaluation_report_holds_no_active_learning_section_it_did_not_run(
+    fixture_dir, tmp_path
+):
+    from stancelab.active.simreport import report_section
+    from stancelab.models.fit import train_run
+    from training.active_learning import main as active_learning
+    from training.evaluate import main
+
+    out = tmp_path / "out"  # an active-learning result left by an earlier run
+    args = ["--out", str(out), "--seeds", "1", "--folds", "2", "--warm-start", "60"]
+    assert active_learning([*args, "--batch", "10", "--budget", "10", "--workers", "1"]) == 0
+    assert report_section(out) is not None
+    run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out
+    held_out = _write(tmp_path / "mine.jsonl", [{"text": t, "labels": lab} for t, lab in AUGMENT])
+    assert main(["--model", str(run), "--data", str(held_out), "--out", str(out), "--quiet"]) == 0
+    assert "Active learning" not in (out / "report.md").read_text()
+    assert main([str(fixture_dir / "a.yaml"), "--out", str(out), "--quiet"]) == 0
+    assert "Active learning" not in (out / "report.md").read_text()
 
 
 def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_dir):
@@ -296,9 +349,14 @@ def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_di
 def test_pipeline_runs_end_to_end(tmp_path, fixture_dir, monkeypatch, capsys):
     from training.pipeline import main
 
+    from training.active_learning import main as active_learning
+
     shutil.copytree(Path(__file__).resolve().parent.parent / "seeds", tmp_path / "seeds")
     shutil.copy(fixture_dir / "gold.jsonl", _write(tmp_path / "labels" / "gold.jsonl", []))
     (tmp_path / "labels" / "exports").mkdir()
+    stale = ["--out", str(tmp_path / "reports" / "latest"), "--seeds", "1", "--folds", "2"]
+    stale += ["--warm-start", "60", "--batch", "10", "--budget", "10", "--workers", "1"]
+    assert active_learning(stale) == 0  # an earlier run's result, left in the report folder
     monkeypatch.chdir(tmp_path)
     config = _config(
         tmp_path / "p.yaml", "base_p", Path("labels/gold.jsonl"), fixture_dir / "augment", True
@@ -309,6 +367,7 @@ def test_pipeline_runs_end_to_end(tmp_path, fixture_dir, monkeypatch, capsys):
     assert "not in the current corpus" in out.err  # the fixture's ids are not corpus ids
     assert (tmp_path / "runs" / "base_p" / "stancelab.json").exists()
     assert "report: reports/latest/report.md" in out.out
+    assert "Active learning" not in (tmp_path / "reports" / "latest" / "report.md").read_text()
     metrics = json.loads((tmp_path / "reports" / "latest" / "metrics.json").read_text())
     assert metrics["pipeline"]["trained"]["base_p"]["sentences"] == len(TINY) + len(AUGMENT)
     assert np.isfinite(
@@ -389,3 +448,67 @@ def test_evaluate_flags_add_schemes_to_the_default_protocol():
     assert full.name == "full"  # --full already holds every scheme
     with pytest.raises(SystemExit):
         parse_args(["--model", "r", "--data", "d.jsonl", "--contrast"])
+
+
+def test_copies_of_corpus_sentences_are_left_out_of_training(fixture_dir, tmp_path):
+    copies = [
+        # quotes, case, punctuation and an attribution around a corpus sentence
+        "\u201cWE WILL STRIKE their bases if they cross the border again,\u201d he said.",
+        "The army warned of a heavy price for any further incursions!",  # one word changed
+        "\uff34\uff48\uff45 rebels are backed and financed by a hostile power, he said.",
+        "Force will only be used as a last resort \u2026 the ministry said.",
+    ]
+    kin = "We will strike their ports if they close the strait again."  # shares 8 of 14 words
+    rows = [
+        {"id": f"aug{i}", "text": t, "labels": lab, "source": "authored", "dyad": f"c{i % 5}"}
+        for i, (t, lab) in enumerate(AUGMENT)
+    ]
+    rows += [
+        {"id": f"copy{i}", "text": t, "labels": ["threat"], "source": "authored", "dyad": "c0"}
+        for i, t in enumerate([*copies, kin])
+    ]
+    aug_dir = tmp_path / "augment"
+    _write(aug_dir / "a.jsonl", rows)
+    aug, gold = load_augmentation(aug_dir), load_labelled(fixture_dir / "gold.jsonl")
+    kept = {aug.texts[i] for i in unseen(aug, gold)}
+    assert kept == {t for t, _ in AUGMENT} | {kin}
+    config = _config(tmp_path / "c.yaml", "base_c", fixture_dir / "gold.jsonl", aug_dir, True)
+    protocol = Protocol("test", folds=3, leave_one_article_out=False, contrast=(), curve=())
+    result = evaluate([config], protocol, progress=False)
+    assert sorted(result.augmentation.texts) == sorted(kept)
+    assert "4 augmentation sentence(s) copy a corpus sentence" in " ".join(result.notes)
+
+
+def test_leave_dyads_out_needs_one_augmentation_set_for_every_model(fixture_dir, tmp_path):
+    other = tmp_path / "other"
+    rows = [
+        {"id": f"aug{i}", "text": t, "labels": lab, "source": "authored", "dyad": f"c{i % 5}"}
+        for i, (t, lab) in enumerate(AUGMENT)
+    ]
+    extra = {"id": "x", "text": "The guards fired warning shots at the ferry.", "labels": []}
+    _write(other / "a.jsonl", [*rows, {**extra, "source": "authored", "dyad": "c9"}])
+    gold = fixture_dir / "gold.jsonl"
+    protocol = Protocol(
+        "dyads", folds=3, leave_one_article_out=False, contrast=(), curve=(), leave_dyads_out=5
+    )
+    differ = _config(tmp_path / "x.yaml", "base_x", gold, other, True)
+    result = evaluate([fixture_dir / "a.yaml", differ], protocol, progress=False)
+    assert result.dyads is None
+    assert any(
+        n.startswith("Leave-dyads-out was skipped: the configs train on different augmentation")
+        for n in result.notes
+    )
+    assert any(f"base_x: {other}, {len(AUGMENT) + 1} sentences" in n for n in result.notes)
+    # The same rows in another folder are the same set; a config that does not train on
+    # augmentation does not choose the set (its folder is ignored).
+    _write(tmp_path / "same" / "a.jsonl", rows)
+    same = _config(tmp_path / "s.yaml", "base_s", gold, tmp_path / "same", True)
+    unused = _config(tmp_path / "u.yaml", "base_u", gold, other, False)
+    result = evaluate([unused, fixture_dir / "a.yaml", same], protocol, progress=False)
+    assert result.dyads is not None and str(result.dyads.data_path) == str(fixture_dir / "augment")
+    assert sorted(result.dyads.data.texts) == sorted(t for t, _ in AUGMENT)
+    assert {r.config for r in result.dyads.runs} == {"base_a", "base_s"}
+    timing = write_outputs(result, tmp_path / "r", command="pytest")
+    per_model = json.loads(timing.metrics.read_text())["timing"]["per_model"]
+    assert per_model["base_a"]["fits"] == 3 + 5  # the corpus folds and the dyad folds
+    assert per_model["base_u"]["fits"] == 3

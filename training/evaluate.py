@@ -114,7 +114,6 @@ def protocol_for(args: argparse.Namespace):
 
 def run(args: argparse.Namespace, command: str) -> int:
     from stancelab.evaluation.report import write_outputs
-    from training.pipeline import active_section
 
     if args.model:
         from stancelab.evaluation.heldout import evaluate_saved
@@ -124,7 +123,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         from stancelab.evaluation.crossval import evaluate
 
         result = evaluate(args.configs, protocol_for(args), progress=not args.quiet)
-    outputs = write_outputs(result, args.out, command=command, sections=active_section(args.out))
+    outputs = write_outputs(result, args.out, command=command)
     print(outputs.table)
     print(outputs.verdict)
     print(f"\nreport: {outputs.report}")

@@ -35,7 +35,8 @@ EXPORTS, GOLD = EXPORTS_DIR, GOLD_PATH
 
 
 def active_section(out: Path) -> list[str]:
-    """The active-learning benchmark's report section, when it was run into ``out``."""
+    """The active-learning benchmark's report section, read from what this run wrote into
+    ``out`` (called only after running it: a file left by an earlier run is not reported)."""
     from stancelab.active.simreport import report_section
 
     section = report_section(out)
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             command=command,
             extra={"pipeline": pipeline},
-            sections=active_section(args.out),
+            sections=[] if args.skip_active_learning else active_section(args.out),
         )
         if tracking.enabled(args.track):
             ids = [

@@ -80,6 +80,16 @@ def model_text(text: str) -> str:
     return text if text.isascii() else text.translate(_ASCII_FOLDS)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def match_words(text: str) -> tuple[str, ...]:
+    """The words of ``text`` as the models read it, with case, quotes and punctuation set
+    aside: what decides whether two sentences are copies of each other ("’" against "'",
+    "…" against "...", a ligature against its letters make no difference)."""
+    return tuple(_WORD.findall(model_text(text).casefold()))
+
+
 def foreign_script(text: str) -> bool:
     """True when fewer than half of ``text``'s letters, as the models read them
     (``model_text``), are Latin letters (Arabic, Cyrillic, Chinese...): both models learned

@@ -201,11 +201,14 @@ def data_summary(result: EvaluationResult) -> dict:
 
 
 def timing(result: EvaluationResult) -> dict:
+    parts = [result] if result.dyads is None else [result, result.dyads]  # every scheme's fits
     per_model = {}
     for name in result.models:
-        seconds = [s for r in result.runs if r.config == name for s in r.seconds.values()]
+        seconds = [
+            s for part in parts for r in part.runs if r.config == name for s in r.seconds.values()
+        ]
         per_model[name] = {
-            "fits": result.models[name].get("fits", 0),
+            "fits": sum(part.models.get(name, {}).get("fits", 0) for part in parts),
             "seconds": round(float(np.sum(seconds)), 1),
         }
     return {"evaluation_seconds": round(result.seconds, 1), "per_model": per_model}
@@ -240,7 +243,18 @@ def significant(test: dict) -> bool:
 
 
 def verdict(metrics: dict, result: EvaluationResult) -> str:
-    """The sentence (or one per compared pair) the numbers support, on the main scheme."""
+    """The sentence (or one per compared pair) the numbers support, on the main scheme, and a
+    caution for a model scored on sentences it was trained on."""
+    cautions = [
+        f"Caution: {seen} of these sentences are in {name}'s training data, so its figures "
+        "on them are not held-out."
+        for name, info in result.models.items()
+        if (seen := info.get("seen_in_training"))
+    ]
+    return " ".join([_verdict(metrics, result), *cautions])
+
+
+def _verdict(metrics: dict, result: EvaluationResult) -> str:
     scheme = next((s for s in SCHEMES if s in metrics["results"]), None)
     if scheme is None:
         return "Nothing was scored."

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from stancelab.config import RunConfig, load_config
+from stancelab.corpus.text import match_words
 from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import LabelledSet, label_matrix, load_augmentation, load_labelled
 from stancelab.errors import ConfigError
@@ -48,16 +49,27 @@ from stancelab.models.baseline import single_threaded_blas
 from stancelab.models.fit import build_model
 
 EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
+NEAR_COPY = 0.8  # share of words (Jaccard) from which a sentence counts as a copy of another
 
 
 def unseen(aug: LabelledSet, corpus: LabelledSet) -> list[int]:
-    """Indices of the augmentation sentences that repeat no corpus sentence (they could leak)."""
-    seen = {_norm(t) for t in corpus.texts}
-    return [i for i, t in enumerate(aug.texts) if _norm(t) not in seen]
+    """Indices of the augmentation sentences that do not copy a corpus sentence (a copy could
+    leak a test sentence into training): not the same words in the same order, and fewer than
+    ``NEAR_COPY`` of their distinct words shared with any corpus sentence."""
+    same = {match_words(t) for t in corpus.texts}
+    sets = [set(w) for w in same if w]
+    keep = []
+    for i, text in enumerate(aug.texts):
+        words = match_words(text)
+        mine = set(words)
+        if words in same or any(
+            len(mine & other) >= NEAR_COPY * len(mine | other)
+            for other in sets
+            if NEAR_COPY * max(len(mine), len(other)) <= min(len(mine), len(other))
+        ):
+            continue
+        keep.append(i)
+    return keep
 
 
 def fit_model(config: RunConfig, train: LabelledSet, seed_offset: int) -> StanceModel:
@@ -77,7 +89,7 @@ def out_of_fold(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold (proba, pred) of a config on ``gold`` (stratified k-fold).
 
-    ``aug``, when given, joins every training fold minus the sentences repeating a gold
+    ``aug``, when given, joins every training fold minus the sentences copying a gold
     sentence; test folds are gold sentences only.
     """
     if aug is not None:
@@ -100,7 +112,7 @@ def out_of_fold(
 def _augmentation(
     config: RunConfig, corpus: LabelledSet, notes: list[str], seed: int
 ) -> LabelledSet | None:
-    """The augmentation set minus any sentence that repeats a corpus sentence (it could leak)."""
+    """The augmentation set minus any sentence that copies a corpus sentence (it could leak)."""
     directory = Path(config.data.augment_dir)
     if not config.data.augment and not any(directory.glob("*.jsonl")):
         return None
@@ -108,8 +120,9 @@ def _augmentation(
     keep = unseen(aug, corpus)
     if len(keep) < len(aug):
         notes.append(
-            f"{len(aug) - len(keep)} augmentation sentence(s) repeat a corpus sentence "
-            "and were left out of every training fold."
+            f"{len(aug) - len(keep)} augmentation sentence(s) copy a corpus sentence (the "
+            f"same words, or at least {NEAR_COPY:.0%} of them) and were left out of every "
+            "training fold."
         )
     return aug.subset(np.random.default_rng(seed).permutation(keep))
 
@@ -176,9 +189,28 @@ def evaluate(
         )
     # Shuffled once, so a smaller augmentation share is always a subset of a larger one.
     augs = [_augmentation(c, corpus, notes, protocol.seed) for c in configs]
-    aug = next((a for a in augs if a is not None), None)
+    # Leaving dyads out scores every model on one set of authored sentences: the one of the
+    # configs that train on augmentation (the others are not run on it).
+    trained_on = [i for i, c in enumerate(configs) if c.data.augment and augs[i] is not None]
+    first = trained_on[0] if trained_on else None
+    aug = augs[first] if first is not None else None
+    differ = _different_sets(configs, augs, trained_on)
+    if differ:
+        notes.append(
+            f"The configs train on different augmentation sets ({differ}); the header counts "
+            "the first config's. Their corpus folds are the same."
+        )
     # Decided before the corpus folds run, so that a scheme that cannot run costs nothing.
-    dyads_problem = _dyads_problem(aug) if protocol.leave_dyads_out else None
+    dyads_problem = (
+        _dyads_problem(aug)
+        or (
+            differ
+            and "the configs train on different augmentation sets, and leaving dyads out "
+            "scores every model on the same authored sentences"
+        )
+        if protocol.leave_dyads_out
+        else None
+    )
     if dyads_problem:
         notes.append(f"Leave-dyads-out was skipped: {dyads_problem}.")
     result = _cross_validate(
@@ -186,6 +218,7 @@ def evaluate(
     )
     if protocol.leave_dyads_out and not dyads_problem:
         result.dyads = _leave_dyads_out(configs, config_paths, corpus, aug, protocol, progress)
+        result.dyads.data_path = configs[first].data.augment_dir
     result.seconds = time.perf_counter() - started
     return result
 
@@ -193,13 +226,31 @@ def evaluate(
 def _dyads_problem(aug: LabelledSet | None) -> str | None:
     """Why the augmentation set cannot be split into folds of whole dyads, if it cannot."""
     if aug is None:
-        return "it needs an augmentation set with dyads"
+        return "it needs a config that trains on an augmentation set with dyads"
     missing = [row_id for row_id, dyad in zip(aug.ids, aug.dyads, strict=True) if not dyad]
     if missing:
         return f"{len(missing)} augmentation row(s) have no dyad, the first {missing[0]!r}"
     if len(set(aug.dyads)) < 2:
         return f"it needs at least two dyads, and the augmentation set has {len(set(aug.dyads))}"
     return None
+
+
+def _different_sets(
+    configs: list[RunConfig], augs: list[LabelledSet | None], trained_on: list[int]
+) -> str | None:
+    """The configs and their folders, when the configs that train on augmentation do not all
+    train on the same set."""
+
+    def content(aug: LabelledSet) -> tuple:
+        order = np.argsort(aug.ids, kind="stable")
+        return tuple((aug.ids[i], aug.texts[i], aug.dyads[i], tuple(aug.y[i])) for i in order)
+
+    if len({content(augs[i]) for i in trained_on}) < 2:
+        return None
+    return ", ".join(
+        f"{configs[i].name}: {configs[i].data.augment_dir}, {len(augs[i])} sentences"
+        for i in trained_on
+    )
 
 
 def _leave_dyads_out(
@@ -232,7 +283,6 @@ def _leave_dyads_out(
         None,
         progress,
     )
-    result.data_path = configs[0].data.augment_dir
     return result
 
 

@@ -1,12 +1,15 @@
 """Run directories: what every training run writes beside the model files.
 
 ``write_run`` records the resolved config (``config.yaml``), the training data's checksum and
-counts, the code version, the wall time and the library versions (``run.json``), and a model
-card (``README.md``) with intended use, labels, data, thresholds and metrics.
+counts, the code version, the wall time and the library versions (``run.json``), a model
+card (``README.md``) with intended use, labels, data, thresholds and metrics, and a hash of
+each training sentence (``training_texts.json``), so that an evaluation on another file can
+tell which of its sentences the model learned from (``seen_in_training``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 import time
@@ -15,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from stancelab import __version__
+from stancelab.corpus.text import match_words
 from stancelab.data.labelled import LabelledSet
-from stancelab.files import atomic_open, write_json
+from stancelab.files import atomic_open, read_json_object, write_json
 from stancelab.labels import LABELS, SCHEME, display
 from stancelab.models.base import launched_processes
 from stancelab.paths import REPORTS_DIR, usable_cores
+
+TRAINING_TEXTS = "training_texts.json"
 
 
 def code_version() -> str:
@@ -47,6 +53,24 @@ def describe_training_data(data: LabelledSet) -> dict:
         "none": sum(1 for labels in data.labels if not labels),
         "by_source": dict(Counter(s or "corpus" for s in data.sources)),
     }
+
+
+def text_hash(text: str) -> str:
+    """What ``training_texts.json`` keeps of a sentence: a hash of its words as the models
+    read them (``corpus.text.match_words``), so a copy with other quotes or case matches."""
+    words = " ".join(match_words(text)).encode("utf-8")
+    return hashlib.blake2b(words, digest_size=8).hexdigest()
+
+
+def seen_in_training(run_dir: str | Path, texts: list[str]) -> list[bool] | None:
+    """Which ``texts`` the run in ``run_dir`` was trained on (the same words), or None for a
+    run that does not list its training sentences (saved by ``model.save`` alone, or by a
+    stancelab before this list)."""
+    path = Path(run_dir) / TRAINING_TEXTS
+    if not path.is_file():
+        return None
+    seen = set(read_json_object(path).get("hashes") or ())
+    return [text_hash(t) in seen for t in texts]
 
 
 def write_run(
@@ -79,6 +103,13 @@ def write_run(
         **(extra or {}),
     }
     write_json(out / "run.json", run)
+    write_json(
+        out / TRAINING_TEXTS,
+        {
+            "hash": "blake2b (8 bytes) of the words, case and punctuation aside",
+            "hashes": sorted({text_hash(t) for t in data.texts}),
+        },
+    )
     with atomic_open(out / "README.md") as handle:
         handle.write(model_card(run, config))
 
