@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stancelab.errors import ConfigError
+from stancelab.errors import ConfigError, InputError, first_line
 from stancelab.paths import AUGMENT_DIR, GOLD_PATH
+
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # a run's name: its folder in runs/
 
 
 @dataclass
@@ -189,6 +191,11 @@ class RunConfig:
         if self.params is None:
             self.params = PARAMS[self.model]()
         self.name = self.name or self.model
+        if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"name: {self.name!r} is not a run name (it names runs/<name>/): letters, "
+                "digits, '.', '_' and '-', not starting with '.'"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -198,20 +205,30 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     """Load a YAML run config; ``overrides`` (dotted keys) are applied after the file."""
     import yaml
 
+    from stancelab.files import read_text
+
     path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raw = yaml.safe_load(read_text(path)) or {}
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise ConfigError(f"{path}: invalid YAML{where} ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                section = ".".join(parents[: depth + 1])
+                raise ConfigError(f"--set {dotted}: {section} is a value, not a section")
         node[leaf] = value
     return config_from_dict(raw, where=str(path))
 

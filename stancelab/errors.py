@@ -38,3 +38,14 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), for the
     one-line messages above."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def os_error_line(exc: OSError) -> str:
+    """An operating-system error as one line naming the path: a full disk, a folder that
+    cannot be written, a file where a folder was expected. Commands print it like a
+    ``StancelabError``: it is the environment's, not a bug."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or first_line(exc)
+    return f"{where}: {what}" if where else what

@@ -29,6 +29,7 @@ __all__ = [
     "checksum_path",
     "exclusive_lock",
     "followed",
+    "output_folder",
     "output_lock",
     "iter_jsonl",
     "move_into_place",
@@ -172,6 +173,22 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
             raise InputError(
                 f"{output}: is inside the input folder {source}; choose an output outside it"
             )
+
+
+def output_folder(folder: str | os.PathLike) -> Path:
+    """``folder``, created if needed, once it is sure that files can be written in it:
+    checked before a long job (an evaluation, the pipeline) rather than found out at its
+    end. InputError naming the folder otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file; an output folder is needed here")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create this folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: cannot write in this folder (permission denied)")
+    return folder
 
 
 def temporary_folder(beside: Path, tag: str = "tmp") -> Path:

@@ -153,7 +153,7 @@ def test_a_two_process_training_refuses_an_existing_run_and_leaves_it_alone(
     (out / "notes.txt").write_text("mine")
     result = launch(tmp_path, *train_args(tmp_path / "gold.jsonl", out))
     assert result.returncode != 0
-    assert "holds a run already; pass --overwrite" in result.stderr
+    assert "holds no stancelab run, so it is not replaced" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert (out / "notes.txt").read_text() == "mine"
 

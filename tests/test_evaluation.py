@@ -347,9 +347,8 @@ def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_di
 
 
 def test_pipeline_runs_end_to_end(tmp_path, fixture_dir, monkeypatch, capsys):
-    from training.pipeline import main
-
     from training.active_learning import main as active_learning
+    from training.pipeline import main
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "seeds", tmp_path / "seeds")
     shutil.copy(fixture_dir / "gold.jsonl", _write(tmp_path / "labels" / "gold.jsonl", []))

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import TINY, tree_snapshot
 from reliability_common import (
     export_json,
     one_error_line,
@@ -144,20 +144,61 @@ def test_second_training_into_one_out_is_refused(tmp_path, tiny_gold):
     assert load_model(out).predict("We will strike back.") is not None
 
 
-def test_training_onto_an_existing_run_refuses_or_clears_it(tmp_path, tiny_gold):
+def test_training_onto_an_existing_run_refuses_or_replaces_it_whole(tmp_path, tiny_gold):
     from stancelab.models.fit import train_run
     from stancelab.models.registry import load_model
 
     config = write_config(tmp_path, tiny_gold)
     out = tmp_path / "run"
-    out.mkdir()
+    train_run(config, out=out)
     (out / "head.safetensors").write_bytes(b"a stale file of another run")
     with pytest.raises(InputError, match="--overwrite"):
         train_run(config, out=out)
     assert (out / "head.safetensors").exists()
-    train_run(config, out=out, overwrite=True)
+    train_run(config, out=out, overwrite=True, overrides={"params.C": 0.5})
     assert not (out / "head.safetensors").exists()
-    assert load_model(out).kind == "baseline"
+    assert load_model(out).params.C == 0.5
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("where", ["notes", "labels", "."])
+def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path, tiny_gold, where):
+    from stancelab.models.fit import train_run
+
+    config = write_config(tmp_path, tiny_gold)
+    folder = tmp_path / "work"
+    (folder / "labels").mkdir(parents=True)
+    (folder / "labels" / "gold.jsonl").write_text("my annotations\n")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "draft.md").write_text("my notes\n")
+    before = tree_snapshot(folder)
+    with pytest.raises(InputError, match="holds no stancelab run|needs a name of its own"):
+        train_run(config, out=folder / where, overwrite=True)
+    assert tree_snapshot(folder) == before
+
+
+def test_a_run_that_cannot_be_written_leaves_the_old_run_as_it_was(tmp_path, tiny_gold):
+    from stancelab.models.fit import train_run
+
+    config = write_config(tmp_path, tiny_gold)
+    out = tmp_path / "run"
+    train_run(config, out=out)
+    before = tree_snapshot(out)
+    # A real write failure: the child may not write a file over 4 kB (RLIMIT_FSIZE, as on a
+    # full disk: the write fails with an OSError), so saving the new run fails part-way.
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from training.train import main\n"
+        f"sys.exit(main([{str(config)!r}, '--out', {str(out)!r}, '--overwrite']))\n"
+    )
+    child = run("-c", script)
+    assert child.returncode == 1
+    assert "the new run could not be written" in one_error_line(child.stderr)
+    assert "the old run is unchanged" in child.stderr
+    assert tree_snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_rerun_without_resume_does_not_silently_start_over(run_dir, tmp_path):

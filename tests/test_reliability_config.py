@@ -87,3 +87,47 @@ def test_gold_without_a_positive_example_of_a_label_is_one_line(tmp_path):
     line = one_error_line(ran.stderr)
     assert "no positive example for label(s): denial" in line, line
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "setup,args,expected",
+    [
+        (lambda t, c: None, ["{tmp}"], "is a directory, expected a file"),
+        (lambda t, c: c.write_bytes(b"model: baseline\nname: \xe9t\xe9\n"), [], "not valid UTF-8"),
+        (lambda t, c: c.write_text("model: baseline\nparams: {C: [1,\n"), [], "invalid YAML at"),
+        (lambda t, c: None, ["--set", "seed.x=1"], "seed is a value, not a section"),
+        (lambda t, c: None, ["--set", "name=."], "is not a run name"),
+        (lambda t, c: None, ["--set", "name=../elsewhere"], "is not a run name"),
+        (lambda t, c: (t / "a.txt").write_text("x"), ["--out", "{tmp}/a.txt/sub"], "a.txt/sub"),
+    ],
+)
+def test_config_and_path_mistakes_of_training_get_one_line(
+    tmp_path, tiny_gold, setup, args, expected
+):
+    config = write_config(tmp_path, tiny_gold)
+    setup(tmp_path, config)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if args and args[0] == str(tmp_path):  # a folder given as the config
+        config, args = Path(args[0]), args[1:]
+    ran = run("-m", "training.train", str(config), *args)
+    assert ran.returncode == 1
+    line = one_error_line(ran.stderr)
+    assert expected in line, line
+
+
+def test_an_evaluation_refuses_an_output_folder_before_it_runs(tmp_path, tiny_gold):
+    from stancelab.models.fit import train_run
+
+    model = train_run(write_config(tmp_path, tiny_gold), out=tmp_path / "run").out
+    folder = tmp_path / "ev"
+    folder.mkdir()
+    data = folder / "predictions.jsonl"  # the name of one of the evaluation's outputs
+    data.write_bytes(tiny_gold.read_bytes())
+    ran = run("-m", "training.evaluate", "--model", str(model), "--data", str(data),
+              "--out", str(folder), "--quiet")  # fmt: skip
+    assert "holds the input" in one_error_line(ran.stderr)
+    assert data.read_bytes() == tiny_gold.read_bytes() and sorted(folder.iterdir()) == [data]
+    (tmp_path / "a.txt").write_text("x")
+    ran = run("-m", "training.evaluate", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "a.txt"))
+    assert "a.txt: is a file; an output folder is needed here" in one_error_line(ran.stderr)
+    assert "cross-validating" not in ran.stdout + ran.stderr  # refused before any fit

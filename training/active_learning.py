@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from stancelab.errors import StancelabError
+from stancelab.errors import StancelabError, os_error_line
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.models.base import refuse_launched_processes
 
         refuse_launched_processes("training.active_learning")
+        from stancelab.files import output_folder
+
+        output_folder(args.out)  # before the simulation runs, not found out at its end
         from stancelab.active.simreport import simulation_verdict, write_simulation
         from stancelab.active.simulation import simulate
 
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_simulation(result, args.out, command=command)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     print(simulation_verdict(result).replace("**", ""))
     print(

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import StancelabError
+from stancelab.errors import StancelabError, os_error_line
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
@@ -114,7 +114,11 @@ def protocol_for(args: argparse.Namespace):
 
 def run(args: argparse.Namespace, command: str) -> int:
     from stancelab.evaluation.report import write_outputs
+    from stancelab.files import output_folder, refuse_input_as_output
 
+    # Checked before the evaluation runs, not found out when it writes its outputs.
+    refuse_input_as_output(args.out, [args.data, *args.model] if args.model else args.configs)
+    output_folder(args.out)
     if args.model:
         from stancelab.evaluation.heldout import evaluate_saved
 
@@ -146,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, command)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1
 
 

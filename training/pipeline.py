@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import InputError, StancelabError
+from stancelab.errors import InputError, StancelabError, os_error_line
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.models.base import refuse_launched_processes
 
         refuse_launched_processes("training.pipeline")
+        from stancelab.files import output_folder
+
+        output_folder(args.out)  # before the pipeline's work, not found out at its end
         from stancelab.evaluation.crossval import evaluate
         from stancelab.evaluation.protocol import DEFAULT, FULL
         from stancelab.evaluation.report import write_outputs
@@ -183,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             tracked = tracking.describe(ids, args.experiment)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     total = time.perf_counter() - started
     print()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import StancelabError
+from stancelab.errors import StancelabError, os_error_line
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             print(tracking.describe([run_id], args.experiment))
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1
     return 0
 

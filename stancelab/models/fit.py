@@ -7,6 +7,7 @@ the same way.
 
 from __future__ import annotations
 
+import glob
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,19 @@ from typing import Any
 
 from stancelab.config import RunConfig, load_config
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
-from stancelab.errors import InputError
-from stancelab.files import exclusive_lock
+from stancelab.errors import InputError, first_line
+from stancelab.files import (
+    exclusive_lock,
+    followed,
+    move_into_place,
+    refuse_input_as_output,
+    remove_path,
+    remove_stale_temporaries,
+    restore_replaced,
+    temporary_folder,
+)
 from stancelab.labels import LABELS
-from stancelab.models.base import StanceModel, is_main_process
+from stancelab.models.base import MANIFEST, StanceModel, is_main_process
 from stancelab.models.registry import model_class
 from stancelab.paths import RUNS_DIR
 
@@ -104,17 +114,20 @@ def train_run(
 ) -> TrainResult:
     """Train the configured model and write its run directory ``out``.
 
-    An existing run directory is refused unless ``overwrite``; then its files are removed
-    just before the new ones are written, so no stale file of the old run survives. While
-    it trains, the directory is locked: a second training into it is refused at once. In a
+    ``out`` must be new, empty, or a run directory: a folder holding anything else is
+    refused, even with ``overwrite``. An existing run is refused unless ``overwrite``; then
+    the new run is written beside it and swapped in whole once complete, so a failed write
+    (a full disk) leaves the old run as it was and no stale file of it survives. While it
+    trains, the directory is locked: a second training into it is refused at once. In a
     multi-process launch (``accelerate launch``, ``torchrun``) every process trains and only
     the first one checks, locks and writes the directory; the launched script then calls
     ``end_processes()`` (``stancelab.models.base``) so that they all leave together.
     """
     config = load_config(config_path, overrides)
-    out = Path(out) if out else RUNS_DIR / config.name
+    out = followed(out) if out else RUNS_DIR / config.name
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; --out needs a directory")
+    refuse_input_as_output(out, [config.data.gold, config.data.augment_dir])
     data = training_data(config)
     model = build_model(config)
     if not is_main_process():
@@ -125,8 +138,12 @@ def train_run(
         model.fit(data.texts, data.labels, data.groups)
         seconds = time.perf_counter() - started
         return TrainResult(out, model, seconds, data, oof_metrics(model), written=False)
+    restore_replaced(out)  # a run that a killed training had moved aside
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the run directory ({first_line(exc)})") from None
     try:
         return _train_locked(config, out, data, model, overwrite)
     except BaseException:
@@ -140,16 +157,11 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
         f"{out}: another training is writing this run directory; wait for it or use another --out"
     )
     with exclusive_lock(out, busy):
-        if any(out.iterdir()) and not overwrite:
-            raise InputError(
-                f"{out}: holds a run already; pass --overwrite to replace it, "
-                "or choose another --out"
-            )
+        _check_replaceable(out, overwrite)
+        remove_stale_temporaries(out.parent, f".{glob.escape(out.name)}.new-*")
         started = time.perf_counter()
         model.fit(data.texts, data.labels, data.groups)
         seconds = time.perf_counter() - started
-        _clear(out)
-        model.save(out)
         metrics = oof_metrics(model)
         extra = {"thresholds": list(model.thresholds_)}
         if getattr(model, "search_", None):
@@ -158,18 +170,36 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
             extra["calibration"] = model.calibration_report_
         from stancelab.models.runs import write_run
 
-        write_run(
-            out, config.to_dict(), data, seconds, kind=model.kind, metrics=metrics, extra=extra
-        )
+        try:
+            new = temporary_folder(out, "new")
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write beside it ({first_line(exc)})") from None
+        try:
+            model.save(new)
+            write_run(
+                new, config.to_dict(), data, seconds, kind=model.kind, metrics=metrics, extra=extra
+            )
+            move_into_place(new, out)
+        except OSError as exc:
+            raise InputError(
+                f"{out}: the new run could not be written ({first_line(exc)}); "
+                + ("the old run is unchanged" if overwrite else "nothing was written")
+            ) from None
+        finally:
+            remove_path(new)
     return TrainResult(Path(out), model, seconds, data, metrics)
 
 
-def _clear(directory: Path) -> None:
-    """Remove everything inside ``directory`` (the folder itself, and its lock, stay)."""
-    import shutil
-
-    for entry in directory.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds anything but a run, and a run unless ``overwrite``."""
+    if not any(out.iterdir()):
+        return
+    if not ((out / MANIFEST).is_file() or (out / "run.json").is_file()):
+        raise InputError(
+            f"{out}: is not empty and holds no stancelab run, so it is not replaced, even with "
+            "--overwrite; choose a new or empty --out"
+        )
+    if not overwrite:
+        raise InputError(
+            f"{out}: holds a run already; pass --overwrite to replace it, or choose another --out"
+        )
