@@ -3,8 +3,9 @@ and CSV reading, checksums.
 
 Writes go to a temporary file in the destination folder and are renamed into place, so a
 crash or an error never leaves a half-written file behind and never clobbers the old one.
-``exclusive_lock`` refuses a second writer of the same output at once, and
-``refuse_input_as_output`` an output that would replace an input.
+``exclusive_lock`` refuses a second writer of the same output at once,
+``refuse_input_as_output`` an output that would replace an input, ``refuse_existing`` one
+that exists (unless ``--overwrite``), and ``check_output_path`` one that cannot be written.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from stancelab.errors import InputError
 __all__ = [
     "InputError",
     "atomic_open",
+    "check_output_path",
     "checksum_path",
     "exclusive_lock",
     "followed",
-    "output_folder",
     "output_lock",
     "iter_jsonl",
     "move_into_place",
     "temporary_folder",
+    "refuse_existing",
     "restore_replaced",
     "read_text",
     "remove_stale_temporaries",
@@ -121,14 +123,17 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def output_lock(output: Path) -> Iterator[None]:
-    """Refuse a second writer of the prediction output ``output``, whichever route writes it
-    (the local one, a file, or Ray, a folder): one lock file ``.<name>.lock`` beside it,
-    removed when released (``exclusive_lock`` copes with a lock file removed meanwhile)."""
+def output_lock(
+    output: Path, command: str = "stancelab predict", option: str = "--output"
+) -> Iterator[None]:
+    """Refuse a second writer of the output ``output`` (for predict, whichever route writes
+    it: the local one, a file, or Ray, a folder): one lock file ``.<name>.lock`` beside it,
+    removed when released (``exclusive_lock`` copes with a lock file removed meanwhile).
+    ``command`` and ``option`` name the writer and its option in the refusal."""
     lock = output.with_name(f".{output.name}.lock")
     busy = (
-        f"{output}: another stancelab predict is writing this output; wait for it to finish "
-        "or choose another --output"
+        f"{output}: another {command} is writing this output; wait for it to finish "
+        f"or choose another {option}"
     )
     with exclusive_lock(lock, busy):
         try:
@@ -175,20 +180,30 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
             )
 
 
-def output_folder(folder: str | os.PathLike) -> Path:
-    """``folder``, created if needed, once it is sure that files can be written in it:
-    checked before a long job (an evaluation, the pipeline) rather than found out at its
-    end. InputError naming the folder otherwise."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder}: is a file; an output folder is needed here")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot create this folder ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{folder}: cannot write in this folder (permission denied)")
-    return folder
+def check_output_path(output: Path, option: str, *, folder: bool = False) -> None:
+    """InputError, before any work, unless an output can be written at ``output``: a file
+    (with ``folder``, a folder) where no folder (file) is, under a folder that is a folder,
+    not a file, and writable. Folders still missing are created later, by the writer."""
+    kind = "a folder" if folder else "a file name"
+    if not folder and output.is_dir():
+        raise InputError(f"{output}: is a folder; {option} needs {kind}")
+    if folder and output.exists() and not output.is_dir():
+        raise InputError(f"{output}: is a file; {option} needs {kind}")
+    parent = output if folder and output.is_dir() else output.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the nearest folder that exists: the rest is created
+    if not parent.is_dir():
+        raise InputError(f"{parent}: is a file, not a folder; choose another {option}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{parent}: cannot write in this folder; choose another {option}")
+
+
+def refuse_existing(output: Path, option: str) -> None:
+    """InputError when ``output`` exists: only ``--overwrite`` replaces an output."""
+    if output.exists() or output.is_symlink():
+        raise InputError(
+            f"{output}: exists; pass --overwrite to replace it or choose another {option}"
+        )
 
 
 def temporary_folder(beside: Path, tag: str = "tmp") -> Path:

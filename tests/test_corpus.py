@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from reliability_common import one_error_line, stancelab
 
 from stancelab.corpus.ingest import (
     Document,
@@ -361,6 +362,59 @@ def test_cli_reports_counts_and_fails_cleanly(tmp_path):
     )
     assert fail.returncode == 1
     assert fail.stderr.strip().startswith("error:") and len(fail.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("existing", ["out.jsonl", "out.dropped.jsonl"])
+def test_cli_refuses_an_existing_output_or_side_file_unless_overwrite(tmp_path, existing):
+    mine = tmp_path / existing
+    mine.write_text('{"precious": 1}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    refused = stancelab("corpus", str(SEEDS), "--out", str(out))
+    assert refused.returncode == 1
+    assert f"{mine}: exists; pass --overwrite" in one_error_line(refused.stderr)
+    assert mine.read_text(encoding="utf-8") == '{"precious": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing]  # nothing else written
+    done = stancelab("corpus", str(SEEDS), "--out", str(out), "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert len(rows(out)) == 169 and rows(out.with_name("out.dropped.jsonl"))
+
+
+def test_overwrite_never_replaces_an_input(tmp_path):
+    source = tmp_path / "articles.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "Talks resumed."}) + "\n", "utf-8")
+    before = source.read_bytes()
+    refused = stancelab("corpus", str(source), "--out", str(source), "--overwrite")
+    assert refused.returncode == 1 and "is the input" in one_error_line(refused.stderr)
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file", "a name too long"])
+def test_an_output_that_cannot_be_written_is_one_line_and_writes_nothing(tmp_path, where):
+    (tmp_path / "a.txt").write_text("mine\n", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    out = {
+        "a folder": tmp_path / "folder",
+        "under a file": tmp_path / "a.txt" / "x.jsonl",
+        "a name too long": tmp_path / ("x" * 300 + ".jsonl"),
+    }[where]
+    before = sorted(tmp_path.rglob("*"))
+    ran = stancelab("corpus", str(SEEDS), "--out", str(out))
+    assert ran.returncode == 1
+    assert one_error_line(ran.stderr)
+    assert sorted(tmp_path.rglob("*")) == before  # no side file written before the failure
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "mine\n"
+
+
+def test_a_second_writer_of_one_output_is_refused(tmp_path):
+    from stancelab.files import output_lock
+
+    out = tmp_path / "s.jsonl"
+    with output_lock(out, "stancelab corpus", "--out"):  # a first writer, under way
+        with pytest.raises(InputError, match="another stancelab corpus is writing"):
+            ingest([SEEDS], out)
+    assert not out.exists() and not out.with_name("s.dropped.jsonl").exists()
+    ingest([SEEDS], out)  # once it has finished
+    assert len(rows(out)) == 169
 
 
 def _ingest(folder: Path, out: Path) -> list[dict]:

@@ -129,5 +129,5 @@ def test_an_evaluation_refuses_an_output_folder_before_it_runs(tmp_path, tiny_go
     assert data.read_bytes() == tiny_gold.read_bytes() and sorted(folder.iterdir()) == [data]
     (tmp_path / "a.txt").write_text("x")
     ran = run("-m", "training.evaluate", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "a.txt"))
-    assert "a.txt: is a file; an output folder is needed here" in one_error_line(ran.stderr)
+    assert "a.txt: is a file; --out needs a folder" in one_error_line(ran.stderr)
     assert "cross-validating" not in ran.stdout + ran.stderr  # refused before any fit

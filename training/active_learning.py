@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.models.base import refuse_launched_processes
 
         refuse_launched_processes("training.active_learning")
-        from stancelab.files import output_folder
+        from stancelab.files import check_output_path
 
-        output_folder(args.out)  # before the simulation runs, not found out at its end
+        check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
         from stancelab.active.simreport import simulation_verdict, write_simulation
         from stancelab.active.simulation import simulate
 

@@ -114,11 +114,11 @@ def protocol_for(args: argparse.Namespace):
 
 def run(args: argparse.Namespace, command: str) -> int:
     from stancelab.evaluation.report import write_outputs
-    from stancelab.files import output_folder, refuse_input_as_output
+    from stancelab.files import check_output_path, refuse_input_as_output
 
     # Checked before the evaluation runs, not found out when it writes its outputs.
     refuse_input_as_output(args.out, [args.data, *args.model] if args.model else args.configs)
-    output_folder(args.out)
+    check_output_path(args.out, "--out", folder=True)
     if args.model:
         from stancelab.evaluation.heldout import evaluate_saved
 

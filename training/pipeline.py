@@ -46,7 +46,7 @@ def active_section(out: Path) -> list[str]:
 def step_corpus() -> dict:
     from stancelab.corpus.ingest import ingest
 
-    sentences, dropped = ingest([SEEDS], SENTENCES)
+    sentences, dropped = ingest([SEEDS], SENTENCES, overwrite=True)  # derived: remade each run
     docs = len({s.doc_id for s in sentences})
     print(
         f"corpus: {len(sentences)} sentences from {docs} articles -> {SENTENCES} "
@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.models.base import refuse_launched_processes
 
         refuse_launched_processes("training.pipeline")
-        from stancelab.files import output_folder
+        from stancelab.files import check_output_path
 
-        output_folder(args.out)  # before the pipeline's work, not found out at its end
+        check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
         from stancelab.evaluation.crossval import evaluate
         from stancelab.evaluation.protocol import DEFAULT, FULL
         from stancelab.evaluation.report import write_outputs

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
+
+from stancelab.errors import StancelabError
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn a user error in the block into one line and status 1: a ``StancelabError``, or
+    an ``OSError`` that no check before could foresee (a folder that turned read-only, a full
+    disk, a name too long), which names the file."""
+    try:
+        yield
+    except StancelabError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}")

@@ -24,7 +24,16 @@ from stancelab.corpus.paragraphs import paragraphs
 from stancelab.corpus.readers import read_records
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
 from stancelab.corpus.text import one_line, text_problem
-from stancelab.files import InputError, read_text, refuse_input_as_output, write_jsonl
+from stancelab.files import (
+    InputError,
+    check_output_path,
+    followed,
+    output_lock,
+    read_text,
+    refuse_existing,
+    refuse_input_as_output,
+    write_jsonl,
+)
 from stancelab.paths import SENTENCES_PATH
 
 
@@ -262,21 +271,32 @@ def dropped_path(out: str | Path) -> Path:
 
 
 def ingest(
-    paths: Iterable[str | Path], out: str | Path = SENTENCES_PATH
+    paths: Iterable[str | Path], out: str | Path = SENTENCES_PATH, *, overwrite: bool = False
 ) -> tuple[list[Sentence], list[Dropped]]:
     """Segment all documents and write the sentences and the dropped lines atomically.
 
-    An output (or its side file of dropped lines) that is one of the inputs is refused."""
-    paths = list(paths)
-    for target in (Path(out), dropped_path(out)):
+    An output (or its side file of dropped lines) that is one of the inputs is refused, even
+    with ``overwrite``; one that exists is refused unless ``overwrite``; so is one that is a
+    folder or cannot be written, and a second writer of the same output at once. All is
+    checked before anything is written."""
+    paths, out = list(paths), followed(out)
+    targets = (out, dropped_path(out))
+    for target in targets:
         refuse_input_as_output(target, input_files(paths))
     documents = read_documents(paths)
+    for target in targets:
+        check_output_path(target, "--out")
     sentences: list[Sentence] = []
     dropped: list[Dropped] = []
     for doc in documents:
         kept, lost = segment_document(doc)
         sentences.extend(kept)
         dropped.extend(lost)
-    write_jsonl(dropped_path(out), (asdict(d) for d in dropped))
-    write_jsonl(out, (asdict(s) for s in sentences))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "stancelab corpus", "--out"):
+        if not overwrite:
+            for target in targets:
+                refuse_existing(target, "--out")
+        write_jsonl(targets[1], (asdict(d) for d in dropped))
+        write_jsonl(out, (asdict(s) for s in sentences))
     return sentences, dropped
