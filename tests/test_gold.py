@@ -324,6 +324,38 @@ def test_errors_leave_every_file_as_it_was(tmp_path):
     assert not (tmp_path / "g.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    "where",
+    ["a stored export", "a new file in exports", "the imported file", "a folder", "under a file"],
+)
+def test_gold_is_refused_where_it_would_replace_an_input_or_cannot_be_written(tmp_path, where):
+    labels = tmp_path / "labels"
+    exports, kept = labels / "exports", labels / "gold.jsonl"
+    update_gold(exports, kept, ("ok", dumps([task(1, "s1", ann(1, "a@x", []))])))
+    raw = tmp_path / "team.json"
+    raw.write_bytes(dumps([task(2, "s2", ann(2, "a@x", ["threat"]))]))
+    (tmp_path / "folder").mkdir()
+    gold = {
+        "a stored export": next(exports.glob("*.json")),
+        "a new file in exports": exports / "gold.jsonl",  # agreement.json there stops `gold`
+        "the imported file": raw,
+        "a folder": tmp_path / "folder",
+        "under a file": raw / "gold.jsonl",
+    }[where]
+    commands = [["import", str(raw)]]
+    if where != "the imported file":  # not an input of `label gold`
+        commands.append(["gold"])
+    before, raw_before = tree_snapshot(labels), raw.read_bytes()
+    for command in commands:
+        opts = ["--exports", str(exports), "--gold", str(gold)]
+        done = runner.invoke(app, ["label", *command, *opts])
+        assert done.exit_code == 1 and done.stderr.startswith("error: "), done.output
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert tree_snapshot(labels) == before and raw.read_bytes() == raw_before
+    again = runner.invoke(app, ["label", "gold", "--exports", str(exports), "--gold", str(kept)])
+    assert again.exit_code == 0, again.output  # the exports folder still reads
+
+
 # -- tasks and pre-annotations -------------------------------------------------------------
 
 

@@ -33,7 +33,15 @@ from pathlib import Path
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
 from stancelab.errors import InputError
-from stancelab.files import atomic_open, exclusive_lock, read_text, write_json, write_jsonl
+from stancelab.files import (
+    atomic_open,
+    check_output_path,
+    exclusive_lock,
+    read_text,
+    refuse_input_as_output,
+    write_json,
+    write_jsonl,
+)
 from stancelab.labels import LABELS
 from stancelab.paths import GOLD_PATH
 
@@ -275,15 +283,20 @@ class GoldUpdate:
 
 
 def update_gold(
-    exports_dir: str | Path, gold_path: str | Path = GOLD_PATH, new: tuple[str, bytes] | None = None
+    exports_dir: str | Path,
+    gold_path: str | Path = GOLD_PATH,
+    new: tuple[str, bytes] | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> GoldUpdate:
     """Derive gold from the stored exports plus ``new`` (a name and raw bytes), then write.
 
     Everything is validated before anything is written, so an error (a malformed or
-    modified export, an unknown label) leaves every file as it was. A ``new`` export whose
-    bytes are already stored is not stored again.
+    modified export, an unknown label, a gold set or agreement report that would land in
+    the exports folder or on one of ``inputs``, the file ``new`` was read from) leaves every
+    file as it was. A ``new`` export whose bytes are already stored is not stored again.
     """
-    exports_dir = Path(exports_dir)
+    exports_dir, gold_path = Path(exports_dir), Path(gold_path)
+    check_gold_paths(exports_dir, gold_path, inputs)
     if new is not None:
         exports_dir.mkdir(parents=True, exist_ok=True)
     if not exports_dir.is_dir():
@@ -294,6 +307,32 @@ def update_gold(
     )
     with exclusive_lock(exports_dir, busy):  # one writer of the exports and the gold set
         return _update_gold(exports_dir, gold_path, new)
+
+
+def check_gold_paths(exports_dir: Path, gold_path: Path, inputs: Sequence[str | Path]) -> None:
+    """InputError when the gold set or its agreement report would land inside the exports
+    folder (its exports are immutable, and any other ``.json`` there stops every later
+    derivation) or on an input file, or cannot be written (a folder, under a file)."""
+    folder = exports_dir.resolve()
+    if gold_path.name in ("agreement.json", "agreement.md"):
+        raise InputError(f"{gold_path}: the agreement report's name; choose another --gold")
+    for target in gold_paths(gold_path).values():
+        if folder == target.resolve() or folder in target.resolve().parents:
+            raise InputError(
+                f"{target}: would be inside the exports folder {exports_dir}, which holds "
+                "exports only; choose a --gold outside it"
+            )
+        refuse_input_as_output(target, inputs)
+        check_output_path(target, "--gold")
+
+
+def gold_paths(gold_path: Path) -> dict[str, Path]:
+    """The gold JSONL and, beside it, the agreement report as JSON and as Markdown."""
+    return {
+        "gold": gold_path,
+        "agreement": gold_path.with_name("agreement.json"),
+        "markdown": gold_path.with_name("agreement.md"),
+    }
 
 
 def _update_gold(
@@ -334,10 +373,9 @@ def write_gold(result: GoldResult, report: dict, gold_path: str | Path = GOLD_PA
     """Write the gold JSONL and the agreement report beside it (each file atomically)."""
     from stancelab.annotation.agreement import report_markdown
 
-    gold_path = Path(gold_path)
-    json_path, md_path = gold_path.with_name("agreement.json"), gold_path.with_name("agreement.md")
-    write_jsonl(gold_path, result.rows)
-    write_json(json_path, report)
-    with atomic_open(md_path) as handle:
+    paths = gold_paths(Path(gold_path))
+    write_jsonl(paths["gold"], result.rows)
+    write_json(paths["agreement"], report)
+    with atomic_open(paths["markdown"]) as handle:
         handle.write(report_markdown(report))
-    return {"gold": gold_path, "agreement": json_path, "markdown": md_path}
+    return paths

@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from stancelab.annotation.client import DEFAULT_PROJECT
-from stancelab.cli._util import fail
+from stancelab.cli._util import fail, one_line_errors
 from stancelab.errors import StancelabError
 from stancelab.paths import DEFAULT_MODEL_DIR, EXPORTS_DIR, GOLD_PATH, SENTENCES_PATH
 
@@ -155,13 +155,16 @@ def record(
     typer.echo(f"{report.already_annotated} sentence(s) already annotated by them")
 
 
-def _derive(exports: Path, gold: Path | None, new: tuple[str, bytes] | None = None) -> None:
+def _derive(
+    exports: Path,
+    gold: Path | None,
+    new: tuple[str, bytes] | None = None,
+    source: Path | None = None,
+) -> None:
     from stancelab.annotation.gold import update_gold
 
-    try:
-        update = update_gold(exports, gold or GOLD_PATH, new)
-    except StancelabError as exc:
-        fail(str(exc))
+    with one_line_errors():
+        update = update_gold(exports, gold or GOLD_PATH, new, [source] if source else [])
     if update.stored is not None:
         typer.echo(f"stored {update.stored} (+ .sha256)")
     elif update.duplicate_of is not None:
@@ -208,7 +211,7 @@ def import_export(
         data = file.read_bytes()
     except OSError as exc:
         fail(f"{file}: cannot read ({exc.strerror or exc})")
-    _derive(exports, gold, (file.stem, data))
+    _derive(exports, gold, (file.stem, data), file)
 
 
 @app.command("gold")
