@@ -105,3 +105,20 @@ def test_export_replaces_its_own_output_and_refuses_other_folders(tmp_path):
     bad.write_text('{"text": "x", "labels": ["threats"]}\n')
     done = _export(tmp_path / "x", bad)
     assert done.exit_code == 1 and "threats" in done.output
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "a name too long"])
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path, where):
+    small = tmp_path / "gold.jsonl"
+    small.write_text("".join(GOLD.read_text(encoding="utf-8").splitlines(True)[:5]))
+    (tmp_path / "a.txt").write_text("mine")
+    out = {
+        "a file": tmp_path / "a.txt",
+        "under a file": tmp_path / "a.txt" / "hf",
+        "a name too long": tmp_path / ("x" * 300),
+    }[where]
+    before = sorted(tmp_path.iterdir())
+    done = _export(out, small)
+    assert done.exit_code == 1 and done.stderr.startswith("error: "), done.output
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert sorted(tmp_path.iterdir()) == before and (tmp_path / "a.txt").read_text() == "mine"

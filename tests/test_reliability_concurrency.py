@@ -114,6 +114,32 @@ def test_second_label_import_on_one_exports_folder_is_refused(tmp_path):
     assert len(list_exports(exports)) == 2
 
 
+def test_second_data_export_into_one_out_is_refused(tmp_path):
+    from reliability_common import ROOT
+
+    from stancelab.data import load_export
+
+    gold = tmp_path / "gold.jsonl"
+    rows = (ROOT / "labels" / "gold.jsonl").read_text(encoding="utf-8").splitlines(True)
+    gold.write_text("".join(rows[:5]), encoding="utf-8")
+    out = tmp_path / "hf"
+    args = ["--out", str(out), "--gold", str(gold), "--augment-dir", str(ROOT / "labels/augment")]
+    first, go = start_paused(
+        tmp_path,
+        "stancelab.data.hub:dataset_card",  # the first holds the lock, its arrow/ half written
+        ["stancelab.cli", "data", "export", *args],
+    )
+    try:
+        second = stancelab("data", "export", *args)
+    finally:
+        go.write_text("go")
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert second.returncode == 1
+    assert "another stancelab data export is writing" in one_error_line(second.stderr)
+    assert len(load_export(out)["gold"]) == 5
+    assert not list(tmp_path.glob(".hf*"))  # no lock file or temporary folder left
+
+
 def write_config(tmp_path: Path, gold: Path) -> Path:
     config = tmp_path / "b.yaml"
     config.write_text(

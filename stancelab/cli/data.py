@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from stancelab.cli._util import fail
-from stancelab.errors import StancelabError
+from stancelab.cli._util import one_line_errors
 from stancelab.paths import AUGMENT_DIR, GOLD_PATH, HF_EXPORT_DIR
 
 app = typer.Typer(
@@ -36,10 +35,8 @@ def export(
     """Write gold + augmentation as a DatasetDict: save_to_disk, Parquet and a dataset card."""
     from stancelab.data.hub import export as write_export
 
-    try:
+    with one_line_errors():
         dataset = write_export(out, gold, augment_dir)
-    except StancelabError as exc:
-        fail(str(exc))
     splits = ", ".join(f"{name} {len(part)}" for name, part in dataset.items())
     typer.echo(f"{splits} sentences -> {out}/ (arrow/, data/*.parquet, README.md)")
     typer.echo(f'load with datasets.load_dataset("{out}") or stancelab.data.load_export("{out}")')

@@ -21,14 +21,25 @@ Both are re-exported by ``stancelab.data``.
 
 from __future__ import annotations
 
-import shutil
+import glob
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
 from stancelab.errors import InputError
-from stancelab.files import atomic_open, iter_jsonl
+from stancelab.files import (
+    atomic_open,
+    check_output_path,
+    followed,
+    iter_jsonl,
+    move_into_place,
+    output_lock,
+    refuse_input_as_output,
+    remove_path,
+    restore_replaced,
+    temporary_folder,
+)
 from stancelab.labels import LABELS, SCHEME, normalize
 from stancelab.paths import AUGMENT_DIR, GOLD_PATH, HF_EXPORT_DIR
 
@@ -110,26 +121,43 @@ def export(
 ) -> DatasetDict:
     """Write the ``DatasetDict`` to ``out``: ``arrow/``, ``data/*.parquet``, ``README.md``.
 
-    A previous export in ``out`` is replaced; any other non-empty folder is refused.
+    A previous export in ``out`` is replaced; any other non-empty folder is refused, and so
+    are a file, a folder that holds an input and a second export into ``out`` at once. The
+    export is written into a temporary folder beside ``out`` and moved into place whole.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "arrow" / "dataset_dict.json").exists():
-        raise InputError(f"{out}: not empty and not a previous export; choose another --out")
+    out = followed(out)
+    refuse_input_as_output(out, [gold, augment_dir])
+    check_output_path(out, "--out", folder=True)
+    _refuse_foreign(out)  # before minutes of work
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
     dataset = build(gold, augment_dir)
-    staging = out.with_name(out.name + ".part")
-    shutil.rmtree(staging, ignore_errors=True)
-    dataset.save_to_disk(str(staging / "arrow"))
-    (staging / "data").mkdir(parents=True)
-    for split, part in dataset.items():
-        part.to_parquet(str(staging / "data" / f"{split}-00000-of-00001.parquet"))
-    with atomic_open(staging / "README.md") as handle:
-        handle.write(dataset_card(dataset, gold=str(gold), augment_dir=str(augment_dir)))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "stancelab data export", "--out"):
+        restore_replaced(out)  # an export a killed run had moved aside
+        _refuse_foreign(out)
+        for debris in out.parent.glob(f".{glob.escape(out.name)}.part-*"):
+            remove_path(debris)  # left by a killed export: none is running (we hold the lock)
+        staging = temporary_folder(out, "part")
+        try:
+            dataset.save_to_disk(str(staging / "arrow"))
+            (staging / "data").mkdir()
+            for split, part in dataset.items():
+                part.to_parquet(str(staging / "data" / f"{split}-00000-of-00001.parquet"))
+            with atomic_open(staging / "README.md") as handle:
+                handle.write(dataset_card(dataset, gold=str(gold), augment_dir=str(augment_dir)))
+            move_into_place(staging, out)
+        except BaseException:
+            remove_path(staging)
+            raise
     return dataset
+
+
+def _refuse_foreign(out: Path) -> None:
+    """InputError when ``out`` is a folder with files that are not a previous export."""
+    if out.is_dir() and any(out.iterdir()) and not (out / "arrow" / "dataset_dict.json").exists():
+        raise InputError(f"{out}: not empty and not a previous export; choose another --out")
 
 
 def load_export(path: str | Path = HF_EXPORT_DIR) -> DatasetDict:
