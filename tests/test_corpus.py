@@ -176,6 +176,30 @@ def test_bad_input_names_the_file_and_writes_nothing(tmp_path, name, content, me
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "out.jsonl"])
 
 
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("blank.jsonl", '{"id": "a", "text": "One."}\n{"id": "  ", "text": "Two."}\n'),
+        ("empty.jsonl", '{"id": "a", "text": "One."}\n{"id": "", "text": "Two."}\n'),
+        ("blank.csv", 'id,text\na,One.\n" \t",Two.\n'),
+    ],
+)
+def test_a_blank_id_is_a_bad_record_not_an_empty_doc_id(tmp_path, name, content):
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match=rf"{name}:\d: 'id' is blank"):
+        ingest([source], out)
+    assert not out.exists()
+
+
+def test_an_empty_csv_id_cell_means_no_id(tmp_path):
+    source = tmp_path / "docs.csv"
+    source.write_text("id,text\n,Talks resumed.\n", encoding="utf-8")
+    sentences, _ = ingest([source], tmp_path / "out.jsonl")
+    assert [s.doc_id[:5] for s in sentences] == ["docs-"]
+
+
 def test_missing_path_and_empty_folder(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_documents([tmp_path / "nope"])

@@ -254,6 +254,8 @@ def _read_rows(path: Path) -> list[Document]:
         where = f"{path}:{record.line}"
         if record.error:
             raise InputError(f"{where}: {record.error}")
+        if record.id is not None and not record.id.strip():  # "" would name every sentence
+            raise InputError(f"{where}: 'id' is blank; give a document id or leave 'id' out")
         doc_id = (
             record.id.strip()
             if record.id
