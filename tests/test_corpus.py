@@ -412,7 +412,7 @@ def test_overwrite_never_replaces_an_input(tmp_path):
     assert source.read_bytes() == before
 
 
-@pytest.mark.parametrize("where", ["a folder", "under a file", "a name too long"])
+@pytest.mark.parametrize("where", ["a folder", "under a file", "a name too long", "unwritable"])
 def test_an_output_that_cannot_be_written_is_one_line_and_writes_nothing(tmp_path, where):
     (tmp_path / "a.txt").write_text("mine\n", encoding="utf-8")
     (tmp_path / "folder").mkdir()
@@ -420,6 +420,7 @@ def test_an_output_that_cannot_be_written_is_one_line_and_writes_nothing(tmp_pat
         "a folder": tmp_path / "folder",
         "under a file": tmp_path / "a.txt" / "x.jsonl",
         "a name too long": tmp_path / ("x" * 300 + ".jsonl"),
+        "unwritable": Path("/proc/stancelab-test/out.jsonl"),  # even for root
     }[where]
     before = sorted(tmp_path.rglob("*"))
     ran = stancelab("corpus", str(SEEDS), "--out", str(out))

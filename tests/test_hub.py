@@ -107,7 +107,7 @@ def test_export_replaces_its_own_output_and_refuses_other_folders(tmp_path):
     assert done.exit_code == 1 and "threats" in done.output
 
 
-@pytest.mark.parametrize("where", ["a file", "under a file", "a name too long"])
+@pytest.mark.parametrize("where", ["a file", "under a file", "a name too long", "unwritable"])
 def test_an_out_that_cannot_be_written_is_one_line(tmp_path, where):
     small = tmp_path / "gold.jsonl"
     small.write_text("".join(GOLD.read_text(encoding="utf-8").splitlines(True)[:5]))
@@ -116,6 +116,7 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, where):
         "a file": tmp_path / "a.txt",
         "under a file": tmp_path / "a.txt" / "hf",
         "a name too long": tmp_path / ("x" * 300),
+        "unwritable": Path("/proc/stancelab-test/hf"),  # even for root
     }[where]
     before = sorted(tmp_path.iterdir())
     done = _export(out, small)
