@@ -26,6 +26,7 @@ from stancelab.files import (
     followed,
     move_into_place,
     output_lock,
+    refuse_existing,
     refuse_input_as_output,
     remove_path,
     restore_replaced,
@@ -249,10 +250,8 @@ def predict_files(
     input_path, output_path = Path(input_path), followed(output_path)
     paths, is_folder = input_paths(input_path)
     refuse_input_as_output(output_path, [input_path])
-    if output_path.exists() and not overwrite:
-        raise InputError(
-            f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
-        )
+    if not overwrite:
+        refuse_existing(output_path, "--output")
     if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
     try:

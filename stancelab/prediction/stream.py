@@ -28,10 +28,12 @@ from stancelab.corpus.ingest import SPLITTING
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
 from stancelab.files import (
+    check_output_path,
     exclusive_lock,
     followed,
     output_lock,
     read_json_object,
+    refuse_existing,
     refuse_input_as_output,
     sha256_digest,
     write_json,
@@ -68,8 +70,7 @@ def predict_file(
     meta_path = output_path.with_name(output_path.name + ".part.json")
     refuse_input_as_output(output_path, [input_path])
     refuse_input_as_output(part, [input_path])
-    if output_path.is_dir():
-        raise InputError(f"{output_path}: is a directory; --output needs a file name")
+    check_output_path(output_path, "--output")
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -138,12 +139,10 @@ def _predict_locked(
     }
     skip, offset, written = 0, 0, hashlib.sha256()
     summary = Summary(output=str(output_path))
-    if output_path.exists() and not overwrite:
-        if resume:
-            raise InputError(f"{output_path}: already complete; nothing to resume")
-        raise InputError(
-            f"{output_path}: exists; pass --overwrite to replace it or choose another --output"
-        )
+    if resume and output_path.exists() and not overwrite:
+        raise InputError(f"{output_path}: already complete; nothing to resume")
+    if not overwrite:
+        refuse_existing(output_path, "--output")
     interrupted = meta_path.exists() or os.fstat(fd).st_size > 0
     if resume and interrupted:
         if not meta_path.exists():
