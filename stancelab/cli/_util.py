@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from stancelab.errors import StancelabError
+from stancelab.errors import StancelabError, os_error_line
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -27,5 +27,4 @@ def one_line_errors() -> Iterator[None]:
     except StancelabError as exc:
         fail(str(exc))
     except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        fail(f"{where}{exc.strerror or exc}")
+        fail(os_error_line(exc))

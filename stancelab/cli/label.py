@@ -110,14 +110,12 @@ def push(
 
     if model is not None and predictions is not None:
         fail("use --model or --predictions, not both")
-    try:
+    with one_line_errors():
         predictor = ModelPredictor(model) if model is not None else None
         preds, skipped = read_predictions(predictions) if predictions else (None, {})
         report = push_tasks(
             load_credentials(), project, sentences, predictor=predictor, predictions=preds
         )
-    except StancelabError as exc:
-        fail(str(exc))
     made = "created" if report.created else "existing"
     typer.echo(
         f"project {report.project!r} ({made}, id {report.project_id}): {report.imported} new "
@@ -146,10 +144,8 @@ def record(
     from stancelab.annotation.client import record as record_annotations
     from stancelab.annotation.credentials import load_credentials
 
-    try:
+    with one_line_errors():
         report = record_annotations(load_credentials(), project, file, annotator)
-    except StancelabError as exc:
-        fail(str(exc))
     who = report.annotator + (" (new user)" if report.created_user else "")
     typer.echo(f"{who}: {report.recorded} annotation(s) recorded, ", nl=False)
     typer.echo(f"{report.already_annotated} sentence(s) already annotated by them")
@@ -193,10 +189,8 @@ def pull(
     from stancelab.annotation.client import fetch_export
     from stancelab.annotation.credentials import load_credentials
 
-    try:
+    with one_line_errors():
         data = fetch_export(load_credentials(), project)
-    except StancelabError as exc:
-        fail(str(exc))
     _derive(exports, gold, (project, data))
 
 
@@ -248,7 +242,7 @@ def suggest(
     if strategy not in STRATEGIES:
         fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     directory = model or default_model_dir()
-    try:
+    with one_line_errors():
         # Without --model a missing default model only matters to the uncertainty strategy.
         use_model = model is not None or strategy == "uncertainty" or directory.exists()
         predictor = ModelPredictor(directory) if use_model else None
@@ -262,8 +256,6 @@ def suggest(
             gold_path=gold or GOLD_PATH,
             seed=seed,
         )
-    except StancelabError as exc:
-        fail(str(exc))
     for line in result.lines():
         typer.echo(line)
     if predictor is None:
@@ -310,7 +302,7 @@ def review(
         config = model / "config.yaml"
         if not config.exists():
             fail(f"{model}: no config.yaml (not a run directory from `training.train`?)")
-    try:
+    with one_line_errors():
         creds = load_credentials()
         with api_errors(creds, "checking the server"):  # before minutes of cross-validation
             connect(creds)
@@ -331,8 +323,6 @@ def review(
             k=k,
             sentences_path=sentences,
         )
-    except StancelabError as exc:
-        fail(str(exc))
     for line in result.lines():
         typer.echo(line)
     for note in [*notes, *result.push.notes]:
