@@ -141,6 +141,29 @@ def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
         predict("Anything at all.")
 
 
+def test_a_run_retrained_in_place_is_loaded_anew(tmp_path, tiny_gold):
+    from stancelab.models.fit import train_run
+    from stancelab.models.registry import load_model
+
+    config = tmp_path / "b.yaml"
+    config.write_text(
+        "model: baseline\nname: b\nseed: 1\n"
+        f"data: {{gold: {tiny_gold}, augment: false}}\nparams: {{inner_folds: 3}}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    text = "We will strike their bases if they cross the border again."
+    train_run(config, out=out)
+    before = predict(text, model=out)
+    assert before.scores == predict(text, model=load_model(out)).scores
+    train_run(config, out=out, overrides={"params.C": 0.05}, overwrite=True)  # same process
+    after = predict(text, model=out)
+    assert after.scores == predict(text, model=load_model(out)).scores
+    assert after.scores != before.scores
+    assert resolve_model(out).model_version == load_model(out).model_version
+    assert resolve_model(out) is resolve_model(out)  # an unchanged run stays cached
+
+
 def write_inputs(tmp_path: Path) -> dict[str, Path]:
     txt = tmp_path / "in.txt"
     txt.write_text("We will strike back.\n\nTalks resumed.\n", encoding="utf-8")

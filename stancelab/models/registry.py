@@ -29,12 +29,23 @@ def model_class(kind: str) -> type[StanceModel]:
 
 def load_model(directory: str | Path) -> StanceModel:
     """Load any saved stancelab model directory (the kind is read from its manifest)."""
+    digest = manifest_digest(directory)
     manifest = read_manifest(directory)
     kind = manifest.get("kind")
     if kind not in MODEL_KINDS:
         raise ModelLoadError(f"{directory}: unknown model kind {kind!r}")
     model = model_class(kind).load(directory)
     # A stable identifier of exactly this saved model, for pre-annotations and output rows.
-    digest = hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()[:10]
-    model.version_ = f"{kind}-{digest}"
+    model.version_ = f"{kind}-{digest[:10]}"
+    model.manifest_sha256_ = digest
     return model
+
+
+def manifest_digest(directory: str | Path) -> str | None:
+    """The SHA-256 of a run directory's manifest, which records the checksum of every model
+    file: it names exactly the saved model (a retrained run has another), or None when
+    there is no manifest to read (``load_model`` then says why)."""
+    try:
+        return hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -27,7 +27,7 @@ from stancelab.corpus.text import foreign_script, preview
 from stancelab.errors import ForeignScriptWarning, ModelLoadError
 from stancelab.labels import LABELS, display
 from stancelab.models.base import StanceModel, as_text_list, warns_of_flagged_texts
-from stancelab.models.registry import load_model
+from stancelab.models.registry import load_model, manifest_digest
 from stancelab.paths import DEFAULT_MODEL_DIR
 
 TRAIN_HINT = {
@@ -80,14 +80,21 @@ def default_model_dir() -> Path:
 def resolve_model(
     model: str | os.PathLike | StanceModel | None = None, precision: str | None = None
 ) -> StanceModel:
-    """A loaded model from a run directory (cached per path and precision), or the model
-    itself. ``precision`` picks the transformer's ONNX precision
-    (``stancelab.models.transformer.onnx``)."""
+    """A loaded model from a run directory, or the model itself. ``precision`` picks the
+    transformer's ONNX precision (``stancelab.models.transformer.onnx``).
+
+    Loaded models are cached per path and precision, and a cached one is used only while
+    the directory's manifest is the one it was loaded from (its SHA-256: the manifest
+    records every model file's checksum), so a run retrained in place is loaded anew and
+    ``predict(texts, model=RUN)`` always gives ``load_model(RUN).predict``'s scores."""
     if isinstance(model, StanceModel):
         return model
     directory = Path(model) if model is not None else default_model_dir()
     key = f"{directory.resolve()}|{precision or ''}"
-    if key not in _LOADED:
+    cached = _LOADED.get(key)
+    digest = manifest_digest(directory)
+    if cached is None or digest is None or cached.manifest_sha256_ != digest:
+        _LOADED.pop(key, None)
         if model is None and not directory.exists():
             hint = TRAIN_HINT.get(directory.name, TRAIN_HINT["transformer"])
             raise ModelLoadError(
