@@ -296,9 +296,7 @@ def read_text(path: str | os.PathLike) -> str:
 def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     """A file's bytes as text (UTF-8, BOM dropped), or InputError naming the file."""
     if b"\x00" in raw:
-        raise InputError(
-            f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text"
-        )
+        raise not_text(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -306,6 +304,15 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
             f"{path}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"
         ) from None
     return text
+
+
+def not_text(path: str | os.PathLike) -> InputError:
+    """The error for a file that holds a NUL byte: never in UTF-8 text, but in every line of
+    a UTF-16 file (as Windows tools save "Unicode" text) and in binary files."""
+    return InputError(
+        f"{path}: looks like a binary file (contains NUL bytes), expected UTF-8 text "
+        "(re-save a UTF-16 file as UTF-8)"
+    )
 
 
 CSV_FIELD_LIMIT = 1 << 24  # characters in one CSV field: a long article, not a runaway quote

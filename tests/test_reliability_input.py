@@ -182,6 +182,60 @@ def test_lone_surrogate_in_a_file_is_an_error_row(run_dir, tmp_path):
     assert "not valid Unicode" in rows[0]["error"] and "labels" in rows[1]
 
 
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_refused_whole_as_with_documents_and_corpus(
+    run_dir, tmp_path, suffix, encoding
+):
+    lines = {
+        ".txt": "We will strike.\nThey deny it.\n",
+        ".jsonl": '{"text": "We will strike."}\n{"text": "They deny it."}\n',
+        ".csv": "id,text\n1,We will strike.\n2,They deny it.\n",
+    }[suffix]
+    source = tmp_path / f"u16{suffix}"
+    source.write_bytes(lines.encode(encoding))
+    refusal = r"u16\.\w+: looks like a binary file \(contains NUL bytes\), expected UTF-8 text"
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match=refusal):
+        predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]  # nothing written
+    if suffix == ".txt":
+        with pytest.raises(InputError, match=refusal):
+            predict_file(resolve_model(run_dir), source, out, documents=True, progress=False)
+    with pytest.raises(InputError, match=refusal):
+        ingest([source], tmp_path / "s.jsonl")
+    ran = stancelab("predict", "--model", str(run_dir), "-i", str(source), "-o", str(out))
+    assert ran.returncode == 1 and "contains NUL bytes" in one_error_line(ran.stderr)
+    assert not out.exists()
+
+
+def test_a_nul_in_a_text_is_a_value_error_and_an_error_row(run_dir, tmp_path):
+    from stancelab.prediction.api import predict
+
+    with pytest.raises(ValueError, match=r"text contains a NUL character \(U\+0000\)"):
+        predict("\x00", model=run_dir)
+    with pytest.raises(ValueError, match="index 1 contains a NUL character"):
+        predict(["We will strike back.", "We will\x00strike back."], model=run_dir)
+    # other control characters: a text of nothing else is empty; among letters they are
+    # ordinary characters (a vertical tab or form feed breaks a line, as the splitter reads it)
+    with pytest.raises(ValueError, match="index 0 is empty"):
+        predict(["\x07\x01\x7f"], model=run_dir)
+    kept = ["We will\x0bstrike\x0cback.", "We will strike\x07 back."]
+    assert [r.text for r in predict(kept, model=run_dir)] == kept
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": "a", "text": "We will\u0000strike."}, {"id": "b", "text": "Talks resumed."}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    bad, fine = read_jsonl(out)
+    assert bad == {
+        "line": 1,
+        "id": "a",
+        "error": "'text' contains a NUL character (U+0000) at character 7",
+    }
+    assert fine["labels"] is not None and summary.errors == 1
+
+
 def test_an_id_that_is_not_valid_unicode_is_an_error_row_and_the_run_goes_on(run_dir, tmp_path):
     good = b'{"id": "ok", "text": "We will strike back."}\n'
     cases = {

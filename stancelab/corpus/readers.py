@@ -10,7 +10,7 @@ from typing import TextIO
 
 from stancelab.corpus.text import text_problem, unicode_problem
 from stancelab.errors import InputError
-from stancelab.files import iter_csv, read_text
+from stancelab.files import iter_csv, not_text, read_text
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
@@ -48,7 +48,10 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
     """Records from one open ``.txt``, ``.jsonl`` or ``.csv`` file (not a ``documents``
     ``.txt``: that is one record), for ``read_records`` and the Ray engine's datasource
     (``prediction.cluster``). Open it with ``errors="surrogateescape"`` and ``newline=""``.
+    A file with a NUL byte (UTF-16, or binary) is refused as a whole, as ``read_text``
+    refuses it, when the reader meets it: before any record for a UTF-16 file.
     """
+    handle = _TextOnly(handle, name)
     if suffix == ".csv":
         for lineno, row, problem in iter_csv(name, handle):
             yield check(Record(lineno, row.get("id") or None, row.get("text"), problem))
@@ -70,6 +73,27 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
             continue
         raw_id = row.get("id")
         yield check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
+
+
+class _TextOnly:
+    """A text handle that raises ``files.not_text`` as soon as what it reads holds a NUL."""
+
+    def __init__(self, handle: TextIO, name: str) -> None:
+        self.handle, self.name = handle, name
+
+    def _checked(self, text: str) -> str:
+        if "\x00" in text:
+            raise not_text(self.name)
+        return text
+
+    def read(self, size: int = -1) -> str:
+        return self._checked(self.handle.read(size))
+
+    def __iter__(self) -> _TextOnly:
+        return self
+
+    def __next__(self) -> str:
+        return self._checked(next(self.handle))
 
 
 def _lines(handle: TextIO) -> Iterator[str]:

@@ -6,16 +6,17 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# White space and invisible format characters (zero-width spaces and joiners, direction
-# marks, soft hyphens, the BOM): a text made only of these is empty.
+# White space, control characters and invisible format characters (zero-width spaces and
+# joiners, direction marks, soft hyphens, the BOM): a text made only of these is empty.
 _VISIBLE = re.compile(
-    r"[^\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+    r"[^\s\x00-\x1f\x7f-\x9f"
+    r"\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
 )
 
 
 def is_blank(text: str) -> bool:
     """True when ``text`` is only white space (any: form feeds, line separators, ideographic
-    spaces) or invisible characters."""
+    spaces), control characters or invisible characters."""
     return not _VISIBLE.search(text)
 
 
@@ -25,11 +26,16 @@ def one_line(text: str) -> str:
 
 
 def text_problem(text: object) -> str | None:
-    """Why ``text`` cannot be labelled (one phrase), or None if it can: not a string, empty
-    (only white space or invisible characters), or not encodable as UTF-8 (an unpaired
-    surrogate, such as an undecodable byte of a command-line argument)."""
+    """Why ``text`` cannot be labelled (one phrase), or None if it can: not a string, holding
+    a NUL (U+0000: never in text, but in every line of a UTF-16 file read as UTF-8, and
+    dropped or refused by C programs and databases), empty (only white space, control
+    characters or invisible characters), or not encodable as UTF-8 (an unpaired surrogate,
+    such as an undecodable byte of a command-line argument). Other control characters among
+    visible ones are ordinary characters: a vertical tab or form feed breaks a line."""
     if not isinstance(text, str):
         return f"must be a string, not {type(text).__name__}"
+    if "\x00" in text:
+        return f"contains a NUL character (U+0000) at character {text.index(chr(0))}"
     if is_blank(text):
         return "is empty or only white space or invisible characters"
     return unicode_problem(text)
