@@ -16,7 +16,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -142,19 +144,49 @@ def output_lock(
             lock.unlink(missing_ok=True)
 
 
+# Names of a process's open files (``/dev/stdout`` links to ``/proc/self/fd/1``).
+_DESCRIPTORS = re.compile(r"/dev/(stdin|stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)/fd/\d+")
+
+
 def followed(path: str | os.PathLike) -> Path:
     """The output ``path``, or where it points when it is a symbolic link: an output written
     through a link (to a bigger disk, say) lands where the link points, and the link stays.
-    ``.`` or ``..`` is refused: an output is written beside its name, then moved there."""
+
+    An output is written beside its name, then renamed into place, so these are refused
+    before any work: ``.`` or ``..``; standard output and other open descriptors
+    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``); and a name that is, or points
+    to, something other than a regular file or a folder (a device such as ``/dev/null``, a
+    FIFO, a socket), which the rename would replace with a file."""
     path = Path(path)
     if path.name in ("", ".", ".."):
         raise InputError(f"{path}: an output needs a name of its own (a file, or a new folder)")
-    if not path.is_symlink():
-        return path
+    descriptor = InputError(
+        f"{path}: cannot write to an open descriptor such as standard output (the output is "
+        "written beside its name and renamed into place); give a file name"
+    )
+    hop = os.path.abspath(path)
+    for _ in range(40):  # the name, and each link it leads through (to /dev/stdout, say)
+        if _DESCRIPTORS.fullmatch(hop):
+            raise descriptor
+        if not os.path.islink(hop):
+            break
+        hop = os.path.normpath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
+    target = path
+    if path.is_symlink():
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a loop of links
+            raise InputError(f"{path}: cannot follow this symbolic link ({exc})") from None
     try:
-        return path.resolve()
-    except (OSError, RuntimeError) as exc:  # a loop of links
-        raise InputError(f"{path}: cannot follow this symbolic link ({exc})") from None
+        mode = os.stat(target).st_mode
+    except OSError:  # not there yet (or not reachable): the write says why
+        return target
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(
+            f"{path}: is not a regular file (a device, FIFO or socket), which the output "
+            "would replace; give a file name"
+        )
+    return target
 
 
 def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:

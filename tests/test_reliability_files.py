@@ -65,6 +65,44 @@ def test_predict_overwrite_never_replaces_its_input(run_dir, tmp_path, how):
     assert not list(tmp_path.glob("*.part*"))
 
 
+def test_an_output_that_is_not_a_regular_file_is_refused_before_any_work(run_dir, tmp_path):
+    import os
+    import stat
+
+    from stancelab.prediction import cluster, stream
+    from stancelab.prediction.api import resolve_model
+
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\nThey deny it.\n", encoding="utf-8")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    null = tmp_path / "null.jsonl"
+    null.symlink_to(os.devnull)  # a character device, through a link
+    to_stdout = tmp_path / "stdout.jsonl"
+    to_stdout.symlink_to("/dev/stdout")
+    cases = [
+        (fifo, "is not a regular file"),
+        (null, "is not a regular file"),
+        (Path(os.devnull), "is not a regular file"),
+        (Path("/dev/stdout"), "cannot write to an open descriptor such as standard output"),
+        (Path("/proc/self/fd/1"), "cannot write to an open descriptor"),
+        (to_stdout, "cannot write to an open descriptor"),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for output, refusal in cases:
+        ran = stancelab(
+            "predict", "--model", str(run_dir), "-i", str(source), "-o", str(output), "--overwrite"
+        )
+        assert ran.returncode == 1 and refusal in one_error_line(ran.stderr), output
+        with pytest.raises(InputError, match=refusal):  # the Ray engine: the same check
+            cluster.predict_files(run_dir, source, output, overwrite=True)
+    with pytest.raises(InputError, match="is not a regular file"):
+        stream.predict_file(resolve_model(run_dir), source, fifo, overwrite=True, progress=False)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISCHR(null.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .part or lock left
+    assert not list(Path("/dev").glob(".null*")) and not list(Path("/dev").glob(".stdout*"))
+
+
 def test_corpus_folder_recurses_and_skips_hidden_files(tmp_path):
     folder = tmp_path / "articles"
     (folder / "2024").mkdir(parents=True)
