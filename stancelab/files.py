@@ -350,39 +350,91 @@ def not_text(path: str | os.PathLike) -> InputError:
 CSV_FIELD_LIMIT = 1 << 24  # characters in one CSV field: a long article, not a runaway quote
 
 
+class _CsvLines:
+    """The lines ``csv`` reads from a handle, counted: where the record being read began
+    (its first line that is not empty), and whether the end of the file came inside it."""
+
+    def __init__(self, handle: Iterable[str]) -> None:
+        self.lines = iter(handle)
+        self.number = 0  # lines read so far
+        self.first: int | None = None
+        self.ended = False
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self.lines)
+        except StopIteration:
+            self.ended = True
+            raise
+        self.number += 1
+        if self.first is None and line.strip("\r\n"):
+            self.first = self.number
+        return line
+
+    def next_record(self) -> None:
+        self.first, self.ended = None, False
+
+
 def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, dict, str | None]]:
-    """Yield (line number, row, problem) for each row of a CSV with a ``text`` column.
+    """Yield (line number, row, problem) for each row of a CSV with a ``text`` column; the
+    line number is the row's first line (a quoted field may hold line breaks).
 
     ``problem`` is None for a good row. A row with more fields than the header (most often
     a text with an unquoted comma) is a problem, never silently cut to the header's width.
-    Open ``handle`` with ``encoding="utf-8-sig"`` and ``newline=""`` (a byte order mark
-    before the header is not part of the first column's name).
+    A quoted field whose closing quote never comes (a stray quote, which would swallow
+    every row after it) is an InputError naming the line where the field opened, as is a
+    field past ``CSV_FIELD_LIMIT``. Open ``handle`` with ``encoding="utf-8-sig"`` and
+    ``newline=""`` (a byte order mark before the header is not part of the first column's
+    name).
     """
     # A field may be a whole article: the csv module's default cap (131,072 characters) is
     # far too low. Raised for the process, never lowered.
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    reader = csv.DictReader(handle)
+    lines = _CsvLines(handle)
+    reader = csv.DictReader(lines)
     try:
         fields = reader.fieldnames
     except csv.Error as exc:
-        raise InputError(f"{path}:{reader.line_num}: not a readable CSV ({exc})") from None
+        raise InputError(f"{path}:{lines.number}: not a readable CSV ({exc})") from None
     if fields is None or "text" not in fields:
         raise InputError(f"{path}: CSV needs a 'text' column (found: {fields or 'none'})")
     while True:
+        lines.next_record()
         try:
             row = next(reader, None)
         except csv.Error as exc:  # the parser cannot go on past this point
-            raise InputError(f"{path}:{reader.line_num}: not a readable CSV ({exc})") from None
+            where = f"{lines.first}" if lines.first else f"{lines.number}"
+            raise InputError(
+                f"{path}:{where}: not a readable CSV ({exc}; the record that begins on line "
+                f"{where} goes on to line {lines.number}: a stray quote?)"
+            ) from None
         if row is None:
             return
         extra = row.pop(None, None)  # DictReader's key for fields past the header
+        if lines.ended:  # the file ended inside a quoted field: its quote never closed
+            parsed = [v for v in [*row.values(), *(extra or [])] if v is not None]
+            opened = _opening_line(lines.number, parsed[-1])  # the last field read is open
+            raise InputError(
+                f"{path}:{opened}: a quoted field opens here and never closes (a stray "
+                '"?); quote a whole field, and double a quote inside it ("")'
+            )
         problem = None
         if extra is not None:
             problem = (
                 f"{len(fields) + len(extra)} fields but the header has {len(fields)} "
                 "(quote a text that contains a comma)"
             )
-        yield reader.line_num, row, problem
+        yield lines.first or lines.number, row, problem
+
+
+def _opening_line(last: int, field: str) -> int:
+    """The line on which a quoted field that ran to the end of the file (on line ``last``)
+    opened: ``csv`` keeps every line break inside a quoted field as it was."""
+    breaks = len(re.findall(r"\r\n|\r|\n", field))
+    return last - breaks + field.endswith(("\r", "\n"))
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

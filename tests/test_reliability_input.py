@@ -286,6 +286,48 @@ def test_a_csv_field_longer_than_the_csv_modules_default_cap_is_read(run_dir, tm
     assert summary.errors == 0 and [r["id"] for r in read_jsonl(out)] == ["long", "short"]
 
 
+def test_a_quoted_field_over_lines_is_one_record_named_by_its_first_line(run_dir, tmp_path):
+    source = tmp_path / "multi.csv"
+    source.write_text(
+        'id,text\n1,"We will strike,\nand strike hard."\n\n2,"They deny it, he said."\n'
+        '3,"Talks\r\nresumed."\n4,Talks resumed.\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    rows = read_jsonl(out)
+    assert [(r["line"], r["id"]) for r in rows] == [(2, "1"), (5, "2"), (6, "3"), (8, "4")]
+    assert rows[0]["text"] == "We will strike,\nand strike hard." and summary.errors == 0
+
+
+@pytest.mark.parametrize(
+    "content,opened",
+    [
+        ('id,text\n1,"We will strike.\n2,They deny it.\n', 2),  # the tester's file
+        ('id,text\n1,ok\n2,"a\nb"\n3,"stray\n4,more\n5,more', 5),  # no final line break
+        ('id,text,source\n1,ok,x\n2,"stray\n3,more,y\n', 3),  # not in the last column
+        ('id,text\n1,ok\n2,"\r\n', 3),
+    ],
+)
+def test_a_stray_quote_that_runs_to_the_end_is_one_line_naming_where_it_opened(
+    run_dir, tmp_path, content, opened
+):
+    source = tmp_path / "stray.csv"
+    source.write_bytes(content.encode("utf-8"))
+    refusal = rf"stray.csv:{opened}: a quoted field opens here and never closes"
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputError, match=refusal):
+        predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stray.csv"]  # nothing written
+    with pytest.raises(InputError, match=refusal):
+        ingest([source], tmp_path / "s.jsonl")
+    ran = stancelab(
+        "predict", "--model", str(run_dir), "-i", str(source), "-o", str(out), "--no-progress"
+    )
+    assert ran.returncode == 1
+    assert f"stray.csv:{opened}: a quoted field opens here" in one_error_line(ran.stderr)
+
+
 def test_lone_surrogate_in_corpus_input_is_an_error(tmp_path):
     source = tmp_path / "docs.jsonl"
     source.write_text('{"id": "a", "text": "We will strike \\udcff back."}\n', encoding="utf-8")
