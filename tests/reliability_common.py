@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -137,3 +138,26 @@ def predict_interrupted_at_chunk(n: int):
         yield
     finally:
         stream.rows_for = real
+
+
+BAD_CALIBRATIONS = [  # (edit of a manifest's "calibration", what the error names)
+    (lambda c: c["a"].__setitem__(0, float("nan")), "'a' must hold 4 finite numbers"),
+    (lambda c: c["b"].__setitem__(3, float("inf")), "'b' must hold 4 finite numbers"),
+    (lambda c: c.update(a=c["a"][:2]), "'a' must hold 4 finite numbers, one per label"),
+    (lambda c: c.update(b=[*c["b"], 0.0]), "'b' must hold 4"),
+    (lambda c: c.update(a=[True, 1.0, 1.0, 1.0]), "'a' must hold 4"),
+    (lambda c: c.update(a="1234"), "'a' must hold 4"),
+    (lambda c: c.update(method="isotonic"), "not a Platt calibration"),
+]
+
+
+def edit_calibration(run: Path, copy: Path, edit) -> Path:
+    """A copy of the run directory ``run`` (its files hard-linked, the manifest rewritten)
+    with ``edit`` applied to the manifest's calibration; a NaN is written as JSON's
+    non-standard ``NaN``, which ``json.loads`` reads."""
+    shutil.copytree(run, copy, copy_function=os.link)
+    manifest = json.loads((copy / "stancelab.json").read_text())
+    edit(manifest["calibration"])
+    (copy / "stancelab.json").unlink()  # a new file: the run's own manifest stays
+    (copy / "stancelab.json").write_text(json.dumps(manifest))
+    return copy

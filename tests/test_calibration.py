@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
+from reliability_common import BAD_CALIBRATIONS, edit_calibration
 
 from stancelab.evaluation.metrics import expected_calibration_error
 from stancelab.models.calibration import (
@@ -20,8 +24,37 @@ def test_platt_recovers_a_known_logistic_map():
     cal = PlattCalibrator().fit(scores, y)
     assert np.allclose(cal.a, 0.5, atol=0.08) and np.allclose(cal.b, -1.0, atol=0.15)
     assert expected_calibration_error(y, cal.transform(scores)) < 0.03
-    again = PlattCalibrator.from_dict(cal.to_dict())
+    again = PlattCalibrator.from_dict(cal.to_dict(), labels=2)
     np.testing.assert_array_equal(again.transform(scores), cal.transform(scores))
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory) -> Path:
+    from conftest import TINY
+
+    from stancelab.config import BaselineParams
+    from stancelab.models.baseline import BaselineModel
+
+    model = BaselineModel(BaselineParams(inner_folds=3), seed=1)
+    model.fit([t for t, _ in TINY], [lab for _, lab in TINY])
+    return model.save(tmp_path_factory.mktemp("run") / "baseline")
+
+
+@pytest.mark.parametrize("edit,what", BAD_CALIBRATIONS)
+def test_a_manifest_with_bad_calibration_does_not_load(baseline_run, tmp_path, edit, what):
+    """A NaN loaded and scored every text NaN; a short list failed with a numpy broadcast
+    error at predict time. (The transformer's case: test_fastpath.py.)"""
+    from reliability_common import one_error_line, stancelab
+
+    from stancelab.errors import ModelLoadError
+    from stancelab.models.registry import load_model
+
+    run = edit_calibration(baseline_run, tmp_path / "run", edit)
+    with pytest.raises(ModelLoadError, match=f"stancelab.json: bad entry .*{what}"):
+        load_model(run)
+    ran = stancelab("predict", "--model", str(run), "We will strike back.")
+    assert ran.returncode == 1 and what in one_error_line(ran.stderr)
+    assert load_model(baseline_run).predict("We will strike back.") is not None
 
 
 def test_platt_never_inverts_the_ranking():

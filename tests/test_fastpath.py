@@ -20,7 +20,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from conftest import TINY  # noqa: E402
-from reliability_common import predict_interrupted_at_chunk  # noqa: E402
+from reliability_common import (  # noqa: E402
+    BAD_CALIBRATIONS,
+    edit_calibration,
+    predict_interrupted_at_chunk,
+)
 
 from stancelab.config import TransformerParams  # noqa: E402
 from stancelab.errors import TruncationWarning  # noqa: E402
@@ -98,6 +102,15 @@ def test_predict_uses_the_fast_path_and_flags_truncation(saved, tmp_path):
     assert summary.truncated == 1 and "1 truncated row(s)" in str(summary)
     sentences = predict_document("We will strike. Talks resumed on Monday.", model=saved)
     assert [s.text for s in sentences] == ["We will strike.", "Talks resumed on Monday."]
+
+
+@pytest.mark.parametrize("edit,what", BAD_CALIBRATIONS[:3])
+def test_a_transformer_with_bad_calibration_does_not_load(saved, tmp_path, edit, what):
+    from stancelab.errors import ModelLoadError
+
+    run = edit_calibration(saved, tmp_path / "run", edit)
+    with pytest.raises(ModelLoadError, match=f"stancelab.json: bad entry .*{what}"):
+        load_model(run)
 
 
 def test_torch_backend_can_be_forced(saved, monkeypatch):

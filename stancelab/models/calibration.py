@@ -12,12 +12,14 @@ scored later), and saved with the model as plain JSON.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from stancelab.data.folds import multilabel_kfold
 from stancelab.evaluation.metrics import expected_calibration_error, label_f1
+from stancelab.labels import LABELS
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -65,9 +67,24 @@ class PlattCalibrator:
         return {"method": "platt", "a": self.a, "b": self.b}
 
     @classmethod
-    def from_dict(cls, data: dict) -> PlattCalibrator:
-        if data.get("method") != "platt":
-            raise ValueError(f"unknown calibration method {data.get('method')!r}")
+    def from_dict(cls, data: dict, labels: int = len(LABELS)) -> PlattCalibrator:
+        """A calibrator as ``to_dict`` saved it; ValueError unless ``a`` and ``b`` each hold
+        ``labels`` finite numbers (a NaN would be every text's score, a short list a
+        broadcast error at predict time)."""
+        if not isinstance(data, dict) or data.get("method") != "platt":
+            raise ValueError(f"not a Platt calibration: {data!r}")
+        for key in ("a", "b"):
+            values = data[key]
+            if not (
+                isinstance(values, list)
+                and len(values) == labels
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values)
+                and all(math.isfinite(x) for x in values)
+            ):
+                raise ValueError(
+                    f"calibration {key!r} must hold {labels} finite numbers, one per label, "
+                    f"got {values!r}"
+                )
         return cls(a=[float(x) for x in data["a"]], b=[float(x) for x in data["b"]])
 
 
