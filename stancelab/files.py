@@ -189,10 +189,13 @@ def followed(path: str | os.PathLike) -> Path:
     return target
 
 
-def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+def refuse_input_as_output(
+    output: str | os.PathLike, inputs: Iterable[str | os.PathLike], what: str = "input"
+) -> None:
     """InputError when ``output`` is, or resolves to, one of ``inputs`` (through a symbolic
     or a hard link too), is a folder that holds one, or lies inside an input folder:
-    writing there would destroy the input (or read the output as input)."""
+    writing there would destroy the input (or read the output as input). ``what`` the
+    inputs are, for the message: "input", or "model" for predict's run directory."""
     out = Path(output)
     target = out.resolve()
     for source in map(Path, inputs):
@@ -203,12 +206,12 @@ def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[str | os.
             with contextlib.suppress(OSError):
                 same = os.path.samefile(out, source)  # a hard link or bind mount
         if same:
-            raise InputError(f"{output}: is the input {source}; choose another output file")
+            raise InputError(f"{output}: is the {what} {source}; choose another output file")
         if target in source.resolve().parents:
-            raise InputError(f"{output}: holds the input {source}; choose another output")
+            raise InputError(f"{output}: holds the {what} {source}; choose another output")
         if source.is_dir() and source.resolve() in target.parents:
             raise InputError(
-                f"{output}: is inside the input folder {source}; choose an output outside it"
+                f"{output}: is inside the {what} folder {source}; choose an output outside it"
             )
 
 

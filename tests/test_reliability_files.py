@@ -103,6 +103,38 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_any_work(run_dir
     assert not list(Path("/dev").glob(".null*")) and not list(Path("/dev").glob(".stdout*"))
 
 
+def test_an_output_in_the_model_run_directory_is_refused(run_dir, tmp_path):
+    import shutil
+
+    from conftest import tree_snapshot
+
+    from stancelab.prediction import cluster, stream
+    from stancelab.prediction.api import resolve_model
+
+    run = tmp_path / "models" / "baseline"
+    shutil.copytree(run_dir, run)
+    files = tree_snapshot(run)
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\nThey deny it.\n", encoding="utf-8")
+    for name in ("baseline.json", "stancelab.json", "new.jsonl"):
+        ran = stancelab(
+            "predict", "--model", str(run), "-i", str(source), "-o", str(run / name), "--overwrite"
+        )
+        assert ran.returncode == 1
+        assert "is inside the model folder" in one_error_line(ran.stderr), name
+    with pytest.raises(InputError, match="is inside the model folder"):
+        stream.predict_file(resolve_model(run), source, run / "out.jsonl", progress=False)
+    for output, refusal in [
+        (run, "is the model"),
+        (run.parent, "holds the model"),  # --engine ray replaces a folder OUT whole
+        (run / "out", "is inside the model folder"),
+    ]:
+        with pytest.raises(InputError, match=refusal):
+            cluster.predict_files(run, source, output, overwrite=True)
+    assert tree_snapshot(run) == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "models"]
+
+
 def test_corpus_folder_recurses_and_skips_hidden_files(tmp_path):
     folder = tmp_path / "articles"
     (folder / "2024").mkdir(parents=True)

@@ -38,6 +38,7 @@ def load_model(directory: str | Path) -> StanceModel:
     # A stable identifier of exactly this saved model, for pre-annotations and output rows.
     model.version_ = f"{kind}-{digest[:10]}"
     model.manifest_sha256_ = digest
+    model.run_dir_ = Path(directory)  # predict never writes its output in here
     return model
 
 

@@ -33,7 +33,7 @@ from stancelab.files import (
     temporary_folder,
 )
 from stancelab.labels import LABELS
-from stancelab.prediction.api import FLAGS
+from stancelab.prediction.api import FLAGS, default_model_dir
 from stancelab.prediction.ray_files import files_datasource, rows_sink
 from stancelab.prediction.rows import Summary, flags_note, rows_for
 
@@ -250,6 +250,8 @@ def predict_files(
     input_path, output_path = Path(input_path), followed(output_path)
     paths, is_folder = input_paths(input_path)
     refuse_input_as_output(output_path, [input_path])
+    run_dir = Path(model) if model is not None else default_model_dir()
+    refuse_input_as_output(output_path, [run_dir], "model")  # OUT would replace the model
     if not overwrite:
         refuse_existing(output_path, "--output")
     if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts

@@ -70,6 +70,7 @@ def predict_file(
     meta_path = output_path.with_name(output_path.name + ".part.json")
     refuse_input_as_output(output_path, [input_path])
     refuse_input_as_output(part, [input_path])
+    refuse_model_as_output(model, output_path)
     check_output_path(output_path, "--output")
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,10 +184,19 @@ def _predict_locked(
             _flush(model, chunk, documents, out, summary, checkpoint, done, bar)
     bar.close()
     refuse_input_as_output(output_path, [input_path])  # never replace an input, even now
+    refuse_model_as_output(model, output_path)
     os.replace(part, output_path)  # still locked: the lock moves with the file
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def refuse_model_as_output(model: StanceModel, output: Path) -> None:
+    """InputError when ``output`` is, holds or lies in the run directory ``model`` was
+    loaded from (``load_model`` records it): writing there would destroy the model."""
+    run_dir = getattr(model, "run_dir_", None)
+    if run_dir is not None:
+        refuse_input_as_output(output, [run_dir], "model")
 
 
 COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
