@@ -302,9 +302,10 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
     with pytest.raises(ModelLoadError):  # the model fails to load: the old output stays
         engine.predict_files(tmp_path / "no-such-run", source, out, overwrite=True, workers=1)
     assert sorted(ray_rows(out)) == first
-    (out / "stale.jsonl").write_text("{}\n", encoding="utf-8")
+    stale = out / f"{'0' * 32}_000099.jsonl"  # a file of an earlier run
+    stale.write_text("{}\n", encoding="utf-8")
     engine.predict_files(saved, source, out, overwrite=True, workers=1)
-    assert not (out / "stale.jsonl").exists() and sorted(ray_rows(out)) == first
+    assert not stale.exists() and sorted(ray_rows(out)) == first
     assert [p.name for p in tmp_path.iterdir() if ".part-" in p.name] == []
     afile = tmp_path / "afile"
     afile.write_text("")
@@ -329,14 +330,41 @@ def test_overwrite_never_touches_an_input_and_a_failed_run_keeps_the_old_output(
     elsewhere = tmp_path / "big-disk"
     elsewhere.mkdir()
     (elsewhere / "out").mkdir()
-    (elsewhere / "out" / "old.jsonl").write_text("{}\n")
+    old = elsewhere / "out" / f"{'1' * 32}_000000.jsonl"
+    old.write_text("{}\n")
     link = tmp_path / "linked"
     link.symlink_to(elsewhere / "out")  # OUT on another disk, through a link
     engine.predict_files(saved, source, link, overwrite=True, workers=1)
     assert link.is_symlink() and sorted(ray_rows(elsewhere / "out")) == first
-    assert not (elsewhere / "out" / "old.jsonl").exists()
+    assert not old.exists()
     with pytest.raises(InputError, match="an output needs a name of its own"):
         engine.predict_files(saved, source, elsewhere / "..", overwrite=True, workers=1)
+
+
+@pytest.mark.parametrize(
+    "mine",
+    [
+        {"notes.txt": "my notes"},  # a project folder
+        {"a.jsonl": "{}", "b.jsonl": "{}"},  # a folder of the user's JSONL (labels/augment)
+        {"exports/x.json": "{}"},  # a folder holding folders (labels/)
+        {".git/HEAD": "ref"},
+    ],
+)
+def test_overwrite_never_replaces_a_folder_this_engine_did_not_write(saved, tmp_path, mine):
+    from conftest import tree_snapshot
+
+    from stancelab.errors import InputError
+    from stancelab.prediction import cluster as engine
+
+    source = jsonl_input(tmp_path / "in.jsonl", 200)
+    folder = tmp_path / "work"
+    for name, text in mine.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    before = tree_snapshot(folder)
+    with pytest.raises(InputError, match="which this engine did not write, so it is not replaced"):
+        engine.predict_files(saved, source, folder, overwrite=True, workers=1)
+    assert tree_snapshot(folder) == before
 
 
 def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
