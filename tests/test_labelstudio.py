@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import TINY, tree_snapshot
+from reliability_common import start_paused
 from typer.testing import CliRunner
 
 from stancelab.annotation.client import connect, find_project, sentence_tasks
@@ -87,6 +88,36 @@ def test_push_is_idempotent_even_after_an_interrupted_import(labelstudio, senten
     assert find_project(ls, "idempotent").label_config.strip() == (
         (Path(__file__).parents[1] / "labels" / "label_config.xml").read_text().strip()
     )
+
+
+def test_a_second_writer_into_a_project_is_refused_while_a_push_runs(
+    labelstudio, sentences, tmp_path, monkeypatch
+):
+    creds = labelstudio.credentials
+    monkeypatch.setenv("LABEL_STUDIO_URL", creds.url)  # for the paused child process
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", creds.token)
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / "home"))
+    push = ["push", "--project", "raced", "--sentences", str(sentences)]
+    first, go = start_paused(  # has read the project (no task yet), about to import all 8
+        tmp_path, "stancelab.annotation.client:import_in_chunks", ["stancelab.cli", "label", *push]
+    )
+    try:
+        second = cli(push, creds)
+        suggest = ["suggest", "--project", "raced", "--sentences", str(sentences)]
+        suggested = cli([*suggest, "--strategy", "random", "--k", "2"], creds)
+        other = cli(["push", "--project", "raced-other", "--sentences", str(sentences)], creds)
+    finally:
+        go.write_text("go")
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    for refused in (second, suggested):
+        message = one_line_error(refused)
+        assert "another stancelab label push/record/suggest/review is writing into" in message
+        assert "'raced'" in message and creds.token not in message
+    assert other.exit_code == 0, other.output  # another project is not held up
+    tasks = tasks_of(creds, "raced")
+    assert len(tasks) == 8 and all(len(t) == 1 for t in tasks.values())
+    again = cli(push, creds)  # the lock went with the first push
+    assert "0 new task(s) imported; 8 of 8" in again.stdout, again.output
 
 
 def test_push_with_model_and_with_predictions_file(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stancelab.annotation.client import api_errors, connect, project_for
+from stancelab.annotation.client import api_errors, connect, project_for, project_lock
 from stancelab.annotation.credentials import Credentials
 from stancelab.annotation.interface import CONTEXT_MARK, label_config
 from stancelab.annotation.ranked import (
@@ -104,7 +104,7 @@ def suggest(
     sentences = read_sentences(sentences_path)
     gold = load_labelled(gold_path) if gold_path and Path(gold_path).exists() else None
     gold_ids = set(gold.ids) if gold else set()
-    with api_errors(creds, "suggesting tasks"):
+    with api_errors(creds, "suggesting tasks"), project_lock(creds, project):
         ls = connect(creds)
         proj, created = project_for(ls, project, label_config(), RANKED_DESCRIPTION)
         present = existing_tasks(ls, proj.id)
@@ -258,7 +258,7 @@ def review(
         more = f" (+{len(suspect.labels) - 1} more)" if len(suspect.labels) > 1 else ""
         brief = _why(suspect.labels[0], len(sources)) + more
         shown.append({"rank": rank, "id": sid, "suspect": brief, "text": text})
-    with api_errors(creds, "pushing review tasks"):
+    with api_errors(creds, "pushing review tasks"), project_lock(creds, review_project):
         ls = connect(creds)
         proj, created = project_for(ls, review_project, review_config(), RANKED_DESCRIPTION)
         report = push_ranked(ls, proj, created, payloads, "review_rank", REVIEW_KEYS, REVIEW_VIEW)

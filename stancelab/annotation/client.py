@@ -5,7 +5,10 @@ token come from ``stancelab.annotation.credentials.load_credentials``. Every wri
 ``max_retries: 0`` (the SDK would otherwise re-send a POST whose first try may have landed)
 and every write is idempotent instead: tasks are keyed by the sentence id in ``data.id`` and
 an existing id is never imported again, predictions by (task, model_version), recorded
-annotations by (task, annotator). An interrupted run is finished by running it again.
+annotations by (task, annotator). An interrupted run is finished by running it again. Each of
+those reads what the project holds, then writes what is missing: ``project_lock`` lets one
+writer at a time into a project (push, record, and suggest/review in
+``stancelab.active.assist``), so two runs at once cannot both import the same sentences.
 
 Server errors become one-line ``ServerError`` messages; the token never appears in them.
 """
@@ -13,6 +16,7 @@ Server errors become one-line ``ServerError`` messages; the token never appears 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +34,8 @@ from stancelab.annotation.tasks import (
     read_sentences,
 )
 from stancelab.errors import InputError
+from stancelab.files import exclusive_lock
+from stancelab.paths import state_dir
 
 if TYPE_CHECKING:  # the SDK is imported only when a command talks to a server
     from label_studio_sdk import LabelStudio
@@ -82,6 +88,31 @@ def api_errors(creds: Credentials, doing: str) -> Iterator[None]:
             f"Label Studio at {creds.url} answered {exc.status_code} while "
             f"{doing}: {body}{_notes(exc)}"
         ) from None
+
+
+@contextlib.contextmanager
+def project_lock(creds: Credentials, title: str) -> Iterator[None]:
+    """Be the only stancelab command writing into project ``title`` of this server.
+
+    Every write to a project reads what it holds and then adds what is missing (tasks by
+    sentence id, predictions, annotations): two at once would both add it. A second writer
+    is refused at once. The lock is a file in the state dir keyed by the server URL and the
+    project title (``flock``, so a crash leaves no stale lock); it guards the commands of
+    this state dir, not other machines or users of the same server.
+    """
+    key = hashlib.sha256(f"{creds.url}\n{title}".encode()).hexdigest()[:24]
+    folder = state_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / f"labelstudio-project-{key}.lock"
+    busy = (
+        f"another stancelab label push/record/suggest/review is writing into project "
+        f"{title!r} at {creds.url}; wait for it to finish and run the command again"
+    )
+    with exclusive_lock(lock, busy):
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
 
 
 def _notes(exc: BaseException) -> str:
@@ -188,7 +219,7 @@ def push(
     ``predictions`` is the same mapping read from a file.
     """
     sentences = read_sentences(sentences_path)
-    with api_errors(creds, "pushing tasks"):
+    with api_errors(creds, "pushing tasks"), project_lock(creds, project):
         ls = connect(creds)
         proj, created = project_for(ls, project)
         report = PushReport(project, proj.id, created, len(sentences))
@@ -260,7 +291,7 @@ def record(creds: Credentials, project: str, path: str | Path, annotator: str) -
     if "@" not in annotator or any(c.isspace() for c in annotator):
         raise InputError(f"--annotator {annotator!r} is not an email address")
     rows = read_annotation_file(path)
-    with api_errors(creds, "recording annotations"):
+    with api_errors(creds, "recording annotations"), project_lock(creds, project):
         ls = connect(creds)
         proj = find_project(ls, project)
         tasks = sentence_tasks(ls, proj.id, include="id,data,annotators")

@@ -12,7 +12,9 @@ follows its order. Pushes are idempotent like ``stancelab.annotation.client.push
 by
 the sentence id, an existing unannotated task is re-ranked in place, a prediction is added only
 if the task lacks one of that model version, and tasks ranked by an earlier run but not chosen
-now lose their rank. Annotated tasks are never changed.
+now lose their rank. Annotated tasks are never changed. Callers hold
+``stancelab.annotation.client.project_lock`` from their first read of the project to the last
+write, so a second run into the same project is refused, not interleaved.
 """
 
 from __future__ import annotations
