@@ -299,6 +299,39 @@ def test_server_down_wrong_token_missing_project_leave_files_alone(
     assert not tasks_of(creds, "errors")["d0-s0"][0].annotators
 
 
+def test_a_mistyped_url_or_token_is_one_line_that_never_shows_the_token(
+    labelstudio, sentences, tmp_path, labels_dir
+):
+    creds = labelstudio.credentials
+    ann = tmp_path / "ann.jsonl"
+    ann.write_text('{"id": "d0-s0", "labels": []}\n')
+    commands = [
+        ["push", "--project", "mistyped", "--sentences", str(sentences)],
+        ["pull", "--project", "mistyped", *labels_dir["opts"]],
+        ["record", str(ann), "--annotator", "d@team.org", "--project", "mistyped"],
+    ]
+    port = creds.url.rsplit(":", 1)[1]
+    urls = {  # a typo in the port; no scheme
+        f"{creds.url}l": f"is not a valid URL (Invalid port: '{port}l')",
+        f"127.0.0.1:{port}": "is not a valid URL; expected http://HOST:PORT",
+    }
+    tokens = {  # the server is up: these must not read as "cannot reach"
+        creds.token + "\n": "malformed: it holds white space or a line break",
+        creds.token[:-1] + "\u00f6": "malformed: it holds a non-ASCII character",
+    }
+    before = tree_snapshot(tmp_path)
+    for args in commands:
+        for url, expected in urls.items():
+            message = one_line_error(cli(args, creds, LABEL_STUDIO_URL=url))
+            assert f"the Label Studio URL {url!r}" in message and expected in message
+        for token, expected in tokens.items():
+            message = one_line_error(cli(args, creds, LABEL_STUDIO_API_KEY=token))
+            assert expected in message and creds.token[:-1] not in message
+    assert tree_snapshot(tmp_path) == before
+    with pytest.raises(ServerError, match="not a valid URL"):  # the Python API too
+        connect(type(creds)(f"{creds.url}l", creds.token))
+
+
 def test_serve_command_stores_credentials_for_the_other_commands(labelstudio, sentences, tmp_path):
     home = tmp_path / "home"  # a state dir of its own, seeded with the session's template
     shutil.copytree(labelstudio.template, home / f"labelstudio-template-{LS_VERSION}")

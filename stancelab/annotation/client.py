@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stancelab.annotation.credentials import Credentials, ServerError
+from stancelab.annotation.credentials import Credentials, ServerError, check_credentials
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME, label_config
 from stancelab.annotation.tasks import (
     ModelPredictor,
@@ -47,7 +47,8 @@ EXPORT_TIMEOUT = 300.0
 
 
 def connect(creds: Credentials) -> LabelStudio:
-    """An SDK client, after one quick un-retried look at ``/health``.
+    """An SDK client, after a check of the URL and token (``check_credentials``) and one
+    quick un-retried look at ``/health``.
 
     The SDK retries a failed read for about 3 s; a server that is down should be reported at
     once (``api_errors`` turns the connection error into one line).
@@ -55,6 +56,7 @@ def connect(creds: Credentials) -> LabelStudio:
     import httpx
     from label_studio_sdk import LabelStudio
 
+    check_credentials(creds)
     httpx.get(f"{creds.url}/health", timeout=10.0).raise_for_status()
     return LabelStudio(base_url=creds.url, api_key=creds.token, timeout=120)
 

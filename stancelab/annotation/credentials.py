@@ -38,6 +38,37 @@ class Credentials:
         object.__setattr__(self, "url", self.url.rstrip("/"))
 
 
+def check_credentials(creds: Credentials) -> None:
+    """ServerError, before any request, when the URL cannot be one of a server (a mistyped
+    port, no ``http://``) or the token cannot go in an HTTP header (white space or a line
+    break, say from a file read with its newline; a non-ASCII character): one line naming
+    the URL, and saying what is wrong with the token without showing it."""
+    import httpx
+
+    where = f"the Label Studio URL {creds.url!r} (from {creds.source or 'the caller'})"
+    try:
+        url = httpx.URL(creds.url)
+    except httpx.InvalidURL as exc:
+        raise ServerError(
+            f"{where} is not a valid URL ({exc}); expected http://HOST:PORT"
+        ) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ServerError(f"{where} is not a valid URL; expected http://HOST:PORT")
+    token = creds.token
+    checks = [
+        (not token, "it is empty"),
+        (any(c.isspace() for c in token), "it holds white space or a line break (a newline?)"),
+        (not token.isascii(), "it holds a non-ASCII character (a typographic quote?)"),
+        (not token.isprintable(), "it holds a control character"),
+    ]
+    problem = next((what for failed, what in checks if failed), None)
+    if problem:
+        raise ServerError(
+            f"the API token from {creds.source or 'the caller'} is malformed: {problem}; "
+            "copy it again from Label Studio (Account & Settings) or `stancelab label serve`"
+        )
+
+
 def credentials_path() -> Path:
     return state_dir() / CREDENTIALS_FILE
 
