@@ -356,6 +356,45 @@ def test_gold_is_refused_where_it_would_replace_an_input_or_cannot_be_written(tm
     assert again.exit_code == 0, again.output  # the exports folder still reads
 
 
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_exports_folder_that_is_a_file_is_refused_before_anything_is_stored(tmp_path, where):
+    raw = tmp_path / "team.json"
+    raw.write_bytes(dumps([task(1, "s1", ann(1, "a@x", ["threat"]))]))
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n")
+    exports = taken if where == "a file" else taken / "exports"
+    before = tree_snapshot(tmp_path)
+    opts = ["--exports", str(exports), "--gold", str(tmp_path / "gold.jsonl")]
+    commands = [["import", str(raw)]] + ([["gold"]] if where == "a file" else [])
+    # pull checks its paths before it asks the server: nothing listens at this URL
+    commands.append(["pull", "--project", "anything"])
+    env = {"LABEL_STUDIO_URL": "http://127.0.0.1:9", "LABEL_STUDIO_API_KEY": "token-123456"}
+    for command in commands:
+        done = runner.invoke(app, ["label", *command, *opts], env=env)
+        assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
+        assert done.stderr.startswith(f"error: {taken}: is a file"), done.stderr
+        assert "--exports" in done.stderr
+        assert tree_snapshot(tmp_path) == before
+
+
+def test_an_error_in_an_imported_file_names_that_file_and_creates_nothing(tmp_path):
+    bad = tmp_path / "from the team.json"
+    bad.write_bytes(dumps([task(3, "s3", ann(8, "a@x", ["bogus"]))]))
+    labels = tmp_path / "labels"
+    opts = ["--exports", str(labels / "exports"), "--gold", str(labels / "gold.jsonl")]
+    done = runner.invoke(app, ["label", "import", str(bad), *opts])
+    assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
+    assert done.stderr.startswith(f"error: {bad}: task 3 (sentence s3), annotation 8")
+    assert not labels.exists()  # not even an empty exports folder
+    good = tmp_path / "team.json"
+    good.write_bytes(dumps([task(1, "s1", ann(1, "a@x", ["threat"]))]))
+    assert runner.invoke(app, ["label", "import", str(good), *opts]).exit_code == 0
+    (stored,) = list_exports(labels / "exports")  # the gold rows cite the stored name
+    assert json.loads((labels / "gold.jsonl").read_text())["provenance"]["export"] == (
+        stored.path.name
+    )
+
+
 # -- tasks and pre-annotations -------------------------------------------------------------
 
 

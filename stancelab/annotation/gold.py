@@ -25,6 +25,7 @@ training and evaluation command reads.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -122,18 +123,24 @@ def _labels_of(result: object, where: str) -> tuple[str, ...]:
     return tuple(name for name in LABELS if name in present)
 
 
-def parse_export(data: bytes | str, source: str) -> dict[str, AnnotatedSentence]:
-    """Validate one full-JSON export; sentences by id (several tasks of one id are merged)."""
+def parse_export(
+    data: bytes | str, source: str, shown: str | None = None
+) -> dict[str, AnnotatedSentence]:
+    """Validate one full-JSON export; sentences by id (several tasks of one id are merged).
+
+    ``source`` is the stored export's name, which the gold rows cite; errors name ``shown``
+    when given (the file being imported, which is not stored under that name yet)."""
+    shown = shown or source
     try:
         tasks = json.loads(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: not valid JSON ({exc})") from None
+        raise InputError(f"{shown}: not valid JSON ({exc})") from None
     if not isinstance(tasks, list):
-        raise InputError(f"{source}: expected a list of tasks (Label Studio 'JSON' export)")
+        raise InputError(f"{shown}: expected a list of tasks (Label Studio 'JSON' export)")
     out: dict[str, AnnotatedSentence] = {}
     for n, task in enumerate(tasks):
         tid = task.get("id", f"#{n}") if isinstance(task, dict) else f"#{n}"
-        where = f"{source}: task {tid}"
+        where = f"{shown}: task {tid}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise InputError(f"{where}: not a task object with 'data'")
         data_ = task["data"]
@@ -287,32 +294,50 @@ def update_gold(
     gold_path: str | Path = GOLD_PATH,
     new: tuple[str, bytes] | None = None,
     inputs: Sequence[str | Path] = (),
+    origin: str | None = None,
 ) -> GoldUpdate:
     """Derive gold from the stored exports plus ``new`` (a name and raw bytes), then write.
 
     Everything is validated before anything is written, so an error (a malformed or
-    modified export, an unknown label, a gold set or agreement report that would land in
-    the exports folder or on one of ``inputs``, the file ``new`` was read from) leaves every
-    file as it was. A ``new`` export whose bytes are already stored is not stored again.
+    modified export, an unknown label, an exports folder that is a file, a gold set or
+    agreement report that would land in the exports folder or on one of ``inputs``, the
+    file ``new`` was read from) leaves every file as it was. Errors in ``new`` name
+    ``origin`` (the imported file, the project pulled), not the name it would be stored as.
+    A ``new`` export whose bytes are already stored is not stored again.
     """
     exports_dir, gold_path = Path(exports_dir), Path(gold_path)
-    check_gold_paths(exports_dir, gold_path, inputs)
+    check_gold_paths(exports_dir, gold_path, inputs, storing=new is not None)
+    created = []  # folders this call makes, leaf first: removed again if it fails
     if new is not None:
+        created = [p for p in (exports_dir, *exports_dir.parents) if not p.exists()]
         exports_dir.mkdir(parents=True, exist_ok=True)
     if not exports_dir.is_dir():
-        return _update_gold(exports_dir, gold_path, new)
+        return _update_gold(exports_dir, gold_path, new, origin)
     busy = (
         f"{exports_dir}: another stancelab label import/pull/gold is using this exports "
         "folder; wait for it to finish and run the command again"
     )
-    with exclusive_lock(exports_dir, busy):  # one writer of the exports and the gold set
-        return _update_gold(exports_dir, gold_path, new)
+    try:
+        with exclusive_lock(exports_dir, busy):  # one writer of the exports and the gold set
+            return _update_gold(exports_dir, gold_path, new, origin)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a failed first import leaves no empty folder
+            for folder in created:
+                folder.rmdir()
+        raise
 
 
-def check_gold_paths(exports_dir: Path, gold_path: Path, inputs: Sequence[str | Path]) -> None:
-    """InputError when the gold set or its agreement report would land inside the exports
+def check_gold_paths(
+    exports_dir: Path, gold_path: Path, inputs: Sequence[str | Path], storing: bool = False
+) -> None:
+    """InputError when the exports folder is a file (or, when ``storing`` an export, cannot
+    be written), or when the gold set or its agreement report would land inside the exports
     folder (its exports are immutable, and any other ``.json`` there stops every later
     derivation) or on an input file, or cannot be written (a folder, under a file)."""
+    if storing:
+        check_output_path(exports_dir, "--exports", folder=True)
+    elif exports_dir.exists() and not exports_dir.is_dir():
+        raise InputError(f"{exports_dir}: is a file; --exports needs a folder")
     folder = exports_dir.resolve()
     if gold_path.name in ("agreement.json", "agreement.md"):
         raise InputError(f"{gold_path}: the agreement report's name; choose another --gold")
@@ -336,7 +361,7 @@ def gold_paths(gold_path: Path) -> dict[str, Path]:
 
 
 def _update_gold(
-    exports_dir: Path, gold_path: str | Path, new: tuple[str, bytes] | None
+    exports_dir: Path, gold_path: str | Path, new: tuple[str, bytes] | None, origin: str | None
 ) -> GoldUpdate:
     from stancelab.annotation.exports import list_exports, new_export_path, recover, store_export
 
@@ -350,7 +375,7 @@ def _update_gold(
         duplicate = next((e.path for e in stored_exports if e.sha256 == digest), None)
         if duplicate is None:
             target = new_export_path(exports_dir, name)
-            parsed.append((target.name, parse_export(data, target.name)))
+            parsed.append((target.name, parse_export(data, target.name, origin)))
     if not parsed:
         raise InputError(
             f"{exports_dir}: no exports yet; `stancelab label pull` or "

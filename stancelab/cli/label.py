@@ -156,11 +156,14 @@ def _derive(
     gold: Path | None,
     new: tuple[str, bytes] | None = None,
     source: Path | None = None,
+    origin: str | None = None,
 ) -> None:
     from stancelab.annotation.gold import update_gold
 
     with one_line_errors():
-        update = update_gold(exports, gold or GOLD_PATH, new, [source] if source else [])
+        inputs = [source] if source else []
+        shown = origin or (str(source) if source else None)
+        update = update_gold(exports, gold or GOLD_PATH, new, inputs, shown)
     if update.stored is not None:
         typer.echo(f"stored {update.stored} (+ .sha256)")
     elif update.duplicate_of is not None:
@@ -188,10 +191,12 @@ def pull(
     """Export the project (full JSON, all tasks) into labels/exports/, then derive gold."""
     from stancelab.annotation.client import fetch_export
     from stancelab.annotation.credentials import load_credentials
+    from stancelab.annotation.gold import check_gold_paths
 
     with one_line_errors():
+        check_gold_paths(exports, gold or GOLD_PATH, [], storing=True)  # before the export
         data = fetch_export(load_credentials(), project)
-    _derive(exports, gold, (project, data))
+    _derive(exports, gold, (project, data), origin=f"the export of project {project!r}")
 
 
 @app.command("import")
