@@ -208,27 +208,95 @@ def test_malformed_exports_are_errors_that_name_the_task(tasks, expected):
         assert part in message
 
 
-def test_merge_newer_export_wins_for_the_sentences_it_covers():
+JAN = "2026-01-0{}T00:00:00.000000Z"  # the shape Label Studio writes
+
+
+def test_votes_of_several_exports_combine_one_per_annotator_the_latest():
     old = parse_export(
-        dumps([task(1, "s1", ann(1, "a@x", ["threat"])), task(2, "s2", ann(2, "a@x", ["denial"]))]),
-        "old.json",
-    )
-    new = parse_export(
         dumps(
             [
-                task(1, "s1", ann(3, "b@x", ["accusation"])),
-                task(2, "s2", ann(4, "b@x", None, cancelled=True)),
+                task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", ["threat"])),
+                task(2, "s2", ann(3, "a@x", ["denial"])),
+            ]
+        ),
+        "old.json",
+    )
+    new = parse_export(  # a later pull of the same project: s1 gained a third annotator
+        dumps(
+            [
+                task(
+                    1,
+                    "s1",
+                    ann(1, "a@x", ["threat"]),
+                    ann(2, "b@x", ["threat"]),
+                    ann(7, "c@x", ["accusation"], updated=JAN.format(3)),
+                ),
+                task(2, "s2", ann(3, "a@x", ["denial"]), ann(4, "b@x", None, cancelled=True)),
                 task(5, "s5", ann(5, "b@x", [])),
             ]
         ),
         "new.json",
     )
-    rows = {r["id"]: r for r in derive([("old.json", old), ("new.json", new)]).rows}
-    assert (
-        rows["s1"]["labels"] == ["accusation"] and rows["s1"]["provenance"]["export"] == "new.json"
-    )
+    result = derive([("old.json", old), ("new.json", new)])
+    rows = {r["id"]: r for r in result.rows}
+    assert rows["s1"]["labels"] == ["threat"]
+    assert rows["s1"]["provenance"]["annotators"] == ["a@x", "b@x", "c@x"]
+    assert rows["s1"]["provenance"]["export"] == "new.json"  # where its latest vote is
     assert rows["s2"]["labels"] == ["denial"] and rows["s2"]["provenance"]["export"] == "old.json"
+    assert result.sentences["s2"].skipped_by == {"b@x"}
     assert rows["s5"]["labels"] == []
+    assert result.sentences["s1"].superseded == 0  # one annotation seen twice is one vote
+    edited = parse_export(  # a@x changed their mind, in a later annotation
+        dumps([task(1, "s1", ann(9, "a@x", ["accusation"], updated=JAN.format(4)))]), "e.json"
+    )
+    result = derive([("new.json", new), ("e.json", edited)])
+    assert result.sentences["s1"].votes["a@x"].labels == ("accusation",)
+    assert result.sentences["s1"].superseded == 1
+    assert result.rows[0]["labels"] == ["accusation"]  # a@x and c@x against b@x
+
+
+def test_reimporting_an_old_export_changes_nothing(tmp_path):
+    exports, gold = tmp_path / "labels" / "exports", tmp_path / "labels" / "gold.jsonl"
+    opts = ["--exports", str(exports), "--gold", str(gold)]
+    first = [
+        task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", ["threat"])),
+        task(2, "s2", ann(3, "a@x", []), ann(4, "b@x", [])),
+    ]
+    later = [  # the same project, pulled after a third annotator's votes
+        task(1, "s1", *first[0]["annotations"], ann(5, "c@x", [], updated=JAN.format(2))),
+        task(2, "s2", *first[1]["annotations"], ann(6, "c@x", ["denial"], updated=JAN.format(2))),
+    ]
+    for name, tasks in (("first", first), ("later", later)):
+        (tmp_path / f"{name}.json").write_bytes(dumps(tasks))
+        done = runner.invoke(app, ["label", "import", str(tmp_path / f"{name}.json"), *opts])
+        assert done.exit_code == 0, done.output
+    derived = {p.name: p.read_bytes() for p in gold.parent.glob("*") if p.is_file()}
+    again = tmp_path / "downloaded-again.json"  # the first export, downloaded from the UI again
+    again.write_text(json.dumps(first, indent=2))
+    done = runner.invoke(app, ["label", "import", str(again), *opts])
+    assert done.exit_code == 0 and "stored" in done.stdout, done.output
+    assert len(list_exports(exports)) == 3
+    after = {p.name: p.read_bytes() for p in gold.parent.glob("*") if p.is_file()}
+    assert after["gold.jsonl"] == derived["gold.jsonl"]  # c@x's votes are all still there
+    rows = [json.loads(line) for line in gold.read_text().splitlines()]
+    assert [r["provenance"]["annotators"] for r in rows] == [["a@x", "b@x", "c@x"]] * 2
+
+
+def test_a_review_vote_is_one_more_vote_not_the_only_one():
+    main = parse_export(
+        dumps([task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", ["threat"]))]), "main.json"
+    )
+    review = parse_export(  # `label review`'s project, pulled later: one reviewer
+        dumps([task(90, "s1", ann(91, "r@x", [], updated=JAN.format(5)))]), "review.json"
+    )
+    (row,) = derive([("main.json", main), ("review.json", review)]).rows
+    assert row["labels"] == ["threat"] and row["provenance"]["resolution"] == "majority"
+    assert row["provenance"]["annotators"] == ["a@x", "b@x", "r@x"]
+    decided = parse_export(  # only an adjudicator decides against the annotators
+        dumps([task(90, "s1", ann(92, "adjudicator@x", [], updated=JAN.format(6)))]), "adj.json"
+    )
+    (row,) = derive([("main.json", main), ("review.json", review), ("adj.json", decided)]).rows
+    assert row["labels"] == [] and row["provenance"]["resolution"] == "adjudicated"
 
 
 # -- agreement -----------------------------------------------------------------------------

@@ -9,10 +9,14 @@ Rules, in order:
   malformed annotation or a task without a sentence id (``data.id``) is an error that names
   the file, the task and the annotation. Nothing is dropped or coerced.
 - An annotation with no choice means *none*; a cancelled (skipped) annotation is not a label.
-  One vote per annotator and sentence: the annotator's most recent annotation.
-- Exports merge by sentence id: an export covers the sentences it holds at least one
-  non-cancelled annotation for, and the newest export covering a sentence supplies all of that
-  sentence's votes; the rest come from older exports.
+- One vote per annotator and sentence, across all exports: the annotator's latest annotation
+  of the sentence by the annotation's own time (``updated_at``, else ``created_at``; at equal
+  times the higher annotation id, then the later-stored export). When an export was stored
+  does not matter: re-importing an old export changes nothing, and votes from different
+  projects (a ``label review`` project, a second team's project) are added to the others, not
+  put in their place.
+- An annotation deleted in Label Studio stays in gold as long as an export holding it is
+  stored (a known limit; ``README.md`` says how to withdraw a vote).
 - Resolution: if an adjudicator (an annotator whose email starts with ``adjudicator``, see
   ``ADJUDICATOR_PREFIX``) labelled the sentence, that label is gold (``adjudicated: true``).
   Otherwise each label is decided by majority of the annotators; a label with exactly half of
@@ -30,6 +34,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
@@ -47,7 +52,7 @@ from stancelab.labels import LABELS
 from stancelab.paths import GOLD_PATH
 
 ADJUDICATOR_PREFIX = "adjudicator"  # e.g. adjudicator@team.org, adjudicator.lee@team.org
-POLICY = (
+POLICY = (  # written into agreement.json: the shipped one must stay what the exports derive
     "one vote per annotator (their latest annotation); cancelled annotations are not votes; an "
     f"annotator whose email starts with '{ADJUDICATOR_PREFIX}' decides; otherwise per-label "
     "majority, and a label with exactly half of the votes is a tie listed for adjudication"
@@ -60,10 +65,26 @@ class Vote:
     labels: tuple[str, ...]
     annotation_id: int
     updated: str  # ISO time, orders an annotator's annotations
+    export: str = ""  # the export file it was read from
 
     @property
     def adjudicator(self) -> bool:
         return self.annotator.lower().startswith(ADJUDICATOR_PREFIX)
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        """Which of an annotator's annotations is the latest: its time, then its id."""
+        return (_time(self.updated), self.annotation_id)
+
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)  # an annotation without a time: the oldest
+
+
+def _time(value: str) -> datetime:
+    if not value:
+        return _NO_TIME
+    stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -71,7 +92,7 @@ class AnnotatedSentence:
     id: str
     doc_id: str
     text: str
-    export: str  # the export file the votes come from
+    export: str  # the export file of the sentence's latest vote
     votes: dict[str, Vote] = field(default_factory=dict)  # annotator -> latest vote
     skipped_by: set[str] = field(default_factory=set)
     superseded: int = 0  # older annotations of the same annotator, not counted
@@ -178,11 +199,18 @@ def parse_export(
             if cancelled:
                 sentence.skipped_by.add(who)
                 continue
-            vote = Vote(who, labels, aid, str(ann.get("updated_at") or ann.get("created_at") or ""))
+            updated = ann.get("updated_at") or ann.get("created_at") or ""
+            if not isinstance(updated, str):
+                raise InputError(f"{at}: 'updated_at' must be an ISO time")
+            try:
+                _time(updated)
+            except ValueError:
+                raise InputError(f"{at}: 'updated_at' {updated!r} is not an ISO time") from None
+            vote = Vote(who, labels, aid, updated, source)
             previous = sentence.votes.get(who)
             if previous is not None:
                 sentence.superseded += 1
-                if (previous.updated, previous.annotation_id) > (vote.updated, vote.annotation_id):
+                if previous.order > vote.order:
                     continue
             sentence.votes[who] = vote
     return out
@@ -191,14 +219,34 @@ def parse_export(
 def merge(
     exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
 ) -> dict[str, AnnotatedSentence]:
-    """Exports oldest first; the newest export that has votes for a sentence supplies them."""
+    """Exports in the order they were stored. Per sentence, each annotator's latest vote in
+    any export (``Vote.order``). The same annotation in several exports is one vote, cited
+    from the first export that held it; at equal order with other labels (exports without
+    times) the later-stored export's wins. An annotator's other annotations are counted as
+    superseded."""
     merged: dict[str, AnnotatedSentence] = {}
     for _, sentences in exports:
         for sid, sentence in sentences.items():
-            if sentence.votes or sid not in merged:
-                merged[sid] = sentence
-            else:  # this export only skipped it or left it open: keep older votes, note skips
-                merged[sid].skipped_by |= sentence.skipped_by
+            into = merged.get(sid)
+            if into is None:
+                into = merged[sid] = AnnotatedSentence(
+                    sid, sentence.doc_id, sentence.text, sentence.export
+                )
+            into.skipped_by |= sentence.skipped_by
+            into.superseded += sentence.superseded
+            for who, vote in sentence.votes.items():
+                previous = into.votes.get(who)
+                if previous is not None and previous.annotation_id != vote.annotation_id:
+                    into.superseded += 1
+                if (
+                    previous is None
+                    or vote.order > previous.order
+                    or (vote.order == previous.order and vote.labels != previous.labels)
+                ):  # the same annotation seen again keeps the export it was first read from
+                    into.votes[who] = vote
+            if into.votes:
+                latest = max(into.votes.values(), key=lambda v: v.order)
+                into.export = latest.export
     return merged
 
 
