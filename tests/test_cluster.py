@@ -383,3 +383,34 @@ def test_without_ray_one_line_names_the_extra(tmp_path):
     assert ran.stderr.strip().splitlines() == [
         "error: the Ray engine needs Ray: pip install -e '.[ray]' (or pip install 'stancelab[ray]')"
     ]
+
+
+@pytest.mark.parametrize("given", ["--ray-address", "$RAY_ADDRESS"])
+def test_an_address_where_no_ray_listens_is_one_line_naming_it(tmp_path, given):
+    """Ray retries such an address for many minutes, printing only warnings; predict checks
+    that the head accepts a connection before joining it, and starts no work."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as probe:  # a port the system just handed out, closed: no one listens
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["--input", str(source), "--output", str(out), "--engine", "ray"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if given == "--ray-address":
+        args += ["--ray-address", address]
+    else:
+        env["RAY_ADDRESS"] = address
+    program = "from stancelab.cli import main\nmain()"
+    ran = subprocess.run(
+        [sys.executable, "-c", program, "predict", *args], capture_output=True, text=True, env=env
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines() == [
+        f"error: no Ray cluster at {address} ({given}): Connection refused; start one there "
+        "with `ray start --head`, or give the address it printed"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]

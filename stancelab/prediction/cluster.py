@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import socket
 import tempfile
 import time
 import warnings
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stancelab.corpus.readers import SUFFIXES, Record, check, read_records
-from stancelab.errors import InputError, StancelabError
+from stancelab.errors import InputError, StancelabError, first_line
 from stancelab.files import (
     followed,
     move_into_place,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 RAY_EXTRA = "the Ray engine needs Ray: pip install -e '.[ray]' (or pip install 'stancelab[ray]')"
 RETRIES = 4  # actor restarts, and retries of the batch a dead actor held
+CONNECT_SECONDS = 10  # a head that accepts no TCP connection in this time is not there
 
 
 def require_ray() -> None:
@@ -51,6 +53,32 @@ def require_ray() -> None:
         import ray.data  # noqa: F401
     except ImportError:
         raise InputError(RAY_EXTRA) from None
+
+
+def check_ray_address(address: str | None) -> None:
+    """Before ``ray.init``: the cluster to join (``address``, else ``$RAY_ADDRESS``, as Ray
+    reads them) accepts a TCP connection at its ``HOST:PORT``, else an ``InputError`` naming
+    it. Ray itself retries an address where nothing listens for many minutes, printing only
+    warnings. No address (or ``auto``, ``local``): Ray starts or finds a local instance."""
+    source = "--ray-address"
+    if address in (None, "auto") and os.environ.get("RAY_ADDRESS", "").strip():
+        address, source = os.environ["RAY_ADDRESS"].strip(), "$RAY_ADDRESS"
+    if address in (None, "", "auto", "local"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    if not (sep and host and port.isdigit()):
+        raise InputError(
+            f"{source} {address!r}: expected HOST:PORT, the Ray head's address "
+            "(e.g. 10.0.0.1:6379, as `ray start --head` prints it)"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise InputError(
+            f"no Ray cluster at {address} ({source}): {exc.strerror or exc}; "
+            "start one there with `ray start --head`, or give the address it printed"
+        ) from None
 
 
 # --- the model, through the object store -------------------------------------------------
@@ -243,7 +271,8 @@ def predict_files(
 ) -> ClusterSummary:
     """``stancelab predict --engine ray``: files in, a folder of prediction files out.
 
-    Joins the cluster at ``ray_address`` (or ``$RAY_ADDRESS``), else starts a local Ray
+    Joins the cluster at ``ray_address`` (or ``$RAY_ADDRESS``; one that does not accept a
+    connection within ``CONNECT_SECONDS`` is an ``InputError``), else starts a local Ray
     sized to the machine (and stops it at the end); inside ``ray.init()`` it uses that one.
     """
     require_ray()
@@ -258,6 +287,10 @@ def predict_files(
     refuse_foreign_folder(output_path)
     if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
+    import ray
+
+    if not ray.is_initialized():  # a cluster that is not there: before the work, at once
+        check_ray_address(ray_address)
     try:
         summary = _predict_locked(
             model,
@@ -332,7 +365,10 @@ def _predict_into(
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as exc:  # "auto" with no local instance, a cluster gone
+            raise InputError(f"Ray: {first_line(exc)}") from None
     try:
         started = time.perf_counter()
         if workers is None:
