@@ -17,18 +17,30 @@ what the run directory or the report says:
   (``kfold.macro_f1.ci_low`` and ``.ci_high``), micro-F1, ECE, F1 per label; ``fit_seconds``
   (every fit and scoring call of that config); artifacts: the report folder (``report.md``,
   ``metrics.json``, predictions, plots) under ``report/``.
+
+``check_store`` is called by the scripts before their work: a tracking URI that does not
+answer (a server that is down, a file that is not a database) is one line and nothing is
+run. A store that fails once the work is done leaves the run directory and the report as
+they were written; ``python -m training.track DIR ...`` (``record``) records them later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from stancelab.errors import StancelabError, first_line
+from stancelab.errors import StancelabError, first_line, os_error_line
 
 EXPERIMENT = "stancelab"  # the project's name: the default experiment
+# The probe before the work asks once and waits at most this long (MLflow's documented
+# variables; a value the user set is kept). The logging after the work keeps MLflow's own
+# retries (5, with backoff, 120 s each): a store that answered a moment ago may just hiccup.
+PROBE_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 class TrackingError(StancelabError):
@@ -38,6 +50,62 @@ class TrackingError(StancelabError):
 def enabled(track: bool = False) -> bool:
     """Whether to track: ``--track``, or ``MLFLOW_TRACKING_URI`` set to anything non-empty."""
     return track or bool(os.environ.get("MLFLOW_TRACKING_URI", "").strip())
+
+
+def check_store(experiment: str = EXPERIMENT) -> None:
+    """Before the work: the store at the tracking URI answers and holds (or takes) the
+    experiment, else a ``TrackingError`` naming the URI. A SQLite file is opened directly
+    first (MLflow retries a database it cannot open for about 100 s), and an HTTP store gets
+    one request bounded by ``PROBE_HTTP``."""
+    mlflow = _mlflow()
+    uri = mlflow.get_tracking_uri()
+    try:
+        _check_sqlite(uri)
+        with _environment(PROBE_HTTP):
+            mlflow.set_experiment(experiment)
+    except _store_errors(mlflow) as exc:
+        raise TrackingError(
+            f"MLflow tracking at {uri} is not usable: {_cause(exc)}; nothing was run "
+            "(fix MLFLOW_TRACKING_URI, or unset it and drop --track)"
+        ) from None
+
+
+def record(
+    paths: Sequence[str | Path], *, experiment: str = EXPERIMENT, command: str = ""
+) -> list[str]:
+    """Record run directories (``run.json``) and evaluation reports (``metrics.json``) in
+    turn; returns the MLflow run ids. When the store fails, the ``TrackingError`` says that
+    the files are saved and gives the command that records those not yet recorded."""
+    paths = [Path(p) for p in paths]
+    trackers = [_tracker(path) for path in paths]  # every path checked before the first run
+    ids: list[str] = []
+    for i, (path, track) in enumerate(zip(paths, trackers, strict=True)):
+        try:
+            ids += track(path, experiment=experiment, command=command)
+        except TrackingError as exc:
+            later = ["python", "-m", "training.track", *map(str, paths[i:])]
+            if experiment != EXPERIMENT:
+                later += ["--experiment", experiment]
+            saved = ", ".join(map(str, paths[i:]))
+            raise TrackingError(
+                f"{exc}; {saved} saved but not recorded: record later with `{shlex.join(later)}`"
+            ) from None
+    return ids
+
+
+def _tracker(path: Path):
+    if (path / "run.json").is_file():
+        return _track_run
+    if (path / "metrics.json").is_file():
+        return track_evaluation
+    raise TrackingError(
+        f"{path}: neither a training run directory (run.json) nor an evaluation report "
+        "(metrics.json)"
+    )
+
+
+def _track_run(run_dir: Path, **options: str) -> list[str]:
+    return [track_training(run_dir, **options)]
 
 
 def track_training(run_dir: str | Path, *, experiment: str = EXPERIMENT, command: str = "") -> str:
@@ -139,6 +207,71 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _mlflow():
+    try:
+        import mlflow
+    except ImportError:
+        raise TrackingError(
+            "tracking needs MLflow: pip install 'stancelab[track]' "
+            "(or unset MLFLOW_TRACKING_URI and drop --track)"
+        ) from None
+    return mlflow
+
+
+def _store_errors(mlflow) -> tuple[type[BaseException], ...]:
+    """What a bad tracking URI or a store that fails raises: MLflow's own errors, the
+    database's (through SQLAlchemy, or sqlite3 in ``_check_sqlite``), HTTP errors that
+    MLflow lets through, and the operating system's (an artifact folder that cannot be
+    written). Anything else is a bug and keeps its traceback."""
+    import sqlite3
+
+    import requests.exceptions
+    import sqlalchemy.exc
+
+    return (
+        mlflow.exceptions.MlflowException,
+        sqlalchemy.exc.SQLAlchemyError,
+        sqlite3.Error,
+        requests.exceptions.RequestException,
+        OSError,
+    )
+
+
+def _cause(exc: BaseException) -> str:
+    return os_error_line(exc) if isinstance(exc, OSError) else first_line(exc)
+
+
+def _check_sqlite(uri: str) -> None:
+    """A ``sqlite:///PATH`` store: open the file and read its header, as MLflow will (its
+    parent folders made, a missing file created empty, as MLflow does). A file that is not a
+    database or cannot be opened raises ``sqlite3.Error`` or ``OSError`` at once."""
+    if not uri.startswith("sqlite:"):
+        return
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA schema_version").fetchone()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set the variables the user has not set, for the duration of the block."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def _log(
     experiment: str,
     run_name: str,
@@ -147,13 +280,7 @@ def _log(
     tags: dict[str, str],
     artifacts: dict[str, Path],
 ) -> str:
-    try:
-        import mlflow
-    except ImportError:
-        raise TrackingError(
-            "tracking needs MLflow: pip install 'stancelab[track]' "
-            "(or unset MLFLOW_TRACKING_URI and drop --track)"
-        ) from None
+    mlflow = _mlflow()
     try:
         mlflow.set_experiment(experiment)
         with mlflow.start_run(run_name=run_name) as run:
@@ -162,9 +289,9 @@ def _log(
             mlflow.set_tags({k: v for k, v in tags.items() if v})
             for name, directory in artifacts.items():
                 mlflow.log_artifacts(str(directory), artifact_path=name)
-    except mlflow.exceptions.MlflowException as exc:
+    except _store_errors(mlflow) as exc:
         raise TrackingError(
-            f"MLflow tracking at {mlflow.get_tracking_uri()} failed: {first_line(exc)}"
+            f"MLflow tracking at {mlflow.get_tracking_uri()} failed: {_cause(exc)}"
         ) from None
     return run.info.run_id
 

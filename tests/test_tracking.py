@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,117 @@ def test_the_pipeline_records_its_training_runs_and_its_evaluation(
     assert all(
         r.data.tags["stancelab.command"].startswith("python -m training.pipeline") for r in runs
     )
+
+
+def the_error(stderr: str) -> str:
+    """The one error line a command printed (MLflow logs its own INFO lines on stderr)."""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def free_port() -> int:
+    """A local TCP port where nothing listens (one the system just handed out, closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unusable_store(kind: str, tmp_path: Path) -> str:
+    if kind == "server down":
+        return f"http://127.0.0.1:{free_port()}"
+    if kind == "not a database":
+        (tmp_path / "notes.db").write_text("not a database\n")
+        return f"sqlite:///{tmp_path / 'notes.db'}"
+    (tmp_path / "a-folder.db").mkdir()  # sqlite cannot open a folder
+    return f"sqlite:///{tmp_path / 'a-folder.db'}"
+
+
+@pytest.mark.parametrize("kind", ["server down", "not a database", "a folder"])
+def test_a_store_that_is_not_usable_is_one_line_before_any_work(
+    kind, tmp_path, tiny_config, monkeypatch, capsys
+):
+    """The store is checked before training (and evaluating): one line naming the URI, no
+    traceback, and nothing written, so the same command runs once the URI is fixed."""
+    pytest.importorskip("mlflow")
+    from training.evaluate import main as evaluate
+    from training.train import main as train
+
+    uri = unusable_store(kind, tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    assert train([str(tiny_config), "--out", "run"]) == 1
+    err = the_error(capsys.readouterr().err)
+    assert err.startswith(f"error: MLflow tracking at {uri} is not usable: ")
+    assert "nothing was run" in err
+    assert not (tmp_path / "run").exists()
+    assert evaluate([str(tiny_config), "--out", "report", "--n-boot", "100", "--quiet"]) == 1
+    err = the_error(capsys.readouterr().err)
+    assert err.startswith(f"error: MLflow tracking at {uri} is not usable: ")
+    assert not (tmp_path / "report" / "metrics.json").exists()
+
+
+def test_the_pipeline_checks_the_store_before_its_first_step(
+    tmp_path, tiny_config, monkeypatch, capsys
+):
+    pytest.importorskip("mlflow")
+    from training.pipeline import main
+
+    uri = unusable_store("server down", tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # no seeds/ here: a pipeline that started would fail on them
+    assert main(["--configs", str(tiny_config), "--quiet", "--skip-active-learning"]) == 1
+    err = the_error(capsys.readouterr().err)
+    assert err.startswith(f"error: MLflow tracking at {uri} is not usable: ")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_store_that_fails_after_the_work_keeps_it_and_names_the_command_to_record_it(
+    tmp_path, tiny_config, monkeypatch, capsys
+):
+    """The store answers before the work, but the artifacts cannot be written after it
+    (./mlruns is a file): one line that says the run is saved and how to record it, and
+    ``training.track`` then records the run directory and the report as the scripts would."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from training.evaluate import main as evaluate
+    from training.track import main as track
+    from training.train import main as train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlruns").write_text("")  # MLflow's artifact folder, blocked by a file
+    assert train([str(tiny_config), "--out", "run", "--experiment", "tests"]) == 1
+    err = the_error(capsys.readouterr().err)
+    assert err.startswith(f"error: MLflow tracking at {uri} failed: ")
+    assert err.endswith(
+        "run saved but not recorded: record later with "
+        "`python -m training.track run --experiment tests`"
+    )
+    assert (tmp_path / "run" / "run.json").is_file()
+    args = [str(tiny_config), "--out", "report", "--n-boot", "100", "--quiet"]
+    assert evaluate([*args, "--experiment", "tests"]) == 1
+    err = the_error(capsys.readouterr().err)
+    assert err.endswith(
+        "report saved but not recorded: record later with "
+        "`python -m training.track report --experiment tests`"
+    )
+    assert (tmp_path / "report" / "metrics.json").is_file()
+
+    (tmp_path / "mlruns").unlink()
+    assert track(["run", "report", "--experiment", "tests"]) == 0
+    assert "tracked: MLflow experiment 'tests', 2 runs" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tests")
+    done = client.search_runs(
+        [experiment.experiment_id], "attributes.status = 'FINISHED'", order_by=["start_time"]
+    )
+    assert [r.data.tags["stancelab.stage"] for r in done] == ["train", "evaluate"]
+    assert done[1].data.tags["stancelab.command"].startswith("python -m training.evaluate")
+    files = {a.path for a in client.list_artifacts(done[0].info.run_id, "run")}
+    assert "run/run.json" in files
+    assert track(["nowhere"]) == 1
+    assert the_error(capsys.readouterr().err).startswith("error: nowhere: neither a training run")

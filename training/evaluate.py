@@ -119,6 +119,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     # Checked before the evaluation runs, not found out when it writes its outputs.
     refuse_input_as_output(args.out, [args.data, *args.model] if args.model else args.configs)
     check_output_path(args.out, "--out", folder=True)
+    track = tracking.enabled(args.track)
+    if track:  # a store that does not answer: before the evaluation, not after it
+        tracking.check_store(args.experiment)
     if args.model:
         from stancelab.evaluation.heldout import evaluate_saved
 
@@ -131,8 +134,8 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(outputs.table)
     print(outputs.verdict)
     print(f"\nreport: {outputs.report}")
-    if tracking.enabled(args.track):
-        ids = tracking.track_evaluation(args.out, experiment=args.experiment, command=command)
+    if track:
+        ids = tracking.record([args.out], experiment=args.experiment, command=command)
         print(tracking.describe(ids, args.experiment))
     return 0
 

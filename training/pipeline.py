@@ -13,7 +13,8 @@
 
 The default protocol is sized to finish within 25 minutes on 2 CPU cores. With
 ``MLFLOW_TRACKING_URI`` set, or ``--track``, every training run and every evaluated config is
-also recorded in MLflow, as by ``training.train`` and ``training.evaluate``.
+also recorded in MLflow, as by ``training.train`` and ``training.evaluate`` (the store checked
+before the work; if it fails after, ``python -m training.track`` records what was saved).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m training.pipeline " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     steps: dict[str, float] = {}
-    tracked = ""
+    track = tracking.enabled(args.track)
     try:
         from stancelab.models.base import refuse_launched_processes
 
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.files import check_output_path
 
         check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
+        if track:  # a store that does not answer: before the work too
+            tracking.check_store(args.experiment)
         from stancelab.evaluation.crossval import evaluate
         from stancelab.evaluation.protocol import DEFAULT, FULL
         from stancelab.evaluation.report import write_outputs
@@ -177,13 +180,6 @@ def main(argv: list[str] | None = None) -> int:
             extra={"pipeline": pipeline},
             sections=[] if args.skip_active_learning else active_section(args.out),
         )
-        if tracking.enabled(args.track):
-            ids = [
-                tracking.track_training(info["run"], experiment=args.experiment, command=command)
-                for info in trained.values()
-            ]
-            ids += tracking.track_evaluation(args.out, experiment=args.experiment, command=command)
-            tracked = tracking.describe(ids, args.experiment)
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -200,8 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         + f"; total {total / 60:.1f} min"
     )
     print(f"report: {outputs.report}")
-    if tracked:
-        print(tracked)
+    if track:  # after the results are shown: a store failing now loses none of them
+        saved = [info["run"] for info in trained.values()] + [args.out]
+        try:
+            ids = tracking.record(saved, experiment=args.experiment, command=command)
+        except StancelabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            return 1
+        print(tracking.describe(ids, args.experiment))
     return 0
 
 

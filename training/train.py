@@ -6,7 +6,8 @@ Trains on the gold set (plus the augmentation set when ``data.augment`` is true)
 ``runs/<name>/`` (or ``--out``): the model files, ``config.yaml`` (resolved), ``run.json``
 (data checksum, code version, training time, out-of-fold metrics) and a model card. With
 ``MLFLOW_TRACKING_URI`` set, or ``--track``, the run is also recorded in MLflow
-(``stancelab.tracking``).
+(``stancelab.tracking``): the store is checked before the training, and if it fails after,
+the run stays saved and ``python -m training.track RUN_DIR`` records it.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     command = "python -m training.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    track = tracking.enabled(args.track)
     try:
-        from stancelab.models.base import end_processes
+        from stancelab.models.base import end_processes, is_main_process
         from stancelab.models.fit import train_run
 
+        if track and is_main_process():  # a store that does not answer: before the training
+            tracking.check_store(args.experiment)
         result = train_run(
             args.config, out=args.out, overrides=dict(args.overrides), overwrite=args.overwrite
         )
@@ -61,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         if not result.written:  # another process of a multi-process launch
             return 0
         print(result.summary())
-        if tracking.enabled(args.track):
-            run_id = tracking.track_training(
-                result.out, experiment=args.experiment, command=command
-            )
-            print(tracking.describe([run_id], args.experiment))
+        if track:
+            ids = tracking.record([result.out], experiment=args.experiment, command=command)
+            print(tracking.describe(ids, args.experiment))
     except StancelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
