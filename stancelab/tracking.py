@@ -16,7 +16,9 @@ what the run directory or the report says:
   of its primary training mix: macro-F1 with its 95% interval bounds
   (``kfold.macro_f1.ci_low`` and ``.ci_high``), micro-F1, ECE, F1 per label; ``fit_seconds``
   (every fit and scoring call of that config); artifacts: the report folder (``report.md``,
-  ``metrics.json``, predictions, plots) under ``report/``.
+  ``metrics.json``, predictions, plots) under ``report/``; tags: the code version, the
+  checksum and path of the data scored, the report's verdict (with its caution when a model
+  was scored on sentences it was trained on) and, for a saved model, ``seen_in_training``.
 
 ``check_store`` is called by the scripts before their work: a tracking URI that does not
 answer (a server that is down, a file that is not a database) is one line and nothing is
@@ -41,6 +43,7 @@ EXPERIMENT = "stancelab"  # the project's name: the default experiment
 # variables; a value the user set is kept). The logging after the work keeps MLflow's own
 # retries (5, with backoff, 120 s each): a store that answered a moment ago may just hiccup.
 PROBE_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+MAX_TAG = 5000  # characters of a tag value (MLflow 3 takes 8,000, older ones 5,000)
 
 
 class TrackingError(StancelabError):
@@ -140,6 +143,7 @@ def track_evaluation(
     """Record an evaluation as one MLflow run per config (or model); returns the run ids."""
     report_dir = Path(report_dir)
     metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
+    data = metrics.get("data", {})
     ids = []
     for name, info in metrics["models"].items():
         figures: dict[str, float] = {}
@@ -148,6 +152,8 @@ def track_evaluation(
             if summary:
                 figures.update(_scheme_figures(scheme, summary))
         figures["fit_seconds"] = metrics["timing"]["per_model"][name]["seconds"]
+        if isinstance(info.get("seen_in_training"), int):  # a saved model scored on a file
+            figures["seen_in_training"] = info["seen_in_training"]
         tags = {
             "stancelab.stage": "evaluate",
             "stancelab.kind": info["kind"],
@@ -155,6 +161,11 @@ def track_evaluation(
             "stancelab.training_mix": info["primary"],
             "stancelab.folds_sha256": metrics.get("folds_sha256", ""),
             "stancelab.config_path": info["config"],
+            "stancelab.code_version": metrics.get("code_version", ""),
+            "stancelab.data_path": str(data.get("path", "")),
+            "stancelab.data_sha256": data.get("checksum_sha256", ""),
+            "stancelab.augmentation_sha256": data.get("augmentation_sha256", ""),
+            "stancelab.verdict": metrics.get("verdict", "")[:MAX_TAG],
             "stancelab.command": command or metrics.get("command", ""),
         }
         run_name = f"{name} · {metrics['protocol']['name']}"

@@ -267,6 +267,13 @@ def test_model_and_data_mode_scores_a_trained_model(fixture_dir, tmp_path, capsy
     assert metrics["models"]["run"]["seen_in_training"] == 0
     assert metrics["models"]["run"]["engine"] == "baseline"
     assert "Caution" not in metrics["verdict"]
+    # What was scored, by which code: as a training run's run.json records it.
+    from stancelab.data.labelled import load_labelled
+
+    run_json = json.loads((run / "run.json").read_text())
+    assert metrics["code_version"] == run_json["code_version"]
+    assert metrics["data"]["path"] == str(held_out)
+    assert metrics["data"]["checksum_sha256"] == load_labelled(held_out).checksum()
 
 
 def test_a_file_the_model_was_trained_on_is_not_reported_as_held_out(fixture_dir, tmp_path):

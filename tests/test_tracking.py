@@ -138,6 +138,24 @@ def test_train_and_evaluate_record_runs_in_a_local_store(tmp_path, tiny_config, 
         scored.data.metrics
     )
 
+    # Every evaluation run says which code scored which data, as a training run does; a
+    # saved model scored on a file says which file, how many of its sentences it was trained
+    # on, and the report's verdict with its caution.
+    from stancelab.data.labelled import load_labelled
+
+    checksum = load_labelled(gold).checksum()
+    for run in (evaluated, scored):
+        assert run.data.tags["stancelab.code_version"] == run_json["code_version"]
+        assert run.data.tags["stancelab.data_sha256"] == checksum
+        assert run.data.tags["stancelab.data_path"] == gold
+    report = json.loads((tmp_path / "scored" / "metrics.json").read_text())
+    assert scored.data.metrics["seen_in_training"] == len(TINY)  # trained on this very file
+    assert scored.data.tags["stancelab.verdict"] == report["verdict"]
+    assert (
+        f"Caution: {len(TINY)} of these sentences are in run's training data"
+        in (scored.data.tags["stancelab.verdict"])
+    )
+
 
 def test_the_pipeline_records_its_training_runs_and_its_evaluation(
     tmp_path, tiny_config, monkeypatch

@@ -71,8 +71,11 @@ def build_metrics(result: EvaluationResult) -> dict:
     names = list(result.models)
     schemes = [s for s in SCHEMES if any(r.scheme == s for r in result.runs)]
     data_name = "held-out data" if schemes == ["held-out"] else "corpus gold set"
+    from stancelab.models.runs import code_version
+
     out: dict = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "code_version": code_version(),
         "protocol": result.protocol.to_dict(),
         "data": data_summary(result),
         "folds_sha256": result.folds_sha256,
@@ -189,6 +192,7 @@ def data_summary(result: EvaluationResult) -> dict:
     data = result.data
     out = {
         "path": result.data_path,
+        "checksum_sha256": data.checksum(),
         "sentences": len(data),
         "articles": len({d for d in data.doc_ids if d}),
         "per_label": dict(zip(LABELS, data.y.sum(axis=0).astype(int).tolist(), strict=True)),
@@ -197,6 +201,7 @@ def data_summary(result: EvaluationResult) -> dict:
     }
     if result.augmentation is not None:
         out["augmentation_sentences"] = len(result.augmentation)
+        out["augmentation_sha256"] = result.augmentation.checksum()
     return out
 
 
