@@ -49,3 +49,11 @@ def os_error_line(exc: OSError) -> str:
         where = f"{where} -> {exc.filename2}"
     what = exc.strerror or first_line(exc)
     return f"{where}: {what}" if where else what
+
+
+USER_ERRORS = (StancelabError, OSError)  # what a command prints as one line (anything else: a bug)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line (after ``error: ``) that a command prints for one of ``USER_ERRORS``."""
+    return os_error_line(exc) if isinstance(exc, OSError) else str(exc)

@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from stancelab.errors import StancelabError, os_error_line
+from stancelab.errors import USER_ERRORS, error_line
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
@@ -92,11 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
         result = simulate(setup)
         paths = write_simulation(result, args.out, command=command)
-    except StancelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a full disk, a folder that cannot be written
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    except USER_ERRORS as exc:  # a bad input, a full disk: one line
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(simulation_verdict(result).replace("**", ""))
     print(

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import InputError, StancelabError, os_error_line
+from stancelab.errors import USER_ERRORS, InputError, StancelabError, error_line
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
@@ -180,11 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             extra={"pipeline": pipeline},
             sections=[] if args.skip_active_learning else active_section(args.out),
         )
-    except StancelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a full disk, a folder that cannot be written
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    except USER_ERRORS as exc:  # a bad input, a full disk: one line
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     total = time.perf_counter() - started
     print()
@@ -200,11 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = [info["run"] for info in trained.values()] + [args.out]
         try:
             ids = tracking.record(saved, experiment=args.experiment, command=command)
-        except StancelabError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        except USER_ERRORS as exc:  # a bad input, a full disk: one line
+            print(f"error: {error_line(exc)}", file=sys.stderr)
             return 1
         print(tracking.describe(ids, args.experiment))
     return 0

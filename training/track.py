@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import StancelabError, os_error_line
+from stancelab.errors import USER_ERRORS, error_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tracking.check_store(args.experiment)
         ids = tracking.record(args.paths, experiment=args.experiment)
-    except StancelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a run directory that cannot be read
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    except USER_ERRORS as exc:  # a bad input, a full disk: one line
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(tracking.describe(ids, args.experiment))
     return 0

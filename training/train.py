@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import StancelabError, os_error_line
+from stancelab.errors import USER_ERRORS, error_line
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -68,11 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if track:
             ids = tracking.record([result.out], experiment=args.experiment, command=command)
             print(tracking.describe(ids, args.experiment))
-    except StancelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a full disk, a folder that cannot be written
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    except USER_ERRORS as exc:  # a bad input, a full disk: one line
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     return 0
 

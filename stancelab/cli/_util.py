@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import typer
 
-from stancelab.errors import StancelabError, os_error_line
+from stancelab.errors import USER_ERRORS, error_line
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -24,7 +24,5 @@ def one_line_errors() -> Iterator[None]:
     disk, a name too long), which names the file."""
     try:
         yield
-    except StancelabError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(os_error_line(exc))
+    except USER_ERRORS as exc:
+        fail(error_line(exc))
