@@ -253,6 +253,24 @@ def test_votes_of_several_exports_combine_one_per_annotator_the_latest():
     assert result.sentences["s1"].votes["a@x"].labels == ("accusation",)
     assert result.sentences["s1"].superseded == 1
     assert result.rows[0]["labels"] == ["accusation"]  # a@x and c@x against b@x
+    # Each later pull holds the edited annotation and the old one again: still one superseded
+    again = parse_export(
+        dumps(
+            [
+                task(
+                    1,
+                    "s1",
+                    ann(1, "a@x", ["threat"]),
+                    ann(9, "a@x", ["accusation"], updated=JAN.format(4)),
+                    ann(7, "c@x", ["accusation"], updated=JAN.format(3)),
+                )
+            ]
+        ),
+        "again.json",
+    )
+    exports = [("new.json", new), ("e.json", edited), ("again.json", again)]
+    assert derive(exports).sentences["s1"].superseded == 1
+    assert derive([*exports, ("again2.json", again)]).sentences["s1"].superseded == 1
 
 
 def test_reimporting_an_old_export_changes_nothing(tmp_path):

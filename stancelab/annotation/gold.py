@@ -95,7 +95,13 @@ class AnnotatedSentence:
     export: str  # the export file of the sentence's latest vote
     votes: dict[str, Vote] = field(default_factory=dict)  # annotator -> latest vote
     skipped_by: set[str] = field(default_factory=set)
-    superseded: int = 0  # older annotations of the same annotator, not counted
+    annotations: dict[str, set[int]] = field(default_factory=dict)  # annotator -> ids seen
+
+    @property
+    def superseded(self) -> int:
+        """Older annotations of the same annotator, not counted (each annotation once, in
+        however many exports it appears)."""
+        return sum(len(ids) - 1 for ids in self.annotations.values())
 
 
 def _annotator(completed_by: object, where: str) -> str:
@@ -207,11 +213,10 @@ def parse_export(
             except ValueError:
                 raise InputError(f"{at}: 'updated_at' {updated!r} is not an ISO time") from None
             vote = Vote(who, labels, aid, updated, source)
+            sentence.annotations.setdefault(who, set()).add(aid)
             previous = sentence.votes.get(who)
-            if previous is not None:
-                sentence.superseded += 1
-                if previous.order > vote.order:
-                    continue
+            if previous is not None and previous.order > vote.order:
+                continue
             sentence.votes[who] = vote
     return out
 
@@ -233,11 +238,10 @@ def merge(
                     sid, sentence.doc_id, sentence.text, sentence.export
                 )
             into.skipped_by |= sentence.skipped_by
-            into.superseded += sentence.superseded
+            for who, ids in sentence.annotations.items():
+                into.annotations.setdefault(who, set()).update(ids)
             for who, vote in sentence.votes.items():
                 previous = into.votes.get(who)
-                if previous is not None and previous.annotation_id != vote.annotation_id:
-                    into.superseded += 1
                 if (
                     previous is None
                     or vote.order > previous.order
