@@ -18,8 +18,6 @@ from typing import Any
 from stancelab.errors import ConfigError, InputError, first_line
 from stancelab.paths import AUGMENT_DIR, GOLD_PATH
 
-NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # a run's name: its folder in runs/
-
 
 @dataclass
 class DataConfig:
@@ -191,10 +189,11 @@ class RunConfig:
         if self.params is None:
             self.params = PARAMS[self.model]()
         self.name = self.name or self.model
-        if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
+        parts = self.name.split("/") if isinstance(self.name, str) else [""]
+        if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
             raise ConfigError(
-                f"name: {self.name!r} is not a run name (it names runs/<name>/): letters, "
-                "digits, '.', '_' and '-', not starting with '.'"
+                f"name: {self.name!r} is not a run name (it names runs/<name>/): a folder "
+                "name, or folders joined by '/', none of them '.' or '..'"
             )
 
     def to_dict(self) -> dict:

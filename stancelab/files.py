@@ -270,14 +270,30 @@ def move_into_place(new: Path, target: Path) -> None:
 
 
 def restore_replaced(target: Path) -> None:
-    """Put back what ``move_into_place`` moved aside, if a kill left ``target`` missing."""
+    """Put back what ``move_into_place`` moved aside, if a kill left ``target`` missing.
+    What a live process moved aside is left alone: it is between its two renames."""
     import glob
 
     for old in target.parent.glob(f".{glob.escape(target.name)}.part-old-*"):
+        if _alive(old.name.rsplit("-", 1)[1]):
+            continue
         if target.exists() or target.is_symlink():
             remove_path(old)
         else:
             os.replace(old, target)
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (a number from a file name) is running, other than this one."""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def remove_path(path: Path) -> None:

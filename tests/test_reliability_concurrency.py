@@ -259,3 +259,55 @@ def test_bad_output_path_is_one_line_and_leaves_no_part(run_dir, tmp_path, where
     assert str(out.parent if where != "directory" else out) in one_error_line(ran.stderr)
     assert not list(tmp_path.rglob("*.part*"))
     assert not Path(str(out) + ".part").exists()
+
+
+def test_retraining_a_linked_run_writes_where_the_link_points(tmp_path, tiny_gold, monkeypatch):
+    from stancelab.models.fit import train_run
+    from stancelab.models.registry import load_model
+
+    config = write_config(tmp_path, tiny_gold)
+    target = tmp_path / "big-disk" / "b"
+    train_run(config, out=target)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "b").symlink_to(target)  # runs/<name> on another disk
+    monkeypatch.chdir(tmp_path)
+    train_run(config, overwrite=True, overrides={"params.C": 0.5})  # the default runs/b
+    assert (tmp_path / "runs" / "b").is_symlink()
+    assert load_model(target).params.C == 0.5
+
+
+def test_a_run_folder_whose_parent_cannot_be_written_is_replaced_in_place(tmp_path, tiny_gold):
+    """A mount point or a writable folder in a shared read-only one: the new run cannot be
+    written beside it, so it is written inside it and replaces the old files once complete."""
+    import shutil
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, tiny_gold)
+    shared = tmp_path / "shared"
+    out = shared / "mine"
+    out.mkdir(parents=True)
+    shared.chmod(0o555)
+    prefix = []
+    if os.geteuid() == 0:  # root writes anywhere: drop the capability that lets it
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to drop root's capabilities")
+        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    from reliability_common import code_root, env
+
+    def train(*more: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "training.train", str(config), "--out", str(out)]
+        return subprocess.run(
+            [*prefix, *command, *more], capture_output=True, text=True, env=env(), cwd=code_root()
+        )
+
+    try:
+        first = train()
+        assert first.returncode == 0, first.stderr
+        assert train("--overwrite", "--set", "params.C=0.5").returncode == 0
+    finally:
+        shared.chmod(0o755)
+    from stancelab.models.registry import load_model
+
+    assert load_model(out).params.C == 0.5
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []

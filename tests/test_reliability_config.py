@@ -97,6 +97,7 @@ def test_gold_without_a_positive_example_of_a_label_is_one_line(tmp_path):
         (lambda t, c: c.write_text("model: baseline\nparams: {C: [1,\n"), [], "invalid YAML at"),
         (lambda t, c: None, ["--set", "seed.x=1"], "seed is a value, not a section"),
         (lambda t, c: None, ["--set", "name=."], "is not a run name"),
+        (lambda t, c: None, ["--set", "name=a//b"], "is not a run name"),
         (lambda t, c: None, ["--set", "name=../elsewhere"], "is not a run name"),
         (lambda t, c: (t / "a.txt").write_text("x"), ["--out", "{tmp}/a.txt/sub"], "a.txt/sub"),
     ],
@@ -131,3 +132,9 @@ def test_an_evaluation_refuses_an_output_folder_before_it_runs(tmp_path, tiny_go
     ran = run("-m", "training.evaluate", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "a.txt"))
     assert "a.txt: is a file; --out needs a folder" in one_error_line(ran.stderr)
     assert "cross-validating" not in ran.stdout + ran.stderr  # refused before any fit
+
+
+@pytest.mark.parametrize("name", ["ablation/c16", "modèle_fr", "v1.2-final"])
+def test_a_run_name_may_nest_folders_and_use_any_letters(tmp_path, tiny_gold, name):
+    config = load_config(write_config(tmp_path, tiny_gold), {"name": name})
+    assert config.name == name

@@ -8,6 +8,7 @@ the same way.
 from __future__ import annotations
 
 import glob
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ def train_run(
     ``end_processes()`` (``stancelab.models.base``) so that they all leave together.
     """
     config = load_config(config_path, overrides)
-    out = followed(out) if out else RUNS_DIR / config.name
+    out = followed(Path(out) if out else RUNS_DIR / config.name)  # a linked run: its target
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; --out needs a directory")
     refuse_input_as_output(out, [config.data.gold, config.data.augment_dir])
@@ -158,7 +159,12 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
     )
     with exclusive_lock(out, busy):
         _check_replaceable(out, overwrite)
-        remove_stale_temporaries(out.parent, f".{glob.escape(out.name)}.new-*")
+        # The new run is written beside OUT and swapped in whole; where the folder above OUT
+        # cannot be written (a mount point, a shared folder), inside OUT, replacing the old
+        # files only once the new ones are complete. Decided before the fit, not after it.
+        beside = os.access(out.parent, os.W_OK | os.X_OK)
+        if beside:
+            remove_stale_temporaries(out.parent, f".{glob.escape(out.name)}.new-*")
         started = time.perf_counter()
         model.fit(data.texts, data.labels, data.groups)
         seconds = time.perf_counter() - started
@@ -170,24 +176,35 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
             extra["calibration"] = model.calibration_report_
         from stancelab.models.runs import write_run
 
+        new = None
         try:
-            new = temporary_folder(out, "new")
-        except OSError as exc:
-            raise InputError(f"{out}: cannot write beside it ({first_line(exc)})") from None
-        try:
+            new = temporary_folder(out if beside else out / out.name, "new")
             model.save(new)
             write_run(
                 new, config.to_dict(), data, seconds, kind=model.kind, metrics=metrics, extra=extra
             )
-            move_into_place(new, out)
+            if beside:
+                move_into_place(new, out)
+            else:
+                _replace_contents(out, new)
         except OSError as exc:
             raise InputError(
                 f"{out}: the new run could not be written ({first_line(exc)}); "
                 + ("the old run is unchanged" if overwrite else "nothing was written")
             ) from None
         finally:
-            remove_path(new)
+            if new is not None:
+                remove_path(new)
     return TrainResult(Path(out), model, seconds, data, metrics)
+
+
+def _replace_contents(out: Path, new: Path) -> None:
+    """Replace what ``out`` holds with what ``new`` (a complete run inside it) holds."""
+    for entry in out.iterdir():
+        if entry != new:
+            remove_path(entry)
+    for entry in new.iterdir():
+        os.replace(entry, out / entry.name)
 
 
 def _check_replaceable(out: Path, overwrite: bool) -> None:
