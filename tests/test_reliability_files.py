@@ -174,3 +174,25 @@ def test_an_output_moved_aside_by_a_killed_replace_is_put_back(tmp_path):
     other.mkdir()
     restore_replaced(out)
     assert (out / "a.jsonl").read_text() == "new\n" and not aside.exists() and other.exists()
+
+
+def test_what_a_live_process_moved_aside_is_not_put_back(tmp_path):
+    """Between move_into_place's two renames the target is missing; another process must not
+    put the old one back then (it would undo that swap), only after a kill."""
+    import subprocess
+    import sys
+
+    from stancelab.files import restore_replaced
+
+    target = tmp_path / "run"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        aside = tmp_path / f".run.part-old-{live.pid}"
+        aside.mkdir()
+        restore_replaced(target)
+        assert aside.exists() and not target.exists()
+    finally:
+        live.kill()
+        live.wait()
+    restore_replaced(target)  # its process is gone: a kill left it there
+    assert target.is_dir() and not aside.exists()
