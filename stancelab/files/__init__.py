@@ -1,0 +1,74 @@
+"""Small file helpers shared by every command: atomic writes, one-writer locks, line, JSONL
+and CSV reading, checksums.
+
+Writes go to a temporary file in the destination folder and are renamed into place, so a
+crash or an error never leaves a half-written file behind and never clobbers the old one.
+``exclusive_lock`` refuses a second writer of the same output at once,
+``refuse_input_as_output`` an output that would replace an input, ``refuse_existing`` one
+that exists (unless ``--overwrite``), and ``check_output_path`` one that cannot be written.
+Writing lives in ``_writing``, reading in ``_reading``; import from here.
+"""
+
+from stancelab.errors import InputError
+from stancelab.files._reading import (
+    CSV_FIELD_LIMIT,
+    checksum_path,
+    decode_text,
+    iter_csv,
+    iter_jsonl,
+    not_text,
+    read_json_object,
+    read_text,
+    sha256_digest,
+    sha256_file,
+)
+from stancelab.files._writing import (
+    STALE_SECONDS,
+    atomic_open,
+    check_output_path,
+    current_umask,
+    dumps_jsonl_row,
+    exclusive_lock,
+    followed,
+    move_into_place,
+    output_lock,
+    refuse_existing,
+    refuse_input_as_output,
+    remove_path,
+    remove_stale_temporaries,
+    restore_replaced,
+    temporary_folder,
+    write_json,
+    write_jsonl,
+)
+
+__all__ = [
+    "InputError",
+    "atomic_open",
+    "STALE_SECONDS",
+    "remove_stale_temporaries",
+    "exclusive_lock",
+    "output_lock",
+    "followed",
+    "refuse_input_as_output",
+    "check_output_path",
+    "refuse_existing",
+    "temporary_folder",
+    "move_into_place",
+    "restore_replaced",
+    "remove_path",
+    "current_umask",
+    "dumps_jsonl_row",
+    "write_jsonl",
+    "write_json",
+    "read_text",
+    "decode_text",
+    "not_text",
+    "CSV_FIELD_LIMIT",
+    "iter_csv",
+    "iter_jsonl",
+    "read_json_object",
+    "checksum_path",
+    "sha256_file",
+    "sha256_digest",
+]
