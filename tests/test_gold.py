@@ -22,7 +22,7 @@ from stancelab.annotation.credentials import (
     save_credentials,
 )
 from stancelab.annotation.exports import list_exports, new_export_path, store_export
-from stancelab.annotation.gold import ADJUDICATOR_PREFIX, derive, parse_export, update_gold
+from stancelab.annotation.gold import derive, update_gold
 from stancelab.annotation.interface import CONFIG_PATH, label_config
 from stancelab.annotation.tasks import (
     PreAnnotation,
@@ -31,6 +31,7 @@ from stancelab.annotation.tasks import (
     prediction_payload,
     read_predictions,
 )
+from stancelab.annotation.votes import ADJUDICATOR_PREFIX, parse_export
 from stancelab.cli import app
 from stancelab.data.labelled import load_labelled
 from stancelab.errors import InputError

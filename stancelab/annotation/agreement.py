@@ -21,7 +21,8 @@ from stancelab.labels import LABELS, NONE, display
 from stancelab.paths import EXPORTS_DIR
 
 if TYPE_CHECKING:
-    from stancelab.annotation.gold import AnnotatedSentence, GoldResult
+    from stancelab.annotation.gold import GoldResult
+    from stancelab.annotation.votes import AnnotatedSentence
 
 
 def label_agreement(sentences: list[AnnotatedSentence], label: str) -> dict:
