@@ -11,7 +11,8 @@ import pytest
 from conftest import TINY
 
 from stancelab.data.labelled import load_augmentation, load_labelled
-from stancelab.evaluation.crossval import evaluate, unseen
+from stancelab.evaluation.augmentation import unseen
+from stancelab.evaluation.crossval import evaluate
 from stancelab.evaluation.protocol import (
     AUGMENTED,
     CORPUS,

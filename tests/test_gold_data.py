@@ -106,7 +106,7 @@ def test_no_authored_sentence_copies_a_corpus_sentence():
     """The README's figures trained every fold on the whole augmentation set: none of its
     sentences is a copy or near copy of a gold sentence that a fold could score."""
     from stancelab.data.labelled import load_augmentation
-    from stancelab.evaluation.crossval import unseen
+    from stancelab.evaluation.augmentation import unseen
 
     aug = load_augmentation()
     assert len(unseen(aug, load_labelled(GOLD))) == len(aug) > 1700

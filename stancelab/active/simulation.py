@@ -41,7 +41,7 @@ class Setup:
 
 
 def _warm_start(aug: LabelledSet, corpus: LabelledSet, size: int, seed: int) -> LabelledSet:
-    from stancelab.evaluation.crossval import unseen
+    from stancelab.evaluation.augmentation import unseen
 
     keep = unseen(aug, corpus)
     if size > len(keep):

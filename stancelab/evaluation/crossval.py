@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from stancelab.config import RunConfig, load_config
-from stancelab.corpus.text import match_words
 from stancelab.data.folds import multilabel_kfold
-from stancelab.data.labelled import LabelledSet, label_matrix, load_augmentation, load_labelled
+from stancelab.data.labelled import LabelledSet, label_matrix, load_labelled
 from stancelab.errors import ConfigError
+from stancelab.evaluation.augmentation import (
+    augmentation_set,
+    different_sets,
+    dyads_problem,
+    unseen,
+)
 from stancelab.evaluation.erroranalysis import select_cases
 from stancelab.evaluation.progress import FitProgress
 from stancelab.evaluation.protocol import (
@@ -49,27 +54,6 @@ from stancelab.models.baseline import single_threaded_blas
 from stancelab.models.fit import build_model
 
 EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
-NEAR_COPY = 0.8  # share of words (Jaccard) from which a sentence counts as a copy of another
-
-
-def unseen(aug: LabelledSet, corpus: LabelledSet) -> list[int]:
-    """Indices of the augmentation sentences that do not copy a corpus sentence (a copy could
-    leak a test sentence into training): not the same words in the same order, and fewer than
-    ``NEAR_COPY`` of their distinct words shared with any corpus sentence."""
-    same = {match_words(t) for t in corpus.texts}
-    sets = [set(w) for w in same if w]
-    keep = []
-    for i, text in enumerate(aug.texts):
-        words = match_words(text)
-        mine = set(words)
-        if words in same or any(
-            len(mine & other) >= NEAR_COPY * len(mine | other)
-            for other in sets
-            if NEAR_COPY * max(len(mine), len(other)) <= min(len(mine), len(other))
-        ):
-            continue
-        keep.append(i)
-    return keep
 
 
 def fit_model(config: RunConfig, train: LabelledSet, seed_offset: int) -> StanceModel:
@@ -107,24 +91,6 @@ def out_of_fold(
             model = fit_model(config, part, seed)
             proba[test], pred[test] = score(model, [gold.texts[i] for i in test], config.name)
     return proba, pred
-
-
-def _augmentation(
-    config: RunConfig, corpus: LabelledSet, notes: list[str], seed: int
-) -> LabelledSet | None:
-    """The augmentation set minus any sentence that copies a corpus sentence (it could leak)."""
-    directory = Path(config.data.augment_dir)
-    if not config.data.augment and not any(directory.glob("*.jsonl")):
-        return None
-    aug = load_augmentation(directory)
-    keep = unseen(aug, corpus)
-    if len(keep) < len(aug):
-        notes.append(
-            f"{len(aug) - len(keep)} augmentation sentence(s) copy a corpus sentence (the "
-            f"same words, or at least {NEAR_COPY:.0%} of them) and were left out of every "
-            "training fold."
-        )
-    return aug.subset(np.random.default_rng(seed).permutation(keep))
 
 
 @dataclass(frozen=True)
@@ -188,21 +154,21 @@ def evaluate(
             "sentence and at least two articles."
         )
     # Shuffled once, so a smaller augmentation share is always a subset of a larger one.
-    augs = [_augmentation(c, corpus, notes, protocol.seed) for c in configs]
+    augs = [augmentation_set(c, corpus, notes, protocol.seed) for c in configs]
     # Leaving dyads out scores every model on one set of authored sentences: the one of the
     # configs that train on augmentation (the others are not run on it).
     trained_on = [i for i, c in enumerate(configs) if c.data.augment and augs[i] is not None]
     first = trained_on[0] if trained_on else None
     aug = augs[first] if first is not None else None
-    differ = _different_sets(configs, augs, trained_on)
+    differ = different_sets(configs, augs, trained_on)
     if differ:
         notes.append(
             f"The configs train on different augmentation sets ({differ}); the header counts "
             "the first config's. Their corpus folds are the same."
         )
     # Decided before the corpus folds run, so that a scheme that cannot run costs nothing.
-    dyads_problem = (
-        _dyads_problem(aug)
+    no_dyads = (
+        dyads_problem(aug)
         or (
             differ
             and "the configs train on different augmentation sets, and leaving dyads out "
@@ -211,46 +177,16 @@ def evaluate(
         if protocol.leave_dyads_out
         else None
     )
-    if dyads_problem:
-        notes.append(f"Leave-dyads-out was skipped: {dyads_problem}.")
+    if no_dyads:
+        notes.append(f"Leave-dyads-out was skipped: {no_dyads}.")
     result = _cross_validate(
         configs, config_paths, corpus, augs, folds, protocol, notes, rate_hints, progress
     )
-    if protocol.leave_dyads_out and not dyads_problem:
+    if protocol.leave_dyads_out and not no_dyads:
         result.dyads = _leave_dyads_out(configs, config_paths, corpus, aug, protocol, progress)
         result.dyads.data_path = configs[first].data.augment_dir
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _dyads_problem(aug: LabelledSet | None) -> str | None:
-    """Why the augmentation set cannot be split into folds of whole dyads, if it cannot."""
-    if aug is None:
-        return "it needs a config that trains on an augmentation set with dyads"
-    missing = [row_id for row_id, dyad in zip(aug.ids, aug.dyads, strict=True) if not dyad]
-    if missing:
-        return f"{len(missing)} augmentation row(s) have no dyad, the first {missing[0]!r}"
-    if len(set(aug.dyads)) < 2:
-        return f"it needs at least two dyads, and the augmentation set has {len(set(aug.dyads))}"
-    return None
-
-
-def _different_sets(
-    configs: list[RunConfig], augs: list[LabelledSet | None], trained_on: list[int]
-) -> str | None:
-    """The configs and their folders, when the configs that train on augmentation do not all
-    train on the same set."""
-
-    def content(aug: LabelledSet) -> tuple:
-        order = np.argsort(aug.ids, kind="stable")
-        return tuple((aug.ids[i], aug.texts[i], aug.dyads[i], tuple(aug.y[i])) for i in order)
-
-    if len({content(augs[i]) for i in trained_on}) < 2:
-        return None
-    return ", ".join(
-        f"{configs[i].name}: {configs[i].data.augment_dir}, {len(augs[i])} sentences"
-        for i in trained_on
-    )
 
 
 def _leave_dyads_out(
