@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import socket
 import tempfile
 import time
@@ -36,7 +35,7 @@ from stancelab.files import (
 )
 from stancelab.labels import LABELS
 from stancelab.prediction.api import FLAGS, default_model_dir
-from stancelab.prediction.ray_files import files_datasource, rows_sink
+from stancelab.prediction.ray_files import files_datasource, refuse_foreign_folder, rows_sink
 from stancelab.prediction.rows import Summary, flags_note, rows_for
 
 if TYPE_CHECKING:
@@ -308,24 +307,6 @@ def predict_files(
         raise InputError(f"{where}: {exc.strerror or exc}; predict stopped") from None
     summary.output = str(output_path)
     return summary
-
-
-# What an OUT folder of this engine holds: Ray Data's files, named <dataset uuid>_<index>.
-OUTPUT_FILE = re.compile(r"[0-9a-f]{32}_\d{6}\.(jsonl|parquet)")
-
-
-def refuse_foreign_folder(output_path: Path) -> None:
-    """InputError when ``output_path`` is a folder holding anything but an earlier run's
-    files: ``--overwrite`` replaces predict's own output, never a folder of other files
-    (a project, labels/, the augmentation set)."""
-    if not output_path.is_dir():
-        return
-    for entry in output_path.iterdir():
-        if not (entry.is_file() and not entry.is_symlink() and OUTPUT_FILE.fullmatch(entry.name)):
-            raise InputError(
-                f"{output_path}: holds {entry.name}, which this engine did not write, so it is "
-                "not replaced, even with --overwrite; choose a new --output"
-            )
 
 
 def _predict_locked(model, paths, is_folder, output_path: Path, **options) -> ClusterSummary:

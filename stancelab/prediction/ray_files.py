@@ -1,11 +1,13 @@
 """Files in and out of Ray Data for ``prediction.cluster``: a datasource that reads the
 ``.txt``, ``.jsonl`` and ``.csv`` inputs with the project's one parser
-(``corpus.readers``), and a datasink that writes the local path's rows."""
+(``corpus.readers``), and a datasink that writes the local path's rows (and
+``refuse_foreign_folder``: what ``--overwrite`` may replace is a folder of its files only)."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from stancelab.errors import InputError
 from stancelab.prediction.api import FLAGS
 
 READ_ROWS = 1024  # records per block read from a file
+# What the datasink's folder holds: Ray Data's files, named <dataset uuid>_<index>.
+OUTPUT_FILE = re.compile(r"[0-9a-f]{32}_\d{6}\.(jsonl|parquet)")
 
 
 def files_datasource(paths: list[str], documents: bool, include_paths: bool):
@@ -120,3 +124,17 @@ def local_row(row: dict) -> dict:
         return {k: v for k, v in row.items() if k != "error" and (k not in FLAGS or v)}
     where = "doc_id" if "doc_id" in row else "id"
     return {k: v for k, v in row.items() if k in ("path", "line", where, "error")}
+
+
+def refuse_foreign_folder(output_path: Path) -> None:
+    """InputError when ``output_path`` is a folder holding anything but an earlier run's
+    files: ``--overwrite`` replaces predict's own output, never a folder of other files
+    (a project, labels/, the augmentation set)."""
+    if not output_path.is_dir():
+        return
+    for entry in output_path.iterdir():
+        if not (entry.is_file() and not entry.is_symlink() and OUTPUT_FILE.fullmatch(entry.name)):
+            raise InputError(
+                f"{output_path}: holds {entry.name}, which this engine did not write, so it is "
+                "not replaced, even with --overwrite; choose a new --output"
+            )
