@@ -307,6 +307,13 @@ def _log(
     return run.info.run_id
 
 
+def record_and_describe(
+    paths: Sequence[str | Path], *, experiment: str = EXPERIMENT, command: str = ""
+) -> str:
+    """``record`` the paths, then the line the scripts print about it (``describe``)."""
+    return describe(record(paths, experiment=experiment, command=command), experiment)
+
+
 def describe(run_ids: list[str], experiment: str) -> str:
     """One line for the scripts to print after tracking."""
     import mlflow

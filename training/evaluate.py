@@ -135,8 +135,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     print(outputs.verdict)
     print(f"\nreport: {outputs.report}")
     if track:
-        ids = tracking.record([args.out], experiment=args.experiment, command=command)
-        print(tracking.describe(ids, args.experiment))
+        print(tracking.record_and_describe([args.out], experiment=args.experiment, command=command))
     return 0
 
 

@@ -196,11 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     if track:  # after the results are shown: a store failing now loses none of them
         saved = [info["run"] for info in trained.values()] + [args.out]
         try:
-            ids = tracking.record(saved, experiment=args.experiment, command=command)
+            print(tracking.record_and_describe(saved, experiment=args.experiment, command=command))
         except USER_ERRORS as exc:  # a bad input, a full disk: one line
             print(f"error: {error_line(exc)}", file=sys.stderr)
             return 1
-        print(tracking.describe(ids, args.experiment))
     return 0
 
 

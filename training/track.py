@@ -38,11 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         tracking.check_store(args.experiment)
-        ids = tracking.record(args.paths, experiment=args.experiment)
+        print(tracking.record_and_describe(args.paths, experiment=args.experiment))
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
-    print(tracking.describe(ids, args.experiment))
     return 0
 
 

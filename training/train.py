@@ -66,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(result.summary())
         if track:
-            ids = tracking.record([result.out], experiment=args.experiment, command=command)
-            print(tracking.describe(ids, args.experiment))
+            print(
+                tracking.record_and_describe(
+                    [result.out], experiment=args.experiment, command=command
+                )
+            )
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
