@@ -34,7 +34,7 @@ from stancelab.annotation.tasks import (
     read_sentences,
 )
 from stancelab.errors import InputError
-from stancelab.files import exclusive_lock
+from stancelab.files import lock_file
 from stancelab.paths import state_dir
 
 if TYPE_CHECKING:  # the SDK is imported only when a command talks to a server
@@ -110,11 +110,8 @@ def project_lock(creds: Credentials, title: str) -> Iterator[None]:
         f"another stancelab label push/record/suggest/review is writing into project "
         f"{title!r} at {creds.url}; wait for it to finish and run the command again"
     )
-    with exclusive_lock(lock, busy):
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+    with lock_file(lock, busy):
+        yield
 
 
 def _notes(exc: BaseException) -> str:

@@ -21,7 +21,6 @@ Both are re-exported by ``stancelab.data``.
 
 from __future__ import annotations
 
-import glob
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,12 +32,8 @@ from stancelab.files import (
     check_output_path,
     followed,
     iter_jsonl,
-    move_into_place,
-    output_lock,
     refuse_input_as_output,
-    remove_path,
-    restore_replaced,
-    temporary_folder,
+    written_whole,
 )
 from stancelab.labels import LABELS, SCHEME, normalize
 from stancelab.paths import AUGMENT_DIR, GOLD_PATH, HF_EXPORT_DIR
@@ -133,24 +128,14 @@ def export(
 
     disable_progress_bar()
     dataset = build(gold, augment_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(out, "stancelab data export", "--out"):
-        restore_replaced(out)  # an export a killed run had moved aside
-        _refuse_foreign(out)
-        for debris in out.parent.glob(f".{glob.escape(out.name)}.part-*"):
-            remove_path(debris)  # left by a killed export: none is running (we hold the lock)
-        staging = temporary_folder(out, "part")
-        try:
-            dataset.save_to_disk(str(staging / "arrow"))
-            (staging / "data").mkdir()
-            for split, part in dataset.items():
-                part.to_parquet(str(staging / "data" / f"{split}-00000-of-00001.parquet"))
-            with atomic_open(staging / "README.md") as handle:
-                handle.write(dataset_card(dataset, gold=str(gold), augment_dir=str(augment_dir)))
-            move_into_place(staging, out)
-        except BaseException:
-            remove_path(staging)
-            raise
+    with written_whole(out, "stancelab data export", "--out") as staging:
+        _refuse_foreign(out)  # again, under the lock
+        dataset.save_to_disk(str(staging / "arrow"))
+        (staging / "data").mkdir()
+        for split, part in dataset.items():
+            part.to_parquet(str(staging / "data" / f"{split}-00000-of-00001.parquet"))
+        with atomic_open(staging / "README.md") as handle:
+            handle.write(dataset_card(dataset, gold=str(gold), augment_dir=str(augment_dir)))
     return dataset
 
 

@@ -30,6 +30,7 @@ from stancelab.files._writing import (
     dumps_jsonl_row,
     exclusive_lock,
     followed,
+    lock_file,
     move_into_place,
     output_lock,
     refuse_existing,
@@ -40,6 +41,7 @@ from stancelab.files._writing import (
     temporary_folder,
     write_json,
     write_jsonl,
+    written_whole,
 )
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "STALE_SECONDS",
     "remove_stale_temporaries",
     "exclusive_lock",
+    "lock_file",
+    "written_whole",
     "output_lock",
     "followed",
     "refuse_input_as_output",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import re
@@ -103,16 +104,44 @@ def output_lock(
     it: the local one, a file, or Ray, a folder): one lock file ``.<name>.lock`` beside it,
     removed when released (``exclusive_lock`` copes with a lock file removed meanwhile).
     ``command`` and ``option`` name the writer and its option in the refusal."""
-    lock = output.with_name(f".{output.name}.lock")
     busy = (
         f"{output}: another {command} is writing this output; wait for it to finish "
         f"or choose another {option}"
     )
+    with lock_file(output.with_name(f".{output.name}.lock"), busy):
+        yield
+
+
+@contextlib.contextmanager
+def lock_file(lock: Path, busy: str) -> Iterator[None]:
+    """``exclusive_lock`` on the file ``lock``, which is removed when released."""
     with exclusive_lock(lock, busy):
         try:
             yield
         finally:
             lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def written_whole(
+    output: Path, command: str = "stancelab predict", option: str = "--output"
+) -> Iterator[Path]:
+    """Under ``output_lock``: a new temporary folder beside ``output`` for the block to write
+    into, moved into place (replacing ``output``) when the block ends, removed if it fails.
+    So a failed or killed writer leaves the old ``output`` as it was; what a killed one left
+    (the old output moved aside, its temporary folder) is put back or removed first."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output, command, option):
+        restore_replaced(output)
+        for debris in output.parent.glob(f".{glob.escape(output.name)}.part-*"):
+            remove_path(debris)  # left by a killed run: none is writing (we hold the lock)
+        part = temporary_folder(output, "part").resolve()  # workers may run elsewhere
+        try:
+            yield part
+            move_into_place(part, output)
+        except BaseException:
+            remove_path(part)
+            raise
 
 
 # Names of a process's open files (``/dev/stdout`` links to ``/proc/self/fd/1``).

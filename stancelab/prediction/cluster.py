@@ -11,7 +11,6 @@ a cluster"; Ray is the optional extra ``pip install -e '.[ray]'``.
 
 from __future__ import annotations
 
-import glob
 import os
 import socket
 import tempfile
@@ -25,13 +24,9 @@ from stancelab.corpus.readers import SUFFIXES, Record, check, read_records
 from stancelab.errors import InputError, StancelabError, first_line
 from stancelab.files import (
     followed,
-    move_into_place,
-    output_lock,
     refuse_existing,
     refuse_input_as_output,
-    remove_path,
-    restore_replaced,
-    temporary_folder,
+    written_whole,
 )
 from stancelab.labels import LABELS
 from stancelab.prediction.api import FLAGS, default_model_dir
@@ -313,19 +308,9 @@ def _predict_locked(model, paths, is_folder, output_path: Path, **options) -> Cl
     """Write OUT under its lock: into a temporary folder beside it, moved into place only
     when complete, so a failed or killed run leaves the old OUT (and the inputs) as they
     were."""
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(output_path):
-        restore_replaced(output_path)  # an OUT a killed run had moved aside
-        for debris in output_path.parent.glob(f".{glob.escape(output_path.name)}.part-*"):
-            remove_path(debris)  # left by a killed run: no run is writing (we hold the lock)
-        part = temporary_folder(output_path, "part").resolve()  # workers may run elsewhere
-        try:
-            parquet = output_path.suffix.lower() == ".parquet"
-            summary = _predict_into(model, paths, is_folder, part, parquet, **options)
-            move_into_place(part, output_path)
-        except BaseException:
-            remove_path(part)
-            raise
+    with written_whole(output_path) as part:
+        parquet = output_path.suffix.lower() == ".parquet"
+        summary = _predict_into(model, paths, is_folder, part, parquet, **options)
     return summary
 
 
