@@ -321,3 +321,35 @@ def test_a_damaged_cache_shard_is_recomputed(tmp_path: Path) -> None:
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_cache_clear_encoders_waits_for_no_unpack_and_the_next_use_unpacks_again(
+    mpnet_dir: Path, home: Path, tmp_path: Path
+) -> None:
+    from filelock import FileLock
+
+    from stancelab.models.transformer.packaged import packaged_path
+
+    def clear() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "stancelab.cli", "cache", "clear", "--encoders"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "STANCELAB_HOME": str(home)},
+            timeout=120,
+        )
+
+    # An unpack under way holds this lock: the folder is left alone.
+    with FileLock(str(mpnet_dir.with_name(f".{mpnet_dir.name}.lock"))):
+        busy = clear()
+    assert busy.returncode == 0, busy.stderr
+    assert "kept: encoders" in busy.stdout and "another process is making it now" in busy.stdout
+    assert (mpnet_dir / VERIFIED).exists()
+    done = clear()
+    assert done.returncode == 0, done.stderr
+    assert f"{mpnet_dir.name}" in done.stdout and "removed 1 item(s)" in done.stdout
+    assert not mpnet_dir.exists()
+    # The next use unpacks it again from the installed packages, checked against the pin.
+    assert packaged_path("all-mpnet-base-v2") == mpnet_dir
+    assert (mpnet_dir / VERIFIED).read_text().strip() == MPNET_SHA256

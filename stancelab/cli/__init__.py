@@ -1,5 +1,5 @@
 """The ``stancelab`` command line: the app here, one module per command group
-(``corpus``, ``predict``, ``label``, ``data``), shared helpers in ``_util``.
+(``corpus``, ``predict``, ``label``, ``data``, ``cache``), shared helpers in ``_util``.
 
 Each command is a thin shell over a library function; heavy imports happen inside the
 command so that ``stancelab --help`` and ``stancelab predict`` start fast. A user error
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from stancelab.cli import corpus, data, label, predict
+from stancelab.cli import cache, corpus, data, label, predict
 
 app = typer.Typer(
     help="Train, evaluate and apply classifiers for the rhetoric of official statements.",
@@ -29,6 +29,7 @@ app = typer.Typer(
 
 app.add_typer(label.app, name="label")
 app.add_typer(data.app, name="data")
+app.add_typer(cache.app, name="cache")
 app.command()(corpus.corpus)
 app.command()(predict.predict)
 

@@ -296,13 +296,18 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_ino, info.st_mtime_ns
 
 
+def export_lock_path(base: Path) -> Path:
+    """The lock file an export (``<key>.onnx``) and its int8 copy are made under."""
+    return base.with_name(f".{base.stem}.lock")
+
+
 @contextlib.contextmanager
 def _export_lock(base: Path) -> Iterator[None]:
     """Hold the lock on one export; say so when another process holds it for a while (one
     that was stopped, with Ctrl-Z say, would otherwise make this one wait in silence)."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(base.with_name(f".{base.stem}.lock")))
+    lock = FileLock(str(export_lock_path(base)))
     try:
         lock.acquire(timeout=WAIT_NOTE_SECONDS)
     except Timeout:

