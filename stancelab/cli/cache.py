@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 Keep = Annotated[
-    list[Path] | None,  # noqa: UP007 (typer reads the annotation)
+    list[Path] | None,
     typer.Option(
         "--keep",
         help="Folder of runs whose ONNX exports are in use and kept (repeatable; "
