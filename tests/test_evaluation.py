@@ -519,3 +519,13 @@ def test_leave_dyads_out_needs_one_augmentation_set_for_every_model(fixture_dir,
     per_model = json.loads(timing.metrics.read_text())["timing"]["per_model"]
     assert per_model["base_a"]["fits"] == 3 + 5  # the corpus folds and the dyad folds
     assert per_model["base_u"]["fits"] == 3
+
+
+def test_training_sentences_are_matched_by_their_words_and_wordless_ones_whole():
+    from stancelab.models.runs import text_hash
+
+    same = ["We will “strike” back.", "we will 'STRIKE' back…", "We will strike back"]
+    assert len({text_hash(t) for t in same}) == 1
+    # Sentences without words match only themselves (white space aside), never each other.
+    assert text_hash("—") == text_hash(" — ") != text_hash("?!") != text_hash("...")
+    assert text_hash("?!") != text_hash("")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stancelab import __version__
-from stancelab.corpus.text import match_words
+from stancelab.corpus.text import match_words, model_text, one_line
 from stancelab.data.labelled import LabelledSet
 from stancelab.files import atomic_open, read_json_object, write_json
 from stancelab.labels import LABELS, SCHEME, display
@@ -58,8 +58,11 @@ def describe_training_data(data: LabelledSet) -> dict:
 def text_hash(text: str) -> str:
     """What ``training_texts.json`` keeps of a sentence: a hash of its words as the models
     read them (``corpus.text.match_words``), so a copy with other quotes or case matches."""
-    words = " ".join(match_words(text)).encode("utf-8")
-    return hashlib.blake2b(words, digest_size=8).hexdigest()
+    words = " ".join(match_words(text))
+    # A sentence without words ("—", "?!") is kept whole (white space aside), marked so it
+    # cannot meet a sentence of words: otherwise every such sentence would match every other.
+    key = words if words else "\x00" + one_line(model_text(text))
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
 
 
 def seen_in_training(run_dir: str | Path, texts: list[str]) -> list[bool] | None:
