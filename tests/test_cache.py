@@ -142,3 +142,32 @@ def test_a_keep_folder_that_is_not_there_is_refused_and_nothing_is_removed(home,
             f"error: --keep {wrong}: not a folder (name the folder that holds your runs)"
         )
     assert exports(home) == made
+
+
+KEY = "0123456789abcdef" * 2  # the shape of files.weights_key
+
+
+def fake_export(home: Path, key: str = KEY) -> list[Path]:
+    """The four files of an export, as runner_for leaves them (contents do not matter here)."""
+    (home / "onnx").mkdir(parents=True, exist_ok=True)
+    paths = [home / "onnx" / f"{key}{tail}" for tail in (".onnx", ".int8.onnx")]
+    paths += [p.with_name(p.name + ".sha256") for p in paths]
+    for path in paths:
+        path.write_bytes(b"x" * 10)
+    return paths
+
+
+def test_files_in_onnx_that_are_not_exports_are_neither_listed_nor_removed(tmp_path):
+    home = tmp_path / "home"
+    made = fake_export(home)
+    strays = [home / "onnx" / n for n in ("README.txt", "NOTES", "my.model.onnx", "ABC.onnx")]
+    for stray in strays:
+        stray.write_text("mine\n")
+    shown = cache("info", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "1 item(s), 40 B" in shown.stdout and "README" not in shown.stdout
+    cleared = cache("clear", "--onnx", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed 1 item(s), 40 B" in cleared.stdout
+    assert not any(p.exists() for p in made)
+    assert all(p.read_text() == "mine\n" for p in strays)

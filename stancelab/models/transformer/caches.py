@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from stancelab.paths import state_dir
 
 AREAS = ("onnx", "layers", "encoders")
 FOLDERS = {"onnx": "onnx", "layers": "layer-cache", "encoders": "encoders"}
+# The files of one export (``onnx.runner_for``; the key is ``files.weights_key``): any other
+# file in onnx/ was put there by someone else and is neither listed nor removed.
+EXPORT_FILE = re.compile(r"(?P<key>[0-9a-f]{32})(\.int8)?\.onnx(\.sha256)?")
 
 
 @dataclass
@@ -81,8 +85,9 @@ def items(keep: Sequence[Path] = ()) -> list[Item]:
     onnx = root / FOLDERS["onnx"]
     groups: dict[str, list[Path]] = {}
     for path in sorted(onnx.glob("*")) if onnx.is_dir() else []:
-        if path.is_file() and not path.name.startswith("."):
-            groups.setdefault(path.name.split(".")[0], []).append(path)
+        match = EXPORT_FILE.fullmatch(path.name)
+        if match and path.is_file():
+            groups.setdefault(match["key"], []).append(path)
     for key, paths in groups.items():
         out.append(_item("onnx", key, paths, used.get(key, [])))
     for area in ("layers", "encoders"):
