@@ -171,3 +171,21 @@ def test_files_in_onnx_that_are_not_exports_are_neither_listed_nor_removed(tmp_p
     assert "removed 1 item(s), 40 B" in cleared.stdout
     assert not any(p.exists() for p in made)
     assert all(p.read_text() == "mine\n" for p in strays)
+
+
+def test_a_run_whose_manifest_is_damaged_uses_no_export_and_is_no_traceback(tmp_path):
+    home, runs = tmp_path / "home", tmp_path / "runs"
+    made = fake_export(home)
+    for name, text in {
+        "truncated": "{",
+        "list": "[]",
+        "lists": '{"files": {"model.safetensors": ["a"], "head.safetensors": ["b"]}}',
+        "baseline": '{"files": {"model.skops": "abc"}}',
+    }.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "stancelab.json").write_text(text)
+    for args in (["info"], ["clear", "--onnx"]):
+        done = cache(*args, "--keep", str(runs), home=home, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "used by" not in done.stdout
+    assert not any(p.exists() for p in made)

@@ -74,6 +74,8 @@ def run_keys(roots: Iterable[Path]) -> dict[str, list[str]]:
                 key = weights_key(manifest["files"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not a transformer run (or not readable): it uses no export
+            if not isinstance(key, str):
+                continue  # checksums that are not text (a damaged manifest): no export
             keys.setdefault(key, []).append(folder)
     return keys
 
