@@ -189,3 +189,41 @@ def test_a_run_whose_manifest_is_damaged_uses_no_export_and_is_no_traceback(tmp_
         assert done.returncode == 0, done.stderr
         assert "used by" not in done.stdout
     assert not any(p.exists() for p in made)
+
+
+def test_a_linked_encoder_is_unlinked_not_emptied_and_does_not_stop_the_rest(tmp_path):
+    home, elsewhere = tmp_path / "home", tmp_path / "shared-encoder"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "sub" / "model.safetensors").write_bytes(b"w" * 1000)
+    (home / "encoders").mkdir(parents=True)
+    (home / "encoders" / "a-linked").symlink_to(elsewhere, target_is_directory=True)
+    (home / "encoders" / "b-real").mkdir()
+    (home / "encoders" / "b-real" / "f").write_bytes(b"r")
+    (home / "layer-cache" / "0-linked").parent.mkdir()
+    (home / "layer-cache" / "0-linked").symlink_to(elsewhere, target_is_directory=True)
+    cleared = cache("clear", "--encoders", "--layers", home=home, cwd=tmp_path)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed 3 item(s)" in cleared.stdout
+    for area in ("encoders", "layer-cache"):  # (the unpack locks stay, as for any encoder)
+        assert [p for p in (home / area).iterdir() if not p.name.startswith(".")] == []
+    assert (elsewhere / "sub" / "model.safetensors").read_bytes() == b"w" * 1000
+
+
+def test_an_item_that_cannot_be_removed_is_said_and_the_others_go(tmp_path, monkeypatch):
+    from stancelab.models.transformer import caches
+
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / "home"))
+    for name in ("a", "b"):
+        (tmp_path / "home" / "layer-cache" / name).mkdir(parents=True)
+        (tmp_path / "home" / "layer-cache" / name / "shard").write_bytes(b"s")
+    real = caches.shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if Path(path).name == "a":
+            raise PermissionError(13, "Permission denied", str(path))
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(caches.shutil, "rmtree", rmtree)
+    removed, kept = caches.clear(["layers"])
+    assert [i.name for i in removed] == ["b"]
+    assert [(i.name, why.split(":")[0]) for i, why in kept] == [("a", caches.CANNOT)]

@@ -79,6 +79,7 @@ def clear(
 ) -> None:
     """Remove cached items (all rebuilt on demand); by default ONNX exports and layer cache."""
     from stancelab.cli._util import one_line_errors
+    from stancelab.models.transformer.caches import CANNOT
     from stancelab.models.transformer.caches import clear as clear_items
     from stancelab.models.transformer.caches import human
 
@@ -91,3 +92,5 @@ def clear(
     for item, why in kept:
         typer.echo(f"kept: {_line(item)} ({why})")
     typer.echo(f"{verb} {len(removed)} item(s), {human(sum(i.bytes for i in removed))}")
+    if any(why.startswith(CANNOT) for _, why in kept):
+        raise typer.Exit(1)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stancelab.errors import os_error_line
 from stancelab.models.base import MANIFEST
 from stancelab.paths import state_dir
 
@@ -116,15 +117,29 @@ def clear(
             continue
         with _unless_busy(item) as free:
             if not free:
-                kept.append((item, "another process is making it now"))
+                kept.append((item, BUSY))
                 continue
-            for path in item.paths:
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
+            try:
+                for path in item.paths:
+                    _remove(path)
+            except OSError as exc:  # one item that cannot go does not stop the others
+                kept.append((item, f"{CANNOT}: {os_error_line(exc)}"))
+                continue
         removed.append(item)
     return removed, kept
+
+
+BUSY = "another process is making it now"
+CANNOT = "cannot remove it"
+
+
+def _remove(path: Path) -> None:
+    """Remove one cached file or folder; a link (to an encoder kept elsewhere, say) is
+    removed itself, never what it points to."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -156,8 +171,17 @@ def _unless_busy(item: Item) -> Iterator[bool]:
 def _item(area: str, name: str, paths: list[Path], used_by: list[str]) -> Item:
     size, modified = 0, 0.0
     for path in paths:
-        for file in [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()):
-            info = file.stat()
+        if path.is_symlink():  # what a link points to is not freed by removing it
+            files: Iterable[Path] = [path]
+        elif path.is_file():
+            files = [path]
+        else:
+            files = (p for p in path.rglob("*") if p.is_file() or p.is_symlink())
+        for file in files:
+            try:
+                info = file.lstat()
+            except OSError:  # removed meanwhile (a damaged shard, another clear)
+                continue
             size, modified = size + info.st_size, max(modified, info.st_mtime)
     return Item(area, name, paths, size, modified, used_by)
 
