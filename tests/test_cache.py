@@ -227,3 +227,27 @@ def test_an_item_that_cannot_be_removed_is_said_and_the_others_go(tmp_path, monk
     removed, kept = caches.clear(["layers"])
     assert [i.name for i in removed] == ["b"]
     assert [(i.name, why.split(":")[0]) for i, why in kept] == [("a", caches.CANNOT)]
+
+
+def test_a_dry_run_says_an_export_another_process_is_making_is_kept(tmp_path):
+    from filelock import FileLock
+
+    home = tmp_path / "home"
+    made = fake_export(home)
+    with FileLock(str(home / "onnx" / f".{KEY}.lock")):  # as an export under way holds it
+        dry = cache("clear", "--onnx", "--dry-run", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "another process is making it now" in dry.stdout
+    assert "would remove 0 item(s)" in dry.stdout
+    assert all(p.exists() for p in made)
+
+
+def test_without_runs_here_clear_says_that_no_export_is_kept(tmp_path):
+    home = tmp_path / "home"
+    fake_export(home)
+    dry = cache("clear", "--dry-run", home=home, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "note: no runs/ folder here" in dry.stderr
+    (tmp_path / "runs").mkdir()
+    dry = cache("clear", "--dry-run", home=home, cwd=tmp_path)
+    assert dry.stderr == ""

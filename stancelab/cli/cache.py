@@ -42,6 +42,12 @@ def _keep(given: list[Path] | None) -> list[Path]:
     for path in given or []:
         if not path.is_dir():
             fail(f"--keep {path}: not a folder (name the folder that holds your runs)")
+    if not given and not RUNS_DIR.is_dir():
+        typer.echo(
+            f"note: no {RUNS_DIR}/ folder here, so no export is marked in use "
+            "(run this where your runs/ is, or name their folders with --keep)",
+            err=True,
+        )
     return list(given) if given else [RUNS_DIR]
 
 

@@ -112,12 +112,12 @@ def clear(
         if item.used_by:
             kept.append((item, "in use"))
             continue
-        if dry_run:
-            removed.append(item)
-            continue
         with _unless_busy(item) as free:
             if not free:
                 kept.append((item, BUSY))
+                continue
+            if dry_run:  # the lock was free just now: a real clear would remove it
+                removed.append(item)
                 continue
             try:
                 for path in item.paths:
