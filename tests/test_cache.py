@@ -235,7 +235,9 @@ def test_a_dry_run_says_an_export_another_process_is_making_is_kept(tmp_path):
     home = tmp_path / "home"
     made = fake_export(home)
     with FileLock(str(home / "onnx" / f".{KEY}.lock")):  # as an export under way holds it
-        dry = cache("clear", "--onnx", "--dry-run", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+        dry = cache(
+            "clear", "--onnx", "--dry-run", "--keep", str(tmp_path), home=home, cwd=tmp_path
+        )
     assert dry.returncode == 0, dry.stderr
     assert "another process is making it now" in dry.stdout
     assert "would remove 0 item(s)" in dry.stdout

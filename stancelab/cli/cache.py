@@ -85,9 +85,8 @@ def clear(
 ) -> None:
     """Remove cached items (all rebuilt on demand); by default ONNX exports and layer cache."""
     from stancelab.cli._util import one_line_errors
-    from stancelab.models.transformer.caches import CANNOT
+    from stancelab.models.transformer.caches import CANNOT, human
     from stancelab.models.transformer.caches import clear as clear_items
-    from stancelab.models.transformer.caches import human
 
     areas = [a for a, on in (("onnx", onnx), ("layers", layers), ("encoders", encoders)) if on]
     with one_line_errors():
