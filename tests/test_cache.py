@@ -52,13 +52,14 @@ def runs(home, tmp_path_factory) -> Path:
     return folder
 
 
-def cache(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+def cache(*args: str, home: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "STANCELAB_MODEL"}
     return subprocess.run(
         [sys.executable, "-m", "stancelab.cli", "cache", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "STANCELAB_HOME": str(home)},
+        env={**environ, "STANCELAB_HOME": str(home), **env},
         timeout=120,
     )
 
@@ -219,7 +220,7 @@ def test_an_item_that_cannot_be_removed_is_said_and_the_others_go(tmp_path, monk
     real = caches.shutil.rmtree
 
     def rmtree(path, *args, **kwargs):
-        if Path(path).name == "a":
+        if Path(path).name.startswith(".a.removing-"):  # renamed first, then removed
             raise PermissionError(13, "Permission denied", str(path))
         real(path, *args, **kwargs)
 
@@ -227,6 +228,10 @@ def test_an_item_that_cannot_be_removed_is_said_and_the_others_go(tmp_path, monk
     removed, kept = caches.clear(["layers"])
     assert [i.name for i in removed] == ["b"]
     assert [(i.name, why.split(":")[0]) for i, why in kept] == [("a", caches.CANNOT)]
+    # What could not be removed no longer sits under its name, half gone.
+    assert sorted(p.name for p in (tmp_path / "home" / "layer-cache").iterdir()) == [
+        f".a.removing-{os.getpid()}"
+    ]
 
 
 def test_a_dry_run_says_an_export_another_process_is_making_is_kept(tmp_path):
@@ -253,3 +258,18 @@ def test_without_runs_here_clear_says_that_no_export_is_kept(tmp_path):
     (tmp_path / "runs").mkdir()
     dry = cache("clear", "--dry-run", home=home, cwd=tmp_path)
     assert dry.stderr == ""
+
+
+def test_predicts_default_model_stancelab_model_is_kept_wherever_clear_runs(home, runs, tmp_path):
+    run = runs / "transformer"
+    load_model(run).use_backend("onnx", precision="fp32")
+    made = exports(home)
+    kept = cache("clear", "--onnx", home=home, cwd=tmp_path, STANCELAB_MODEL=str(run))
+    assert kept.returncode == 0, kept.stderr
+    assert f"used by {run}" in kept.stdout and "(in use)" in kept.stdout
+    assert "note:" not in kept.stderr
+    assert exports(home) == made
+    # Without it, and with no runs/ here, the command says why nothing is in use.
+    gone = cache("clear", "--onnx", home=home, cwd=tmp_path)
+    assert "note: no runs/ folder here" in gone.stderr
+    assert exports(home) == []

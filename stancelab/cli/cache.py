@@ -5,7 +5,7 @@
 
 Every item is rebuilt on demand, offline (``stancelab.models.transformer.caches``). ``clear``
 with no area named clears the two that grow, ONNX exports and the layer cache; it keeps the
-exports of the runs found under ``--keep`` (default ``runs/``).
+exports of the runs found under ``--keep`` (default ``runs/``) and of ``$STANCELAB_MODEL``.
 """
 
 from __future__ import annotations
@@ -36,19 +36,26 @@ Keep = Annotated[
 
 
 def _keep(given: list[Path] | None) -> list[Path]:
-    """The folders of runs in use: those given, which must be folders, else runs/."""
+    """The folders of runs in use: those given (which must be folders), else runs/; and
+    predict's default model, ``$STANCELAB_MODEL``, when it is set."""
+    import os
+
     from stancelab.cli._util import fail
 
     for path in given or []:
         if not path.is_dir():
             fail(f"--keep {path}: not a folder (name the folder that holds your runs)")
-    if not given and not RUNS_DIR.is_dir():
+    keep = list(given) if given else [RUNS_DIR]
+    model = os.environ.get("STANCELAB_MODEL")
+    if model and Path(model).is_dir():
+        keep.append(Path(model))
+    if not any(path.is_dir() for path in keep):
         typer.echo(
             f"note: no {RUNS_DIR}/ folder here, so no export is marked in use "
             "(run this where your runs/ is, or name their folders with --keep)",
             err=True,
         )
-    return list(given) if given else [RUNS_DIR]
+    return keep
 
 
 def _line(item) -> str:
@@ -62,10 +69,12 @@ def _line(item) -> str:
 @app.command()
 def info(keep: Keep = None) -> None:
     """List every cached item with its size, last change and the runs that use it."""
+    from stancelab.cli._util import one_line_errors
     from stancelab.models.transformer.caches import human, items
     from stancelab.paths import state_dir
 
-    found = items(_keep(keep))
+    with one_line_errors():
+        found = items(_keep(keep))
     typer.echo(f"state directory: {state_dir()}")
     for item in found:
         typer.echo(_line(item))

