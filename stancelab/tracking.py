@@ -24,6 +24,9 @@ what the run directory or the report says:
 answer (a server that is down, a file that is not a database) is one line and nothing is
 run. A store that fails once the work is done leaves the run directory and the report as
 they were written; ``python -m training.track DIR ...`` (``record``) records them later.
+Each MLflow run is tagged with the checksum of the file it was read from
+(``stancelab.source``), and a file already recorded in the experiment is not recorded again:
+rerunning ``training.track`` after a store failed partway adds only what is missing.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ EXPERIMENT = "stancelab"  # the project's name: the default experiment
 # retries (5, with backoff, 120 s each): a store that answered a moment ago may just hiccup.
 PROBE_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 MAX_TAG = 5000  # characters of a tag value (MLflow 3 takes 8,000, older ones 5,000)
+SOURCE_TAG = "stancelab.source"  # source_key: a run recorded once per source
+_ALREADY: set[str] = set()  # run ids this process found recorded before (for describe)
 
 
 class TrackingError(StancelabError):
@@ -131,6 +136,7 @@ def track_training(run_dir: str | Path, *, experiment: str = EXPERIMENT, command
         "stancelab.data_sha256": run["data"]["checksum_sha256"],
         "stancelab.heldout_source": str(run.get("metrics", {}).get("source", "")),
         "stancelab.command": command,
+        SOURCE_TAG: source_key(run_dir / "run.json"),
     }
     return _log(
         experiment, config.get("name", run_dir.name), config, metrics, tags, {"run": run_dir}
@@ -167,6 +173,7 @@ def track_evaluation(
             "stancelab.augmentation_sha256": data.get("augmentation_sha256", ""),
             "stancelab.verdict": metrics.get("verdict", "")[:MAX_TAG],
             "stancelab.command": command or metrics.get("command", ""),
+            SOURCE_TAG: source_key(report_dir / "metrics.json", name),
         }
         run_name = f"{name} · {metrics['protocol']['name']}"
         config = _resolved_config(info["config"])
@@ -283,6 +290,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
             os.environ.pop(key, None)
 
 
+def source_key(path: Path, part: str = "") -> str:
+    """What an MLflow run is recorded from: the SHA-256 of the file it reads (``run.json``,
+    ``metrics.json``) and, for one model of a report, its name."""
+    import hashlib
+
+    from stancelab.files import sha256_file
+
+    digest = sha256_file(path)
+    return hashlib.sha256(f"{digest}:{part}".encode()).hexdigest() if part else digest
+
+
 def _log(
     experiment: str,
     run_name: str,
@@ -291,9 +309,21 @@ def _log(
     tags: dict[str, str],
     artifacts: dict[str, Path],
 ) -> str:
+    """One MLflow run, or the finished run already recorded from the same source (tag
+    ``stancelab.source``): recording a path again, after a store that failed partway, say,
+    adds only what is missing."""
     mlflow = _mlflow()
     try:
-        mlflow.set_experiment(experiment)
+        found = mlflow.set_experiment(experiment)
+        done = mlflow.search_runs(
+            [found.experiment_id],
+            f"tags.`{SOURCE_TAG}` = '{tags[SOURCE_TAG]}' and attributes.status = 'FINISHED'",
+            max_results=1,
+            output_format="list",
+        )
+        if done:
+            _ALREADY.add(done[0].info.run_id)
+            return done[0].info.run_id
         with mlflow.start_run(run_name=run_name) as run:
             mlflow.log_params(flatten(config))
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
@@ -319,6 +349,11 @@ def describe(run_ids: list[str], experiment: str) -> str:
     import mlflow
 
     runs = "run " + run_ids[0] if len(run_ids) == 1 else f"{len(run_ids)} runs"
+    before = sum(i in _ALREADY for i in run_ids)
+    if before == len(run_ids):
+        runs += " (recorded before from the same files: nothing recorded again)"
+    elif before:
+        runs += f" ({before} of them recorded before from the same files, not again)"
     return (
         f"tracked: MLflow experiment {experiment!r}, {runs} at {mlflow.get_tracking_uri()} "
         "(browse with `mlflow ui`)"

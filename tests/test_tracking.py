@@ -291,5 +291,24 @@ def test_a_store_that_fails_after_the_work_keeps_it_and_names_the_command_to_rec
     assert done[1].data.tags["stancelab.command"].startswith("python -m training.evaluate")
     files = {a.path for a in client.list_artifacts(done[0].info.run_id, "run")}
     assert "run/run.json" in files
+
+    # Recording the same files again adds nothing (a rerun after a store failed partway
+    # records only what is missing), and says so.
+    def finished() -> list[str]:
+        runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
+        return sorted(r.info.run_id for r in runs)
+
+    ids = finished()
+    assert track(["run", "report", "--experiment", "tests"]) == 0
+    out = capsys.readouterr().out
+    assert "(recorded before from the same files: nothing recorded again)" in out
+    assert finished() == ids
+    client.delete_run(done[1].info.run_id)  # the evaluation's run is gone from the experiment
+    assert track(["run", "report", "--experiment", "tests"]) == 0
+    assert "2 runs (1 of them recorded before from the same files, not again)" in (
+        capsys.readouterr().out
+    )
+    again = finished()
+    assert len(again) == 2 and done[0].info.run_id in again and done[1].info.run_id not in again
     assert track(["nowhere"]) == 1
     assert the_error(capsys.readouterr().err).startswith("error: nowhere: neither a training run")
