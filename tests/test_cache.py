@@ -6,6 +6,7 @@ real command line; the state directory is a temporary STANCELAB_HOME.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -273,3 +274,22 @@ def test_predicts_default_model_stancelab_model_is_kept_wherever_clear_runs(home
     gone = cache("clear", "--onnx", home=home, cwd=tmp_path)
     assert "note: no runs/ folder here" in gone.stderr
     assert exports(home) == []
+
+
+def fake_run(folder: Path, key: str = KEY) -> Path:
+    """A transformer run's manifest whose weights have the ONNX key ``key``."""
+    folder.mkdir(parents=True)
+    files = {"model.safetensors": key[:16] + "0" * 48, "head.safetensors": key[16:] + "0" * 48}
+    (folder / "stancelab.json").write_text(json.dumps({"kind": "transformer", "files": files}))
+    return folder
+
+
+def test_predicts_default_model_runs_transformer_is_kept_when_other_folders_are_named(tmp_path):
+    home, project = tmp_path / "home", tmp_path / "project"
+    made = fake_export(home)
+    fake_run(project / "runs" / "transformer")
+    (tmp_path / "old-runs").mkdir()
+    kept = cache("clear", "--onnx", "--keep", str(tmp_path / "old-runs"), home=home, cwd=project)
+    assert kept.returncode == 0, kept.stderr
+    assert "used by runs/transformer" in kept.stdout and "(in use)" in kept.stdout
+    assert all(p.exists() for p in made)

@@ -5,7 +5,8 @@
 
 Every item is rebuilt on demand, offline (``stancelab.models.transformer.caches``). ``clear``
 with no area named clears the two that grow, ONNX exports and the layer cache; it keeps the
-exports of the runs found under ``--keep`` (default ``runs/``) and of ``$STANCELAB_MODEL``.
+exports of the runs found under ``--keep`` (default ``runs/``) and of predict's default model
+(``$STANCELAB_MODEL``, else ``runs/transformer``).
 """
 
 from __future__ import annotations
@@ -37,18 +38,17 @@ Keep = Annotated[
 
 def _keep(given: list[Path] | None) -> list[Path]:
     """The folders of runs in use: those given (which must be folders), else runs/; and
-    predict's default model, ``$STANCELAB_MODEL``, when it is set."""
-    import os
-
+    predict's default model (``$STANCELAB_MODEL``, else runs/transformer), always."""
     from stancelab.cli._util import fail
+    from stancelab.prediction.api import default_model_dir
 
     for path in given or []:
         if not path.is_dir():
             fail(f"--keep {path}: not a folder (name the folder that holds your runs)")
     keep = list(given) if given else [RUNS_DIR]
-    model = os.environ.get("STANCELAB_MODEL")
-    if model and Path(model).is_dir():
-        keep.append(Path(model))
+    model = default_model_dir()
+    if model.is_dir():
+        keep.append(model)
     if not any(path.is_dir() for path in keep):
         typer.echo(
             f"note: no {RUNS_DIR}/ folder here, so no export is marked in use "
