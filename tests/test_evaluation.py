@@ -529,3 +529,14 @@ def test_training_sentences_are_matched_by_their_words_and_wordless_ones_whole()
     # Sentences without words match only themselves (white space aside), never each other.
     assert text_hash("—") == text_hash(" — ") != text_hash("?!") != text_hash("...")
     assert text_hash("?!") != text_hash("")
+
+
+def test_a_wordless_corpus_sentence_is_no_copy_of_another_wordless_one():
+    from stancelab.data.labelled import LabelledSet
+
+    corpus = LabelledSet(ids=["c0", "c1"], texts=["—", "We will strike back."], labels=[(), ()])
+    aug = LabelledSet(
+        ids=["a0", "a1", "a2"], texts=["?!", " — ", "We will STRIKE back"], labels=[(), (), ()]
+    )
+    # "?!" copies nothing; " — " is the corpus's "—"; the last has its words.
+    assert unseen(aug, corpus) == [0]

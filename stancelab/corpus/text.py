@@ -96,6 +96,14 @@ def match_words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(model_text(text).casefold()))
 
 
+def copy_key(text: str) -> tuple[str, ...]:
+    """What two sentences share when one is a copy of the other: their ``match_words``, or,
+    for a sentence without words ("—", "?!"), the sentence itself (white space aside), marked
+    so it meets no sentence of words; otherwise every such sentence would copy every other."""
+    words = match_words(text)
+    return words if words else ("\x00" + one_line(model_text(text)),)
+
+
 def foreign_script(text: str) -> bool:
     """True when fewer than half of ``text``'s letters, as the models read them
     (``model_text``), are Latin letters (Arabic, Cyrillic, Chinese...): both models learned

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stancelab.config import RunConfig
-from stancelab.corpus.text import match_words
+from stancelab.corpus.text import copy_key
 from stancelab.data.labelled import LabelledSet, load_augmentation
 
 NEAR_COPY = 0.8  # share of words (Jaccard) from which a sentence counts as a copy of another
@@ -25,11 +25,11 @@ def unseen(aug: LabelledSet, corpus: LabelledSet) -> list[int]:
     """Indices of the augmentation sentences that do not copy a corpus sentence (a copy could
     leak a test sentence into training): not the same words in the same order, and fewer than
     ``NEAR_COPY`` of their distinct words shared with any corpus sentence."""
-    same = {match_words(t) for t in corpus.texts}
-    sets = [set(w) for w in same if w]
+    same = {copy_key(t) for t in corpus.texts}
+    sets = [set(w) for w in same]
     keep = []
     for i, text in enumerate(aug.texts):
-        words = match_words(text)
+        words = copy_key(text)
         mine = set(words)
         if words in same or any(
             len(mine & other) >= NEAR_COPY * len(mine | other)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stancelab import __version__
-from stancelab.corpus.text import match_words, model_text, one_line
+from stancelab.corpus.text import copy_key
 from stancelab.data.labelled import LabelledSet
 from stancelab.files import atomic_open, read_json_object, write_json
 from stancelab.labels import LABELS, SCHEME, display
@@ -57,11 +57,8 @@ def describe_training_data(data: LabelledSet) -> dict:
 
 def text_hash(text: str) -> str:
     """What ``training_texts.json`` keeps of a sentence: a hash of its words as the models
-    read them (``corpus.text.match_words``), so a copy with other quotes or case matches."""
-    words = " ".join(match_words(text))
-    # A sentence without words ("—", "?!") is kept whole (white space aside), marked so it
-    # cannot meet a sentence of words: otherwise every such sentence would match every other.
-    key = words if words else "\x00" + one_line(model_text(text))
+    read them (``corpus.text.copy_key``), so a copy with other quotes or case matches."""
+    key = " ".join(copy_key(text))  # a sentence without words: the sentence itself
     return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
 
 
@@ -109,7 +106,8 @@ def write_run(
     write_json(
         out / TRAINING_TEXTS,
         {
-            "hash": "blake2b (8 bytes) of the words, case and punctuation aside",
+            "hash": "blake2b (8 bytes) of the words, case and punctuation aside "
+            "(of a sentence without words: the sentence)",
             "hashes": sorted({text_hash(t) for t in data.texts}),
         },
     )
