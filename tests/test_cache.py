@@ -293,3 +293,17 @@ def test_predicts_default_model_runs_transformer_is_kept_when_other_folders_are_
     assert kept.returncode == 0, kept.stderr
     assert "used by runs/transformer" in kept.stdout and "(in use)" in kept.stdout
     assert all(p.exists() for p in made)
+
+
+def test_what_a_failed_clear_left_is_listed_and_cleared_next_time(tmp_path):
+    home = tmp_path / "home"
+    left = home / "layer-cache" / ".0123abcd.removing-999999999"  # a pid that is not running
+    left.mkdir(parents=True)
+    (left / "shard").write_bytes(b"s" * 100)
+    shown = cache("info", home=home, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert left.name in shown.stdout and "1 item(s), 100 B" in shown.stdout
+    cleared = cache("clear", "--layers", home=home, cwd=tmp_path)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed 1 item(s), 100 B" in cleared.stdout
+    assert list((home / "layer-cache").iterdir()) == []

@@ -275,7 +275,7 @@ def restore_replaced(target: Path) -> None:
     import glob
 
     for old in target.parent.glob(f".{glob.escape(target.name)}.part-old-*"):
-        if _alive(old.name.rsplit("-", 1)[1]):
+        if process_alive(old.name.rsplit("-", 1)[1]):
             continue
         if target.exists() or target.is_symlink():
             remove_path(old)
@@ -283,7 +283,7 @@ def restore_replaced(target: Path) -> None:
             os.replace(old, target)
 
 
-def _alive(pid: str) -> bool:
+def process_alive(pid: str) -> bool:
     """Whether process ``pid`` (a number from a file name) is running, other than this one."""
     if not pid.isdigit() or int(pid) == os.getpid():
         return False

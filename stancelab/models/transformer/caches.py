@@ -13,8 +13,9 @@ Three caches, each rebuilt on demand and offline, so clearing one costs time, ne
 An export is *used* when a transformer run found under the ``keep`` folders has its weights
 (the key comes from the run's manifest, as ``load_model`` computes it); ``clear`` keeps those.
 Each removal takes the lock its cache is made under, without waiting: an export or encoder
-that another process is making right now is skipped and said. Nothing else in the state
-directory (its ``locks/``) is touched.
+that another process is making right now is skipped and said. A folder is renamed to a
+hidden name before it is removed; one a failed removal left there (its process gone) is
+listed and removed by the next clear. Nothing else in the state directory is touched.
 """
 
 from __future__ import annotations
@@ -96,9 +97,17 @@ def items(keep: Sequence[Path] = ()) -> list[Item]:
     for area in ("layers", "encoders"):
         folder = root / FOLDERS[area]
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if path.is_dir() and not path.name.startswith("."):
+            if path.is_dir() and (not path.name.startswith(".") or _left_over(path)):
                 out.append(_item(area, path.name, [path], []))
     return out
+
+
+def _left_over(path: Path) -> bool:
+    """A folder that a clear renamed but could not remove, and whose process is gone."""
+    from stancelab.files import process_alive
+
+    match = LEFT_OVER.fullmatch(path.name)
+    return bool(match) and not process_alive(match["pid"])
 
 
 def clear(
@@ -129,6 +138,8 @@ def clear(
     return removed, kept
 
 
+# What _remove renames a folder to before removing it (left there if the removal fails).
+LEFT_OVER = re.compile(r"\..+\.removing-(?P<pid>[0-9]+)")
 BUSY = "another process is making it now"
 CANNOT = "cannot remove it"
 
@@ -136,13 +147,15 @@ CANNOT = "cannot remove it"
 def _remove(path: Path) -> None:
     """Remove one cached file or folder; a link (to an encoder kept elsewhere, say) is
     removed itself, never what it points to."""
-    if path.is_dir() and not path.is_symlink():
+    if path.is_dir() and not path.is_symlink() and not LEFT_OVER.fullmatch(path.name):
         # Renamed first, so no process finds a half-removed encoder or cache folder under
         # its name (the hidden name is never read, and a removal that fails leaves it
         # there, unused).
         hidden = path.with_name(f".{path.name}.removing-{os.getpid()}")
         path.rename(hidden)
         shutil.rmtree(hidden)
+    elif path.is_dir() and not path.is_symlink():  # left by a clear that failed: no lock
+        shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 
@@ -154,13 +167,15 @@ def _unless_busy(item: Item) -> Iterator[bool]:
 
     from stancelab.models.transformer.onnx import export_lock_path
 
-    if item.area == "onnx":
-        lock_path = export_lock_path(item.paths[0].parent / f"{item.name}.onnx")
-    elif item.area == "encoders":
-        lock_path = item.paths[0].with_name(f".{item.name}.lock")  # packaged.unpack's lock
-    else:  # the layer cache writes whole shards under temporary names; no lock to take
+    if item.area == "layers" or LEFT_OVER.fullmatch(item.name):
+        # the layer cache writes whole shards under temporary names, and nothing makes a
+        # folder a clear left: no lock to take
         yield True
         return
+    if item.area == "onnx":
+        lock_path = export_lock_path(item.paths[0].parent / f"{item.name}.onnx")
+    else:
+        lock_path = item.paths[0].with_name(f".{item.name}.lock")  # packaged.unpack's lock
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
