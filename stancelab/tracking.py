@@ -37,7 +37,7 @@ import os
 import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stancelab.errors import StancelabError, first_line, os_error_line
 
@@ -48,7 +48,14 @@ EXPERIMENT = "stancelab"  # the project's name: the default experiment
 PROBE_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 MAX_TAG = 5000  # characters of a tag value (MLflow 3 takes 8,000, older ones 5,000)
 SOURCE_TAG = "stancelab.source"  # source_key: a run recorded once per source
-_ALREADY: set[str] = set()  # run ids this process found recorded before (for describe)
+
+
+class Recorded(NamedTuple):
+    """One MLflow run of a recording: its id, and whether this call made it (False: the
+    same file was recorded before, and that run is returned)."""
+
+    run_id: str
+    new: bool
 
 
 class TrackingError(StancelabError):
@@ -80,13 +87,13 @@ def check_store(experiment: str = EXPERIMENT) -> None:
 
 def record(
     paths: Sequence[str | Path], *, experiment: str = EXPERIMENT, command: str = ""
-) -> list[str]:
+) -> list[Recorded]:
     """Record run directories (``run.json``) and evaluation reports (``metrics.json``) in
-    turn; returns the MLflow run ids. When the store fails, the ``TrackingError`` says that
+    turn; returns their MLflow runs. When the store fails, the ``TrackingError`` says that
     the files are saved and gives the command that records those not yet recorded."""
     paths = [Path(p) for p in paths]
     trackers = [_tracker(path) for path in paths]  # every path checked before the first run
-    ids: list[str] = []
+    ids: list[Recorded] = []
     for i, (path, track) in enumerate(zip(paths, trackers, strict=True)):
         try:
             ids += track(path, experiment=experiment, command=command)
@@ -112,12 +119,14 @@ def _tracker(path: Path):
     )
 
 
-def _track_run(run_dir: Path, **options: str) -> list[str]:
+def _track_run(run_dir: Path, **options: str) -> list[Recorded]:
     return [track_training(run_dir, **options)]
 
 
-def track_training(run_dir: str | Path, *, experiment: str = EXPERIMENT, command: str = "") -> str:
-    """Record a training run directory as one MLflow run; returns the MLflow run id."""
+def track_training(
+    run_dir: str | Path, *, experiment: str = EXPERIMENT, command: str = ""
+) -> Recorded:
+    """Record a training run directory as one MLflow run."""
     import yaml
 
     run_dir = Path(run_dir)
@@ -145,8 +154,8 @@ def track_training(run_dir: str | Path, *, experiment: str = EXPERIMENT, command
 
 def track_evaluation(
     report_dir: str | Path, *, experiment: str = EXPERIMENT, command: str = ""
-) -> list[str]:
-    """Record an evaluation as one MLflow run per config (or model); returns the run ids."""
+) -> list[Recorded]:
+    """Record an evaluation as one MLflow run per config (or model)."""
     report_dir = Path(report_dir)
     metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
     data = metrics.get("data", {})
@@ -308,7 +317,7 @@ def _log(
     metrics: dict[str, float],
     tags: dict[str, str],
     artifacts: dict[str, Path],
-) -> str:
+) -> Recorded:
     """One MLflow run, or the finished run already recorded from the same source (tag
     ``stancelab.source``): recording a path again, after a store that failed partway, say,
     adds only what is missing."""
@@ -322,8 +331,7 @@ def _log(
             output_format="list",
         )
         if done:
-            _ALREADY.add(done[0].info.run_id)
-            return done[0].info.run_id
+            return Recorded(done[0].info.run_id, new=False)
         with mlflow.start_run(run_name=run_name) as run:
             mlflow.log_params(flatten(config))
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
@@ -334,7 +342,7 @@ def _log(
         raise TrackingError(
             f"MLflow tracking at {mlflow.get_tracking_uri()} failed: {_cause(exc)}"
         ) from None
-    return run.info.run_id
+    return Recorded(run.info.run_id, new=True)
 
 
 def record_and_describe(
@@ -344,18 +352,18 @@ def record_and_describe(
     return describe(record(paths, experiment=experiment, command=command), experiment)
 
 
-def describe(run_ids: list[str], experiment: str) -> str:
+def describe(runs: list[Recorded], experiment: str) -> str:
     """One line for the scripts to print after tracking."""
     import mlflow
 
-    runs = "run " + run_ids[0] if len(run_ids) == 1 else f"{len(run_ids)} runs"
-    before = sum(i in _ALREADY for i in run_ids)
-    if before == len(run_ids):
-        runs += " (recorded before from the same files: nothing recorded again)"
+    said = "run " + runs[0].run_id if len(runs) == 1 else f"{len(runs)} runs"
+    before = sum(not r.new for r in runs)
+    if before == len(runs):
+        said += " (recorded before from the same files: nothing recorded again)"
     elif before:
-        runs += f" ({before} of them recorded before from the same files, not again)"
+        said += f" ({before} of them recorded before from the same files, not again)"
     return (
-        f"tracked: MLflow experiment {experiment!r}, {runs} at {mlflow.get_tracking_uri()} "
+        f"tracked: MLflow experiment {experiment!r}, {said} at {mlflow.get_tracking_uri()} "
         "(browse with `mlflow ui`)"
     )
 

@@ -281,7 +281,7 @@ def test_a_store_that_fails_after_the_work_keeps_it_and_names_the_command_to_rec
 
     (tmp_path / "mlruns").unlink()
     assert track(["run", "report", "--experiment", "tests"]) == 0
-    assert "tracked: MLflow experiment 'tests', 2 runs" in capsys.readouterr().out
+    assert f"tracked: MLflow experiment 'tests', 2 runs at {uri} " in capsys.readouterr().out
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tests")
     done = client.search_runs(
