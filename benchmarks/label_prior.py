@@ -42,13 +42,12 @@ from stancelab.evaluation.protocol import (
     build_folds,
     training_set,
 )
-from stancelab.models.calibration import DEFAULT_THRESHOLD
+from stancelab.models.calibration import tune_thresholds
 from stancelab.models.transformer.model import holdout_split
 from stancelab.paths import usable_cores
 
 RESULTS = Path(__file__).parent / "results"
 HARNESS = dataclasses.replace(DEFAULT, leave_one_article_out=True, leave_dyads_out=5)
-GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
 def harness_folds(config, schemes, dyad_folds):
@@ -62,7 +61,7 @@ def harness_folds(config, schemes, dyad_folds):
         folds = build_dyad_folds(by_id, HARNESS)
         plans += [(folds[i], by_id, corpus) for i in dyad_folds]
     for fold, scored, extra in plans:
-        yield fold, scored, training_set(scored, extra, fold, AUGMENTED, HARNESS.seed)
+        yield fold, scored, training_set(scored, extra, fold, AUGMENTED, HARNESS.seed + fold.repeat)
 
 
 def heldout_rows(model, train) -> tuple[np.ndarray, np.ndarray]:
@@ -74,24 +73,12 @@ def heldout_rows(model, train) -> tuple[np.ndarray, np.ndarray]:
     return train.y[val], np.asarray(model.predict_proba([train.texts[i] for i in val]))
 
 
-def reweighted_thresholds(y: np.ndarray, proba: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per-label F1-best cut on rows reweighted from their own label shares to ``target``."""
-    cuts = []
-    for j in range(y.shape[1]):
-        pos = y[:, j].astype(bool)
-        if pos.sum() < 3:  # as tune_thresholds: too few positives to tune
-            cuts.append(DEFAULT_THRESHOLD)
-            continue
-        share = pos.mean()
-        w = np.where(pos, target[j] / share, (1 - target[j]) / (1 - share))
-        best, best_f1 = DEFAULT_THRESHOLD, -1.0
-        for t in sorted(GRID, key=lambda t: abs(t - 0.5)):
-            pred = proba[:, j] >= t
-            f1 = float(label_f1(y[:, [j]], pred[:, None], w[None, :])[0, 0])
-            if f1 > best_f1 + 1e-12:
-                best, best_f1 = float(t), f1
-        cuts.append(best)
-    return np.asarray(cuts)
+def reweighted_thresholds(y: np.ndarray, proba: np.ndarray, target: np.ndarray) -> list[float]:
+    """Per-label F1-best cut on rows reweighted from their own label shares to ``target``:
+    positives of label j by target_j / share_j, negatives by (1 - target_j) / (1 - share_j)."""
+    share = np.clip(y.mean(axis=0), 1e-9, 1 - 1e-9)
+    weights = np.where(y == 1, target / share, (1 - target) / (1 - share))
+    return tune_thresholds(y, proba, weights=weights)
 
 
 def main() -> None:
@@ -128,7 +115,7 @@ def main() -> None:
                     "y": scored.y[fold.test].tolist(),
                     "proba": proba.tolist(),
                     "tuned": list(model.thresholds_),
-                    "prior": reweighted_thresholds(y_held, p_held, target).tolist(),
+                    "prior": reweighted_thresholds(y_held, p_held, target),
                     "heldout_share": y_held.mean(axis=0).tolist(),
                     "corpus_share": target.tolist(),
                 }

@@ -78,3 +78,15 @@ def test_ece_known_values():
     assert abs(expected_calibration_error(np.array([0, 0]), np.array([0.95, 0.95])) - 0.95) < 1e-9
     table = reliability_table(np.array([1, 0, 1]), np.array([0.05, 0.05, 0.95]))
     assert table[0]["count"] == 2 and table[0]["observed_frequency"] == 0.5
+
+
+def test_weighted_thresholds_follow_the_weights():
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, 2)) < 0.3).astype(int)
+    proba = 1 / (1 + np.exp(-(2.0 * (2 * y - 1) + rng.normal(0, 1.5, y.shape))))  # overlapping
+    plain = tune_thresholds(y, proba)
+    assert tune_thresholds(y, proba, weights=np.ones(y.shape)) == plain
+    # Negatives weighing ten times as much (labels ten times rarer): false alarms cost more,
+    # so every cut rises.
+    heavy = tune_thresholds(y, proba, weights=np.where(y == 1, 1.0, 10.0))
+    assert all(h > p for h, p in zip(heavy, plain, strict=True))

@@ -89,12 +89,17 @@ class PlattCalibrator:
 
 
 def tune_thresholds(
-    y: np.ndarray, proba: np.ndarray, grid: np.ndarray | None = None, min_positives: int = 3
+    y: np.ndarray,
+    proba: np.ndarray,
+    grid: np.ndarray | None = None,
+    min_positives: int = 3,
+    weights: np.ndarray | None = None,
 ) -> list[float]:
     """Per-label threshold maximising F1 on (out-of-fold) probabilities.
 
     Labels with fewer than ``min_positives`` positives keep 0.5: a threshold tuned on one or
-    two examples is noise. Ties go to the threshold closest to 0.5.
+    two examples is noise. Ties go to the threshold closest to 0.5. ``weights`` (one per
+    row and label) weigh each row's counts in the F1 of that label.
     """
     y, proba = np.asarray(y, int), np.asarray(proba, float)
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2) if grid is None else np.asarray(grid)
@@ -103,10 +108,11 @@ def tune_thresholds(
         if y[:, j].sum() < min_positives:
             out.append(DEFAULT_THRESHOLD)
             continue
+        w = None if weights is None else np.asarray(weights, float)[None, :, j]
         best, best_f1 = DEFAULT_THRESHOLD, -1.0
         for t in sorted(grid, key=lambda t: abs(t - 0.5)):
             pred = proba[:, j] >= t
-            f1 = float(label_f1(y[:, [j]], pred[:, None])[0])
+            f1 = float(label_f1(y[:, [j]], pred[:, None], w).ravel()[0])
             if f1 > best_f1 + 1e-12:
                 best, best_f1 = float(t), f1
         out.append(best)
