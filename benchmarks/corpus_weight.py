@@ -29,15 +29,6 @@ from stancelab.paths import usable_cores
 RESULTS = Path(__file__).parent / "results"
 
 
-def with_corpus_repeated(train, repeat: int):
-    """The training set with each corpus sentence ``repeat`` times (authored rows once)."""
-    corpus = [i for i, s in enumerate(train.sources) if s == "corpus"]
-    out = train
-    for _ in range(repeat - 1):
-        out = out.concat(train.subset(corpus))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/transformer.yaml")
@@ -45,14 +36,14 @@ def main() -> None:
     parser.add_argument("--schemes", nargs="+", default=["kfold", "logo"])
     parser.add_argument("--out", type=Path, default=RESULTS / "corpus_weight.json")
     args = parser.parse_args()
-    config = load_config(args.config)
+    config = load_config(args.config, {"data.corpus_repeat": 1})  # repeated here, not twice
     if hasattr(config.params, "progress"):
         config.params.progress = False
     fits = []
     for fold, scored, train in harness_folds(config, args.schemes, []):
         texts = [scored.texts[i] for i in fold.test]
         row = {"scheme": fold.scheme, "fold": fold.name, "y": scored.y[fold.test].tolist()}
-        variants = (("as_is", train), ("repeated", with_corpus_repeated(train, args.repeat)))
+        variants = (("as_is", train), ("repeated", train.with_corpus_repeated(args.repeat)))
         for variant, data in variants:
             started = time.perf_counter()
             model = fit_model(config, data, 0)

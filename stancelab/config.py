@@ -24,6 +24,12 @@ class DataConfig:
     gold: str = str(GOLD_PATH)
     augment: bool = True  # add the authored augmentation set to the training data
     augment_dir: str = str(AUGMENT_DIR)
+    # Each corpus (news) sentence joins training this many times, the authored ones once
+    # (README, "Choosing the transformer"); the copies stay in their article's group.
+    corpus_repeat: int = 1
+
+    def __post_init__(self) -> None:
+        check_ranges(self, DATA_RANGES)
 
 
 @dataclass
@@ -78,6 +84,13 @@ def check_ranges(obj, ranges: dict) -> None:
 
 
 # Baseline parameter -> (check, the allowed range in words); grid values are checked too.
+DATA_RANGES = {
+    "corpus_repeat": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 20,
+        "an integer from 1 to 20",
+    ),
+}
+
 BASELINE_RANGES = {
     "word_ngrams": (_ngram_range, "[low, high] with 1 <= low <= high, e.g. [1, 2]"),
     "char_ngrams": (_ngram_range, "[low, high] with 1 <= low <= high, e.g. [2, 5]"),
@@ -189,6 +202,11 @@ class RunConfig:
         if self.params is None:
             self.params = PARAMS[self.model]()
         self.name = self.name or self.model
+        if self.model == "baseline" and self.data.corpus_repeat != 1:
+            raise ConfigError(
+                "data.corpus_repeat: the baseline takes only 1 (its inner cross-validation "
+                "would put copies of one sentence on both sides of a fold)"
+            )
         parts = self.name.split("/") if isinstance(self.name, str) else [""]
         if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
             raise ConfigError(

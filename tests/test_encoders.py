@@ -353,3 +353,69 @@ def test_cache_clear_encoders_waits_for_no_unpack_and_the_next_use_unpacks_again
     # The next use unpacks it again from the installed packages, checked against the pin.
     assert packaged_path("all-mpnet-base-v2") == mpnet_dir
     assert (mpnet_dir / VERIFIED).read_text().strip() == MPNET_SHA256
+
+
+def test_repeated_corpus_sentences_stay_with_their_article_and_reach_every_fit(
+    tiny_gold: Path, tmp_path: Path
+) -> None:
+    from collections import Counter
+
+    import yaml
+
+    from stancelab.config import load_config
+    from stancelab.data.labelled import load_augmentation, load_labelled
+    from stancelab.evaluation.crossval import fit_model
+    from stancelab.models.fit import train_run
+    from stancelab.models.transformer.model import holdout_split
+
+    gold = load_labelled("labels/gold.jsonl", default_source="corpus")
+    aug = load_augmentation("labels/augment")
+    rows = gold.concat(aug).with_corpus_repeated(3)
+    counts = Counter(rows.ids)
+    assert len(rows) == 3 * len(gold) + len(aug)
+    assert {counts[i] for i in gold.ids} == {3} and {counts[i] for i in aug.ids} == {1}
+    for seed in range(5):  # a sentence's copies are never on both sides of the held-out cut
+        train, val, grouped = holdout_split(rows.y, 0.15, seed, rows.groups)
+        assert grouped and not {rows.ids[i] for i in train} & {rows.ids[i] for i in val}
+
+    # Training runs and the harness's fits both train on the copies: the manifest's split
+    # and the fitted model's count twice the sentences.
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": "transformer",
+                "data": {"gold": str(tiny_gold), "augment": False, "corpus_repeat": 2},
+                "params": {
+                    "model": "packaged:all-MiniLM-L6-v2",
+                    "max_length": 16,
+                    "batch_size": 8,
+                    "epochs": 1,
+                    "progress": False,
+                },
+            }
+        )
+    )
+    data = load_labelled(tiny_gold, default_source="corpus")
+    # Three articles cannot make a held-out part holding every label, so rows are held
+    # out: still never one sentence's copies on both sides.
+    twice = data.with_corpus_repeated(2)
+    train, val, grouped = holdout_split(twice.y, 0.15, 13, twice.groups, twice.texts)
+    assert not grouped and len(train) + len(val) == len(twice)
+    assert not {twice.texts[i] for i in train} & {twice.texts[i] for i in val}
+    result = train_run(config, tmp_path / "run")
+    assert sum(result.model.split_[k] for k in ("train", "validation")) == 2 * len(data)
+    assert result.metrics and len(data) == len(TINY)  # run.json describes the sentences once
+    model = fit_model(load_config(config), data, 0)
+    assert model.split_["train"] + model.split_["validation"] == 2 * len(data)
+
+
+def test_corpus_repeat_is_checked_and_refused_for_the_baseline() -> None:
+    from stancelab.config import config_from_dict
+    from stancelab.errors import ConfigError
+
+    for bad in (0, 21, 1.5, True):
+        with pytest.raises(ConfigError, match="corpus_repeat: .*integer"):
+            config_from_dict({"model": "transformer", "data": {"corpus_repeat": bad}})
+    with pytest.raises(ConfigError, match="the baseline takes only 1"):
+        config_from_dict({"model": "baseline", "data": {"corpus_repeat": 3}})

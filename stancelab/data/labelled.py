@@ -68,6 +68,15 @@ class LabelledSet:
     def concat(self, other: LabelledSet) -> LabelledSet:
         return LabelledSet(**{k: v + getattr(other, k) for k, v in self._columns().items()})
 
+    def with_corpus_repeated(self, times: int) -> LabelledSet:
+        """This set with each corpus sentence (source ``corpus``) ``times`` times in all,
+        the others once; a copy keeps its id and doc_id, so it stays in its article's group."""
+        corpus = [i for i, source in enumerate(self.sources) if source == "corpus"]
+        out = self
+        for _ in range(times - 1):
+            out = out.concat(self.subset(corpus))
+        return out
+
     def checksum(self) -> str:
         """SHA-256 over (id, text, labels) rows: identifies exactly what a model was fit on."""
         digest = hashlib.sha256()

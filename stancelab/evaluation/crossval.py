@@ -51,16 +51,15 @@ from stancelab.evaluation.results import EvaluationResult, Run
 from stancelab.labels import LABELS
 from stancelab.models.base import StanceModel
 from stancelab.models.baseline import single_threaded_blas
-from stancelab.models.fit import build_model
+from stancelab.models.fit import build_model, fit_on
 
 EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
 
 
 def fit_model(config: RunConfig, train: LabelledSet, seed_offset: int) -> StanceModel:
     """A fresh model of the config, its seed shifted by ``seed_offset``, fit on ``train``."""
-    model = build_model(dataclasses.replace(config, seed=config.seed + seed_offset))
-    model.fit(train.texts, train.labels, train.groups)
-    return model
+    config = dataclasses.replace(config, seed=config.seed + seed_offset)
+    return fit_on(build_model(config), config, train)
 
 
 def out_of_fold(

@@ -46,6 +46,13 @@ def training_data(config: RunConfig) -> LabelledSet:
     return data
 
 
+def fit_on(model: StanceModel, config: RunConfig, data: LabelledSet) -> StanceModel:
+    """Fit ``model`` on ``data`` as the config asks: each corpus sentence
+    ``data.corpus_repeat`` times. Training runs and every fit of the harness go through here."""
+    rows = data.with_corpus_repeated(config.data.corpus_repeat)
+    return model.fit(rows.texts, rows.labels, rows.groups)
+
+
 @dataclass
 class TrainResult:
     out: Path
@@ -136,7 +143,7 @@ def train_run(
         # leaves the run directory (its checks, lock and files) to the first process. If
         # that one refuses the directory, the launcher stops this one.
         started = time.perf_counter()
-        model.fit(data.texts, data.labels, data.groups)
+        fit_on(model, config, data)
         seconds = time.perf_counter() - started
         return TrainResult(out, model, seconds, data, oof_metrics(model), written=False)
     restore_replaced(out)  # a run that a killed training had moved aside
@@ -166,7 +173,7 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
         if beside:
             remove_stale_temporaries(out.parent, f".{glob.escape(out.name)}.new-*")
         started = time.perf_counter()
-        model.fit(data.texts, data.labels, data.groups)
+        fit_on(model, config, data)
         seconds = time.perf_counter() - started
         metrics = oof_metrics(model)
         extra = {"thresholds": list(model.thresholds_)}

@@ -57,7 +57,11 @@ MIN_SENTENCES = 10
 
 
 def holdout_split(
-    y: np.ndarray, fraction: float, seed: int, groups: Sequence[str] | None = None
+    y: np.ndarray,
+    fraction: float,
+    seed: int,
+    groups: Sequence[str] | None = None,
+    texts: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(train, validation indices, whether whole groups were held out): one fold of a
     round(1/fraction)-fold split.
@@ -65,7 +69,8 @@ def holdout_split(
     With ``groups`` (an article or a dyad per row) whole groups are held out, so early
     stopping, calibration and thresholds are fitted on sentences from sources the model
     never saw, as it will meet them. The first fold whose both sides hold every label wins;
-    when none does (too few or too lopsided groups), rows are held out instead.
+    when none does (too few or too lopsided groups), rows are held out instead, rows of one
+    of ``texts`` together.
     """
     n_folds = max(2, round(1 / fraction))
     if groups is not None and len(set(groups)) >= 2:
@@ -77,8 +82,18 @@ def holdout_split(
                 and len(val) <= 2 * fraction * len(y) + 1
             ):
                 return np.sort(train), np.sort(val), True
-    train, val = next(multilabel_kfold(y, n_folds, seed=seed))  # no usable groups: rows
-    return np.sort(train), np.sort(val), False
+    # No usable groups: rows, each text's copies (data.corpus_repeat) on one side. Without
+    # copies this is the plain row split.
+    keys = list(texts) if texts is not None else list(range(len(y)))
+    first: dict = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    unique = np.asarray(sorted(first.values()))
+    _, val_u = next(multilabel_kfold(y[unique], n_folds, seed=seed))
+    held = {keys[i] for i in unique[val_u]}
+    val = np.asarray([i for i, key in enumerate(keys) if key in held])
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return train, val, False
 
 
 class TransformerModel(StanceModel):
@@ -113,7 +128,7 @@ class TransformerModel(StanceModel):
         ids = network.tokenize(tokenizer, texts, p.max_length)
         if groups is not None and len(groups) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(groups)} groups")
-        train, val, grouped = holdout_split(y, p.validation_fraction, self.seed, groups)
+        train, val, grouped = holdout_split(y, p.validation_fraction, self.seed, groups, texts)
         if groups is not None and not grouped:
             warnings.warn(
                 "no held-out part of whole articles or dyads holds every label on both "
