@@ -406,6 +406,9 @@ def test_repeated_corpus_sentences_stay_with_their_article_and_reach_every_fit(
     result = train_run(config, tmp_path / "run")
     assert sum(result.model.split_[k] for k in ("train", "validation")) == 2 * len(data)
     assert result.metrics and len(data) == len(TINY)  # run.json describes the sentences once
+    card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
+    assert f"{len(TINY)} sentences" in card
+    assert "Each corpus sentence joined training 2 times (`data.corpus_repeat`)." in card
     model = fit_model(load_config(config), data, 0)
     assert model.split_["train"] + model.split_["validation"] == 2 * len(data)
 

@@ -115,6 +115,12 @@ def write_run(
         handle.write(model_card(run, config))
 
 
+def _repeat_note(times: int) -> str:
+    if times == 1:
+        return ""
+    return f" Each corpus sentence joined training {times} times (`data.corpus_repeat`)."
+
+
 def model_card(run: dict, config: dict) -> str:
     data = run["data"]
     lines = [
@@ -137,7 +143,8 @@ def model_card(run: dict, config: dict) -> str:
         "",
         "## Training data",
         f"{data['sentences']} sentences (sha256 `{data['checksum_sha256'][:16]}…`), "
-        f"by source: {data['by_source']}.",
+        f"by source: {data['by_source']}."
+        + _repeat_note((config.get("data") or {}).get("corpus_repeat", 1)),
         "",
         "| label | sentences |",
         "|---|---|",
