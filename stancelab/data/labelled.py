@@ -55,10 +55,11 @@ class LabelledSet:
     @property
     def groups(self) -> list[str]:
         """Where each sentence comes from, held out as a whole: its article, else its dyad;
-        a sentence with neither is a group of its own."""
+        a sentence with neither is a group of its own, keyed by its id, so that its copies
+        (``with_corpus_repeated``) share the group and are never split by it."""
         return [
-            d or (f"dyad:{c}" if c else f"row:{i}")
-            for i, (d, c) in enumerate(zip(self.doc_ids, self.dyads, strict=True))
+            d or (f"dyad:{c}" if c else f"row:{r}" if r else f"row#{i}")
+            for i, (d, c, r) in enumerate(zip(self.doc_ids, self.dyads, self.ids, strict=True))
         ]
 
     def subset(self, index: Sequence[int] | np.ndarray) -> LabelledSet:
