@@ -22,3 +22,28 @@ def test_copies_of_a_sentence_without_doc_id_stay_on_one_side_of_the_held_out_pa
         train, val, grouped = holdout_split(rows.y, 0.15, seed, rows.groups, rows.texts)
         assert grouped
         assert not {rows.ids[i] for i in train} & {rows.ids[i] for i in val}
+
+
+def test_cross_fitted_held_out_figures_keep_a_sentences_copies_in_one_fold() -> None:
+    import numpy as np
+
+    from stancelab.models.calibration import crossfit_heldout
+
+    rng = np.random.default_rng(0)
+    n = 60
+    y = (rng.random((n, 4)) < 0.3).astype(int)
+    y[:8] = np.eye(4, dtype=int)[np.arange(8) % 4]  # every label present
+    logits = rng.normal(size=(n, 4)) + 2 * y
+    keys = [f"s{i}" for i in range(n)]
+    copies = list(range(0, n, 2))  # every other sentence held out three times
+    rows = np.concatenate([np.arange(n), copies, copies])
+    proba, pred = crossfit_heldout(y[rows], logits[rows], 13, keys=[keys[i] for i in rows])
+    # A copy's figures come from a map fitted without any copy of it: all copies of one
+    # sentence are in one fold, so they get one probability.
+    by_key: dict[str, set] = {}
+    for r, i in enumerate(rows):
+        by_key.setdefault(keys[i], set()).add(tuple(np.round(proba[r], 12)))
+    assert all(len(v) == 1 for v in by_key.values())
+    # Without copies, the plain split as before.
+    plain = crossfit_heldout(y, logits, 13)
+    assert np.array_equal(plain[0], crossfit_heldout(y, logits, 13, keys=keys)[0])

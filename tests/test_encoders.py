@@ -406,6 +406,10 @@ def test_repeated_corpus_sentences_stay_with_their_article_and_reach_every_fit(
     result = train_run(config, tmp_path / "run")
     assert sum(result.model.split_[k] for k in ("train", "validation")) == 2 * len(data)
     assert result.metrics and len(data) == len(TINY)  # run.json describes the sentences once
+    # The held-out figures count each held-out sentence once, not each copy of it.
+    assert result.model.split_["validation"] == 2 * result.metrics["sentences"]
+    assert f"of {len(TINY)} sentences" in result.metrics["source"]
+    assert result.model.calibration_report_["n"] == result.metrics["sentences"]
     card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
     assert f"{len(TINY)} sentences" in card
     assert "Each corpus sentence joined training 2 times (`data.corpus_repeat`)." in card

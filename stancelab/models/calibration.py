@@ -139,18 +139,33 @@ def reliability_table(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> lis
     return rows
 
 
+def folds_by_key(y: np.ndarray, folds: int, seed: int, keys=None):
+    """``multilabel_kfold`` of the rows, the rows of one key (a text and its copies,
+    ``data.corpus_repeat``) always in one fold; without repeated keys the plain split."""
+    keys = list(keys) if keys is not None else list(range(len(y)))
+    first: dict = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    unique = np.asarray(sorted(first.values()))
+    for _, apply_u in multilabel_kfold(y[unique], folds, seed=seed):
+        held = {keys[i] for i in unique[apply_u]}
+        apply_rows = np.asarray([i for i, key in enumerate(keys) if key in held], dtype=int)
+        yield np.setdiff1d(np.arange(len(y)), apply_rows), apply_rows
+
+
 def crossfit_heldout(
-    y: np.ndarray, logits: np.ndarray, seed: int, folds: int = 5
+    y: np.ndarray, logits: np.ndarray, seed: int, folds: int = 5, keys=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Held-out (probabilities, labels) with calibration and thresholds fitted on other rows.
 
     The shipped calibration and thresholds are fitted on the whole held-out part, so figures
     computed on that part with them would be fitted to themselves. Here each fold of the
-    held-out part is calibrated and thresholded by a map fitted on the other folds.
+    held-out part is calibrated and thresholded by a map fitted on the other folds; rows of
+    one of ``keys`` (copies of one sentence) are in one fold.
     """
     proba = np.zeros(logits.shape)
     pred = np.zeros(logits.shape, dtype=int)
-    for fit_rows, apply_rows in multilabel_kfold(y, folds, seed=seed):
+    for fit_rows, apply_rows in folds_by_key(y, folds, seed, keys):
         calibrator = PlattCalibrator().fit(logits[fit_rows], y[fit_rows])
         cut = np.asarray(tune_thresholds(y[fit_rows], calibrator.transform(logits[fit_rows])))
         proba[apply_rows] = calibrator.transform(logits[apply_rows])

@@ -161,18 +161,25 @@ class TransformerModel(StanceModel):
         )
         self.calibration_ = PlattCalibrator().fit(logits, split.y_val)
         self.thresholds_ = tune_thresholds(split.y_val, self.calibration_.transform(logits))
-        crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed)
+        # Copies of one sentence (data.corpus_repeat) are cross-fitted together, and the
+        # figures count each held-out sentence once.
+        val_texts = [texts[i] for i in val]
+        crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed, keys=val_texts)
+        once = np.asarray(sorted({t: i for i, t in reversed(list(enumerate(val_texts)))}.values()))
         self.oof_ = {
-            "y": split.y_val,
-            "proba": crossfit,
-            "pred": pred,
+            "y": split.y_val[once],
+            "proba": crossfit[once],
+            "pred": pred[once],
             "source": (
-                f"a held-out part of the training data ({len(val)} of {len(texts)} sentences), "
+                f"a held-out part of the training data ({len(once)} of {len(set(texts))} "
+                "sentences), "
                 "calibration and thresholds cross-fitted within it; "
                 "the same part chose the early-stopping epoch, so the figures lean optimistic"
             ),
         }
-        self.calibration_report_ = calibration_report(split.y_val, logits, crossfit)
+        self.calibration_report_ = calibration_report(
+            split.y_val[once], logits[once], crossfit[once]
+        )
         self.split_ = {
             "train": int(len(train)),
             "validation": int(len(val)),
