@@ -47,3 +47,31 @@ def test_cross_fitted_held_out_figures_keep_a_sentences_copies_in_one_fold() -> 
     # Without copies, the plain split as before.
     plain = crossfit_heldout(y, logits, 13)
     assert np.array_equal(plain[0], crossfit_heldout(y, logits, 13, keys=keys)[0])
+
+
+def test_corpus_repeat_on_a_gold_file_with_no_corpus_row_is_refused(tmp_path) -> None:
+    import json
+
+    import pytest
+    import yaml
+
+    from stancelab.config import load_config
+    from stancelab.errors import ConfigError
+    from stancelab.evaluation.crossval import _load
+    from stancelab.models.fit import training_data
+
+    gold = tmp_path / "gold.jsonl"
+    rows = [json.loads(line) for line in open("labels/gold.jsonl", encoding="utf-8")]
+    gold.write_text(
+        "".join(json.dumps({**r, "source": "news"}) + "\n" for r in rows), encoding="utf-8"
+    )
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        yaml.safe_dump({"model": "transformer", "data": {"gold": str(gold), "corpus_repeat": 3}})
+    )
+    # Every row names its own source: nothing would be repeated, so say so.
+    with pytest.raises(ConfigError, match="corpus_repeat.*'news'"):
+        training_data(load_config(config))
+    with pytest.raises(ConfigError, match="corpus_repeat.*'news'"):
+        _load([config])
+    assert len(training_data(load_config(config, {"data.corpus_repeat": 1}))) > len(rows)

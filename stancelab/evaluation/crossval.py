@@ -51,7 +51,7 @@ from stancelab.evaluation.results import EvaluationResult, Run
 from stancelab.labels import LABELS
 from stancelab.models.base import StanceModel
 from stancelab.models.baseline import single_threaded_blas
-from stancelab.models.fit import build_model, fit_on
+from stancelab.models.fit import build_model, check_corpus_rows, fit_on
 
 EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
 
@@ -128,7 +128,10 @@ def _load(config_paths: Sequence[str | Path]) -> tuple[list[RunConfig], Labelled
             f"configs use different gold sets ({', '.join(sorted(golds))}); "
             "models are compared on one gold set"
         )
-    return configs, load_labelled(configs[0].data.gold, default_source="corpus")
+    gold = load_labelled(configs[0].data.gold, default_source="corpus")
+    for config in configs:
+        check_corpus_rows(config, gold)
+    return configs, gold
 
 
 def evaluate(

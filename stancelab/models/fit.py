@@ -41,9 +41,25 @@ def build_model(config: RunConfig) -> StanceModel:
 def training_data(config: RunConfig) -> LabelledSet:
     """The gold set, plus the augmentation set when the config asks for it."""
     data = load_labelled(config.data.gold, default_source="corpus")
+    check_corpus_rows(config, data)
     if config.data.augment:
         data = data.concat(load_augmentation(config.data.augment_dir))
     return data
+
+
+def check_corpus_rows(config: RunConfig, gold: LabelledSet) -> None:
+    """Refuse ``data.corpus_repeat`` above 1 on a gold set none of whose rows is a corpus
+    sentence (each row's ``source`` names another): nothing would be repeated, silently."""
+    from stancelab.errors import ConfigError
+
+    if config.data.corpus_repeat > 1 and "corpus" not in gold.sources:
+        others = sorted(set(gold.sources))
+        raise ConfigError(
+            f"data.corpus_repeat: {config.data.corpus_repeat} repeats the rows whose source "
+            f"is 'corpus' (the default of a gold row without one), but every row of "
+            f"{config.data.gold} names another source ({', '.join(map(repr, others))}); "
+            "set data.corpus_repeat: 1, or drop 'source' from the rows to repeat"
+        )
 
 
 def fit_on(model: StanceModel, config: RunConfig, data: LabelledSet) -> StanceModel:
