@@ -64,13 +64,14 @@ def harness_folds(config, schemes, dyad_folds):
         yield fold, scored, training_set(scored, extra, fold, AUGMENTED, HARNESS.seed + fold.repeat)
 
 
-def heldout_rows(model, train) -> tuple[np.ndarray, np.ndarray]:
+def heldout_rows(model, config, train) -> tuple[np.ndarray, np.ndarray]:
     """(labels, calibrated probabilities) of the rows the model tuned its thresholds on."""
     if model.kind == "baseline":  # inner cross-validation over every training row
         return np.asarray(model.oof_["y"]), np.asarray(model.oof_["proba"])
-    p = model.params
-    _, val, _ = holdout_split(train.y, p.validation_fraction, model.seed, train.groups)
-    return train.y[val], np.asarray(model.predict_proba([train.texts[i] for i in val]))
+    rows = train.with_corpus_repeated(config.data.corpus_repeat)  # the rows it was fit on
+    fraction = model.params.validation_fraction
+    _, val, _ = holdout_split(rows.y, fraction, model.seed, rows.groups, rows.texts)
+    return rows.y[val], np.asarray(model.predict_proba([rows.texts[i] for i in val]))
 
 
 def reweighted_thresholds(y: np.ndarray, proba: np.ndarray, target: np.ndarray) -> list[float]:
@@ -104,7 +105,7 @@ def main() -> None:
             model = fit_model(config, train, 0)
             seconds = time.perf_counter() - started
             proba, _ = score(model, test_texts, config.name)
-            y_held, p_held = heldout_rows(model, train)
+            y_held, p_held = heldout_rows(model, config, train)
             fits.append(
                 {
                     "scheme": fold.scheme,

@@ -6,7 +6,7 @@ the evaluation harness, so every fold in the project is built the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -70,3 +70,19 @@ def stratified_group_kfold(
     with warnings.catch_warnings():  # a rare label in fewer groups than folds is expected
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         yield from splitter.split(np.zeros(len(y)), strata, groups=list(groups))
+
+
+def multilabel_kfold_by_key(
+    y: np.ndarray, folds: int, seed: int, keys: Sequence | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``multilabel_kfold`` of the rows, the rows of one key (a text and its copies,
+    ``data.corpus_repeat``) always in one fold; without repeated keys the plain split."""
+    keys = list(keys) if keys is not None else list(range(len(y)))
+    first: dict = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    unique = np.asarray(sorted(first.values()))
+    for _, apply_u in multilabel_kfold(y[unique], folds, seed=seed):
+        held = {keys[i] for i in unique[apply_u]}
+        apply_rows = np.asarray([i for i, key in enumerate(keys) if key in held], dtype=int)
+        yield np.setdiff1d(np.arange(len(y)), apply_rows), apply_rows

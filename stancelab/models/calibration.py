@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stancelab.data.folds import multilabel_kfold
+from stancelab.data.folds import multilabel_kfold_by_key
 from stancelab.evaluation.metrics import expected_calibration_error, label_f1
 from stancelab.labels import LABELS
 
@@ -139,20 +139,6 @@ def reliability_table(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> lis
     return rows
 
 
-def folds_by_key(y: np.ndarray, folds: int, seed: int, keys=None):
-    """``multilabel_kfold`` of the rows, the rows of one key (a text and its copies,
-    ``data.corpus_repeat``) always in one fold; without repeated keys the plain split."""
-    keys = list(keys) if keys is not None else list(range(len(y)))
-    first: dict = {}
-    for i, key in enumerate(keys):
-        first.setdefault(key, i)
-    unique = np.asarray(sorted(first.values()))
-    for _, apply_u in multilabel_kfold(y[unique], folds, seed=seed):
-        held = {keys[i] for i in unique[apply_u]}
-        apply_rows = np.asarray([i for i, key in enumerate(keys) if key in held], dtype=int)
-        yield np.setdiff1d(np.arange(len(y)), apply_rows), apply_rows
-
-
 def crossfit_heldout(
     y: np.ndarray, logits: np.ndarray, seed: int, folds: int = 5, keys=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +151,7 @@ def crossfit_heldout(
     """
     proba = np.zeros(logits.shape)
     pred = np.zeros(logits.shape, dtype=int)
-    for fit_rows, apply_rows in folds_by_key(y, folds, seed, keys):
+    for fit_rows, apply_rows in multilabel_kfold_by_key(y, folds, seed, keys):
         calibrator = PlattCalibrator().fit(logits[fit_rows], y[fit_rows])
         cut = np.asarray(tune_thresholds(y[fit_rows], calibrator.transform(logits[fit_rows])))
         proba[apply_rows] = calibrator.transform(logits[apply_rows])

@@ -32,7 +32,7 @@ import numpy as np
 
 from stancelab.config import TransformerParams
 from stancelab.corpus.text import preview
-from stancelab.data.folds import multilabel_kfold, stratified_group_kfold
+from stancelab.data.folds import multilabel_kfold_by_key, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.errors import InputError, TruncationWarning, first_line
 from stancelab.labels import LABELS
@@ -84,15 +84,7 @@ def holdout_split(
                 return np.sort(train), np.sort(val), True
     # No usable groups: rows, each text's copies (data.corpus_repeat) on one side. Without
     # copies this is the plain row split.
-    keys = list(texts) if texts is not None else list(range(len(y)))
-    first: dict = {}
-    for i, key in enumerate(keys):
-        first.setdefault(key, i)
-    unique = np.asarray(sorted(first.values()))
-    _, val_u = next(multilabel_kfold(y[unique], n_folds, seed=seed))
-    held = {keys[i] for i in unique[val_u]}
-    val = np.asarray([i for i, key in enumerate(keys) if key in held])
-    train = np.setdiff1d(np.arange(len(y)), val)
+    train, val = next(multilabel_kfold_by_key(y, n_folds, seed, texts))
     return train, val, False
 
 
