@@ -426,3 +426,26 @@ def test_corpus_repeat_is_checked_and_refused_for_the_baseline() -> None:
             config_from_dict({"model": "transformer", "data": {"corpus_repeat": bad}})
     with pytest.raises(ConfigError, match="the baseline takes only 1"):
         config_from_dict({"model": "baseline", "data": {"corpus_repeat": 3}})
+
+
+def test_copies_of_a_sentence_do_not_change_how_its_cached_states_are_computed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A cold cache filled from rows with appended copies (data.corpus_repeat) holds the
+    same states, bit for bit, as one filled from the rows alone: the batches are the same."""
+    from stancelab.data.labelled import load_augmentation, load_labelled
+    from stancelab.models.transformer import network as encoder
+    from stancelab.models.transformer.layers import LayerCache, cached_states
+
+    gold = load_labelled("labels/gold.jsonl", default_source="corpus")
+    both = gold.concat(load_augmentation("labels/augment"))  # as training.train reads them
+    tokenizer, backbone = encoder.load_pretrained("packaged:all-MiniLM-L6-v2")
+    states = []
+    for name, data in (("alone", both), ("copies", both.with_corpus_repeated(3))):
+        monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / name))
+        LayerCache._open.clear()
+        ids = encoder.tokenize(tokenizer, data.texts, 64)
+        states.append(cached_states(backbone, ids, tokenizer.pad_token_id, 2, 64, False))
+    LayerCache._open.clear()
+    alone, copies = states
+    assert all(torch_equal(a, b) for a, b in zip(alone, copies[: len(alone)], strict=True))

@@ -151,7 +151,14 @@ class LayerCache:
 
         self._load_shards()
         keys = [self.key(r) for r in rows]
-        missing = sorted({k_: i for i, k_ in enumerate(keys) if k_ not in self.entries}.values())
+        # Each missing sentence at its first row: copies later in the rows (data.corpus_repeat)
+        # must not change the batches its states are computed in, as batch-mates move the
+        # states' last bits, and training carries that into its figures.
+        first: dict[str, int] = {}
+        for i, k_ in enumerate(keys):
+            if k_ not in self.entries:
+                first.setdefault(k_, i)
+        missing = sorted(first.values())
         if missing:
             missing.sort(key=lambda i: len(rows[i]))
             new: dict[str, torch.Tensor] = {}
