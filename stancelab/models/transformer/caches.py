@@ -166,6 +166,7 @@ def _unless_busy(item: Item) -> Iterator[bool]:
     from filelock import FileLock, Timeout
 
     from stancelab.models.transformer.onnx import export_lock_path
+    from stancelab.models.transformer.packaged import unpack_lock_path
 
     if item.area == "layers" or LEFT_OVER.fullmatch(item.name):
         # the layer cache writes whole shards under temporary names, and nothing makes a
@@ -175,7 +176,7 @@ def _unless_busy(item: Item) -> Iterator[bool]:
     if item.area == "onnx":
         lock_path = export_lock_path(item.paths[0].parent / f"{item.name}.onnx")
     else:
-        lock_path = item.paths[0].with_name(f".{item.name}.lock")  # packaged.unpack's lock
+        lock_path = unpack_lock_path(item.paths[0])
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)

@@ -201,6 +201,11 @@ def check_sha256(path: Path, expected: str, origin: str = "", remedy: str = REIN
         )
 
 
+def unpack_lock_path(folder: Path) -> Path:
+    """The lock file an encoder's folder is unpacked under."""
+    return folder.with_name(f".{folder.name}.lock")
+
+
 def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
     """Unpack once into ``root``; returns the verified folder (see the module docstring)."""
     from filelock import FileLock
@@ -210,7 +215,7 @@ def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
         return final
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(root / f".{final.name}.lock")):
+        with FileLock(str(unpack_lock_path(final))):
             if _complete(final, source):  # another process finished while we waited
                 return final
             for stale in root.glob(f".{final.name}.tmp-*"):
