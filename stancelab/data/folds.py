@@ -78,11 +78,16 @@ def multilabel_kfold_by_key(
     """``multilabel_kfold`` of the rows, the rows of one key (a text and its copies,
     ``data.corpus_repeat``) always in one fold; without repeated keys the plain split."""
     keys = list(keys) if keys is not None else list(range(len(y)))
-    first: dict = {}
-    for i, key in enumerate(keys):
-        first.setdefault(key, i)
-    unique = np.asarray(sorted(first.values()))
+    unique = first_rows(keys)
     for _, apply_u in multilabel_kfold(y[unique], folds, seed=seed):
         held = {keys[i] for i in unique[apply_u]}
         apply_rows = np.asarray([i for i, key in enumerate(keys) if key in held], dtype=int)
         yield np.setdiff1d(np.arange(len(y)), apply_rows), apply_rows
+
+
+def first_rows(keys: Sequence) -> np.ndarray:
+    """The row of each key's first appearance, in row order: the rows once, copies aside."""
+    first: dict = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    return np.asarray(sorted(first.values()), dtype=int)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stancelab.data.folds import first_rows
 from stancelab.errors import ConfigError, first_line
 from stancelab.files import atomic_open, remove_stale_temporaries
 from stancelab.models.base import is_main_process
@@ -154,11 +155,7 @@ class LayerCache:
         # Each missing sentence at its first row: copies later in the rows (data.corpus_repeat)
         # must not change the batches its states are computed in, as batch-mates move the
         # states' last bits, and training carries that into its figures.
-        first: dict[str, int] = {}
-        for i, k_ in enumerate(keys):
-            if k_ not in self.entries:
-                first.setdefault(k_, i)
-        missing = sorted(first.values())
+        missing = [int(i) for i in first_rows(keys) if keys[i] not in self.entries]
         if missing:
             missing.sort(key=lambda i: len(rows[i]))
             new: dict[str, torch.Tensor] = {}

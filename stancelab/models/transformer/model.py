@@ -32,7 +32,7 @@ import numpy as np
 
 from stancelab.config import TransformerParams
 from stancelab.corpus.text import preview
-from stancelab.data.folds import multilabel_kfold_by_key, stratified_group_kfold
+from stancelab.data.folds import first_rows, multilabel_kfold_by_key, stratified_group_kfold
 from stancelab.data.labelled import label_matrix
 from stancelab.errors import InputError, TruncationWarning, first_line
 from stancelab.labels import LABELS
@@ -157,7 +157,7 @@ class TransformerModel(StanceModel):
         # figures count each held-out sentence once.
         val_texts = [texts[i] for i in val]
         crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed, keys=val_texts)
-        once = np.asarray(sorted({t: i for i, t in reversed(list(enumerate(val_texts)))}.values()))
+        once = first_rows(val_texts)
         self.oof_ = {
             "y": split.y_val[once],
             "proba": crossfit[once],
