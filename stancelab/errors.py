@@ -6,6 +6,8 @@ its traceback.
 
 from __future__ import annotations
 
+import sys
+
 
 class StancelabError(Exception):
     """Base class for errors caused by input, configuration or environment, not by a bug."""
@@ -57,3 +59,10 @@ USER_ERRORS = (StancelabError, OSError)  # what a command prints as one line (an
 def error_line(exc: BaseException) -> str:
     """The one line (after ``error: ``) that a command prints for one of ``USER_ERRORS``."""
     return os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def print_error(exc: BaseException) -> int:
+    """Print a script's one line for one of ``USER_ERRORS`` on stderr; returns its exit
+    status, 1 (the ``training`` scripts' ``except USER_ERRORS`` clause)."""
+    print(f"error: {error_line(exc)}", file=sys.stderr)
+    return 1

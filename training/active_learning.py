@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from stancelab.errors import USER_ERRORS, error_line
+from stancelab.errors import USER_ERRORS, print_error
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         result = simulate(setup)
         paths = write_simulation(result, args.out, command=command)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        return print_error(exc)
     print(simulation_verdict(result).replace("**", ""))
     print(
         f"{result['seconds']:.0f} s wall, {result['cpu_seconds']:.0f} s CPU "

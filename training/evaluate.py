@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, error_line
+from stancelab.errors import USER_ERRORS, print_error
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         refuse_launched_processes("training.evaluate")
         return run(args, command)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        return print_error(exc)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, InputError, StancelabError, error_line
+from stancelab.errors import USER_ERRORS, InputError, StancelabError, print_error
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             sections=[] if args.skip_active_learning else active_section(args.out),
         )
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        return print_error(exc)
     total = time.perf_counter() - started
     print()
     print(outputs.table)
@@ -198,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(tracking.record_and_describe(saved, experiment=args.experiment, command=command))
         except USER_ERRORS as exc:  # a bad input, a full disk: one line
-            print(f"error: {error_line(exc)}", file=sys.stderr)
-            return 1
+            return print_error(exc)
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, error_line
+from stancelab.errors import USER_ERRORS, print_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         tracking.check_store(args.experiment)
         print(tracking.record_and_describe(args.paths, experiment=args.experiment))
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        return print_error(exc)
     return 0
 
 

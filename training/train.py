@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, error_line
+from stancelab.errors import USER_ERRORS, print_error
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
-        print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        return print_error(exc)
     return 0
 
 
