@@ -75,3 +75,25 @@ def test_corpus_repeat_on_a_gold_file_with_no_corpus_row_is_refused(tmp_path) ->
     with pytest.raises(ConfigError, match="corpus_repeat.*'news'"):
         _load([config])
     assert len(training_data(load_config(config, {"data.corpus_repeat": 1}))) > len(rows)
+
+
+def test_the_harness_time_left_counts_the_rows_a_fit_trains_on_copies_included() -> None:
+    import pytest
+
+    from stancelab.config import load_config
+    from stancelab.evaluation.progress import FitProgress
+    from stancelab.models.fit import rows_fitted, training_data
+
+    config = load_config("configs/transformer.yaml")  # data.corpus_repeat: 3
+    gold = load_labelled("labels/gold.jsonl", default_source="corpus")
+    mixed = training_data(config)  # gold + the augmentation set
+    assert rows_fitted(config, gold) == 3 * len(gold)
+    assert rows_fitted(config, mixed) == len(mixed) + 2 * len(gold)
+    assert rows_fitted(load_config("configs/baseline.yaml"), mixed) == len(mixed)
+    # Measured on a mixed fit, a corpus-only fit (--contrast, --full) is estimated by its
+    # rows: three per sentence, where counting sentences once underestimated it 2.6 times.
+    sizes = [rows_fitted(config, mixed), rows_fitted(config, gold)]
+    tracker = FitProgress(["transformer", "transformer"], sizes, enabled=False)
+    tracker.start(0, "mixed")
+    tracker.done(0, 100.0)
+    assert tracker.remaining() == pytest.approx(100.0 * sizes[1] / sizes[0], rel=0.01)

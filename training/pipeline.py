@@ -96,6 +96,7 @@ def step_train(configs: list[Path]) -> dict[str, dict]:
             "run": str(result.out),
             "seconds": round(result.seconds, 1),
             "sentences": len(result.data),
+            "rows": result.rows,
         }
     return trained
 
@@ -149,10 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         trained = step_train(args.configs)
         steps["train"] = time.perf_counter() - t
-        # The training runs tell the progress bar what a fit costs per sentence.
-        hints = {
-            name: info["seconds"] / max(info["sentences"], 1) for name, info in trained.items()
-        }
+        # The training runs tell the progress bar what a fit costs per row trained on.
+        hints = {name: info["seconds"] / max(info["rows"], 1) for name, info in trained.items()}
         t = time.perf_counter()
         protocol = FULL if args.full else DEFAULT
         print(f"evaluating {len(args.configs)} model(s), protocol '{protocol.name}' ...")

@@ -51,7 +51,7 @@ from stancelab.evaluation.results import EvaluationResult, Run
 from stancelab.labels import LABELS
 from stancelab.models.base import StanceModel
 from stancelab.models.baseline import single_threaded_blas
-from stancelab.models.fit import build_model, check_corpus_rows, fit_on
+from stancelab.models.fit import build_model, check_corpus_rows, fit_on, rows_fitted
 
 EXPLAIN_PER_FOLD = 12  # error-analysis candidates explained per fold (the report shows fewer)
 
@@ -257,7 +257,7 @@ def _cross_validate(
     explanations: dict[tuple[str, int], dict] = {}
     tracker = FitProgress(
         [configs[j.config].name for j in jobs],
-        [len(t) for t in trains],
+        [rows_fitted(configs[j.config], t) for j, t in zip(jobs, trains, strict=True)],
         rate_hints,
         enabled=progress,
     )
