@@ -453,6 +453,15 @@ def test_evaluate_flags_add_schemes_to_the_default_protocol():
     full = protocol_for(parse_args(["a.yaml", "--full", "--contrast"]))
     assert full.contrast == ("kfold", "logo") and full.repeats == 3
     assert full.name == "full"  # --full already holds every scheme
+    repeated = protocol_for(parse_args(["a.yaml", "--repeats", "4", "--articles"]))
+    assert repeated.repeats == 4 and repeated.name == "default+articles+repeats4"
+    assert protocol_for(parse_args(["a.yaml", "--full", "--repeats", "3"])).name == "full"
+    for bad in (
+        ["a.yaml", "--repeats", "0"],
+        ["--model", "r", "--data", "d.jsonl", "--repeats", "2"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
     with pytest.raises(SystemExit):
         parse_args(["--model", "r", "--data", "d.jsonl", "--contrast"])
 

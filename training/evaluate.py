@@ -1,14 +1,14 @@
 """Compare models on identical folds of the corpus gold set, or score trained models on a file.
 
     python -m training.evaluate configs/baseline.yaml configs/transformer.yaml [--out DIR]
-        [--full] [--contrast] [--articles] [--dyads]
+        [--full] [--contrast] [--articles] [--dyads] [--repeats N]
     python -m training.evaluate --model runs/baseline [--model runs/transformer] \
         --data FILE.jsonl [--out DIR]
 
 The first form runs the cross-validation protocol (default: 5-fold x 1 repeat; ``--contrast``:
 also train each config with the augmentation switched the other way; ``--articles``: also leave
-one article out; ``--dyads``: also leave dyads out; ``--full``: 5-fold x 3 repeats, all of
-those and a learning curve) and the second
+one article out; ``--dyads``: also leave dyads out; ``--repeats N``: the 5-fold CV N times
+over; ``--full``: 5-fold x 3 repeats, all of those and a learning curve) and the second
 scores already trained models on any labelled JSONL file (``text``, ``labels``). Both write
 ``report.md``, ``metrics.json``, ``predictions.jsonl`` and PNG plots to ``--out`` (default
 ``reports/latest/``) and print the comparison table. With ``MLFLOW_TRACKING_URI`` set, or
@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(part of --full)",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="repeat the 5-fold CV N times, with other folds and model seeds each time: "
+        "figures averaged over the repeats, and their spread reported (default 1; 3 with --full)",
+    )
+    parser.add_argument(
         "--model",
         action="append",
         type=Path,
@@ -78,15 +85,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("give either configs (cross-validation) or --model/--data, not both")
         if not (args.model and args.data):
             parser.error("--model and --data go together")
-        if args.full or args.dyads or args.articles or args.contrast:
+        if args.full or args.dyads or args.articles or args.contrast or args.repeats:
             parser.error(
-                "--full, --contrast, --articles and --dyads apply to cross-validation, "
-                "not to --model/--data"
+                "--full, --contrast, --articles, --dyads and --repeats apply to "
+                "cross-validation, not to --model/--data"
             )
     elif not args.configs:
         parser.error("give one or more configs, or --model RUN_DIR --data FILE.jsonl")
     if args.n_boot < 100:
         parser.error("--n-boot must be at least 100")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     return args
 
 
@@ -107,6 +116,9 @@ def protocol_for(args: argparse.Namespace):
     if args.dyads and not protocol.leave_dyads_out:
         protocol = dataclasses.replace(protocol, leave_dyads_out=FULL.leave_dyads_out)
         added.append("dyads")
+    if args.repeats is not None and args.repeats != protocol.repeats:
+        protocol = dataclasses.replace(protocol, repeats=args.repeats)
+        added.append(f"repeats{args.repeats}")
     if added:
         protocol = dataclasses.replace(protocol, name="+".join([protocol.name, *added]))
     return protocol

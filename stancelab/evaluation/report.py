@@ -259,7 +259,7 @@ def _repeats_section(metrics: dict) -> list[str]:
             )
         else:
             lines.append(
-                f"- {name}: one repeat in this protocol; run with `--full` (3 repeats) "
+                f"- {name}: one repeat in this protocol; run with `--repeats 3` (or `--full`) "
                 "to measure the spread across seeds and splits."
             )
     return [*lines, ""]
