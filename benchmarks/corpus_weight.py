@@ -1,6 +1,7 @@
 """Does the transformer read news better when the corpus weighs more in training?
 
-    python benchmarks/corpus_weight.py [--repeat 3] [--schemes kfold logo]
+    python benchmarks/corpus_weight.py [--repeat 3] [--schemes kfold logo] [--seed-offset 0]
+    python benchmarks/corpus_weight.py --pool A.json B.json --out C.json
 
 A training fold of the corpus schemes holds about 135 news sentences and 1,794 authored
 ones, so real text is 7% of what the model learns from. This benchmark fits the config on
@@ -8,6 +9,10 @@ the harness's own folds twice: as the harness does, and with every corpus senten
 training fold repeated ``--repeat`` times (the copies stay in their article's group, so the
 held-out part of whole articles and dyads never splits them). Pooled macro-F1 per scheme and
 the paired bootstrap (repeated − as is) go to ``benchmarks/results/corpus_weight.json``.
+``--seed-offset K`` fits both variants with the config's seed + K (the folds stay the
+harness's): the same comparison again, with other initialisations and batch orders.
+``--pool A.json B.json ... --out C.json`` summarises such runs together (figures averaged
+over the seeds, the bootstrap over sentences).
 """
 
 from __future__ import annotations
@@ -29,13 +34,69 @@ from stancelab.paths import usable_cores
 RESULTS = Path(__file__).parent / "results"
 
 
+def summarize(runs: list[list[dict]]) -> dict:
+    """Pooled macro-F1 per scheme and variant, and the paired bootstrap (repeated − as is),
+    over one or more runs of the same folds with other seeds: each figure is the mean over
+    the seeds, and the bootstrap resamples sentences, the same ones for every seed."""
+    summary = {}
+    for scheme in dict.fromkeys(f["scheme"] for f in runs[0]):
+        per_seed = [[f for f in fits if f["scheme"] == scheme] for fits in runs]
+        y = np.concatenate([np.asarray(f["y"]) for f in per_seed[0]])
+        pooled = {
+            v: tuple(
+                np.stack([np.concatenate([np.asarray(f[v][k]) for f in rows]) for rows in per_seed])
+                for k in ("proba", "pred")
+            )
+            for v in ("as_is", "repeated")
+        }
+        summary[scheme] = {
+            "sentences": len(y),
+            **{
+                v: {
+                    "macro_f1": float(np.mean([macro_f1(y, p) for p in pred])),
+                    "macro_f1_per_seed": [round(float(macro_f1(y, p)), 4) for p in pred],
+                    "per_label": np.mean([label_f1(y, p) for p in pred], axis=0).round(4).tolist(),
+                }
+                for v, (_, pred) in pooled.items()
+            },
+            "repeated_minus_as_is": paired_bootstrap(y, pooled["repeated"], pooled["as_is"]),
+        }
+    return summary
+
+
+def pool(paths: list[Path], out: Path) -> None:
+    """``--pool A.json B.json ...``: one summary over runs of the same folds with other seeds."""
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    folds = [[(f["scheme"], f["fold"], f["y"]) for f in r["fits"]] for r in results]
+    if any(f != folds[0] for f in folds[1:]):
+        raise SystemExit("--pool: the files were not run on the same folds")
+    summary = summarize([r["fits"] for r in results])
+    pooled = {
+        "pooled": [str(p) for p in paths],
+        "seeds": [r.get("seed", 13) for r in results],  # 13: the first run, before "seed"
+        "repeat": results[0]["repeat"],
+        "summary": summary,
+    }
+    out.write_text(json.dumps(pooled, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(summary, indent=1))
+    print(f"-> {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/transformer.yaml")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--schemes", nargs="+", default=["kfold", "logo"])
+    parser.add_argument(
+        "--seed-offset", type=int, default=0, help="added to the config's seed (both variants)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "corpus_weight.json")
+    parser.add_argument(
+        "--pool", type=Path, nargs="+", help="results of other seeds: summarise them together"
+    )
     args = parser.parse_args()
+    if args.pool:
+        return pool(args.pool, args.out)
     config = load_config(args.config, {"data.corpus_repeat": 1})  # repeated here, not twice
     if hasattr(config.params, "progress"):
         config.params.progress = False
@@ -46,7 +107,7 @@ def main() -> None:
         variants = (("as_is", train), ("repeated", train.with_corpus_repeated(args.repeat)))
         for variant, data in variants:
             started = time.perf_counter()
-            model = fit_model(config, data, 0)
+            model = fit_model(config, data, args.seed_offset)
             proba, pred = score(model, texts, config.name)
             row[variant] = {
                 "training_sentences": len(data),
@@ -60,28 +121,11 @@ def main() -> None:
                 flush=True,
             )
         fits.append(row)
-    summary = {}
-    for scheme in dict.fromkeys(f["scheme"] for f in fits):
-        rows = [f for f in fits if f["scheme"] == scheme]
-        y = np.concatenate([np.asarray(f["y"]) for f in rows])
-        pooled = {
-            v: tuple(np.concatenate([np.asarray(f[v][k]) for f in rows]) for k in ("proba", "pred"))
-            for v in ("as_is", "repeated")
-        }
-        summary[scheme] = {
-            "sentences": len(y),
-            **{
-                v: {
-                    "macro_f1": float(macro_f1(y, pred)),
-                    "per_label": label_f1(y, pred).round(4).tolist(),
-                }
-                for v, (_, pred) in pooled.items()
-            },
-            "repeated_minus_as_is": paired_bootstrap(y, pooled["repeated"], pooled["as_is"]),
-        }
+    summary = summarize([fits])
     result = {
         "config": args.config,
         "repeat": args.repeat,
+        "seed": config.seed + args.seed_offset,
         "machine": f"{platform.machine()}, {usable_cores()} cores, "
         f"Python {platform.python_version()}",
         "summary": summary,
