@@ -66,17 +66,29 @@ def summarize(runs: list[list[dict]]) -> dict:
 
 def pool(paths: list[Path], out: Path) -> None:
     """``--pool A.json B.json ...``: one summary over runs of the same folds with other seeds."""
+    if any(out.resolve() == p.resolve() for p in paths):
+        raise SystemExit(f"--pool: --out {out} is one of the runs it reads; give another --out")
     results = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    for p, r in zip(paths, results, strict=True):
+        if "fits" not in r:
+            raise SystemExit(f"--pool: {p} holds no fits (a summary, not a run of this script)")
     folds = [[(f["scheme"], f["fold"], f["y"]) for f in r["fits"]] for r in results]
     if any(f != folds[0] for f in folds[1:]):
         raise SystemExit("--pool: the files were not run on the same folds")
+    for key in ("config", "repeat"):  # other seeds of one comparison, not other comparisons
+        if len({r[key] for r in results}) > 1:
+            raise SystemExit(f"--pool: the files differ in {key} ({[r[key] for r in results]})")
+    seeds = [r.get("seed", 13) for r in results]  # 13: the first run, before "seed"
+    if len(set(seeds)) < len(seeds):
+        raise SystemExit(f"--pool: a seed occurs twice ({seeds}); each run must have its own")
     summary = summarize([r["fits"] for r in results])
     pooled = {
         "pooled": [str(p) for p in paths],
-        "seeds": [r.get("seed", 13) for r in results],  # 13: the first run, before "seed"
+        "seeds": seeds,
         "repeat": results[0]["repeat"],
         "summary": summary,
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(pooled, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(summary, indent=1))
     print(f"-> {out}")
@@ -90,13 +102,18 @@ def main() -> None:
     parser.add_argument(
         "--seed-offset", type=int, default=0, help="added to the config's seed (both variants)"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "corpus_weight.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="default: results/corpus_weight.json, with --pool results/corpus_weight_pooled.json",
+    )
     parser.add_argument(
         "--pool", type=Path, nargs="+", help="results of other seeds: summarise them together"
     )
     args = parser.parse_args()
-    if args.pool:
-        return pool(args.pool, args.out)
+    if args.pool:  # by default not corpus_weight.json: the first run, which it reads
+        return pool(args.pool, args.out or RESULTS / "corpus_weight_pooled.json")
+    args.out = args.out or RESULTS / "corpus_weight.json"
     config = load_config(args.config, {"data.corpus_repeat": 1})  # repeated here, not twice
     if hasattr(config.params, "progress"):
         config.params.progress = False

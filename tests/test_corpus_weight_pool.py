@@ -1,0 +1,75 @@
+"""``benchmarks/corpus_weight.py --pool``: runs of other seeds summarised together, on fake
+runs (no model is fit here)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def corpus_weight(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # it imports label_prior
+    sys.modules.pop("corpus_weight", None)
+    return importlib.import_module("corpus_weight")
+
+
+def _run(path: Path, *, seed: int | None, repeat: int = 3, config="configs/transformer.yaml"):
+    y = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 1, 0], [0, 0, 0, 0]]
+    pred = [row[:] for row in y]
+    pred[(seed or 13) % len(y)][0] ^= 1  # each seed wrong somewhere else
+    variant = {"training_sentences": 10, "fit_seconds": 1.0, "proba": y, "pred": pred}
+    fits = [{"scheme": "kfold", "fold": "r0f0", "y": y, "as_is": variant, "repeated": variant}]
+    run = {"config": config, "repeat": repeat, "fits": fits}
+    if seed is not None:  # the first run wrote no seed
+        run["seed"] = seed
+    path.write_text(json.dumps(run), encoding="utf-8")
+    return path
+
+
+def test_pool_summarises_runs_of_other_seeds(corpus_weight, tmp_path):
+    a, b = _run(tmp_path / "a.json", seed=None), _run(tmp_path / "b.json", seed=14)
+    corpus_weight.pool([a, b], tmp_path / "pooled.json")
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    assert pooled["seeds"] == [13, 14] and pooled["repeat"] == 3
+    assert len(pooled["summary"]["kfold"]["as_is"]["macro_f1_per_seed"]) == 2
+
+
+def test_pool_never_writes_over_one_of_its_runs(corpus_weight, tmp_path):
+    # The default --out is corpus_weight.json: the first run, which --pool reads.
+    a, b = _run(tmp_path / "a.json", seed=None), _run(tmp_path / "b.json", seed=14)
+    before = a.read_text()
+    with pytest.raises(SystemExit, match="a.json"):
+        corpus_weight.pool([a, b], a)
+    assert a.read_text() == before
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"seed": 14, "repeat": 2},  # another setting: not the same comparison
+        {"seed": 14, "config": "configs/transformer_small.yaml"},  # another model
+        {"seed": None},  # the same seed twice: one run counted as two
+    ],
+)
+def test_pool_refuses_runs_that_are_not_other_seeds_of_one_comparison(
+    corpus_weight, tmp_path, other
+):
+    a = _run(tmp_path / "a.json", seed=None)
+    b = _run(tmp_path / "b.json", **other)
+    with pytest.raises(SystemExit, match="--pool"):
+        corpus_weight.pool([a, b], tmp_path / "pooled.json")
+    assert not (tmp_path / "pooled.json").exists()
+
+
+def test_pool_refuses_a_file_without_fits(corpus_weight, tmp_path):
+    a, b = _run(tmp_path / "a.json", seed=None), _run(tmp_path / "b.json", seed=14)
+    corpus_weight.pool([a, b], tmp_path / "pooled.json")
+    with pytest.raises(SystemExit, match="pooled.json"):
+        corpus_weight.pool([tmp_path / "pooled.json", b], tmp_path / "again.json")
