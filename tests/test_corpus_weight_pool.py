@@ -73,3 +73,40 @@ def test_pool_refuses_a_file_without_fits(corpus_weight, tmp_path):
     corpus_weight.pool([a, b], tmp_path / "pooled.json")
     with pytest.raises(SystemExit, match="pooled.json"):
         corpus_weight.pool([tmp_path / "pooled.json", b], tmp_path / "again.json")
+
+
+def _figures(text: str) -> list[tuple[float, int]]:
+    """The decimal numbers of a README table row, with their printed decimals."""
+    import re
+
+    return [
+        (float(m.replace("−", "-")), len(m.split(".")[1]))
+        for m in re.findall(r"[−+-]?\d+\.\d+", text)
+    ]
+
+
+def test_the_readme_second_seed_table_is_what_the_results_say(corpus_weight):
+    """README, "A second seed": each figure as the JSON files give it, to the digits shown."""
+    results = ROOT / "benchmarks" / "results"
+    runs = [
+        json.loads((results / f).read_text())
+        for f in ("corpus_weight.json", "corpus_weight_seed14.json")
+    ]
+    pooled = corpus_weight.summarize([r["fits"] for r in runs])
+    assert pooled == json.loads((results / "corpus_weight_pooled.json").read_text())["summary"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**A second seed") :]
+    for scheme, title in (
+        ("kfold", "| 5-fold CV (169) |"),
+        ("logo", "| leave one article out (169) |"),
+    ):
+        row = next(line for line in section.splitlines() if line.startswith(title))
+        expected = []
+        for summary in (runs[1]["summary"][scheme], pooled[scheme]):
+            test = summary["repeated_minus_as_is"]
+            expected += [summary["as_is"]["macro_f1"], summary["repeated"]["macro_f1"]]
+            expected += [test["difference"], *test["ci"], test["p_value"]]
+        shown = _figures(row)
+        assert len(shown) == len(expected), row
+        for (value, decimals), exact in zip(shown, expected, strict=True):
+            assert abs(value - exact) <= 0.5 * 10**-decimals + 1e-9, (row, value, exact)
