@@ -549,3 +549,12 @@ def test_a_wordless_corpus_sentence_is_no_copy_of_another_wordless_one():
     )
     # "?!" copies nothing; " — " is the corpus's "—"; the last has its words.
     assert unseen(aug, corpus) == [0]
+
+
+def test_the_one_repeat_line_names_the_command_that_takes_repeats():
+    """A report of ``training.pipeline`` says the same, and the pipeline has no --repeats."""
+    from stancelab.evaluation.report import _repeats_section
+
+    metrics = {"results": {"kfold": {}}, "seed_variance": {"m": {"repeats": 1}}}
+    (line,) = [s for s in _repeats_section(metrics) if s.startswith("- m:")]
+    assert "`python -m training.evaluate` with `--repeats 3`" in line

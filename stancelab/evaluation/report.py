@@ -259,8 +259,9 @@ def _repeats_section(metrics: dict) -> list[str]:
             )
         else:
             lines.append(
-                f"- {name}: one repeat in this protocol; run with `--repeats 3` (or `--full`) "
-                "to measure the spread across seeds and splits."
+                f"- {name}: one repeat in this protocol; run `python -m training.evaluate` with "
+                "`--repeats 3` (or either script with `--full`) to measure the spread across "
+                "seeds and splits."
             )
     return [*lines, ""]
 
