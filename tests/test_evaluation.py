@@ -558,3 +558,23 @@ def test_the_one_repeat_line_names_the_command_that_takes_repeats():
     metrics = {"results": {"kfold": {}}, "seed_variance": {"m": {"repeats": 1}}}
     (line,) = [s for s in _repeats_section(metrics) if s.startswith("- m:")]
     assert "`python -m training.evaluate` with `--repeats 3`" in line
+
+
+def test_the_pipeline_keys_a_training_run_by_its_config_name_also_through_a_link(
+    tmp_path, fixture_dir, monkeypatch
+):
+    """The progress bar's per-row hints are looked up by config name: a run directory that
+    is a link (``runs/base_p`` -> elsewhere, written where it points) keeps that name."""
+    from training.pipeline import step_train
+
+    (tmp_path / "disk" / "big_run").mkdir(parents=True)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "base_p").symlink_to(tmp_path / "disk" / "big_run")
+    monkeypatch.chdir(tmp_path)
+    config = _config(
+        tmp_path / "p.yaml", "base_p", fixture_dir / "gold.jsonl", fixture_dir / "augment", True
+    )
+    trained = step_train([config])
+    assert list(trained) == ["base_p"]
+    assert trained["base_p"]["rows"] == len(TINY) + len(AUGMENT)
+    assert (tmp_path / "disk" / "big_run" / "stancelab.json").exists()

@@ -85,13 +85,16 @@ def step_gold(corpus_ids: set[str]) -> dict:
 
 
 def step_train(configs: list[Path]) -> dict[str, dict]:
+    from stancelab.config import load_config
     from stancelab.models.fit import train_run
 
     trained = {}
     for config in configs:
         result = train_run(config, overwrite=True)
         print(result.summary())
-        name = result.out.name
+        # The config's name, which the evaluation's progress bar looks hints up by; the run
+        # directory's own name differs when runs/NAME is a link (followed to its target).
+        name = load_config(config).name
         trained[name] = {
             "run": str(result.out),
             "seconds": round(result.seconds, 1),
