@@ -1,9 +1,10 @@
 """Progress of a batch of model fits, with an honest estimate of the time left.
 
 Used by the evaluation harness. tqdm's own estimate assumes every step costs the same, but a
-fit's cost depends on the model and on its number of training sentences: here the time left is
-the sum, over the fits still to run, of the model's measured seconds per training sentence
-(or a hint, e.g. from the training run, before its first fit) times that fit's sentences.
+fit's cost depends on the model and on the rows it trains on (``fit.rows_fitted``: copies of
+corpus sentences counted, ``data.corpus_repeat``): here the time left is the sum, over the
+fits still to run, of the model's measured seconds per row (or a hint, e.g. from the training
+run, before its first fit) times that fit's rows.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class FitProgress:
 
         self.models, self.sizes = list(models), list(sizes)
         self.hints = dict(rate_hints or {})
-        self.measured: dict[str, list[float]] = {}  # model -> [seconds, sentences]
+        self.measured: dict[str, list[float]] = {}  # model -> [seconds, rows]
         self.pending = set(range(len(self.models)))
         self.current_started = 0.0
         self.bar = tqdm(
@@ -57,8 +58,8 @@ class FitProgress:
 
     def rate(self, model: str) -> float | None:
         if model in self.measured:
-            seconds, sentences = self.measured[model]
-            return seconds / max(sentences, 1)
+            seconds, rows = self.measured[model]
+            return seconds / max(rows, 1)
         return self.hints.get(model)
 
     def remaining(self) -> float | None:
