@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        help="default: results/corpus_weight.json, with --pool results/corpus_weight_pooled.json",
+        help="default: results/corpus_weight.json (seed offset K: corpus_weight_seed<seed>.json), "
+        "with --pool results/corpus_weight_pooled.json",
     )
     parser.add_argument(
         "--pool", type=Path, nargs="+", help="results of other seeds: summarise them together"
@@ -113,8 +114,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.pool:  # by default not corpus_weight.json: the first run, which it reads
         return pool(args.pool, args.out or RESULTS / "corpus_weight_pooled.json")
-    args.out = args.out or RESULTS / "corpus_weight.json"
     config = load_config(args.config, {"data.corpus_repeat": 1})  # repeated here, not twice
+    seed = config.seed + args.seed_offset
+    # Another seed's run never replaces the first one's file unless told to.
+    args.out = args.out or RESULTS / (
+        f"corpus_weight_seed{seed}.json" if args.seed_offset else "corpus_weight.json"
+    )
     if hasattr(config.params, "progress"):
         config.params.progress = False
     fits = []
@@ -142,7 +147,7 @@ def main() -> None:
     result = {
         "config": args.config,
         "repeat": args.repeat,
-        "seed": config.seed + args.seed_offset,
+        "seed": seed,
         "machine": f"{platform.machine()}, {usable_cores()} cores, "
         f"Python {platform.python_version()}",
         "summary": summary,
