@@ -578,3 +578,17 @@ def test_the_pipeline_keys_a_training_run_by_its_config_name_also_through_a_link
     assert list(trained) == ["base_p"]
     assert trained["base_p"]["rows"] == len(TINY) + len(AUGMENT)
     assert (tmp_path / "disk" / "big_run" / "stancelab.json").exists()
+
+
+def test_the_time_left_of_the_dyad_folds_starts_from_the_training_runs_hints(fixture_dir, capsys):
+    # The pipeline's hints (seconds per row trained on, from its training runs) hold for
+    # every scheme's fits: with them, no bar of the evaluation starts at "estimating".
+    protocol = Protocol(
+        "dyads", folds=3, leave_one_article_out=False, contrast=(), curve=(), leave_dyads_out=5
+    )
+    result = evaluate([fixture_dir / "a.yaml"], protocol, rate_hints={"base_a": 1e-3})
+    assert result.dyads is not None
+    bars = capsys.readouterr().err
+    assert "left" in bars and "estimating" not in bars
+    evaluate([fixture_dir / "a.yaml"], protocol)  # without hints: until the first fit
+    assert "time left: estimating" in capsys.readouterr().err

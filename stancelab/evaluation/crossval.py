@@ -185,7 +185,9 @@ def evaluate(
         configs, config_paths, corpus, augs, folds, protocol, notes, rate_hints, progress
     )
     if protocol.leave_dyads_out and not no_dyads:
-        result.dyads = _leave_dyads_out(configs, config_paths, corpus, aug, protocol, progress)
+        result.dyads = _leave_dyads_out(
+            configs, config_paths, corpus, aug, protocol, rate_hints, progress
+        )
         result.dyads.data_path = configs[first].data.augment_dir
     result.seconds = time.perf_counter() - started
     return result
@@ -197,6 +199,7 @@ def _leave_dyads_out(
     corpus: LabelledSet,
     aug: LabelledSet,
     protocol: Protocol,
+    rate_hints: dict[str, float] | None,
     progress: bool,
 ) -> EvaluationResult:
     """The augmentation set scored by folds of whole dyads; the corpus joins every training
@@ -218,7 +221,7 @@ def _leave_dyads_out(
         folds,
         protocol,
         notes,
-        None,
+        rate_hints,  # per row trained on, so they hold for these fits too
         progress,
     )
     return result
