@@ -85,7 +85,6 @@ def step_gold(corpus_ids: set[str]) -> dict:
 
 
 def step_train(configs: list[Path]) -> dict[str, dict]:
-    from stancelab.config import load_config
     from stancelab.models.fit import train_run
 
     trained = {}
@@ -94,7 +93,7 @@ def step_train(configs: list[Path]) -> dict[str, dict]:
         print(result.summary())
         # The config's name, which the evaluation's progress bar looks hints up by; the run
         # directory's own name differs when runs/NAME is a link (followed to its target).
-        name = load_config(config).name
+        name = result.config.name
         trained[name] = {
             "run": str(result.out),
             "seconds": round(result.seconds, 1),

@@ -79,12 +79,17 @@ def rows_fitted(config: RunConfig, data: LabelledSet) -> int:
 @dataclass
 class TrainResult:
     out: Path
+    config: RunConfig
     model: StanceModel
     seconds: float
     data: LabelledSet  # each sentence once
-    rows: int  # what the fit trained on, copies counted (``rows_fitted``)
     metrics: dict
     written: bool = True  # False in the other processes of a multi-process launch
+
+    @property
+    def rows(self) -> int:
+        """What the fit trained on, copies counted (``rows_fitted``)."""
+        return rows_fitted(self.config, self.data)
 
     def summary(self) -> str:
         lines = [
@@ -169,9 +174,7 @@ def train_run(
         started = time.perf_counter()
         fit_on(model, config, data)
         seconds = time.perf_counter() - started
-        return TrainResult(
-            out, model, seconds, data, rows_fitted(config, data), oof_metrics(model), written=False
-        )
+        return TrainResult(out, config, model, seconds, data, oof_metrics(model), written=False)
     restore_replaced(out)  # a run that a killed training had moved aside
     created = not out.exists()
     try:
@@ -228,7 +231,7 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
         finally:
             if new is not None:
                 remove_path(new)
-    return TrainResult(Path(out), model, seconds, data, rows_fitted(config, data), metrics)
+    return TrainResult(Path(out), config, model, seconds, data, metrics)
 
 
 def _replace_contents(out: Path, new: Path) -> None:
