@@ -26,7 +26,9 @@ run. A store that fails once the work is done leaves the run directory and the r
 they were written; ``python -m training.track DIR ...`` (``record``) records them later.
 Each MLflow run is tagged with the checksum of the file it was read from
 (``stancelab.source``), and a file already recorded in the experiment is not recorded again:
-rerunning ``training.track`` after a store failed partway adds only what is missing.
+rerunning ``training.track`` after a store failed partway adds only what is missing. A
+second process recording the same file into the same store and experiment at once is
+refused (``_recording``), or both would find it unrecorded and record it twice.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from stancelab.errors import StancelabError, first_line, os_error_line
+from stancelab.errors import InputError, StancelabError, first_line, os_error_line
 
 EXPERIMENT = "stancelab"  # the project's name: the default experiment
 # The probe before the work asks once and waits at most this long (MLflow's documented
@@ -322,6 +324,11 @@ def _log(
     ``stancelab.source``): recording a path again, after a store that failed partway, say,
     adds only what is missing."""
     mlflow = _mlflow()
+    with _recording(mlflow.get_tracking_uri(), experiment, tags[SOURCE_TAG], run_name):
+        return _log_once(mlflow, experiment, run_name, config, metrics, tags, artifacts)
+
+
+def _log_once(mlflow, experiment, run_name, config, metrics, tags, artifacts) -> Recorded:
     try:
         found = mlflow.set_experiment(experiment)
         done = mlflow.search_runs(
@@ -343,6 +350,50 @@ def _log(
             f"MLflow tracking at {mlflow.get_tracking_uri()} failed: {_cause(exc)}"
         ) from None
     return Recorded(run.info.run_id, new=True)
+
+
+@contextlib.contextmanager
+def _recording(uri: str, experiment: str, source: str, what: str) -> Iterator[None]:
+    """Refuse a second process recording the same source into the same store and experiment:
+    the check for a finished run and the new run are one step, or both processes would find
+    none and record it twice. The lock file is in the state directory, keyed by the store
+    (a relative SQLite or file store resolved against the working directory), the experiment
+    and the source; it guards the processes of this machine, not of several machines that
+    share one tracking server."""
+    import hashlib
+
+    from stancelab.files import lock_file
+    from stancelab.paths import state_dir
+
+    key = hashlib.sha256(f"{_store_key(uri)}\0{experiment}\0{source}".encode()).hexdigest()
+    folder = state_dir() / "locks"
+    busy = (
+        f"another process is recording {what!r} in MLflow experiment {experiment!r} at {uri} "
+        "now; wait for it to finish"
+    )
+    with contextlib.ExitStack() as held:
+        try:  # only taking the lock is reported here, not what the block raises
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(lock_file(folder / f"mlflow-{key[:32]}.lock", busy))
+        except OSError as exc:
+            raise TrackingError(f"{folder}: cannot hold a lock ({os_error_line(exc)})") from None
+        except InputError as exc:
+            raise TrackingError(str(exc)) from None
+        yield
+
+
+def _store_key(uri: str) -> str:
+    """The store a URI names, with a relative SQLite or file path made absolute."""
+    if uri.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(uri).database
+        if database and database != ":memory:":
+            return f"sqlite:///{Path(database).resolve()}"
+        return uri
+    if "://" not in uri or uri.startswith("file:"):
+        return f"file://{Path(uri.removeprefix('file://').removeprefix('file:')).resolve()}"
+    return uri
 
 
 def record_and_describe(

@@ -312,3 +312,51 @@ def test_a_store_that_fails_after_the_work_keeps_it_and_names_the_command_to_rec
     assert len(again) == 2 and done[0].info.run_id in again and done[1].info.run_id not in again
     assert track(["nowhere"]) == 1
     assert the_error(capsys.readouterr().err).startswith("error: nowhere: neither a training run")
+
+
+def test_two_processes_recording_the_same_run_at_once_record_it_once(
+    tmp_path, tiny_config, monkeypatch
+):
+    """Three ``training.track`` processes on one run directory at the same moment: the
+    experiment ends with one run of it. Each process either records it, finds it recorded, or
+    is refused with one line while another records it; none records it a second time."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from training.train import main as train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert train([str(tiny_config), "--out", "run"]) == 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "STANCELAB_HOME": str(tmp_path / "home")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    MlflowClient(uri).create_experiment("tests")  # so that no process races to create it
+    command = [sys.executable, "-m", "training.track", "run", "--experiment", "tests"]
+    procs = [
+        subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        if proc.returncode == 0:
+            outcomes.append("recorded before" if "recorded before" in out else "recorded")
+        else:
+            assert proc.returncode == 1, err
+            assert the_error(err).startswith(
+                "error: another process is recording 'tinybase' in MLflow experiment 'tests'"
+            )
+            outcomes.append("refused")
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert len(runs) == 1, outcomes
+    assert outcomes.count("recorded") == 1, outcomes
+    assert not list((tmp_path / "home" / "locks").iterdir())  # released and removed
