@@ -12,7 +12,8 @@ the paired bootstrap (repeated − as is) go to ``benchmarks/results/corpus_weig
 ``--seed-offset K`` fits both variants with the config's seed + K (the folds stay the
 harness's): the same comparison again, with other initialisations and batch orders.
 ``--pool A.json B.json ... --out C.json`` summarises such runs together (figures averaged
-over the seeds, the bootstrap over sentences).
+over the seeds, the bootstrap over sentences); it reads the config, repeat, schemes and seeds
+from the files, and refuses ``--config``, ``--repeat``, ``--schemes`` and ``--seed-offset``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from stancelab.evaluation.metrics import label_f1, macro_f1, paired_bootstrap
 from stancelab.paths import usable_cores
 
 RESULTS = Path(__file__).parent / "results"
+# The options of a run; --pool takes them from its files and refuses them.
+RUN_DEFAULTS = {
+    "config": "configs/transformer.yaml",
+    "repeat": 3,
+    "schemes": ["kfold", "logo"],
+    "seed_offset": 0,
+}
 
 
 def summarize(runs: list[list[dict]]) -> dict:
@@ -96,11 +104,17 @@ def pool(paths: list[Path], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/transformer.yaml")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--schemes", nargs="+", default=["kfold", "logo"])
+    # A run's options default to None, so that --pool can tell those given (even with their
+    # default value) and refuse them; a run fills in RUN_DEFAULTS below.
+    parser.add_argument("--config", help=f"default: {RUN_DEFAULTS['config']}")
+    parser.add_argument("--repeat", type=int, help=f"default: {RUN_DEFAULTS['repeat']}")
     parser.add_argument(
-        "--seed-offset", type=int, default=0, help="added to the config's seed (both variants)"
+        "--schemes", nargs="+", help=f"default: {' '.join(RUN_DEFAULTS['schemes'])}"
+    )
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        help=f"added to the config's seed (both variants); default: {RUN_DEFAULTS['seed_offset']}",
     )
     parser.add_argument(
         "--out",
@@ -112,8 +126,18 @@ def main() -> None:
         "--pool", type=Path, nargs="+", help="results of other seeds: summarise them together"
     )
     args = parser.parse_args()
-    if args.pool:  # by default not corpus_weight.json: the first run, which it reads
+    given = [f"--{key.replace('_', '-')}" for key in RUN_DEFAULTS if getattr(args, key) is not None]
+    if args.pool:
+        if given:  # pool would ignore them, and they would seem to have had an effect
+            raise SystemExit(
+                f"--pool: {', '.join(given)} not allowed: --pool reads the config, repeat, "
+                "schemes and seeds from the files"
+            )
+        # by default not corpus_weight.json: the first run, which it reads
         return pool(args.pool, args.out or RESULTS / "corpus_weight_pooled.json")
+    for key, default in RUN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     config = load_config(args.config, {"data.corpus_repeat": 1})  # repeated here, not twice
     seed = config.seed + args.seed_offset
     # Another seed's run never replaces the first one's file unless told to.

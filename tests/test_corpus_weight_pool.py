@@ -110,3 +110,47 @@ def test_the_readme_second_seed_table_is_what_the_results_say(corpus_weight):
         assert len(shown) == len(expected), row
         for (value, decimals), exact in zip(shown, expected, strict=True):
             assert abs(value - exact) <= 0.5 * 10**-decimals + 1e-9, (row, value, exact)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--config", "configs/transformer_small.yaml"],
+        ["--repeat", "3"],  # the default, given: still refused
+        ["--schemes", "kfold"],
+        ["--seed-offset", "1"],
+        ["--repeat", "2", "--seed-offset", "0"],
+    ],
+)
+def test_pool_refuses_the_options_of_a_run(corpus_weight, tmp_path, monkeypatch, capsys, flags):
+    # --pool reads them from its files: given, they would seem to have had an effect.
+    a, b = _run(tmp_path / "a.json", seed=None), _run(tmp_path / "b.json", seed=14)
+    out = tmp_path / "pooled.json"
+    argv = ["corpus_weight.py", "--pool", str(a), str(b), "--out", str(out), *flags]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as refused:
+        corpus_weight.main()
+    named = [flag for flag in flags if flag.startswith("--")]
+    message = str(refused.value.code)
+    assert message.startswith("--pool: ") and "\n" not in message
+    assert all(flag in message for flag in named) and "from the files" in message
+    assert not out.exists() and capsys.readouterr().out == ""
+
+
+def test_pool_refuses_the_options_of_a_run_before_reading_its_files(
+    corpus_weight, tmp_path, monkeypatch
+):
+    missing = tmp_path / "not-there.json"
+    argv = ["corpus_weight.py", "--pool", str(missing), "--repeat", "2"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path / "pooled.json")])
+    with pytest.raises(SystemExit, match="--repeat"):
+        corpus_weight.main()
+
+
+def test_pool_without_the_options_of_a_run_still_pools(corpus_weight, tmp_path, monkeypatch):
+    a, b = _run(tmp_path / "a.json", seed=None), _run(tmp_path / "b.json", seed=14)
+    out = tmp_path / "pooled.json"
+    argv = ["corpus_weight.py", "--pool", str(a), str(b), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    corpus_weight.main()
+    assert json.loads(out.read_text())["seeds"] == [13, 14]
