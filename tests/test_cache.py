@@ -250,6 +250,45 @@ def test_a_dry_run_says_an_export_another_process_is_making_is_kept(tmp_path):
     assert all(p.exists() for p in made)
 
 
+def snapshot(home: Path) -> dict[str, tuple[bytes, int] | str]:
+    """Every path under ``home``, dot files included, with what a file holds and its mtime."""
+    return {
+        str(p.relative_to(home)): (p.read_bytes(), p.stat().st_mtime_ns)
+        if p.is_file()
+        else "folder"
+        for p in sorted(home.rglob("*"))
+    }
+
+
+def test_a_dry_run_leaves_the_state_directory_as_it_was(tmp_path):
+    # Taking an item's lock to see whether it is busy would make its lock file.
+    from filelock import FileLock
+
+    home, busy_key = tmp_path / "home", "fedcba9876543210" * 2
+    fake_export(home)
+    fake_export(home, busy_key)
+    (home / "onnx" / f".{KEY}.lock").touch()  # left by the export's making, free now
+    for area in ("encoders", "layer-cache"):
+        (home / area / "0123abcd").mkdir(parents=True)
+        (home / area / "0123abcd" / "f").write_bytes(b"e" * 5)
+    with FileLock(str(home / "onnx" / f".{busy_key}.lock")):  # an export under way
+        before = snapshot(home)
+        areas = ["--onnx", "--layers", "--encoders"]
+        dry = cache("clear", *areas, "--dry-run", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+        assert snapshot(home) == before
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert [line.split()[:2] + line.split()[-1:] for line in lines[:3]] == [
+        ["would", "remove:", KEY],
+        ["would", "remove:", "0123abcd"],
+        ["would", "remove:", "0123abcd"],
+    ]
+    assert lines[3].startswith("kept: onnx") and lines[3].endswith(
+        f"{busy_key} (another process is making it now)"
+    )
+    assert lines[4:] == ["would remove 3 item(s), 50 B"]
+
+
 def test_without_runs_here_clear_says_that_no_export_is_kept(tmp_path):
     home = tmp_path / "home"
     fake_export(home)

@@ -90,7 +90,9 @@ def clear(
         bool, typer.Option("--encoders", help="Unpacked encoders (unpacked again on use).")
     ] = False,
     keep: Keep = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
+    ] = False,
 ) -> None:
     """Remove cached items (all rebuilt on demand); by default ONNX exports and layer cache."""
     from stancelab.cli._util import one_line_errors

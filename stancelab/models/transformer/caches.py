@@ -13,14 +13,18 @@ Three caches, each rebuilt on demand and offline, so clearing one costs time, ne
 An export is *used* when a transformer run found under the ``keep`` folders has its weights
 (the key comes from the run's manifest, as ``load_model`` computes it); ``clear`` keeps those.
 Each removal takes the lock its cache is made under, without waiting: an export or encoder
-that another process is making right now is skipped and said. A folder is renamed to a
-hidden name before it is removed; one a failed removal left there (its process gone) is
-listed and removed by the next clear. Nothing else in the state directory is touched.
+that another process is making right now is skipped and said. A dry run only looks whether
+another process holds that lock, and leaves the state directory as it was (taking a lock
+would create its file). A folder is renamed to a hidden name before it is removed; one a
+failed removal left there (its process gone) is listed and removed by the next clear.
+Nothing else in the state directory is touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import re
@@ -121,11 +125,11 @@ def clear(
         if item.used_by:
             kept.append((item, "in use"))
             continue
-        with _unless_busy(item) as free:
+        with _unless_busy(item, dry_run) as free:
             if not free:
                 kept.append((item, BUSY))
                 continue
-            if dry_run:  # the lock was free just now: a real clear would remove it
+            if dry_run:  # no one held the lock just now: a real clear would remove it
                 removed.append(item)
                 continue
             try:
@@ -161,8 +165,9 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _unless_busy(item: Item) -> Iterator[bool]:
-    """Hold the lock the item is made under, if no other process holds it."""
+def _unless_busy(item: Item, dry_run: bool = False) -> Iterator[bool]:
+    """Hold the lock the item is made under, if no other process holds it; a dry run only
+    looks whether one does (``_held``), since taking the lock would create its file."""
     from filelock import FileLock, Timeout
 
     from stancelab.models.transformer.onnx import export_lock_path
@@ -177,6 +182,9 @@ def _unless_busy(item: Item) -> Iterator[bool]:
         lock_path = export_lock_path(item.paths[0].parent / f"{item.name}.onnx")
     else:
         lock_path = unpack_lock_path(item.paths[0])
+    if dry_run:
+        yield not _held(lock_path)
+        return
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
@@ -187,6 +195,30 @@ def _unless_busy(item: Item) -> Iterator[bool]:
         yield True
     finally:
         lock.release()
+
+
+def _held(lock: Path) -> bool:
+    """Whether another process holds the (filelock) lock ``lock``, found without creating,
+    changing or removing any file."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK  # never O_CREAT
+    try:
+        try:  # read-write where we may: flock emulated on NFS wants it for an exclusive lock
+            fd = os.open(lock, os.O_RDWR | flags)
+        except PermissionError:
+            fd = os.open(lock, os.O_RDONLY | flags)
+    except FileNotFoundError:
+        return False  # a holder's lock file is there while it holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # held elsewhere
+            return True
+        if exc.errno == errno.ENOSYS:  # no flock here: filelock's lock is then the file itself
+            return True
+        raise
+    finally:
+        os.close(fd)  # releases the lock, if it was taken just now
+    return False
 
 
 def _item(area: str, name: str, paths: list[Path], used_by: list[str]) -> Item:
