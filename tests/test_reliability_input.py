@@ -128,6 +128,25 @@ def test_corpus_csv_row_with_extra_fields_is_an_error(tmp_path):
         ingest([source], tmp_path / "s.jsonl")
 
 
+def test_a_csv_header_that_names_a_column_twice_is_refused_not_read_as_the_last(run_dir, tmp_path):
+    """csv.DictReader keeps the last of two columns of one name: the first column's text
+    would go unread, and the second be labelled in its place. Blank names (a spreadsheet's
+    trailing empty columns) are not names, and may repeat."""
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,text\n1,We will strike them hard.,We deny everything.\n")
+    out = tmp_path / "out.jsonl"
+    refused = r"in.csv:1: the header names 'text' \(columns 2, 3\) more than once"
+    with pytest.raises(InputError, match=refused):
+        predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert not out.exists()
+    with pytest.raises(InputError, match=refused):
+        ingest([source], tmp_path / "s.jsonl")
+    assert not (tmp_path / "s.jsonl").exists()
+    source.write_text("text,,\nWe will strike back.,,\n")
+    predict_file(resolve_model(run_dir), source, out, progress=False)
+    assert [r["text"] for r in read_jsonl(out)] == ["We will strike back."]
+
+
 @pytest.mark.parametrize("header", ["id,text", "text,id"])
 def test_bom_before_a_csv_header_is_not_part_of_a_name(run_dir, tmp_path, header):
     source = tmp_path / "in.csv"

@@ -87,11 +87,12 @@ def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, di
 
     ``problem`` is None for a good row. A row with more fields than the header (most often
     a text with an unquoted comma) is a problem, never silently cut to the header's width.
-    A quoted field whose closing quote never comes (a stray quote, which would swallow
-    every row after it) is an InputError naming the line where the field opened, as is a
-    field past ``CSV_FIELD_LIMIT``. Open ``handle`` with ``encoding="utf-8-sig"`` and
-    ``newline=""`` (a byte order mark before the header is not part of the first column's
-    name).
+    A header that names a column twice (blank names aside) is an InputError: only one of
+    the two could be read. A quoted field whose closing quote never comes (a stray quote,
+    which would swallow every row after it) is an InputError naming the line where the field
+    opened, as is a field past ``CSV_FIELD_LIMIT``. Open ``handle`` with
+    ``encoding="utf-8-sig"`` and ``newline=""`` (a byte order mark before the header is not
+    part of the first column's name).
     """
     # A field may be a whole article: the csv module's default cap (131,072 characters) is
     # far too low. Raised for the process, never lowered.
@@ -104,6 +105,16 @@ def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, di
         raise InputError(f"{path}:{lines.number}: not a readable CSV ({exc})") from None
     if fields is None or "text" not in fields:
         raise InputError(f"{path}: CSV needs a 'text' column (found: {fields or 'none'})")
+    twice = sorted({name for name in fields if name.strip() and fields.count(name) > 1})
+    if twice:  # DictReader keeps the last column of a name: the others would be lost unsaid
+        columns = ", ".join(
+            f"{name!r} (columns {', '.join(str(i + 1) for i, f in enumerate(fields) if f == name)})"
+            for name in twice
+        )
+        raise InputError(
+            f"{path}:{lines.number}: the header names {columns} more than once; give each "
+            "column its own name"
+        )
     while True:
         lines.next_record()
         try:
