@@ -228,7 +228,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(read_text(path)) or {}
+        raw = yaml.load(read_text(path), Loader=_unique_keys_loader()) or {}
     except InputError as exc:
         raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
@@ -248,6 +248,35 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
                 raise ConfigError(f"--set {dotted}: {section} is a value, not a section")
         node[leaf] = value
     return config_from_dict(raw, where=str(path))
+
+
+def _unique_keys_loader():
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error: plain
+    YAML keeps the last value and drops the first unsaid (a second ``params:`` block would
+    replace the whole first one)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: set = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:`, which keys override
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    if isinstance(key, list | dict):  # unhashable: the base class says so
+                        continue
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping",
+                            node.start_mark,
+                            f"the key {key!r} is given twice",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeys
 
 
 def config_from_dict(raw: dict, where: str = "config") -> RunConfig:

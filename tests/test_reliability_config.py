@@ -95,6 +95,16 @@ def test_gold_without_a_positive_example_of_a_label_is_one_line(tmp_path):
         (lambda t, c: None, ["{tmp}"], "is a directory, expected a file"),
         (lambda t, c: c.write_bytes(b"model: baseline\nname: \xe9t\xe9\n"), [], "not valid UTF-8"),
         (lambda t, c: c.write_text("model: baseline\nparams: {C: [1,\n"), [], "invalid YAML at"),
+        (
+            lambda t, c: c.write_text("model: baseline\nname: c\nparams:\n  C: 4.0\n  C: 1.0e-4\n"),
+            [],
+            "invalid YAML at line 5, column 3 (the key 'C' is given twice)",
+        ),
+        (
+            lambda t, c: c.write_text(c.read_text() + "params: {min_df: 2}\n"),
+            [],
+            "(the key 'params' is given twice)",
+        ),
         (lambda t, c: None, ["--set", "seed.x=1"], "seed is a value, not a section"),
         (lambda t, c: None, ["--set", "name=."], "is not a run name"),
         (lambda t, c: None, ["--set", "name=a//b"], "is not a run name"),
@@ -114,6 +124,24 @@ def test_config_and_path_mistakes_of_training_get_one_line(
     assert ran.returncode == 1
     line = one_error_line(ran.stderr)
     assert expected in line, line
+
+
+@pytest.mark.parametrize("value", ["[1,", "{", "'x", "*a", ": x"])
+def test_a_set_value_that_is_not_yaml_is_a_usage_error_not_a_traceback(tmp_path, tiny_gold, value):
+    config = write_config(tmp_path, tiny_gold)
+    ran = run(
+        "-m",
+        "training.train",
+        str(config),
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        f"params.C={value}",
+    )
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    said = f"error: argument --set: params.C: {value!r} is not a YAML value ("
+    assert ran.stderr.splitlines()[-1].startswith(f"python -m training.train: {said}"), ran.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_evaluation_refuses_an_output_folder_before_it_runs(tmp_path, tiny_gold):

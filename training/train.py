@@ -27,7 +27,14 @@ def parse_override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:  # argparse turns this error, not YAML's, into one line
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise argparse.ArgumentTypeError(
+            f"{key.strip()}: {value!r} is not a YAML value ({problem}); quote a text "
+            "that holds YAML's special characters"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
