@@ -46,6 +46,19 @@ def test_out_of_range_baseline_values_get_one_line(tmp_path, tiny_gold, override
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("override", ["params.min_df=500", "params.grid={min_df: [1, 500]}"])
+def test_a_min_df_no_n_gram_reaches_is_one_line_naming_it(tmp_path, tiny_gold, override):
+    """scikit-learn's vectorizer raises a ValueError when min_df exceeds the sentences of a
+    fit (or leaves no n-gram): that is the config's value against this data, one line."""
+    config = write_config(tmp_path, tiny_gold)
+    ran = run("-m", "training.train", str(config), "--out", str(tmp_path / "r"), "--set", override)
+    assert ran.returncode == 1
+    line = one_error_line(ran.stderr)
+    assert line.startswith("error: params.min_df 500: no word or character n-gram is in"), line
+    assert line.endswith("give a smaller min_df"), line
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(
     "override,key",
     [

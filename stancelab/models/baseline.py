@@ -29,7 +29,7 @@ import numpy as np
 from stancelab.config import BaselineParams
 from stancelab.data.folds import multilabel_kfold
 from stancelab.data.labelled import label_matrix
-from stancelab.errors import InputError, ModelLoadError, first_line
+from stancelab.errors import ConfigError, InputError, ModelLoadError, first_line
 from stancelab.evaluation.metrics import macro_f1
 from stancelab.files import write_json
 from stancelab.labels import LABELS
@@ -123,6 +123,22 @@ def build_pipeline(params: BaselineParams, seed: int = 0):
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
+def fit_pipeline(params: BaselineParams, seed: int, texts: list[str], y: np.ndarray):
+    """``build_pipeline`` fitted; a ``min_df`` that leaves no n-gram in so few sentences is
+    a ConfigError naming it, not scikit-learn's ValueError from deep inside the fit."""
+    try:
+        return build_pipeline(params, seed).fit(texts, y)
+    except ValueError as exc:
+        said = str(exc)  # the vectorizer's two messages for it, as scikit-learn words them
+        if "min_df" not in said and "no terms remain" not in said:
+            raise
+        raise ConfigError(
+            f"params.min_df {params.min_df}: no word or character n-gram is in that many of "
+            f"the {len(texts)} sentences of a fit (the inner folds' fits included); give a "
+            "smaller min_df"
+        ) from None
+
+
 class BaselineModel(StanceModel):
     kind = "baseline"
     params_type = BaselineParams
@@ -159,7 +175,7 @@ class BaselineModel(StanceModel):
                 "(calibration and thresholds fitted on the same out-of-fold scores)"
             ),
         }
-        self.pipeline_ = build_pipeline(self.params, self.seed).fit(texts, y)
+        self.pipeline_ = fit_pipeline(self.params, self.seed, texts, y)
         # ``stop_words_`` (the terms max_features cut) is only for introspection, and
         # scikit-learn documents it as safe to drop.
         for _, vectorizer in self.pipeline_.named_steps["features"].transformer_list:
@@ -176,7 +192,7 @@ class BaselineModel(StanceModel):
     ) -> np.ndarray:
         scores = np.zeros(y.shape, dtype=float)
         for train, test in multilabel_kfold(y, self.params.inner_folds, seed=self.seed):
-            pipe = build_pipeline(params, self.seed).fit([texts[i] for i in train], y[train])
+            pipe = fit_pipeline(params, self.seed, [texts[i] for i in train], y[train])
             scores[test] = pipe.decision_function([texts[i] for i in test])
         return scores
 
