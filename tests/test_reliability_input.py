@@ -121,6 +121,18 @@ def test_predict_csv_row_with_extra_fields_is_an_error_row(run_dir, tmp_path):
     assert rows[1]["text"] == "Quoted, fine." and summary.errors == 1
 
 
+def test_a_csv_row_too_short_to_reach_the_text_column_says_so(run_dir, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,source\n1\n2,We will strike.\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    rows = read_jsonl(out)
+    assert rows[0]["error"] == "1 field(s) but the header has 3: no 'text'", rows[0]
+    assert rows[1]["text"] == "We will strike." and summary.errors == 1
+    with pytest.raises(InputError, match=r"in.csv:2: 1 field\(s\) but the header has 3"):
+        ingest([source], tmp_path / "s.jsonl")
+
+
 def test_corpus_csv_row_with_extra_fields_is_an_error(tmp_path):
     source = tmp_path / "docs.csv"
     source.write_text(UNQUOTED, encoding="utf-8")

@@ -86,7 +86,8 @@ def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, di
     line number is the row's first line (a quoted field may hold line breaks).
 
     ``problem`` is None for a good row. A row with more fields than the header (most often
-    a text with an unquoted comma) is a problem, never silently cut to the header's width.
+    a text with an unquoted comma) is a problem, never silently cut to the header's width;
+    so is a row too short to reach the ``text`` column.
     A header that names a column twice (blank names aside) is an InputError: only one of
     the two could be read. A quoted field whose closing quote never comes (a stray quote,
     which would swallow every row after it) is an InputError naming the line where the field
@@ -141,6 +142,9 @@ def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, di
                 f"{len(fields) + len(extra)} fields but the header has {len(fields)} "
                 "(quote a text that contains a comma)"
             )
+        elif row.get("text") is None:  # DictReader fills the fields a short row lacks with None
+            given = sum(value is not None for value in row.values())
+            problem = f"{given} field(s) but the header has {len(fields)}: no 'text'"
         yield lines.first or lines.number, row, problem
 
 
