@@ -172,6 +172,32 @@ def test_bom_before_a_csv_header_is_not_part_of_a_name(run_dir, tmp_path, header
     assert {s.doc_id for s in sentences} == {"x7"}
 
 
+def test_a_jsonl_id_is_a_string_or_a_whole_number_never_a_python_repr(run_dir, tmp_path):
+    ids = ['"x1"', "7", "true", "1.5", '{"a": 1}', "[1]", "null"]
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(f'{{"id": {i}, "text": "We will strike back."}}\n' for i in ids), encoding="utf-8"
+    )
+    out = tmp_path / "out.jsonl"
+    summary = predict_file(resolve_model(run_dir), source, out, progress=False)
+    rows = read_jsonl(out)
+    assert [r.get("id") for r in rows[:2]] == ["x1", "7"] and rows[-1]["id"] is None
+    assert [r.get("error") for r in rows[2:6]] == [
+        f"'id' must be a string or a whole number, not {kind}"
+        for kind in ("bool", "float", "object", "array")
+    ]
+    assert summary.errors == 4 and all("text" in r for r in rows[:2] + rows[-1:])
+    with pytest.raises(InputError, match=r"in.jsonl:3: 'id' must be a string or a whole number"):
+        ingest([source], tmp_path / "s.jsonl")
+
+
+def test_a_folder_named_like_an_input_file_is_called_a_folder(run_dir, tmp_path):
+    folder = tmp_path / "in.txt"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"in.txt: a folder, not a file"):
+        predict_file(resolve_model(run_dir), folder, tmp_path / "out.jsonl", progress=False)
+
+
 def test_bom_at_the_start_of_a_jsonl_file(run_dir, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "We will strike back."}\n')

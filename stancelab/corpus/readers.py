@@ -33,6 +33,8 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise InputError(f"{path}: unsupported input type; expected .txt, .jsonl or .csv")
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, not a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if suffix == ".txt" and documents:
@@ -72,7 +74,13 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
             yield Record(lineno, None, None, "expected a JSON object")
             continue
         raw_id = row.get("id")
-        yield check(Record(lineno, None if raw_id is None else str(raw_id), row.get("text")))
+        if raw_id is None or isinstance(raw_id, str):
+            yield check(Record(lineno, raw_id, row.get("text")))
+        elif isinstance(raw_id, int) and not isinstance(raw_id, bool):  # {"id": 7}: "7"
+            yield check(Record(lineno, str(raw_id), row.get("text")))
+        else:  # str() would write true as "True" and an object as a Python repr
+            kind = type(raw_id).__name__.replace("dict", "object").replace("list", "array")
+            yield Record(lineno, None, None, f"'id' must be a string or a whole number, not {kind}")
 
 
 class _TextOnly:
