@@ -4,7 +4,8 @@ configs compared can share folds of its dyads.
 ``unseen`` keeps a copy of a corpus sentence out of training (it could leak a test sentence):
 the same words, with case, quotes, punctuation and look-alike letters set aside, or at least
 ``NEAR_COPY`` of its distinct words shared with one corpus sentence. ``augmentation_set`` loads
-a config's set without such copies, noting how many were left out; ``dyads_problem`` and
+a config's set without such copies, noting how many were left out (``unseen_noted``, which a
+training run applies too, ``stancelab.models.fit.training_data``); ``dyads_problem`` and
 ``different_sets`` say why leave-dyads-out cannot run.
 """
 
@@ -49,14 +50,20 @@ def augmentation_set(
     if not config.data.augment and not any(directory.glob("*.jsonl")):
         return None
     aug = load_augmentation(directory)
+    keep = unseen_noted(aug, corpus, notes, "every training fold")
+    return aug.subset(np.random.default_rng(seed).permutation(keep))
+
+
+def unseen_noted(aug: LabelledSet, corpus: LabelledSet, notes: list[str], where: str) -> list[int]:
+    """``unseen(aug, corpus)``, with a note in ``notes`` of how many sentences were left out
+    of ``where``: the rule and its wording for the harness's folds and a training run alike."""
     keep = unseen(aug, corpus)
     if len(keep) < len(aug):
         notes.append(
             f"{len(aug) - len(keep)} augmentation sentence(s) copy a corpus sentence (the "
-            f"same words, or at least {NEAR_COPY:.0%} of them) and were left out of every "
-            "training fold."
+            f"same words, or at least {NEAR_COPY:.0%} of them) and were left out of {where}."
         )
-    return aug.subset(np.random.default_rng(seed).permutation(keep))
+    return keep
 
 
 def dyads_problem(aug: LabelledSet | None) -> str | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import glob
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stancelab.config import RunConfig, load_config
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
 from stancelab.errors import InputError, first_line
+from stancelab.evaluation.augmentation import unseen_noted
 from stancelab.files import (
     exclusive_lock,
     followed,
@@ -38,12 +39,19 @@ def build_model(config: RunConfig) -> StanceModel:
     return model_class(config.model).from_config(config)
 
 
-def training_data(config: RunConfig) -> LabelledSet:
-    """The gold set, plus the augmentation set when the config asks for it."""
+def training_data(config: RunConfig, notes: list[str] | None = None) -> LabelledSet:
+    """The gold set, plus the augmentation set when the config asks for it, minus any
+    augmentation sentence that copies a gold sentence, as the evaluation's training folds
+    (``evaluation.augmentation.unseen_noted``; a note in ``notes`` says how many): a copy
+    would be trained on twice and, in the inner cross-validation, land on both sides of a
+    fold, inflating the held-out figures."""
     data = load_labelled(config.data.gold, default_source="corpus")
     check_corpus_rows(config, data)
     if config.data.augment:
-        data = data.concat(load_augmentation(config.data.augment_dir))
+        aug = load_augmentation(config.data.augment_dir)
+        data = data.concat(
+            aug.subset(unseen_noted(aug, data, [] if notes is None else notes, "training"))
+        )
     return data
 
 
@@ -85,6 +93,7 @@ class TrainResult:
     data: LabelledSet  # each sentence once
     metrics: dict
     written: bool = True  # False in the other processes of a multi-process launch
+    notes: list[str] = field(default_factory=list)  # what was left out of the data, and why
 
     @property
     def rows(self) -> int:
@@ -105,6 +114,7 @@ class TrainResult:
                 f"held-out figures, from {self.metrics['source']}:\n  "
                 + ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, float))
             )
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -165,7 +175,8 @@ def train_run(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; --out needs a directory")
     refuse_input_as_output(out, [config.data.gold, config.data.augment_dir])
-    data = training_data(config)
+    notes: list[str] = []
+    data = training_data(config, notes)
     model = build_model(config)
     if not is_main_process():
         # Another process of a multi-process launch: it trains its share of every batch and
@@ -174,7 +185,9 @@ def train_run(
         started = time.perf_counter()
         fit_on(model, config, data)
         seconds = time.perf_counter() - started
-        return TrainResult(out, config, model, seconds, data, oof_metrics(model), written=False)
+        return TrainResult(
+            out, config, model, seconds, data, oof_metrics(model), written=False, notes=notes
+        )
     restore_replaced(out)  # a run that a killed training had moved aside
     created = not out.exists()
     try:
@@ -182,14 +195,14 @@ def train_run(
     except OSError as exc:
         raise InputError(f"{out}: cannot create the run directory ({first_line(exc)})") from None
     try:
-        return _train_locked(config, out, data, model, overwrite)
+        return _train_locked(config, out, data, model, overwrite, notes)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a failed training leaves no empty run directory behind
         raise
 
 
-def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResult:
+def _train_locked(config, out: Path, data, model, overwrite: bool, notes: list[str]) -> TrainResult:
     busy = (
         f"{out}: another training is writing this run directory; wait for it or use another --out"
     )
@@ -206,6 +219,8 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
         seconds = time.perf_counter() - started
         metrics = oof_metrics(model)
         extra = {"thresholds": list(model.thresholds_)}
+        if notes:
+            extra["notes"] = notes
         if getattr(model, "search_", None):
             extra["grid_search"] = model.search_
         if getattr(model, "calibration_report_", None):
@@ -231,7 +246,7 @@ def _train_locked(config, out: Path, data, model, overwrite: bool) -> TrainResul
         finally:
             if new is not None:
                 remove_path(new)
-    return TrainResult(Path(out), config, model, seconds, data, metrics)
+    return TrainResult(Path(out), config, model, seconds, data, metrics, notes=notes)
 
 
 def _replace_contents(out: Path, new: Path) -> None:

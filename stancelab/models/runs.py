@@ -145,6 +145,7 @@ def model_card(run: dict, config: dict) -> str:
         f"{data['sentences']} sentences (sha256 `{data['checksum_sha256'][:16]}…`), "
         f"by source: {data['by_source']}."
         + _repeat_note((config.get("data") or {}).get("corpus_repeat", 1)),
+        *(f"- {note}" for note in run.get("notes", [])),
         "",
         "| label | sentences |",
         "|---|---|",
