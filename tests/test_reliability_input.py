@@ -434,6 +434,52 @@ def test_zero_width_only_text_is_empty(run_dir, tmp_path, text):
 
 
 @pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("\u200b", "'text' is empty or only white space or invisible characters"),
+        ("We\u0000 strike", "'text' contains a NUL character (U+0000) at character 2"),
+        ("\ud800 We strike", "'text' is not valid Unicode"),
+    ],
+)
+def test_a_labelled_text_prediction_would_refuse_is_one_line_naming_its_line(
+    run_dir, tmp_path, text, problem
+):
+    """Gold and ``--data`` files are checked like predict's input (``text_problem``) when
+    loaded: before, training and evaluation ended in a traceback from the model, and
+    ``data export`` wrote a zero-width text and crashed in pyarrow on a lone surrogate."""
+    from reliability_common import run
+
+    labelled = tmp_path / "bad.jsonl"
+    rows = [{"id": f"s{i}", "text": t, "labels": lab} for i, (t, lab) in enumerate(TINY)]
+    rows.insert(1, {"id": "x1", "text": text, "labels": []})
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    where = f"{labelled}:2: {problem}"
+    with pytest.raises(InputError) as caught:
+        load_labelled(labelled)
+    assert str(caught.value).startswith(where)
+    out = ["--out", str(tmp_path / "out")]
+    ran = [
+        run(
+            "-m", "training.train", "configs/baseline.yaml", *out, "--set", f"data.gold={labelled}"
+        ),
+        run("-m", "training.evaluate", "--model", str(run_dir), "--data", str(labelled), *out),
+        stancelab("data", "export", "--gold", str(labelled), *out),
+    ]
+    for done in ran:
+        assert done.returncode == 1 and one_error_line(done.stderr).startswith(f"error: {where}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [labelled.name]  # nothing written
+
+
+def test_an_id_that_is_not_valid_unicode_in_a_labelled_file_is_an_error(tmp_path):
+    labelled = tmp_path / "bad.jsonl"
+    labelled.write_text(
+        '{"id": "x\\udc80", "text": "We deny it.", "labels": ["denial"]}\n', encoding="utf-8"
+    )
+    with pytest.raises(InputError, match=r"bad.jsonl:1: 'id' is not valid Unicode"):
+        load_labelled(labelled)
+
+
+@pytest.mark.parametrize(
     "edit,what",
     [
         (lambda m: m["params"].update(colour="blue"), "colour"),

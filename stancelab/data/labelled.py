@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stancelab.corpus.text import text_problem, unicode_problem
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
@@ -92,15 +93,18 @@ def label_matrix(label_sets: Iterable[Iterable[str]]) -> np.ndarray:
 
 
 def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
-    """Read a labelled JSONL file; InputError names the line of any bad row."""
+    """Read a labelled JSONL file; InputError names the line of any bad row: a text that
+    prediction would refuse (``text_problem``: empty or invisible, a NUL, not valid Unicode),
+    or a field that cannot be written as UTF-8 (an export, a run's checksum)."""
     path = Path(path)
     ids, texts, labels, doc_ids, sources, dyads = [], [], [], [], [], []
     seen: set[str] = set()
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
         text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{where}: 'text' must be a non-empty string")
+        problem = text_problem(text)
+        if problem is not None:
+            raise InputError(f"{where}: 'text' {problem}")
         if "labels" not in row:
             raise InputError(f"{where}: missing 'labels' (use [] for a sentence with no stance)")
         raw = row["labels"]
@@ -114,11 +118,20 @@ def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
         if row_id in seen:
             raise InputError(f"{where}: duplicate id {row_id!r}")
         seen.add(row_id)
+        kept = {
+            "id": row_id,
+            "doc_id": str(row.get("doc_id") or ""),
+            "source": str(row.get("source") or default_source),
+            "dyad": str(row.get("dyad") or ""),
+        }
+        for name, value in kept.items():
+            if (problem := unicode_problem(value)) is not None:
+                raise InputError(f"{where}: {name!r} {problem}")
         ids.append(row_id)
         texts.append(text)
-        doc_ids.append(str(row.get("doc_id") or ""))
-        sources.append(str(row.get("source") or default_source))
-        dyads.append(str(row.get("dyad") or ""))
+        doc_ids.append(kept["doc_id"])
+        sources.append(kept["source"])
+        dyads.append(kept["dyad"])
     if not texts:
         raise InputError(f"{path}: no labelled rows")
     return LabelledSet(ids, texts, labels, doc_ids, sources, dyads)
