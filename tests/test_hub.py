@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from stancelab.cli import app
 from stancelab.data import load_export, to_labelled
-from stancelab.data.labelled import load_augmentation, load_labelled
+from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
 from stancelab.labels import LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,21 @@ def test_export_round_trips_every_row_and_label(exported):
     assert to_labelled(dataset["augmentation"]).checksum() == aug.checksum()
     back = to_labelled(dataset["gold"])
     assert back.doc_ids == gold.doc_ids and set(back.sources) == {"corpus"}
+    assert_same_sets(dataset)
+
+
+def assert_same_sets(dataset) -> None:
+    """Each split's ``LabelledSet`` has every field of the one loaded from the JSONL files, not
+    only those of the checksum (id, text, labels): the dyads group the augmentation set in
+    whole-dyad validation and leave-dyads-out."""
+    direct = {
+        "gold": load_labelled(GOLD, default_source="corpus"),
+        "augmentation": load_augmentation(AUGMENT),
+    }
+    for split, expected in direct.items():
+        back = to_labelled(dataset[split])
+        for name in (f.name for f in fields(LabelledSet)):
+            assert getattr(back, name) == getattr(expected, name), (split, name)
 
 
 def test_metadata_and_provenance_survive(exported):
@@ -75,6 +91,7 @@ def test_parquet_loads_with_load_dataset_and_keeps_the_class_labels(exported, tm
     assert to_labelled(load_export(copy)["augmentation"]).checksum() == (
         load_augmentation(AUGMENT).checksum()
     )
+    assert_same_sets(load_export(copy))
 
 
 def test_dataset_card_gives_counts_sources_licence_and_the_hub_layout(exported):

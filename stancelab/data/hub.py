@@ -13,7 +13,8 @@ The folder holds ``arrow/`` (``DatasetDict.save_to_disk``), ``data/<split>-*.par
 dataset card (``README.md``: counts, sources, licence notes, checksums) whose YAML header
 points ``datasets.load_dataset(out)`` and the Hub at the Parquet files. ``load_export(out)``
 reads it back as a ``DatasetDict``; ``to_labelled(split)`` turns a split into the
-``LabelledSet`` that training and evaluation use, with the same checksum as the JSONL source.
+``LabelledSet`` that training and evaluation use, every field as the JSONL source loads (the
+checksum covers only id, text and labels, so it cannot tell a lost dyad).
 Both are re-exported by ``stancelab.data``.
 
 ``datasets`` is imported only here, and only when these functions run.
@@ -161,7 +162,8 @@ def load_export(path: str | Path = HF_EXPORT_DIR) -> DatasetDict:
 
 
 def to_labelled(split: Dataset) -> LabelledSet:
-    """A split as the ``LabelledSet`` training and evaluation use."""
+    """A split as the ``LabelledSet`` training and evaluation use: every field of it, the
+    dyads too (whole-dyad validation and leave-dyads-out group by them)."""
     names = split.features["labels"].feature.names
     if list(names) != list(LABELS):
         raise InputError(f"the dataset's labels {names} are not this scheme's {list(LABELS)}")
@@ -171,6 +173,7 @@ def to_labelled(split: Dataset) -> LabelledSet:
         labels=[normalize([names[k] for k in row]) for row in split["labels"]],
         doc_ids=list(split["doc_id"]),
         sources=list(split["source"]),
+        dyads=list(split["dyad"]),
     )
 
 
