@@ -367,10 +367,15 @@ def test_overwrite_never_replaces_a_folder_this_engine_did_not_write(saved, tmp_
     assert tree_snapshot(folder) == before
 
 
-def run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, code: str = "", timeout: float | None = None
+) -> subprocess.CompletedProcess:
     program = f"import sys\n{code}\nfrom stancelab.cli import main\nmain()"
     return subprocess.run(
-        [sys.executable, "-c", program, "predict", *args], capture_output=True, text=True
+        [sys.executable, "-c", program, "predict", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -414,3 +419,95 @@ def test_an_address_where_no_ray_listens_is_one_line_naming_it(tmp_path, given):
         "with `ray start --head`, or give the address it printed"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+@pytest.fixture
+def not_a_head(request):
+    """HOST:PORT of a real server that accepts connections but is not a Ray head: an HTTP
+    server (as Ray's dashboard port is), a socket that accepts and never answers, or a gRPC
+    server without Ray's GCS service (HTTP/2 alone does not make a Ray head)."""
+    import socket
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    kind = request.param
+    if kind == "http":
+        server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+        server.server_close()
+    elif kind == "silent":
+        listener = socket.create_server(("127.0.0.1", 0))
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            try:
+                while True:
+                    held.append(listener.accept()[0])  # accepted, never answered
+            except OSError:  # closed at the end of the test
+                pass
+
+        threading.Thread(target=accept, daemon=True).start()
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+        listener.close()
+        for conn in held:
+            conn.close()
+    else:
+        grpc = pytest.importorskip("grpc")
+        from concurrent.futures import ThreadPoolExecutor
+
+        server = grpc.server(ThreadPoolExecutor(max_workers=1))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        yield f"127.0.0.1:{port}"
+        server.stop(None)
+
+
+@pytest.mark.parametrize(
+    ("not_a_head", "why"),
+    [
+        ("http", "it does not speak gRPC (an HTTP server, such as the dashboard?)"),
+        ("silent", "no answer to a Ray request within 5 s"),
+        ("grpc", "a gRPC server without Ray's GCS"),
+    ],
+    indirect=["not_a_head"],
+)
+def test_an_address_that_answers_but_is_not_a_ray_head_is_one_line(not_a_head, why, tmp_path):
+    """Such a port passes a TCP check; Ray then retried an HTTP server or a silent port for
+    ~14 minutes (20 tries of ~41 s) and a gRPC server for ~20 s, warnings only, and failed
+    without saying why. A short gRPC call to the GCS that every Ray head runs tells them
+    apart within GCS_SECONDS."""
+    pytest.importorskip("ray")
+    from stancelab.errors import InputError
+    from stancelab.prediction.cluster import GCS_SECONDS, check_ray_address
+
+    address = not_a_head
+    started = time.monotonic()
+    with pytest.raises(InputError, match="is not a Ray head"):
+        check_ray_address(address)
+    assert time.monotonic() - started < GCS_SECONDS + 3
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ("--input", str(source), "--output", str(out), "--engine", "ray")
+    ran = run_cli(*args, "--ray-address", address, timeout=120)  # Ray alone: ~14 minutes
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines() == [
+        f"error: {address} (--ray-address) is not a Ray head: {why}; give the HOST:PORT that "
+        "`ray start --head` prints (its GCS port, 6379 by default; 8265 is the dashboard)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+@pytest.mark.parametrize("given", ["--ray-address", "$RAY_ADDRESS"])
+def test_a_real_ray_head_passes_the_check(cluster, given, monkeypatch):
+    """The GCS address of the module's real Ray instance (as `ray start --head` prints it)."""
+    from stancelab.prediction.cluster import check_ray_address
+
+    address = cluster.address_info["gcs_address"]
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if given == "$RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    started = time.monotonic()
+    check_ray_address(address if given == "--ray-address" else None)
+    assert time.monotonic() - started < 5
