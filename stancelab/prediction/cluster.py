@@ -96,8 +96,12 @@ def ray_head_answers(target: str) -> str | None:
     method) or never answers. Any other gRPC status is left to ``ray.init`` to report (a
     GCS that wants a token, say)."""
     import grpc
-    from ray._private.gcs_utils import create_gcs_channel
-    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    try:  # Ray's own channel helper is internal: another Ray may move it
+        from ray._private.gcs_utils import create_gcs_channel
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return None  # then ray.init alone says whether a head is there, as before
 
     reasons = {
         grpc.StatusCode.UNAVAILABLE: "it does not speak gRPC (an HTTP server, such as the "
