@@ -257,7 +257,10 @@ def test_rows_quiet_the_truncation_warning_in_their_own_thread_only(saved):
 
     def write_rows() -> None:
         for _ in range(50):
-            assert [r.get("truncated") for r in rows_for(model, records, False)] == [None, True]
+            assert [r.get("truncated") for r in rows_for(model, records, False).rows] == [
+                None,
+                True,
+            ]
 
     threads = [threading.Thread(target=write_rows) for _ in range(4)]
     for thread in threads:

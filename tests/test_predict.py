@@ -570,3 +570,100 @@ def test_a_resumed_summary_counts_the_flagged_rows_written_before(run_dir, tmp_p
         stream.predict_file(model, source, out, chunk_size=7, progress=False)
     summary = stream.predict_file(model, source, out, chunk_size=7, resume=True, progress=False)
     assert (summary.records, summary.rows, summary.foreign_script) == (23, 30, 2)
+
+
+FURNITURE_ONLY = [  # what --documents drops as page furniture, whole records of it too
+    {"id": "s1", "text": "We will strike back"},
+    {"id": "s2", "text": "Credit: the Ministry will respond with force."},
+    {"id": "s3", "text": "Read more: we will retaliate against any attack."},
+    {"id": "s4", "text": "We will respond.\n\nPakistan"},
+]
+
+
+def test_documents_count_and_keep_every_line_they_drop(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    source = tmp_path / "st.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in FURNITURE_ONLY), encoding="utf-8")
+    out, side = tmp_path / "out.jsonl", tmp_path / "out.dropped.jsonl"
+    summary = stream.predict_file(model, source, out, documents=True, progress=False)
+    assert [r["text"] for r in read_rows(out)] == ["We will strike back", "We will respond."]
+    assert [(r["line"], r["doc_id"], r["reason"], r["text"]) for r in read_rows(side)] == [
+        (2, "s2", "photo credit", "Credit: the Ministry will respond with force."),
+        (3, "s3", "read-more link", "Read more: we will retaliate against any attack."),
+        (4, "s4", "short tag line", "Pakistan"),
+    ]
+    assert summary.no_sentence == 2 and summary.dropped_output == str(side)
+    assert summary.dropped == {"photo credit": 1, "read-more link": 1, "short tag line": 1}
+    assert (
+        "2 record(s) with no sentence left (every line dropped); 3 furniture line(s) dropped "
+        f"(1 photo credit, 1 read-more link, 1 short tag line) -> {side}; "
+    ) in str(summary)
+    # the side file is an output like OUT: one that exists is refused, nothing written
+    out.unlink()
+    with pytest.raises(InputError, match="out.dropped.jsonl: exists; pass --overwrite"):
+        stream.predict_file(model, source, out, documents=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [side.name, source.name]
+    source.write_text(json.dumps({"text": "We deny it."}) + "\n", encoding="utf-8")
+    stream.predict_file(model, source, out, documents=True, overwrite=True, progress=False)
+    assert len(read_rows(out)) == 1 and side.read_text() == ""  # replaced, in step with OUT
+    lines = stream.predict_file(model, source, tmp_path / "lines.jsonl", progress=False)
+    assert lines.dropped_output == "" and not (tmp_path / "lines.dropped.jsonl").exists()
+
+    found = predict_document("Credit: the Ministry will respond with force.", model=run_dir)
+    assert found == [] and [d.reason for d in found.dropped] == ["photo credit"]
+    ran = run_cli("--model", str(run_dir), "--documents", "--json", FURNITURE_ONLY[2]["text"])
+    assert ran.returncode == 0 and json.loads(ran.stdout) == []
+    assert ran.stderr.splitlines() == [
+        "text 1: dropped (read-more link): Read more: we will retaliate against any attack.",
+        "text 1: no sentence left to label (every line dropped)",
+    ]
+
+
+SIDE_EDITS = ["none", "side file renamed into place", "side part edited", "old checkpoint"]
+
+
+@pytest.mark.parametrize("edit", SIDE_EDITS)
+def test_a_resumed_documents_run_keeps_its_side_file_in_step(run_dir, tmp_path, edit):
+    model = resolve_model(run_dir)
+    source = tmp_path / "articles.jsonl"
+    texts = [ARTICLE if i % 3 else "Credit: the Ministry will respond." for i in range(30)]
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    reference = tmp_path / "reference.jsonl"
+    stream.predict_file(model, source, reference, documents=True, chunk_size=7, progress=False)
+
+    out = tmp_path / "out.jsonl"
+    side, side_part = tmp_path / "out.dropped.jsonl", tmp_path / "out.dropped.jsonl.part"
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, documents=True, chunk_size=7, progress=False)
+    assert len(read_rows(side_part)) == 5 + 9 * 2  # of 14 records: two per article, one else
+    meta = out.with_name(out.name + ".part.json")
+    if edit == "side file renamed into place":  # stopped between its two renames
+        side_part.rename(side)
+        with pytest.raises(InputError, match="partial output exists; pass --resume"):
+            stream.predict_file(model, source, out, documents=True, progress=False)
+    elif edit == "side part edited":
+        side_part.write_bytes(side_part.read_bytes().replace(b"Credit", b"Kredit", 1))
+    elif edit == "old checkpoint":  # begun by a stancelab that kept no side file
+        checkpoint = json.loads(meta.read_text())
+        del checkpoint["side_file"]
+        meta.write_text(json.dumps(checkpoint))
+    resume = dict(documents=True, chunk_size=7, resume=True, progress=False)
+    if edit in ("side part edited", "old checkpoint"):
+        message = (
+            "out.dropped.jsonl.part: its first \\d+ bytes are not those its checkpoint"
+            if edit == "side part edited"
+            else "out.jsonl.part: was begun by an earlier stancelab, which kept no side file"
+        )
+        with pytest.raises(InputError, match=message):
+            stream.predict_file(model, source, out, **resume)
+        assert not out.exists() and not side.exists()
+        return
+    summary = stream.predict_file(model, source, out, **resume)
+    assert out.read_bytes() == reference.read_bytes()
+    assert side.read_bytes() == (tmp_path / "reference.dropped.jsonl").read_bytes()
+    assert summary.resumed_from == 14 and summary.no_sentence == 10
+    assert summary.dropped == {"photo credit": 10, "read-more link": 20, "share widget": 20}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == [
+        "out.dropped.jsonl",
+        "out.jsonl",
+    ]

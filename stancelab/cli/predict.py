@@ -105,7 +105,9 @@ def predict(
             typer.echo(str(summary))
             return
         if documents:
-            results = [r for text in texts for r in predict_document(text, loaded)]
+            per_text = [predict_document(text, loaded) for text in texts]
+            report_dropped(per_text)
+            results = [r for found in per_text for r in found]
         else:
             results = predict_texts(list(texts), loaded)
     except (TypeError, ValueError, StancelabError) as exc:
@@ -117,6 +119,18 @@ def predict(
         typer.echo(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
     else:
         typer.echo(format_table(results))
+
+
+def report_dropped(per_text) -> None:
+    """On stderr, each line that ``--documents`` dropped from a text given here as page
+    furniture, and each text left with no sentence: the table and JSON show sentences only."""
+    from stancelab.corpus.text import preview
+
+    for number, found in enumerate(per_text, start=1):
+        for line in found.dropped:
+            typer.echo(f"text {number}: dropped ({line.reason}): {preview(line.text)}", err=True)
+        if not found:
+            typer.echo(f"text {number}: no sentence left to label (every line dropped)", err=True)
 
 
 def predict_on_ray(model, input, output, **options) -> None:

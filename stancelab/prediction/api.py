@@ -9,7 +9,8 @@ Each result is a ``Prediction``: the text, the label tuple (``()`` = none), the 
 score of every label, whether the model read the text only in part (``truncated``: longer
 than the transformer's token limit) and whether it is mostly not in Latin letters
 (``foreign_script``: the models learned from English only, so its labels are unreliable);
-document results also carry the sentence's offsets in the article.
+document results also carry the sentence's offsets in the article, and the list of them
+the lines dropped as page furniture (``dropped``).
 The default model is ``runs/transformer/`` (or ``$STANCELAB_MODEL``). This module imports
 nothing heavy itself: the model's own dependencies load with the model.
 """
@@ -161,24 +162,38 @@ def predictions_for(model: StanceModel, texts: list[str], what: str = "text") ->
     ]
 
 
+class DocumentPredictions(list):
+    """``predict_document``'s result: a list of the sentences' ``Prediction``s, and in
+    ``dropped`` the lines dropped as page furniture (``stancelab.corpus.ingest.Dropped``:
+    ``reason``, ``text``, ``start``, ``end``), so that none disappears unseen."""
+
+    def __init__(self, predictions: Sequence[Prediction] = (), dropped: Sequence = ()) -> None:
+        super().__init__(predictions)
+        self.dropped = list(dropped)
+
+
 def predict_document(
     text: str, model: str | os.PathLike | StanceModel | None = None, doc_id: str = "document"
-) -> list[Prediction]:
+) -> DocumentPredictions:
     """Split an article with the corpus splitter (furniture dropped) and label each sentence.
 
-    Each result carries ``start``/``end`` such that ``text[start:end] == result.text``.
+    Each result carries ``start``/``end`` such that ``text[start:end] == result.text``; the
+    lines dropped are in the result's ``dropped`` (all of them when it has no sentence).
     """
     from stancelab.corpus.ingest import Document, segment_document
 
     if not isinstance(text, str):
         raise TypeError(f"a document must be a string, not {type(text).__name__}")
     as_text_list(text)  # ValueError for an empty document
-    sentences, _ = segment_document(Document(doc_id, text, doc_id))
+    sentences, dropped = segment_document(Document(doc_id, text, doc_id))
     if not sentences:
-        return []
+        return DocumentPredictions([], dropped)
     loaded = resolve_model(model)
     results = predictions_for(loaded, [s.text for s in sentences], "sentence")
-    return [
-        Prediction(r.text, r.labels, r.scores, s.start, s.end, r.truncated, r.foreign_script)
-        for r, s in zip(results, sentences, strict=True)
-    ]
+    return DocumentPredictions(
+        [
+            Prediction(r.text, r.labels, r.scores, s.start, s.end, r.truncated, r.foreign_script)
+            for r, s in zip(results, sentences, strict=True)
+        ],
+        dropped,
+    )

@@ -180,7 +180,8 @@ class Predictor:
             groups.setdefault(paths[i] if paths is not None else None, []).append(check(record))
         rows = []
         for path, records in groups.items():
-            for row in rows_for(self.model, records, self.documents):
+            # lines --documents drops are not collected on Ray (README, "Running on a cluster")
+            for row in rows_for(self.model, records, self.documents).rows:
                 rows.append({"path": path, **row} if paths is not None else row)
         return rows_table(rows, self.documents, paths is not None)
 

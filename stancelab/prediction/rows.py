@@ -2,14 +2,15 @@
 
 ``rows_for`` turns a chunk of read records into rows in input order: a good record's text,
 labels, scores, flags and model version (one row per sentence with ``documents``), a bad
-record's ``error``. ``Summary`` counts a run's rows, error rows and flagged rows
-(``truncated``, ``foreign_script``) for the line printed at the end. Used by
+record's ``error``; with ``documents`` also the lines dropped as page furniture, for the
+side file. ``Summary`` counts a run's rows, error rows, flagged rows (``truncated``,
+``foreign_script``) and dropped lines for the line printed at the end. Used by
 ``stancelab.prediction.stream`` (local files) and ``stancelab.prediction.cluster`` (Ray).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from stancelab.corpus.readers import Record
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
@@ -26,6 +27,11 @@ class Summary:
     resumed_from: int = 0
     seconds: float = 0.0
     output: str = ""
+    # ``documents`` only: lines dropped as page furniture per reason, the side file that
+    # holds them, and the records of which every line was dropped
+    dropped: dict[str, int] = field(default_factory=dict)
+    dropped_output: str = ""
+    no_sentence: int = 0
 
     def __str__(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
@@ -38,9 +44,23 @@ class Summary:
         resumed = f" (resumed after {self.resumed_from})" if self.resumed_from else ""
         return (
             f"{self.records} record(s){resumed} -> {written}; "
-            f"{self.errors} error row(s); {flags_note(self)}"
+            f"{self.errors} error row(s); {flags_note(self)}{dropped_note(self)}"
             f"{self.seconds:.1f} s ({rate:.1f} records/s)"
         )
+
+
+def dropped_note(summary: Summary) -> str:
+    """The summary's words for what ``documents`` dropped: records left with no sentence,
+    and the furniture lines per reason with the side file they went to."""
+    if not summary.dropped_output:
+        return ""
+    note = ""
+    if summary.no_sentence:
+        note += f"{summary.no_sentence} record(s) with no sentence left (every line dropped); "
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.dropped.items()))
+    note += f"{sum(summary.dropped.values())} furniture line(s) dropped"
+    note += f" ({reasons})" if reasons else ""
+    return note + f" -> {summary.dropped_output}; "
 
 
 def flags_note(summary: Summary) -> str:
@@ -60,15 +80,30 @@ def flags_note(summary: Summary) -> str:
     return note
 
 
-def count_rows(summary: Summary, rows: list[dict]) -> None:
-    """Add ``rows``' rows, error rows and flagged rows to ``summary``."""
+@dataclass
+class ChunkRows:
+    """What a chunk of records gives: its output ``rows`` and, with ``documents``, the lines
+    dropped as page furniture (``corpus.ingest.Dropped`` with the record's ``line``) and
+    the number of good records of which every line was dropped."""
+
+    rows: list[dict]
+    dropped: list[dict] = field(default_factory=list)
+    no_sentence: int = 0
+
+
+def count_rows(summary: Summary, chunk: ChunkRows) -> None:
+    """Add a chunk's rows, error rows, flagged rows and dropped lines to ``summary``."""
+    rows = chunk.rows
     summary.rows += len(rows)
     summary.errors += sum("error" in r for r in rows)
     for flag in FLAGS:
         setattr(summary, flag, getattr(summary, flag) + sum(flag in r for r in rows))
+    for line in chunk.dropped:
+        summary.dropped[line["reason"]] = summary.dropped.get(line["reason"], 0) + 1
+    summary.no_sentence += chunk.no_sentence
 
 
-def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[dict]:
+def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> ChunkRows:
     """Output rows for a chunk of records, in input order. A row whose text was longer than
     the model reads has ``"truncated": true``, one whose text is mostly not in Latin letters
     ``"foreign_script": true`` (and the warnings are not repeated for every chunk: the
@@ -76,7 +111,7 @@ def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> list[d
     with texts_flagged_by_caller():
         if documents:
             return _document_rows(model, chunk, model.model_version)
-        return _record_rows(model, chunk, model.model_version)
+        return ChunkRows(_record_rows(model, chunk, model.model_version))
 
 
 def _flags(prediction) -> dict:
@@ -106,17 +141,19 @@ def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[
     return rows
 
 
-def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
+def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> ChunkRows:
     from stancelab.corpus.ingest import Document, segment_document
 
-    per_doc, texts = [], []
+    per_doc, texts, dropped, no_sentence = [], [], [], 0
     for r in chunk:
         if r.error is not None:
             per_doc.append((r, []))
             continue
-        sentences, _ = segment_document(Document(r.id or f"line{r.line}", r.text, str(r.line)))
+        sentences, lost = segment_document(Document(r.id or f"line{r.line}", r.text, str(r.line)))
         per_doc.append((r, sentences))
         texts.extend(s.text for s in sentences)
+        dropped.extend({"line": r.line, **asdict(d)} for d in lost)
+        no_sentence += not sentences
     preds = iter(predictions_for(model, texts) if texts else [])
     rows = []
     for r, sentences in per_doc:
@@ -139,4 +176,4 @@ def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> lis
                     "model_version": version,
                 }
             )
-    return rows
+    return ChunkRows(rows, dropped, no_sentence)

@@ -13,10 +13,17 @@ that checksum, truncates it to the last checkpoint and continues, so no torn lin
 and an edited part is refused; on success the part file is renamed to ``OUT``. Output rows
 carry ``labels``, ``scores`` and ``model_version`` and can be pushed to Label Studio as
 pre-annotations (``stancelab label push --predictions OUT.jsonl``).
+
+With ``documents=True`` the lines dropped as page furniture go to a side file named as
+``stancelab corpus`` names its own (``OUT.dropped.jsonl`` for ``OUT.jsonl``), written the
+same way: its own part file, covered by the same checkpoint, lock, refusals and
+``--overwrite``, and renamed into place just before ``OUT``, so that an ``OUT`` on disk
+always has its own side file beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from stancelab.corpus.ingest import SPLITTING
+from stancelab.corpus.ingest import SPLITTING, dropped_path
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
 from stancelab.files import (
@@ -40,7 +47,7 @@ from stancelab.files import (
 )
 from stancelab.models.base import StanceModel
 from stancelab.prediction.api import FLAGS
-from stancelab.prediction.rows import Summary, count_rows, rows_for
+from stancelab.prediction.rows import ChunkRows, Summary, count_rows, rows_for
 
 
 def count_records(path: Path, documents: bool) -> int | None:
@@ -68,10 +75,15 @@ def predict_file(
     input_path, output_path = Path(input_path), followed(output_path)
     part = output_path.with_name(output_path.name + ".part")
     meta_path = output_path.with_name(output_path.name + ".part.json")
-    refuse_input_as_output(output_path, [input_path])
-    refuse_input_as_output(part, [input_path])
-    refuse_model_as_output(model, output_path)
-    check_output_path(output_path, "--output")
+    side = dropped_path(output_path) if documents else None  # furniture lines dropped
+    side_part = side.with_name(side.name + ".part") if side else None
+    for target in (output_path, part, side, side_part):
+        if target is not None:
+            refuse_input_as_output(target, [input_path])
+    for target in (output_path, side):
+        if target is not None:
+            refuse_model_as_output(model, target)
+            check_output_path(target, "--output")
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -79,14 +91,20 @@ def predict_file(
     records = read_records(input_path, documents)
     first = next(records, None)  # validates the input before anything is written
     records = _chain(first, records)
-    created = not part.exists()
     busy = (
         f"{output_path}: another stancelab predict is writing this output (it holds {part.name}); "
         "wait for it to finish or choose another --output"
     )
+    made: list[Path] = []  # part files this run created (and locked)
     try:
-        with output_lock(output_path), exclusive_lock(part, busy) as fd:
+        with contextlib.ExitStack() as held:
             try:
+                held.enter_context(output_lock(output_path))
+                fd = _locked_part(held, part, busy, made)
+                sides = None
+                if side is not None:
+                    held.enter_context(output_lock(side))  # it may be another run's output
+                    sides = (side, side_part, _locked_part(held, side_part, busy, made))
                 return _predict_locked(
                     model,
                     input_path,
@@ -95,6 +113,7 @@ def predict_file(
                     meta_path,
                     records,
                     fd,
+                    sides,
                     documents=documents,
                     resume=resume,
                     overwrite=overwrite,
@@ -104,12 +123,23 @@ def predict_file(
             except InputError:
                 # refused before writing: leave no empty part file behind (an error met
                 # after rows were written keeps them, with their checkpoint, for --resume)
-                if created and part.stat().st_size == 0:
-                    part.unlink(missing_ok=True)
+                for path in made:
+                    if path.stat().st_size == 0:
+                        path.unlink(missing_ok=True)
                 raise
     except OSError as exc:  # a full disk, a folder that turned read-only, a vanished input
         where = exc.filename or output_path
         raise InputError(f"{where}: {exc.strerror or exc}; predict stopped") from None
+
+
+def _locked_part(held: contextlib.ExitStack, path: Path, busy: str, made: list[Path]) -> int:
+    """The descriptor of the part file ``path``, locked for the rest of ``held`` (created
+    if missing, and then added to ``made``)."""
+    existed = path.exists()
+    fd = held.enter_context(exclusive_lock(path, busy))
+    if not existed:
+        made.append(path)
+    return fd
 
 
 def _predict_locked(
@@ -120,6 +150,7 @@ def _predict_locked(
     meta_path: Path,
     records: Iterator[Record],
     fd: int,
+    sides: tuple[Path, Path, int] | None,
     *,
     documents: bool,
     resume: bool,
@@ -127,6 +158,8 @@ def _predict_locked(
     chunk_size: int,
     progress: bool,
 ) -> Summary:
+    """``sides``: with ``documents``, the side file of dropped lines, its part file and that
+    part file's locked descriptor."""
     stat = input_path.stat()
     identity = {
         "input": str(input_path.resolve()),
@@ -139,12 +172,15 @@ def _predict_locked(
         "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
     }
     skip, offset, written = 0, 0, hashlib.sha256()
-    summary = Summary(output=str(output_path))
+    side_offset, side_written = 0, hashlib.sha256()
+    summary = Summary(output=str(output_path), dropped_output=str(sides[0]) if sides else "")
     if resume and output_path.exists() and not overwrite:
         raise InputError(f"{output_path}: already complete; nothing to resume")
     if not overwrite:
         refuse_existing(output_path, "--output")
-    interrupted = meta_path.exists() or os.fstat(fd).st_size > 0
+    interrupted = meta_path.exists() or any(
+        os.fstat(f).st_size > 0 for f in (fd, *(sides[2:] if sides else ()))
+    )
     if resume and interrupted:
         if not meta_path.exists():
             raise InputError(
@@ -157,34 +193,46 @@ def _predict_locked(
                 f"{_difference(meta, identity)}; resume with the same ones, or run with "
                 "--overwrite to start over"
             )
-        skip, offset, written = _check_kept(fd, part, meta, summary)
+        skip, offset, written = _check_kept(fd, part, meta, summary, documents)
+        if sides is not None:
+            side_offset, side_written = _check_side_kept(sides, meta, overwrite)
     elif interrupted and not overwrite:
         raise InputError(
             f"{part}: an interrupted run's partial output exists; pass --resume to continue it "
             "or --overwrite to start over"
         )
+    elif sides is not None and not overwrite:
+        refuse_existing(sides[0], "--output")
     summary.resumed_from = skip
     started = time.perf_counter()
     bar = _progress(count_records(input_path, documents), skip, progress)
-    with open(fd, "r+b", closefd=False) as out:
-        out.truncate(offset)
-        out.seek(offset)
+    with contextlib.ExitStack() as opened:
+        out = opened.enter_context(_reopened(fd, offset))
+        side_out = opened.enter_context(_reopened(sides[2], side_offset)) if sides else None
         done = 0
         chunk: list[Record] = []
-        checkpoint = (meta_path, identity, written)
+        checkpoint = (meta_path, identity, written, side_written)
         for record in records:
             done += 1
             if done <= skip:
                 continue
             chunk.append(record)
             if len(chunk) >= chunk_size:
-                _flush(model, chunk, documents, out, summary, checkpoint, done, bar)
+                _flush(model, chunk, documents, (out, side_out), summary, checkpoint, done, bar)
                 chunk = []
         if chunk:
-            _flush(model, chunk, documents, out, summary, checkpoint, done, bar)
+            _flush(model, chunk, documents, (out, side_out), summary, checkpoint, done, bar)
     bar.close()
-    refuse_input_as_output(output_path, [input_path])  # never replace an input, even now
-    refuse_model_as_output(model, output_path)
+    for target in (output_path, *(sides[:1] if sides else ())):
+        refuse_input_as_output(target, [input_path])  # never replace an input, even now
+        refuse_model_as_output(model, target)
+    if sides is not None:
+        # The side file first: an OUT on disk always has its own beside it. An OUT being
+        # replaced goes first of all, so that it is never seen beside the new side file; a
+        # run stopped between these renames is finished by --resume (``_check_side_kept``).
+        if overwrite:
+            output_path.unlink(missing_ok=True)
+        os.replace(sides[1], sides[0])
     os.replace(part, output_path)  # still locked: the lock moves with the file
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
@@ -200,17 +248,27 @@ def refuse_model_as_output(model: StanceModel, output: Path) -> None:
 
 
 COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
+DOCUMENT_COUNTS = ("no_sentence", "dropped")  # and with documents=True
 
 
-def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int, int, object]:
+def _check_kept(
+    fd: int, part: Path, meta: dict, summary: Summary, documents: bool
+) -> tuple[int, int, object]:
     """(records done, bytes kept, SHA-256 of those bytes so far) of an interrupted run, and
     its counts put into ``summary``, so that these describe the whole output. The checkpoint
     must be sealed as written (``_seal``) and the kept bytes exactly those it recorded: an
     edited part file or checkpoint is refused, and both are left as they are."""
+    if documents and "side_file" not in meta and "seal" in meta:
+        raise InputError(
+            f"{part}: was begun by an earlier stancelab, which kept no side file of the lines "
+            "--documents drops; rerun with --overwrite to start over"
+        )
     try:
         skip, offset, expected = meta["records_done"], meta["bytes"], meta["sha256"]
-        counts = {k: meta["counts"][k] for k in COUNTS}
-        if meta["seal"] != _seal(skip, offset, expected, counts):
+        keys = COUNTS + (DOCUMENT_COUNTS if documents else ())
+        counts = {k: meta["counts"][k] for k in keys}
+        side = meta["side_file"] if documents else None
+        if meta["seal"] != _seal(skip, offset, expected, counts, side):
             raise ValueError("edited")
     except (KeyError, TypeError, ValueError):
         raise InputError(
@@ -218,6 +276,40 @@ def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int,
             "stancelab, which recorded no checksum, or edited); rerun with --overwrite to "
             "start over"
         ) from None
+    digest = _kept_digest(fd, part, offset, expected)
+    for key, value in counts.items():
+        setattr(summary, key, value)
+    return skip, offset, digest
+
+
+def _check_side_kept(sides: tuple[Path, Path, int], meta: dict, overwrite: bool):
+    """(bytes kept, their SHA-256 so far) of an interrupted run's side file of dropped lines
+    (its checkpoint already checked by ``_check_kept``). A side file in place that holds
+    exactly the bytes the checkpoint recorded is the run's own, renamed just before it was
+    stopped (``_predict_locked``): it is taken back into the part file and replaced at the
+    end. Any other one is refused unless ``overwrite``."""
+    side, side_part, fd = sides
+    offset, expected = meta["side_file"]["bytes"], meta["side_file"]["sha256"]
+    if side.is_file() and side.stat().st_size == offset and _sha256_of(side) == expected:
+        if os.fstat(fd).st_size < offset:
+            with open(side, "rb") as finished, open(fd, "r+b", closefd=False) as into:
+                into.truncate(0)
+                into.write(finished.read())
+                into.flush()
+                os.fsync(into.fileno())
+    elif not overwrite:
+        refuse_existing(side, "--output")
+    return offset, _kept_digest(fd, side_part, offset, expected)
+
+
+def _sha256_of(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return sha256_digest(handle).hexdigest()
+
+
+def _kept_digest(fd: int, part: Path, offset: int, expected: str):
+    """The SHA-256 of a part file's first ``offset`` bytes, which must be ``expected``:
+    a part file cut short or edited is refused."""
     size = os.fstat(fd).st_size
     if size < offset:
         raise InputError(
@@ -232,16 +324,17 @@ def _check_kept(fd: int, part: Path, meta: dict, summary: Summary) -> tuple[int,
             f"{part}: its first {offset} bytes are not those its checkpoint recorded (was it "
             "edited?); rerun with --overwrite to start over"
         )
-    for key, value in counts.items():
-        setattr(summary, key, value)
-    return skip, offset, digest
+    return digest
 
 
-def _seal(records_done: object, offset: object, sha256: object, counts: dict) -> str:
+def _seal(
+    records_done: object, offset: object, sha256: object, counts: dict, side: object = None
+) -> str:
     """A checksum of a checkpoint's own figures: an edited ``records_done`` would resume at
-    the wrong record and duplicate or drop rows in silence."""
-    figures = json.dumps([records_done, offset, sha256, counts], sort_keys=True)
-    return hashlib.sha256(figures.encode("utf-8")).hexdigest()
+    the wrong record and duplicate or drop rows in silence. ``side``: the side file's bytes
+    and SHA-256 (``documents`` only; without it a checkpoint's seal is as before)."""
+    figures = [records_done, offset, sha256, counts] + ([side] if side is not None else [])
+    return hashlib.sha256(json.dumps(figures, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _difference(meta: dict, identity: dict) -> str:
@@ -261,20 +354,41 @@ def _chain(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:
         yield from rest
 
 
-def _flush(model, chunk, documents, out, summary, checkpoint, done, bar) -> None:
-    meta_path, identity, written = checkpoint
-    rows = rows_for(model, chunk, documents)
+@contextlib.contextmanager
+def _reopened(fd: int, offset: int):
+    """A locked part file open for writing, cut back to its last checkpoint's ``offset``."""
+    with open(fd, "r+b", closefd=False) as out:
+        out.truncate(offset)
+        out.seek(offset)
+        yield out
+
+
+def _write_rows(out, written, rows: list[dict]) -> None:
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
     out.write(data)
     out.flush()
     os.fsync(out.fileno())
     written.update(data)
+
+
+def _flush(model, chunk, documents, outs, summary, checkpoint, done, bar) -> None:
+    (out, side_out), (meta_path, identity, written, side_written) = outs, checkpoint
+    result: ChunkRows = rows_for(model, chunk, documents)
+    _write_rows(out, written, result.rows)
+    side = None
+    if side_out is not None:  # documents: the dropped lines, checkpointed with the rows
+        _write_rows(side_out, side_written, result.dropped)
+        side = {"bytes": side_out.tell(), "sha256": side_written.hexdigest()}
     summary.records += len(chunk)
-    count_rows(summary, rows)
+    count_rows(summary, result)
     offset, sha256 = out.tell(), written.hexdigest()
-    counts = {k: getattr(summary, k) for k in COUNTS}
+    keys = COUNTS + (DOCUMENT_COUNTS if documents else ())
+    counts = {k: getattr(summary, k) for k in keys}
     figures = {"records_done": done, "bytes": offset, "sha256": sha256, "counts": counts}
-    write_json(meta_path, {**identity, **figures, "seal": _seal(done, offset, sha256, counts)})
+    if side is not None:
+        figures["side_file"] = side
+    seal = _seal(done, offset, sha256, counts, side)
+    write_json(meta_path, {**identity, **figures, "seal": seal})
     bar.update(len(chunk))
 
 
