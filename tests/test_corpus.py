@@ -193,6 +193,14 @@ def test_a_blank_id_is_a_bad_record_not_an_empty_doc_id(tmp_path, name, content)
     assert not out.exists()
 
 
+def test_a_repeated_document_id_is_refused_naming_both_places(tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "a", "text": "One."}\n{"id": "a", "text": "Two."}\n')
+    with pytest.raises(InputError, match=r"docs.jsonl:2: document id 'a' is also that of .*:1;"):
+        ingest([source], tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_an_empty_csv_id_cell_means_no_id(tmp_path):
     source = tmp_path / "docs.csv"
     source.write_text("id,text\n,Talks resumed.\n", encoding="utf-8")

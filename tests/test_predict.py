@@ -667,3 +667,49 @@ def test_a_resumed_documents_run_keeps_its_side_file_in_step(run_dir, tmp_path, 
         "out.dropped.jsonl",
         "out.jsonl",
     ]
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        (  # a record without an id is named line1: the id given on line 3
+            [
+                {"text": "We will strike."},
+                {"text": "We deny it."},
+                {"id": "line1", "text": "We will strike."},
+            ],
+            r"in.jsonl:3: document id 'line1' is also that of \S+in.jsonl:1 \(no id: named line1\)",
+        ),
+        (
+            [{"id": "line3", "text": "We will strike."}, {"text": "No."}, {"text": "We deny it."}],
+            r"in.jsonl:3 \(no id: named line3\): document id 'line3' is also that of \S+:1;",
+        ),
+        (
+            [
+                {"id": "a", "text": "We will strike."},
+                {"id": "b", "text": "x"},
+                {"id": "a", "text": "y"},
+            ],
+            r"in.jsonl:3: document id 'a' is also that of \S+in.jsonl:1; give each document",
+        ),
+    ],
+)
+def test_documents_refuse_two_records_that_would_share_sentence_ids(
+    run_dir, tmp_path, records, message
+):
+    from stancelab.annotation.tasks import read_predictions
+
+    model = resolve_model(run_dir)
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        stream.predict_file(model, source, out, documents=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # nothing written
+    ran = run_cli("--model", str(run_dir), "--documents", "-i", str(source), "-o", str(out))
+    assert ran.returncode == 1 and ran.stderr.count("\n") == 1 and "in.jsonl:3" in ran.stderr
+    # given distinct ids, every sentence id is unique: label push reads the output
+    records[-1]["id"] = "c"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    stream.predict_file(model, source, out, documents=True, progress=False)
+    predictions, _ = read_predictions(out)
+    assert len(predictions) == len(read_rows(out)) == 3

@@ -212,11 +212,22 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
             raise InputError(
                 f"{path}: unsupported input type; expected a folder, .txt, .jsonl or .csv"
             )
-    ids = Counter(doc.doc_id for doc in documents)
-    clashes = sorted(doc_id for doc_id, n in ids.items() if n > 1)
-    if clashes:
-        raise InputError(f"duplicate document id(s): {', '.join(clashes[:5])}")
+    refuse_repeated_ids((doc.doc_id, doc.source) for doc in documents)
     return documents
+
+
+def refuse_repeated_ids(documents: Iterable[tuple[str, str]]) -> None:
+    """InputError naming both places when two documents have the same id, which begins the
+    ids of their sentences (two would share an id). ``documents``: (id, where it was read)
+    in reading order. Used by ``read_documents`` and by ``predict --documents``."""
+    first: dict[str, str] = {}
+    for doc_id, where in documents:
+        earlier = first.setdefault(doc_id, where)
+        if earlier is not where:
+            raise InputError(
+                f"{where}: document id {doc_id!r} is also that of {earlier}; give each "
+                "document its own id (the ids of its sentences begin with it)"
+            )
 
 
 def folder_files(folder: Path) -> list[Path]:

@@ -103,6 +103,13 @@ def count_rows(summary: Summary, chunk: ChunkRows) -> None:
     summary.no_sentence += chunk.no_sentence
 
 
+def document_id(record: Record) -> str:
+    """A ``documents`` record's id, which begins its sentences' ids: its own ``id``, else
+    ``line{N}`` for its line in the input (``stream.refuse_repeated_document_ids`` refuses
+    an input in which two records would get the same one)."""
+    return record.id or f"line{record.line}"
+
+
 def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> ChunkRows:
     """Output rows for a chunk of records, in input order. A row whose text was longer than
     the model reads has ``"truncated": true``, one whose text is mostly not in Latin letters
@@ -149,7 +156,7 @@ def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> Chu
         if r.error is not None:
             per_doc.append((r, []))
             continue
-        sentences, lost = segment_document(Document(r.id or f"line{r.line}", r.text, str(r.line)))
+        sentences, lost = segment_document(Document(document_id(r), r.text, str(r.line)))
         per_doc.append((r, sentences))
         texts.extend(s.text for s in sentences)
         dropped.extend({"line": r.line, **asdict(d)} for d in lost)
