@@ -222,12 +222,12 @@ def refuse_repeated_ids(documents: Iterable[tuple[str, str]]) -> None:
     in reading order. Used by ``read_documents`` and by ``predict --documents``."""
     first: dict[str, str] = {}
     for doc_id, where in documents:
-        earlier = first.setdefault(doc_id, where)
-        if earlier is not where:
+        if doc_id in first:  # by id, not by place: two places may be written alike
             raise InputError(
-                f"{where}: document id {doc_id!r} is also that of {earlier}; give each "
+                f"{where}: document id {doc_id!r} is also that of {first[doc_id]}; give each "
                 "document its own id (the ids of its sentences begin with it)"
             )
+        first[doc_id] = where
 
 
 def folder_files(folder: Path) -> list[Path]:
