@@ -198,6 +198,18 @@ def test_a_folder_named_like_an_input_file_is_called_a_folder(run_dir, tmp_path)
         predict_file(resolve_model(run_dir), folder, tmp_path / "out.jsonl", progress=False)
 
 
+@pytest.mark.parametrize("name", ["out.csv", "out.JSON", "out.txt"])
+def test_a_jsonl_output_named_as_another_format_is_refused(run_dir, tmp_path, name):
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\n", encoding="utf-8")
+    refused = rf"{name}: --output is written as JSON Lines .*; name it .jsonl"
+    with pytest.raises(InputError, match=refused):
+        predict_file(resolve_model(run_dir), source, tmp_path / name, progress=False)
+    with pytest.raises(InputError, match=rf"{name}: --out is written as JSON Lines"):
+        ingest([source], tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
 def test_bom_at_the_start_of_a_jsonl_file(run_dir, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "We will strike back."}\n')

@@ -208,7 +208,7 @@ def check_gold_paths(
                 "exports only; choose a --gold outside it"
             )
         refuse_input_as_output(target, inputs)
-        check_output_path(target, "--gold")
+        check_output_path(target, "--gold", jsonl=target == gold_path)
 
 
 def gold_paths(gold_path: Path) -> dict[str, Path]:

@@ -298,7 +298,7 @@ def ingest(
         refuse_input_as_output(target, input_files(paths))
     documents = read_documents(paths)
     for target in targets:
-        check_output_path(target, "--out")
+        check_output_path(target, "--out", jsonl=True)
     sentences: list[Sentence] = []
     dropped: list[Dropped] = []
     for doc in documents:

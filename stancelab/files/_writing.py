@@ -215,10 +215,23 @@ def refuse_input_as_output(
             )
 
 
-def check_output_path(output: Path, option: str, *, folder: bool = False) -> None:
+# Names of other formats than the JSON Lines a ``jsonl`` output is written as.
+NOT_JSONL = {".csv", ".tsv", ".json", ".txt", ".parquet", ".xlsx", ".xls"}
+
+
+def check_output_path(
+    output: Path, option: str, *, folder: bool = False, jsonl: bool = False
+) -> None:
     """InputError, before any work, unless an output can be written at ``output``: a file
     (with ``folder``, a folder) where no folder (file) is, under a folder that is a folder,
-    not a file, and writable. Folders still missing are created later, by the writer."""
+    not a file, and writable. Folders still missing are created later, by the writer. With
+    ``jsonl``, a name ending in another format's suffix (``out.csv``) is refused too: the
+    file would hold JSON Lines all the same, and a spreadsheet would misread it."""
+    if jsonl and output.suffix.lower() in NOT_JSONL:
+        raise InputError(
+            f"{output}: {option} is written as JSON Lines (one JSON object per line), not "
+            f"{output.suffix}; name it .jsonl"
+        )
     kind = "a folder" if folder else "a file name"
     if not folder and output.is_dir():
         raise InputError(f"{output}: is a folder; {option} needs {kind}")

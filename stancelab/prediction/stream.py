@@ -83,7 +83,7 @@ def predict_file(
     for target in (output_path, side):
         if target is not None:
             refuse_model_as_output(model, target)
-            check_output_path(target, "--output")
+            check_output_path(target, "--output", jsonl=True)
     try:
         output_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
