@@ -327,6 +327,83 @@ def test_an_evaluation_report_holds_no_active_learning_section_it_did_not_run(
     assert "Active learning" not in (out / "report.md").read_text()
 
 
+def test_an_out_folder_of_other_files_is_refused_and_an_earlier_report_replaced_whole(
+    evaluated, fixture_dir, tmp_path, capsys, monkeypatch
+):
+    from conftest import tree_snapshot
+    from reliability_common import one_error_line
+
+    from stancelab.models.fit import train_run
+    from training.active_learning import main as active_learning
+    from training.evaluate import main
+    from training.pipeline import main as pipeline
+
+    run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out
+    held_out = _write(tmp_path / "mine.jsonl", [{"text": t, "labels": lab} for t, lab in AUGMENT])
+    evaluate = ["--model", str(run), "--data", str(held_out), "--quiet", "--n-boot", "100"]
+    mine = tmp_path / "results"  # a user's folder: files of the report's names, one other
+    _write(mine / "predictions.jsonl", [{"my": "work"}])
+    (mine / "report.md").write_text("my notes\n", encoding="utf-8")
+    (mine / "metrics.json").write_text('{"accuracy": 0.9}\n', encoding="utf-8")  # not ours
+    (mine / "notes.txt").write_text("keep me\n", encoding="utf-8")
+    before = tree_snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the pipeline's steps, were they to run, write here
+    for refused in (
+        lambda: main([*evaluate, "--out", str(mine)]),
+        lambda: active_learning(["--out", str(mine)]),
+        lambda: pipeline(["--out", str(mine), "--quiet"]),
+    ):
+        assert refused() == 1
+        line = one_error_line(capsys.readouterr().err)
+        assert f"{mine}: holds files and no earlier report" in line and "--overwrite" in line
+    assert tree_snapshot(tmp_path) == before  # nothing written, nothing left beside
+    # --overwrite: the report's files replace theirs, the user's other file stays.
+    assert main([*evaluate, "--out", str(mine), "--overwrite"]) == 0
+    assert json.loads((mine / "metrics.json").read_text())["results"]["held-out"]
+    assert (mine / "notes.txt").read_text() == "keep me\n"
+    # An earlier report is replaced whole, without --overwrite: no figure of the old one
+    # (this one, cross-validation with a learning curve) survives beside the new one.
+    earlier = tmp_path / "earlier"
+    shutil.copytree(fixture_dir / "report", earlier)
+    assert (earlier / "learning_curve.png").exists()
+    assert main([*evaluate, "--out", str(earlier)]) == 0
+    assert not (earlier / "learning_curve.png").exists()
+    assert json.loads((earlier / "metrics.json").read_text())["results"].keys() == {"held-out"}
+    assert sorted(p.name for p in tmp_path.glob(".*")) == []  # no lock or temporary folder
+
+
+def test_a_second_evaluation_into_one_out_is_refused_while_the_first_runs(
+    evaluated, fixture_dir, tmp_path
+):
+    from reliability_common import one_error_line, run, start_paused
+
+    from stancelab.models.fit import train_run
+
+    model = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out
+    held_out = _write(tmp_path / "mine.jsonl", [{"text": t, "labels": lab} for t, lab in AUGMENT])
+    out = tmp_path / "out"
+    shutil.copytree(fixture_dir / "report", out)  # an earlier report
+    earlier = (out / "report.md").read_bytes()
+    args = ["--model", str(model), "--data", str(held_out), "--out", str(out), "--quiet"]
+    first, go = start_paused(  # the first holds --out before it scores a sentence
+        tmp_path, "stancelab.evaluation.heldout:evaluate_saved", ["training.evaluate", *args]
+    )
+    try:
+        second = run("-m", "training.evaluate", *args)
+        untouched = (out / "report.md").read_bytes() == earlier
+    finally:
+        go.write_text("go")
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert second.returncode == 1
+    assert untouched  # the first writes its report elsewhere, then moves it into place
+    assert (
+        f"{out}: another training.evaluate, training.pipeline or training.active_learning "
+        "is writing this output" in one_error_line(second.stderr)
+    )
+    assert "held-out" in json.loads((out / "metrics.json").read_text())["results"]
+    assert not list(tmp_path.glob(".out*"))  # no lock file or temporary folder left
+
+
 def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_dir):
     # conditional_deescalation only in article d0: holding d0 out leaves no training example.
     rows = [

@@ -4,11 +4,12 @@
         [--budget N] [--strategies uncertainty random [diversity]] [--workers N]
 
 Writes ``active_learning.json``, ``active_learning.md`` and ``active_learning.png`` into
-``--out`` (default ``reports/latest/``) and prints the verdict: does uncertainty sampling, as
-``stancelab label suggest`` does it, beat random selection on this gold set? The design is in
-``stancelab.active.simulation``; the evaluation report takes its section from
-``stancelab.active.simreport.report_section(out)``. The default run takes about 2-4 minutes on 2
-cores.
+``--out`` (default ``reports/latest/``, the evaluation's report folder: one writer at a time,
+and a folder of other files is refused unless ``--overwrite``) and prints the verdict: does
+uncertainty sampling, as ``stancelab label suggest`` does it, beat random selection on this
+gold set? The design is in ``stancelab.active.simulation``; the evaluation report takes its
+section from ``stancelab.active.simreport.report_section(out)``. The default run takes about
+2-4 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def parse_args(argv: list[str] | None):
         prog="python -m training.active_learning", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --out folder that holds other files than a report (those are kept)",
+    )
     parser.add_argument("--seeds", type=int, default=d.seeds, help=f"default {d.seeds}")
     parser.add_argument("--folds", type=int, default=d.folds, help=f"default {d.folds}")
     parser.add_argument(
@@ -78,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args, setup = parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python -m training.active_learning", shlex.join(given)]).strip()
+    command = command_line(sys.argv[1:] if argv is None else argv)
     try:
         from stancelab.models.base import refuse_launched_processes
 
@@ -87,19 +92,34 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.files import check_output_path
 
         check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
-        from stancelab.active.simreport import simulation_verdict, write_simulation
-        from stancelab.active.simulation import simulate
+        from stancelab.evaluation.report import report_lock
 
-        result = simulate(setup)
-        paths = write_simulation(result, args.out, command=command)
+        with report_lock(args.out, overwrite=args.overwrite) as out:  # for the whole run
+            run(setup, args.out, command, staging=out)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         return print_error(exc)
+    return 0
+
+
+def command_line(argv: list[str]) -> str:
+    return " ".join(["python -m training.active_learning", shlex.join(argv)]).strip()
+
+
+def run(setup, out: Path, command: str, *, staging: Path) -> None:
+    """Simulate, write the benchmark's files into ``staging`` (the report folder ``out``,
+    or the temporary folder that will replace it: the caller holds it) and print the
+    verdict, naming the files in ``out``."""
+    from stancelab.active.simreport import simulation_verdict, write_simulation
+    from stancelab.active.simulation import simulate
+
+    result = simulate(setup)
+    paths = write_simulation(result, staging, command=command)
     print(simulation_verdict(result).replace("**", ""))
     print(
         f"{result['seconds']:.0f} s wall, {result['cpu_seconds']:.0f} s CPU "
-        f"({setup.workers} worker(s)) -> {paths['markdown']}, {paths['png']}"
+        f"({setup.workers} worker(s)) -> {out / paths['markdown'].name}, "
+        f"{out / paths['png'].name}"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ one article out; ``--dyads``: also leave dyads out; ``--repeats N``: the 5-fold 
 over; ``--full``: 5-fold x 3 repeats, all of those and a learning curve) and the second
 scores already trained models on any labelled JSONL file (``text``, ``labels``). Both write
 ``report.md``, ``metrics.json``, ``predictions.jsonl`` and PNG plots to ``--out`` (default
-``reports/latest/``) and print the comparison table. With ``MLFLOW_TRACKING_URI`` set, or
+``reports/latest/``; an earlier report there is replaced whole, a folder of other files is
+refused unless ``--overwrite``) and print the comparison table. With ``MLFLOW_TRACKING_URI`` set, or
 ``--track``, each config (or model) is also recorded as one MLflow run (``stancelab.tracking``).
 """
 
@@ -37,6 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("configs", nargs="*", type=Path, help="model configs (YAML) to compare")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --out folder that holds other files than an earlier report (the "
+        "report's files are replaced, the others kept)",
     )
     parser.add_argument(
         "--full", action="store_true", help="the full protocol (5-fold x 3 repeats, ...)"
@@ -125,7 +132,7 @@ def protocol_for(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    from stancelab.evaluation.report import write_outputs
+    from stancelab.evaluation.report import report_folder, write_outputs
     from stancelab.files import check_output_path, refuse_input_as_output
 
     # Checked before the evaluation runs, not found out when it writes its outputs.
@@ -134,15 +141,19 @@ def run(args: argparse.Namespace, command: str) -> int:
     track = tracking.enabled(args.track)
     if track:  # a store that does not answer: before the evaluation, not after it
         tracking.check_store(args.experiment)
-    if args.model:
-        from stancelab.evaluation.heldout import evaluate_saved
+    # Held from before the evaluation to its last file, which replaces --out whole.
+    with report_folder(args.out, overwrite=args.overwrite) as staging:
+        if args.model:
+            from stancelab.evaluation.heldout import evaluate_saved
 
-        result = evaluate_saved(args.model, args.data, progress=not args.quiet, n_boot=args.n_boot)
-    else:
-        from stancelab.evaluation.crossval import evaluate
+            result = evaluate_saved(
+                args.model, args.data, progress=not args.quiet, n_boot=args.n_boot
+            )
+        else:
+            from stancelab.evaluation.crossval import evaluate
 
-        result = evaluate(args.configs, protocol_for(args), progress=not args.quiet)
-    outputs = write_outputs(result, args.out, command=command)
+            result = evaluate(args.configs, protocol_for(args), progress=not args.quiet)
+        outputs = write_outputs(result, args.out, command=command, staging=staging)
     print(outputs.table)
     print(outputs.verdict)
     print(f"\nreport: {outputs.report}")

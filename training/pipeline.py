@@ -9,7 +9,9 @@
 4. evaluate: every config on the same folds of the gold set (default protocol: 5-fold x 1
    repeat; ``--full``: 5-fold x 3 repeats, leave one article out,
    leave dyads out and more), then print the comparison table and the report's path (default
-   ``reports/latest/report.md``).
+   ``reports/latest/report.md``). The report folder is held from the start (a second writer
+   is refused) and replaced whole at the end; a folder of other files is refused unless
+   ``--overwrite``.
 
 The default protocol is sized to finish within 25 minutes on 2 CPU cores. With
 ``MLFLOW_TRACKING_URI`` set, or ``--track``, every training run and every evaluated config is
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, InputError, StancelabError, print_error
+from stancelab.errors import USER_ERRORS, InputError, print_error
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
@@ -37,7 +39,7 @@ EXPORTS, GOLD = EXPORTS_DIR, GOLD_PATH
 
 def active_section(out: Path) -> list[str]:
     """The active-learning benchmark's report section, read from what this run wrote into
-    ``out`` (called only after running it: a file left by an earlier run is not reported)."""
+    ``out``, its new report folder (a file left by an earlier run is not reported)."""
     from stancelab.active.simreport import report_section
 
     section = report_section(out)
@@ -103,6 +105,58 @@ def step_train(configs: list[Path]) -> dict[str, dict]:
     return trained
 
 
+def run_steps(
+    args: argparse.Namespace, command: str, staging: Path, started: float, steps: dict
+) -> tuple:
+    """Every step, returning the report's outputs and the training runs. The report and the
+    active-learning benchmark's files go into ``staging``, the temporary folder that
+    replaces ``args.out`` whole."""
+    from stancelab.evaluation.crossval import evaluate
+    from stancelab.evaluation.protocol import DEFAULT, FULL
+    from stancelab.evaluation.report import write_outputs
+
+    t = time.perf_counter()
+    corpus = step_corpus()
+    steps["corpus"] = time.perf_counter() - t
+    t = time.perf_counter()
+    gold = step_gold(corpus.pop("ids"))
+    steps["gold"] = time.perf_counter() - t
+    t = time.perf_counter()
+    trained = step_train(args.configs)
+    steps["train"] = time.perf_counter() - t
+    # The training runs tell the progress bar what a fit costs per row trained on.
+    hints = {name: info["seconds"] / max(info["rows"], 1) for name, info in trained.items()}
+    t = time.perf_counter()
+    protocol = FULL if args.full else DEFAULT
+    print(f"evaluating {len(args.configs)} model(s), protocol '{protocol.name}' ...")
+    result = evaluate(args.configs, protocol, rate_hints=hints, progress=not args.quiet)
+    steps["evaluate"] = time.perf_counter() - t
+    if not args.skip_active_learning:
+        from training import active_learning
+
+        t = time.perf_counter()
+        print("simulated active learning (baseline; uncertainty vs random) ...")
+        given = ["--out", str(args.out)]  # the command it records: as if run on its own
+        _, setup = active_learning.parse_args(given)
+        active_learning.run(setup, args.out, active_learning.command_line(given), staging=staging)
+        steps["active_learning"] = time.perf_counter() - t
+    pipeline = {
+        "corpus": corpus,
+        "gold": gold,
+        "trained": trained,
+        "step_seconds": {k: round(v, 1) for k, v in steps.items()},
+        "seconds_before_report": round(time.perf_counter() - started, 1),
+    }
+    return write_outputs(
+        result,
+        args.out,
+        command=command,
+        extra={"pipeline": pipeline},
+        sections=[] if args.skip_active_learning else active_section(staging),
+        staging=staging,
+    ), trained
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -111,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--full", action="store_true", help="the full evaluation protocol (slower)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"report folder (default {OUT})")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --out folder that holds other files than an earlier report (the "
+        "report's files are replaced, the others kept)",
+    )
     parser.add_argument(
         "--configs",
         nargs="+",
@@ -139,48 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
         if track:  # a store that does not answer: before the work too
             tracking.check_store(args.experiment)
-        from stancelab.evaluation.crossval import evaluate
-        from stancelab.evaluation.protocol import DEFAULT, FULL
-        from stancelab.evaluation.report import write_outputs
+        from stancelab.evaluation.report import report_folder
 
-        t = time.perf_counter()
-        corpus = step_corpus()
-        steps["corpus"] = time.perf_counter() - t
-        t = time.perf_counter()
-        gold = step_gold(corpus.pop("ids"))
-        steps["gold"] = time.perf_counter() - t
-        t = time.perf_counter()
-        trained = step_train(args.configs)
-        steps["train"] = time.perf_counter() - t
-        # The training runs tell the progress bar what a fit costs per row trained on.
-        hints = {name: info["seconds"] / max(info["rows"], 1) for name, info in trained.items()}
-        t = time.perf_counter()
-        protocol = FULL if args.full else DEFAULT
-        print(f"evaluating {len(args.configs)} model(s), protocol '{protocol.name}' ...")
-        result = evaluate(args.configs, protocol, rate_hints=hints, progress=not args.quiet)
-        steps["evaluate"] = time.perf_counter() - t
-        if not args.skip_active_learning:
-            from training.active_learning import main as active_learning
-
-            t = time.perf_counter()
-            print("simulated active learning (baseline; uncertainty vs random) ...")
-            if active_learning(["--out", str(args.out)]) != 0:
-                raise StancelabError("the active-learning simulation failed")
-            steps["active_learning"] = time.perf_counter() - t
-        pipeline = {
-            "corpus": corpus,
-            "gold": gold,
-            "trained": trained,
-            "step_seconds": {k: round(v, 1) for k, v in steps.items()},
-            "seconds_before_report": round(time.perf_counter() - started, 1),
-        }
-        outputs = write_outputs(
-            result,
-            args.out,
-            command=command,
-            extra={"pipeline": pipeline},
-            sections=[] if args.skip_active_learning else active_section(args.out),
-        )
+        # Held from before the first step to the report, which replaces --out whole.
+        with report_folder(args.out, overwrite=args.overwrite) as staging:
+            outputs, trained = run_steps(args, command, staging, started, steps)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         return print_error(exc)
     total = time.perf_counter() - started

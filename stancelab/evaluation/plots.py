@@ -235,14 +235,19 @@ def cooccurrence(metrics: dict, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+# Every figure a report can hold, each in ``<name>.png``.
+FIGURES = ("f1_per_label", "reliability", "learning_curve", "label_cooccurrence")
+
+
 def draw_all(metrics: dict, out: Path) -> dict[str, str]:
     """Every applicable figure; returns {figure: file name}."""
     scheme = next((s for s in ("kfold", "held-out", "logo") if s in metrics["results"]), None)
+    path = {name: out / f"{name}.png" for name in FIGURES}
     made = {
-        "f1_per_label": f1_per_label(metrics, scheme, out / "f1_per_label.png") if scheme else None,
-        "reliability": reliability(metrics, out / "reliability.png"),
-        "learning_curve": learning_curve(metrics, out / "learning_curve.png"),
-        "label_cooccurrence": cooccurrence(metrics, out / "label_cooccurrence.png"),
+        "f1_per_label": f1_per_label(metrics, scheme, path["f1_per_label"]) if scheme else None,
+        "reliability": reliability(metrics, path["reliability"]),
+        "learning_curve": learning_curve(metrics, path["learning_curve"]),
+        "label_cooccurrence": cooccurrence(metrics, path["label_cooccurrence"]),
     }
     return {k: Path(v).name for k, v in made.items() if v is not None}
 

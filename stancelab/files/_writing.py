@@ -282,6 +282,23 @@ def move_into_place(new: Path, target: Path) -> None:
         remove_path(old)
 
 
+def copy_linked(source: Path, target: Path) -> None:
+    """Copy the file, symbolic link or folder tree ``source`` to the new name ``target`` as
+    hard links where it can (the same file system: nothing copied, nothing lost if the
+    original goes), else as copies. Keeps what a folder replaced whole should carry over."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError:  # another file system, or one without hard links
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+    else:
+        link_or_copy(str(source), str(target))
+
+
 def restore_replaced(target: Path) -> None:
     """Put back what ``move_into_place`` moved aside, if a kill left ``target`` missing.
     What a live process moved aside is left alone: it is between its two renames."""
