@@ -201,6 +201,9 @@ def _scheme_figures(scheme: str, summary: dict) -> dict[str, float]:
     low, high = overall["macro_f1"]["ci"]
     if low is not None:
         out[f"{scheme}.macro_f1.ci_low"], out[f"{scheme}.macro_f1.ci_high"] = low, high
+    present = summary.get("macro_f1_labels_with_examples")  # labels missing from the data
+    if present and present["value"] is not None:
+        out[f"{scheme}.macro_f1_labels_with_examples"] = present["value"]
     for label, row in summary["per_label"].items():
         if row["f1"]["value"] is not None:
             out[f"{scheme}.f1.{label}"] = row["f1"]["value"]

@@ -277,6 +277,53 @@ def test_model_and_data_mode_scores_a_trained_model(fixture_dir, tmp_path, capsy
     assert metrics["data"]["checksum_sha256"] == load_labelled(held_out).checksum()
 
 
+def test_labels_absent_from_the_data_are_named_with_the_macro_f1_of_the_others(
+    fixture_dir, tmp_path, capsys
+):
+    from stancelab.evaluation.heldout import evaluate_saved
+    from stancelab.models.fit import train_run
+    from training.evaluate import main
+
+    run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out
+    rows = [{"text": t, "labels": lab} for t, lab in AUGMENT]
+    few = [r for r in rows if set(r["labels"]) <= {"threat", "accusation"}]  # and none
+    data = _write(tmp_path / "few.jsonl", few)
+    args = ["--model", str(run), "--data", str(data), "--out", str(tmp_path / "r"), "--quiet"]
+    assert main([*args, "--n-boot", "100"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    summary = metrics["results"]["held-out"]["run"]["as trained"]
+    assert summary["labels_without_examples"] == ["conditional_deescalation", "denial"]
+    f1 = {label: row["f1"]["value"] for label, row in summary["per_label"].items()}
+    # The metric is unchanged (the two labels count as 0); the second figure leaves them out.
+    assert summary["overall"]["macro_f1"]["value"] == pytest.approx(sum(f1.values()) / 4)
+    present = summary["macro_f1_labels_with_examples"]
+    assert present["labels"] == ["threat", "accusation"]
+    assert present["value"] == pytest.approx((f1["threat"] + f1["accusation"]) / 2)
+    assert present["ci"][0] <= present["value"] <= present["ci"][1]
+    note = (
+        "Note: these sentences have no example of conditional_deescalation or denial, and "
+        "macro-F1 counts each such label as 0; over the labels that have examples (threat, "
+        f"accusation), macro-F1 is {present['value']:.3f} (95% CI {present['ci'][0]:.3f}–"
+        f"{present['ci'][1]:.3f}) for run."
+    )
+    assert note in metrics["verdict"]
+    assert note in printed  # the verdict the script prints
+    assert note in (tmp_path / "r" / "report.md").read_text()
+    # A file of sentences with no label at all: nothing to average over.
+    none = _write(tmp_path / "none.jsonl", [r for r in rows if not r["labels"]])
+    outputs = write_outputs(evaluate_saved([run], none, progress=False, n_boot=100), tmp_path / "n")
+    verdict = json.loads(outputs.metrics.read_text())["verdict"]
+    assert "no example of any label, so macro-F1 is 0 whatever the model predicts" in verdict
+    # A file with every label: no note, and no second figure.
+    every = evaluate_saved([run], fixture_dir / "gold.jsonl", progress=False, n_boot=100)
+    outputs = write_outputs(every, tmp_path / "all")
+    metrics = json.loads(outputs.metrics.read_text())
+    summary = metrics["results"]["held-out"]["run"]["as trained"]
+    assert summary["labels_without_examples"] == [] and "Note:" not in metrics["verdict"]
+    assert "macro_f1_labels_with_examples" not in summary
+
+
 def test_a_file_the_model_was_trained_on_is_not_reported_as_held_out(fixture_dir, tmp_path):
     from stancelab.evaluation.heldout import evaluate_saved
     from stancelab.models.fit import train_run
@@ -424,6 +471,13 @@ def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_di
     logo = result.primary("base_c", "logo")
     assert not logo.scored[[i for i, r in enumerate(rows) if r["doc_id"] == "d0"]].any()
     assert any("d0 was not scored" in note for note in result.notes)
+    # So the articles that were scored have no conditional de-escalation, which macro-F1
+    # counts as 0: the report says so, under that scheme's table.
+    outputs = write_outputs(result, tmp_path / "r", command="pytest")
+    logo_figures = json.loads(outputs.metrics.read_text())["results"]["logo"]["base_c"]["corpus"]
+    assert logo_figures["labels_without_examples"] == ["conditional_deescalation"]
+    logo_section = outputs.report.read_text().split("## Leave one article out")[1].split("## ")[0]
+    assert "no example of conditional_deescalation, and macro-F1 counts" in logo_section
     no_docs = _write(tmp_path / "nodocs.jsonl", [{"text": t, "labels": lab} for t, lab in TINY])
     config = _config(tmp_path / "d.yaml", "base_d", no_docs, tmp_path / "none", False)
     result = evaluate([config], protocol, progress=False)

@@ -10,6 +10,7 @@ co-occurrence and the one-sentence verdict. ``stancelab.evaluation.report`` rend
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
@@ -248,15 +249,57 @@ def significant(test: dict) -> bool:
 
 
 def verdict(metrics: dict, result: EvaluationResult) -> str:
-    """The sentence (or one per compared pair) the numbers support, on the main scheme, and a
-    caution for a model scored on sentences it was trained on."""
+    """The sentence (or one per compared pair) the numbers support, on the main scheme, a note
+    on labels the scored sentences have no example of, and a caution for a model scored on
+    sentences it was trained on."""
     cautions = [
         f"Caution: {seen} of these sentences are in {name}'s training data, so its figures "
         "on them are not held-out."
         for name, info in result.models.items()
         if (seen := info.get("seen_in_training"))
     ]
-    return " ".join([_verdict(metrics, result), *cautions])
+    scheme = next((s for s in SCHEMES if s in metrics["results"]), None)
+    missing = labels_without_examples(metrics, scheme) if scheme else []
+    return " ".join([_verdict(metrics, result), *missing, *cautions])
+
+
+def labels_without_examples(metrics: dict, scheme: str) -> list[str]:
+    """One sentence per set of labels with no gold example among the sentences each model
+    (its primary variant) was scored on in ``scheme``. Macro-F1 counts each such label as 0
+    (``label_f1``), which caps the figure of a file of few labels, so the sentence gives the
+    macro-F1 over the labels with examples too."""
+    results = metrics["results"][scheme]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, variants in results.items():
+        summary = variants.get(metrics["models"][name]["primary"])
+        if summary and summary.get("labels_without_examples"):
+            groups.setdefault(tuple(summary["labels_without_examples"]), []).append(name)
+    sentences = []
+    for absent, names in groups.items():
+        if len(absent) == len(LABELS):
+            sentences.append(
+                "Note: these sentences have no example of any label, so macro-F1 is 0 whatever "
+                "the model predicts."
+            )
+            continue
+        with_examples = [
+            results[name][metrics["models"][name]["primary"]]["macro_f1_labels_with_examples"]
+            for name in names
+        ]
+        figures = [
+            f"{_f(m['value'])} (95% CI {_f(m['ci'][0])}–{_f(m['ci'][1])}) for {name}"
+            for name, m in zip(names, with_examples, strict=True)
+        ]
+        sentences.append(
+            f"Note: these sentences have no example of {_join(absent, 'or')}, and macro-F1 "
+            f"counts each such label as 0; over the labels that have examples "
+            f"({', '.join(with_examples[0]['labels'])}), macro-F1 is {_join(figures, 'and')}."
+        )
+    return sentences
+
+
+def _join(items: Sequence[str], last: str) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
 def _verdict(metrics: dict, result: EvaluationResult) -> str:

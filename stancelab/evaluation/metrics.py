@@ -172,7 +172,11 @@ def summarize(
     """All figures with 95% bootstrap intervals, as plain JSON-ready data.
 
     ``{"sentences", "overall": {name: {"value", "ci"}}, "per_label": {label: {name: {"value",
-    "ci"}, "support": int}}, "per_repeat": {"macro_f1": [...], "micro_f1": [...]}}``.
+    "ci"}, "support": int}}, "per_repeat": {"macro_f1": [...], "micro_f1": [...]},
+    "labels_without_examples": [...]}``. Macro-F1 counts a label with no gold positive among
+    these sentences as 0 (``label_f1``), so when there are such labels the summary also holds
+    ``"macro_f1_labels_with_examples": {"value", "ci", "labels"}``, the mean F1 over the
+    others (value None when no label has an example).
     """
     y = np.asarray(y)
     proba = np.asarray(proba, dtype=float).reshape(-1, *y.shape)
@@ -194,7 +198,7 @@ def summarize(
         ]
         for k in ("macro_f1", "micro_f1")
     }
-    return {
+    out = {
         "sentences": int(len(y)),
         "repeats": int(len(proba)),
         "n_boot": n_boot,
@@ -203,6 +207,19 @@ def summarize(
         "per_label": per_label,
         "per_repeat": per_repeat,
     }
+    present = point["support"][0] > 0
+    out["labels_without_examples"] = [
+        name for name, p in zip(LABELS, present, strict=True) if not p
+    ]
+    if not present.all():
+        # The labels with examples are those of the data, not of each resample: a resample
+        # without a positive of one of them scores it 0, as it would score a missed label.
+        out["macro_f1_labels_with_examples"] = {
+            "value": float(point["f1"][0, present].mean()) if present.any() else None,
+            "ci": _interval(boot["f1"][:, present].mean(axis=1)) if present.any() else [None, None],
+            "labels": [name for name, p in zip(LABELS, present, strict=True) if p],
+        }
+    return out
 
 
 def paired_bootstrap(

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.errors import USER_ERRORS, InputError
-from stancelab.evaluation.comparison import build_metrics, describe_scheme, fmt_p
+from stancelab.evaluation.comparison import (
+    build_metrics,
+    describe_scheme,
+    fmt_p,
+    labels_without_examples,
+)
 from stancelab.evaluation.erroranalysis import error_section
 from stancelab.evaluation.metrics import PER_LABEL
 from stancelab.evaluation.plots import FIGURES
@@ -249,6 +254,8 @@ def _scheme_section(metrics: dict, scheme: str) -> list[str]:
         )
     if metrics["comparisons"][scheme]:
         lines.append("")
+    missing = labels_without_examples(metrics, scheme)
+    lines += [*missing, ""] if missing else []
     articles = {k: v for k, v in metrics["per_article"].items()} if scheme == "logo" else {}
     if articles:
         docs = sorted(next(iter(articles.values())))
