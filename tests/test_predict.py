@@ -713,3 +713,26 @@ def test_documents_refuse_two_records_that_would_share_sentence_ids(
     stream.predict_file(model, source, out, documents=True, progress=False)
     predictions, _ = read_predictions(out)
     assert len(predictions) == len(read_rows(out)) == 3
+
+
+def test_a_side_files_name_held_by_another_runs_partial_output_is_named(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": ARTICLE}) + "\n" for _ in range(20)), "utf-8")
+    # a line-mode run to out.dropped.jsonl, stopped: its out.dropped.jsonl.part is its own
+    other = tmp_path / "out.dropped.jsonl"
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, other, chunk_size=7, progress=False)
+    kept = (tmp_path / "out.dropped.jsonl.part").read_bytes()
+    out = tmp_path / "out.jsonl"  # its side file is out.dropped.jsonl
+    for options in ({}, {"resume": True}):
+        with pytest.raises(InputError) as refused:
+            stream.predict_file(model, source, out, documents=True, progress=False, **options)
+        assert str(refused.value).startswith(f"{tmp_path / 'out.dropped.jsonl.part'}: ")
+        assert "an interrupted run of --output out.dropped.jsonl?" in str(refused.value)
+    assert (tmp_path / "out.dropped.jsonl.part").read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.jsonl",
+        "out.dropped.jsonl.part",
+        "out.dropped.jsonl.part.json",
+    ]

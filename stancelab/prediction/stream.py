@@ -201,6 +201,18 @@ def _predict_locked(
     interrupted = meta_path.exists() or any(
         os.fstat(f).st_size > 0 for f in (fd, *(sides[2:] if sides else ()))
     )
+    stray = not meta_path.exists() and os.fstat(fd).st_size == 0
+    if sides is not None and stray and os.fstat(sides[2]).st_size > 0:
+        # no checkpoint and no rows of this run, but rows in the side file's part file: most
+        # likely another run's, of --output OUT.dropped.jsonl: that file is in the way
+        if not overwrite:
+            raise InputError(
+                f"{sides[1]}: partial output exists without this run's checkpoint "
+                f"{meta_path.name} (an interrupted run of --output {sides[0].name}?); "
+                "finish or remove it, choose another --output, or pass --overwrite to "
+                "replace it"
+            )
+        interrupted = False
     if resume and interrupted:
         if not meta_path.exists():
             raise InputError(
