@@ -228,7 +228,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.load(read_text(path), Loader=_unique_keys_loader()) or {}
+        raw = load_yaml(read_text(path)) or {}
     except InputError as exc:
         raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
@@ -248,6 +248,14 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
                 raise ConfigError(f"--set {dotted}: {section} is a value, not a section")
         node[leaf] = value
     return config_from_dict(raw, where=str(path))
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` as YAML, as ``yaml.safe_load`` reads it but for a key given twice in one
+    mapping, a ``yaml.YAMLError``: a config file, and a ``--set`` value."""
+    import yaml
+
+    return yaml.load(text, Loader=_unique_keys_loader())
 
 
 def _unique_keys_loader():

@@ -157,6 +157,18 @@ def test_a_set_value_that_is_not_yaml_is_a_usage_error_not_a_traceback(tmp_path,
     assert not (tmp_path / "r").exists()
 
 
+def test_a_set_value_that_gives_a_key_twice_is_refused_as_in_a_config(tmp_path, tiny_gold):
+    """The rule of the config file holds for a --set value: plain YAML would keep C: [16.0]
+    alone and the grid would search one value, the first list dropped unsaid."""
+    config = write_config(tmp_path, tiny_gold)
+    out = str(tmp_path / "r")
+    grid = "params.grid={C: [1.0, 4.0], C: [16.0]}"
+    ran = run("-m", "training.train", str(config), "--out", out, "--set", grid)
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    assert "params.grid: " in ran.stderr and "the key 'C' is given twice" in ran.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_an_evaluation_refuses_an_output_folder_before_it_runs(tmp_path, tiny_gold):
     from stancelab.models.fit import train_run
 

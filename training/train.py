@@ -24,13 +24,17 @@ from stancelab.errors import USER_ERRORS, print_error
 def parse_override(text: str) -> tuple[str, object]:
     import yaml
 
+    from stancelab.config import load_yaml
+
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), load_yaml(value)
     except yaml.YAMLError as exc:  # argparse turns this error, not YAML's, into one line
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):  # a key given twice
+            raise argparse.ArgumentTypeError(f"{key.strip()}: {value!r}: {problem}") from None
         raise argparse.ArgumentTypeError(
             f"{key.strip()}: {value!r} is not a YAML value ({problem}); quote a text "
             "that holds YAML's special characters"
