@@ -396,7 +396,7 @@ def _store_key(uri: str) -> str:
         return uri
     if "://" not in uri or uri.startswith("file:"):
         return f"file://{Path(uri.removeprefix('file://').removeprefix('file:')).resolve()}"
-    return uri
+    return uri.rstrip("/")  # http://host:5000/ is http://host:5000
 
 
 def record_and_describe(

@@ -360,3 +360,17 @@ def test_two_processes_recording_the_same_run_at_once_record_it_once(
     assert len(runs) == 1, outcomes
     assert outcomes.count("recorded") == 1, outcomes
     assert not list((tmp_path / "home" / "locks").iterdir())  # released and removed
+
+
+def test_the_recording_lock_is_keyed_by_the_store_not_by_how_its_uri_is_written(
+    tmp_path, monkeypatch
+):
+    """One store written two ways is one lock: a relative SQLite or file path and its
+    absolute form, an HTTP URI with and without its trailing slash."""
+    from stancelab.tracking import _store_key
+
+    monkeypatch.chdir(tmp_path)
+    assert _store_key("sqlite:///mlflow.db") == _store_key(f"sqlite:///{tmp_path}/mlflow.db")
+    assert _store_key("mlruns") == _store_key(f"file://{tmp_path}/mlruns")
+    assert _store_key("http://h:5000/") == _store_key("http://h:5000")
+    assert _store_key("http://h:5000") != _store_key("http://h:5001")

@@ -78,6 +78,8 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
             yield check(Record(lineno, raw_id, row.get("text")))
         elif isinstance(raw_id, int) and not isinstance(raw_id, bool):  # {"id": 7}: "7"
             yield check(Record(lineno, str(raw_id), row.get("text")))
+        elif isinstance(raw_id, float) and raw_id.is_integer():  # 7.0, as pandas writes ids
+            yield check(Record(lineno, str(int(raw_id)), row.get("text")))
         else:  # str() would write true as "True" and an object as a Python repr
             kind = type(raw_id).__name__.replace("dict", "object").replace("list", "array")
             yield Record(lineno, None, None, f"'id' must be a string or a whole number, not {kind}")
