@@ -419,6 +419,34 @@ def test_an_out_folder_of_other_files_is_refused_and_an_earlier_report_replaced_
     assert sorted(p.name for p in tmp_path.glob(".*")) == []  # no lock or temporary folder
 
 
+def _dead_pid() -> int:
+    """The id of a process that has ended (as a killed evaluation's has)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_an_active_learning_run_puts_back_a_report_a_killed_evaluation_had_moved_aside(
+    evaluated, fixture_dir, tmp_path
+):
+    from training.active_learning import main as active_learning
+
+    # An evaluation killed between its two renames leaves the earlier report (with a note of
+    # the user's) at .out.part-old-PID and no out.
+    out = tmp_path / "out"
+    aside = tmp_path / f".out.part-old-{_dead_pid()}"
+    shutil.copytree(fixture_dir / "report", aside)
+    (aside / "notes.txt").write_text("keep me\n", encoding="utf-8")
+    args = ["--out", str(out), "--seeds", "1", "--folds", "2", "--warm-start", "60"]
+    assert active_learning([*args, "--batch", "10", "--budget", "10", "--workers", "1"]) == 0
+    assert (out / "notes.txt").read_text() == "keep me\n"
+    assert "results" in json.loads((out / "metrics.json").read_text())
+    assert (out / "active_learning.json").exists() and not aside.exists()
+
+
 def test_a_second_evaluation_into_one_out_is_refused_while_the_first_runs(
     evaluated, fixture_dir, tmp_path
 ):

@@ -47,6 +47,7 @@ from stancelab.files import (
     followed,
     output_lock,
     read_json_object,
+    restore_replaced,
     write_json,
     write_jsonl,
     written_whole,
@@ -114,6 +115,7 @@ def report_lock(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     refuse_foreign(out, overwrite)  # before any work
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out, WRITERS, "--out"):
+        restore_replaced(out)  # an earlier report a killed report_folder had moved aside
         refuse_foreign(out, overwrite)  # again, under the lock
         yield out
 
