@@ -447,6 +447,32 @@ def test_an_active_learning_run_puts_back_a_report_a_killed_evaluation_had_moved
     assert (out / "active_learning.json").exists() and not aside.exists()
 
 
+def test_a_report_moved_aside_by_a_killed_evaluation_whose_id_is_reused_is_put_back(
+    evaluated, fixture_dir, tmp_path, capsys
+):
+    import subprocess
+    import sys
+
+    from training.evaluate import main
+
+    # The killed evaluation's process id now belongs to another, live process.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        out = tmp_path / "out"
+        aside = tmp_path / f".out.part-old-{other.pid}"
+        shutil.copytree(fixture_dir / "report", aside)
+        earlier = (aside / "report.md").read_bytes()
+        missing = tmp_path / "missing.jsonl"  # this evaluation fails: the old report stays
+        run = tmp_path / "run"
+        shutil.copytree(fixture_dir / "report", run)  # any folder: the data is read first
+        assert main(["--model", str(run), "--data", str(missing), "--out", str(out)]) == 1
+        capsys.readouterr()
+    finally:
+        other.kill()
+        other.wait()
+    assert (out / "report.md").read_bytes() == earlier
+
+
 def test_a_second_evaluation_into_one_out_is_refused_while_the_first_runs(
     evaluated, fixture_dir, tmp_path
 ):

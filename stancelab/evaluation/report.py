@@ -115,7 +115,7 @@ def report_lock(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     refuse_foreign(out, overwrite)  # before any work
     out.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(out, WRITERS, "--out"):
-        restore_replaced(out)  # an earlier report a killed report_folder had moved aside
+        restore_replaced(out, locked=True)  # what a killed report_folder had moved aside
         refuse_foreign(out, overwrite)  # again, under the lock
         yield out
 

@@ -132,7 +132,7 @@ def written_whole(
     (the old output moved aside, its temporary folder) is put back or removed first."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(output, command, option):
-        restore_replaced(output)
+        restore_replaced(output, locked=True)
         for debris in output.parent.glob(f".{glob.escape(output.name)}.part-*"):
             remove_path(debris)  # left by a killed run: none is writing (we hold the lock)
         part = temporary_folder(output, "part").resolve()  # workers may run elsewhere
@@ -299,13 +299,15 @@ def copy_linked(source: Path, target: Path) -> None:
         link_or_copy(str(source), str(target))
 
 
-def restore_replaced(target: Path) -> None:
+def restore_replaced(target: Path, *, locked: bool = False) -> None:
     """Put back what ``move_into_place`` moved aside, if a kill left ``target`` missing.
-    What a live process moved aside is left alone: it is between its two renames."""
+    What a live process moved aside is left alone: it is between its two renames. With
+    ``locked`` (the caller holds the lock every mover of ``target`` holds), none is: a live
+    process of that id is another one, which reused the id of a killed writer."""
     import glob
 
     for old in target.parent.glob(f".{glob.escape(target.name)}.part-old-*"):
-        if process_alive(old.name.rsplit("-", 1)[1]):
+        if not locked and process_alive(old.name.rsplit("-", 1)[1]):
             continue
         if target.exists() or target.is_symlink():
             remove_path(old)
