@@ -24,6 +24,7 @@ from stancelab.evaluation.protocol import (
     training_set,
 )
 from stancelab.evaluation.report import write_outputs
+from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
 
 # Written for these tests: a few labelled sentences standing in for labels/augment/.
@@ -211,7 +212,15 @@ def test_metrics_json_and_report_are_complete(evaluated, fixture_dir):
         "corpus+augment",
     ]
     assert set(metrics["per_article"]["base_b"]) == {"d0", "d1", "d2"}
+    data = evaluated[0].data  # an article's labels with no example: 0 in its macro-F1, said
+    for doc, figures in metrics["per_article"]["base_b"].items():
+        held = [
+            set(labels) for labels, d in zip(data.labels, data.doc_ids, strict=True) if d == doc
+        ]
+        absent = [n for n in LABELS if not any(n in labels for labels in held)]
+        assert figures["labels_without_examples"] == absent, doc
     report = outputs.report.read_text()
+    assert "| article | sentences | base_a | base_b | no example of |" in report
     for heading in (
         "## Verdict",
         "## Cross-validation",
@@ -532,6 +541,12 @@ def test_unscorable_folds_and_missing_articles_are_reported(tmp_path, fixture_di
     assert logo_figures["labels_without_examples"] == ["conditional_deescalation"]
     logo_section = outputs.report.read_text().split("## Leave one article out")[1].split("## ")[0]
     assert "no example of conditional_deescalation, and macro-F1 counts" in logo_section
+    per_article = json.loads(outputs.metrics.read_text())["per_article"]["base_c"]
+    for doc in ("d1", "d2"):  # and so does the per-article table, for each article
+        absent = per_article[doc]["labels_without_examples"]
+        assert "conditional_deescalation" in absent
+        assert f"| `{doc}` | {per_article[doc]['sentences']} | " in logo_section
+        assert f" | {', '.join(absent)} |" in logo_section
     no_docs = _write(tmp_path / "nodocs.jsonl", [{"text": t, "labels": lab} for t, lab in TINY])
     config = _config(tmp_path / "d.yaml", "base_d", no_docs, tmp_path / "none", False)
     result = evaluate([config], protocol, progress=False)

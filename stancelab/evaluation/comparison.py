@@ -167,16 +167,19 @@ def learning_curve(result: EvaluationResult, name: str) -> list[dict]:
 
 
 def per_article(result: EvaluationResult, run: Run) -> dict:
-    """Point figures for each held-out article (too few sentences each for intervals)."""
+    """Point figures for each held-out article (too few sentences each for intervals), and
+    the labels of which it has no gold example (its macro-F1 counts each as 0)."""
     docs = sorted(set(result.data.doc_ids))
     mask = run.scored
     weights = np.array([[d == doc for d in result.data.doc_ids] for doc in docs], float)[:, mask]
     y, proba, pred = _arrays(result, run, mask)
     fig = figures(y, proba, pred, weights)
+    support = weights @ y
     return {
         doc: {
             "sentences": int(weights[k].sum()),
             **{m: _num(fig[m][k]) for m in ("macro_f1", "micro_f1", "exact_match")},
+            "labels_without_examples": [n for j, n in enumerate(LABELS) if support[k, j] == 0],
         }
         for k, doc in enumerate(docs)
     }

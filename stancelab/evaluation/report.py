@@ -260,17 +260,22 @@ def _scheme_section(metrics: dict, scheme: str) -> list[str]:
     lines += [*missing, ""] if missing else []
     articles = {k: v for k, v in metrics["per_article"].items()} if scheme == "logo" else {}
     if articles:
-        docs = sorted(next(iter(articles.values())))
+        first = next(iter(articles.values()))
         rows = [
             [
                 f"`{doc}`",
-                str(next(iter(articles.values()))[doc]["sentences"]),
+                str(first[doc]["sentences"]),
                 *(point(articles[name][doc]["macro_f1"]) for name in articles),
+                ", ".join(first[doc].get("labels_without_examples", [])) or "–",
             ]
-            for doc in docs
+            for doc in sorted(first)
         ]
-        lines += ["Per held-out article (macro-F1; few sentences each, so read with care):", ""]
-        lines += table(["article", "sentences", *articles], rows)
+        lines += [
+            "Per held-out article (macro-F1; few sentences each, so read with care; a label "
+            "the article has no example of counts as 0 in its macro-F1):",
+            "",
+        ]
+        lines += table(["article", "sentences", *articles, "no example of"], rows)
     return lines
 
 
