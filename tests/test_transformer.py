@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,12 +167,17 @@ def test_bf16_training_steps_change_training_but_not_the_fp32_model_shipped(
 
 
 def test_auto_precision_means_bf16_only_where_it_is_native() -> None:
-    from stancelab.models.transformer.network import training_precision
+    from stancelab.models.transformer.network import FP32_CPU, training_precision
 
     cpu = torch.device("cpu")
     assert training_precision("fp32", cpu) == "fp32"
     assert training_precision("bf16", cpu) == "bf16"
-    assert training_precision("auto", cpu) in {"fp32", "bf16"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = training_precision("auto", cpu)
+    assert auto == ("bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32")
+    # fp32 on a CPU says so: it trains several times slower than the README's times
+    assert [str(w.message) for w in caught] == ([FP32_CPU] if auto == "fp32" else [])
     assert training_precision("auto", torch.device("meta")) == "fp32"
 
 

@@ -244,8 +244,17 @@ def training_precision(setting: str, device: torch.device) -> str:
             native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):  # a build without oneDNN
             native = False
+        if not native:  # the README's training times come from CPUs with native bf16
+            warnings.warn(FP32_CPU, stacklevel=2)
         return "bf16" if native else "fp32"
     return "fp32"
+
+
+FP32_CPU = (
+    "this CPU has no native bf16 (AVX512-BF16 or AMX), so mixed_precision: auto trains in "
+    "fp32: several times slower than the training times the README gives, which come from "
+    "CPUs with native bf16 (see 'On a CPU without native bf16' in README.md)"
+)
 
 
 def infer(
