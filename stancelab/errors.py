@@ -25,6 +25,10 @@ class ModelLoadError(StancelabError):
     """A model directory that is missing, partial, corrupt or of an unknown kind."""
 
 
+class TrackingError(StancelabError):
+    """MLflow is missing, or its store could not be written."""
+
+
 class TruncationWarning(UserWarning):
     """Some texts were longer than the model reads; it labelled their beginning only.
     ``Prediction.truncated`` and the ``"truncated"`` key of predict's rows say which."""

@@ -28,7 +28,7 @@ Each MLflow run is tagged with the checksum of the file it was read from
 (``stancelab.source``), and a file already recorded in the experiment is not recorded again:
 rerunning ``training.track`` after a store failed partway adds only what is missing. A
 second process recording the same file into the same store and experiment at once is
-refused (``_recording``), or both would find it unrecorded and record it twice.
+refused (``stancelab._tracking_lock``), or both would find it unrecorded and record it twice.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from stancelab.errors import InputError, StancelabError, first_line, os_error_line
+from stancelab._tracking_lock import recording, sqlite_file
+from stancelab.errors import TrackingError, first_line, os_error_line
 
 EXPERIMENT = "stancelab"  # the project's name: the default experiment
 # The probe before the work asks once and waits at most this long (MLflow's documented
@@ -58,10 +59,6 @@ class Recorded(NamedTuple):
 
     run_id: str
     new: bool
-
-
-class TrackingError(StancelabError):
-    """MLflow is missing, or its store could not be written."""
 
 
 def enabled(track: bool = False) -> bool:
@@ -277,16 +274,11 @@ def _check_sqlite(uri: str) -> None:
     """A ``sqlite:///PATH`` store: open the file and read its header, as MLflow will (its
     parent folders made, a missing file created empty, as MLflow does). A file that is not a
     database or cannot be opened raises ``sqlite3.Error`` or ``OSError`` at once."""
-    if not uri.startswith("sqlite:"):
+    path = sqlite_file(uri)
+    if path is None:
         return
     import sqlite3
 
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.execute("PRAGMA schema_version").fetchone()
@@ -327,7 +319,7 @@ def _log(
     ``stancelab.source``): recording a path again, after a store that failed partway, say,
     adds only what is missing."""
     mlflow = _mlflow()
-    with _recording(mlflow.get_tracking_uri(), experiment, tags[SOURCE_TAG], run_name):
+    with recording(mlflow.get_tracking_uri(), experiment, tags[SOURCE_TAG], run_name):
         return _log_once(mlflow, experiment, run_name, config, metrics, tags, artifacts)
 
 
@@ -353,50 +345,6 @@ def _log_once(mlflow, experiment, run_name, config, metrics, tags, artifacts) ->
             f"MLflow tracking at {mlflow.get_tracking_uri()} failed: {_cause(exc)}"
         ) from None
     return Recorded(run.info.run_id, new=True)
-
-
-@contextlib.contextmanager
-def _recording(uri: str, experiment: str, source: str, what: str) -> Iterator[None]:
-    """Refuse a second process recording the same source into the same store and experiment:
-    the check for a finished run and the new run are one step, or both processes would find
-    none and record it twice. The lock file is in the state directory, keyed by the store
-    (a relative SQLite or file store resolved against the working directory), the experiment
-    and the source; it guards the processes of this machine, not of several machines that
-    share one tracking server."""
-    import hashlib
-
-    from stancelab.files import lock_file
-    from stancelab.paths import state_dir
-
-    key = hashlib.sha256(f"{_store_key(uri)}\0{experiment}\0{source}".encode()).hexdigest()
-    folder = state_dir() / "locks"
-    busy = (
-        f"another process is recording {what!r} in MLflow experiment {experiment!r} at {uri} "
-        "now; wait for it to finish"
-    )
-    with contextlib.ExitStack() as held:
-        try:  # only taking the lock is reported here, not what the block raises
-            folder.mkdir(parents=True, exist_ok=True)
-            held.enter_context(lock_file(folder / f"mlflow-{key[:32]}.lock", busy))
-        except OSError as exc:
-            raise TrackingError(f"{folder}: cannot hold a lock ({os_error_line(exc)})") from None
-        except InputError as exc:
-            raise TrackingError(str(exc)) from None
-        yield
-
-
-def _store_key(uri: str) -> str:
-    """The store a URI names, with a relative SQLite or file path made absolute."""
-    if uri.startswith("sqlite:"):
-        from sqlalchemy.engine import make_url
-
-        database = make_url(uri).database
-        if database and database != ":memory:":
-            return f"sqlite:///{Path(database).resolve()}"
-        return uri
-    if "://" not in uri or uri.startswith("file:"):
-        return f"file://{Path(uri.removeprefix('file://').removeprefix('file:')).resolve()}"
-    return uri.rstrip("/")  # http://host:5000/ is http://host:5000
 
 
 def record_and_describe(

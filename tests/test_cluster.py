@@ -479,7 +479,7 @@ def test_an_address_that_answers_but_is_not_a_ray_head_is_one_line(not_a_head, w
     apart within GCS_SECONDS."""
     pytest.importorskip("ray")
     from stancelab.errors import InputError
-    from stancelab.prediction.cluster import GCS_SECONDS, check_ray_address
+    from stancelab.prediction.ray_address import GCS_SECONDS, check_ray_address
 
     address = not_a_head
     started = time.monotonic()
@@ -502,7 +502,7 @@ def test_an_address_that_answers_but_is_not_a_ray_head_is_one_line(not_a_head, w
 @pytest.mark.parametrize("given", ["--ray-address", "$RAY_ADDRESS"])
 def test_a_real_ray_head_passes_the_check(cluster, given, monkeypatch):
     """The GCS address of the module's real Ray instance (as `ray start --head` prints it)."""
-    from stancelab.prediction.cluster import check_ray_address
+    from stancelab.prediction.ray_address import check_ray_address
 
     address = cluster.address_info["gcs_address"]
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

@@ -367,10 +367,10 @@ def test_the_recording_lock_is_keyed_by_the_store_not_by_how_its_uri_is_written(
 ):
     """One store written two ways is one lock: a relative SQLite or file path and its
     absolute form, an HTTP URI with and without its trailing slash."""
-    from stancelab.tracking import _store_key
+    from stancelab._tracking_lock import store_key
 
     monkeypatch.chdir(tmp_path)
-    assert _store_key("sqlite:///mlflow.db") == _store_key(f"sqlite:///{tmp_path}/mlflow.db")
-    assert _store_key("mlruns") == _store_key(f"file://{tmp_path}/mlruns")
-    assert _store_key("http://h:5000/") == _store_key("http://h:5000")
-    assert _store_key("http://h:5000") != _store_key("http://h:5001")
+    assert store_key("sqlite:///mlflow.db") == store_key(f"sqlite:///{tmp_path}/mlflow.db")
+    assert store_key("mlruns") == store_key(f"file://{tmp_path}/mlruns")
+    assert store_key("http://h:5000/") == store_key("http://h:5000")
+    assert store_key("http://h:5000") != store_key("http://h:5001")

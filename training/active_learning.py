@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.files import check_output_path
 
         check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
-        from stancelab.evaluation.report import report_lock
+        from stancelab.evaluation.folders import report_lock
 
         with report_lock(args.out, overwrite=args.overwrite) as out:  # for the whole run
             run(setup, args.out, command, staging=out)

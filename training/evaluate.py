@@ -132,7 +132,8 @@ def protocol_for(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    from stancelab.evaluation.report import report_folder, write_outputs
+    from stancelab.evaluation.folders import report_folder
+    from stancelab.evaluation.report import write_outputs
     from stancelab.files import check_output_path, refuse_input_as_output
 
     # Checked before the evaluation runs, not found out when it writes its outputs.

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
         if track:  # a store that does not answer: before the work too
             tracking.check_store(args.experiment)
-        from stancelab.evaluation.report import report_folder
+        from stancelab.evaluation.folders import report_folder
 
         # Held from before the first step to the report, which replaces --out whole.
         with report_folder(args.out, overwrite=args.overwrite) as staging:

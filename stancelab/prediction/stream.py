@@ -42,11 +42,16 @@ from stancelab.files import (
     read_json_object,
     refuse_existing,
     refuse_input_as_output,
-    sha256_digest,
     write_json,
 )
 from stancelab.models.base import StanceModel
-from stancelab.prediction.api import FLAGS
+from stancelab.prediction.checkpoint import (
+    COUNTS,
+    DOCUMENT_COUNTS,
+    check_kept,
+    check_side_kept,
+    seal,
+)
 from stancelab.prediction.rows import ChunkRows, Summary, count_rows, document_id, rows_for
 
 
@@ -225,9 +230,9 @@ def _predict_locked(
                 f"{_difference(meta, identity)}; resume with the same ones, or run with "
                 "--overwrite to start over"
             )
-        skip, offset, written = _check_kept(fd, part, meta, summary, documents)
+        skip, offset, written = check_kept(fd, part, meta, summary, documents)
         if sides is not None:
-            side_offset, side_written = _check_side_kept(sides, meta, overwrite)
+            side_offset, side_written = check_side_kept(sides, meta, overwrite)
     elif interrupted and not overwrite:
         raise InputError(
             f"{part}: an interrupted run's partial output exists; pass --resume to continue it "
@@ -261,7 +266,7 @@ def _predict_locked(
     if sides is not None:
         # The side file first: an OUT on disk always has its own beside it. An OUT being
         # replaced goes first of all, so that it is never seen beside the new side file; a
-        # run stopped between these renames is finished by --resume (``_check_side_kept``).
+        # run stopped between these renames is finished by --resume (``check_side_kept``).
         if overwrite:
             output_path.unlink(missing_ok=True)
         os.replace(sides[1], sides[0])
@@ -277,96 +282,6 @@ def refuse_model_as_output(model: StanceModel, output: Path) -> None:
     run_dir = getattr(model, "run_dir_", None)
     if run_dir is not None:
         refuse_input_as_output(output, [run_dir], "model")
-
-
-COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
-DOCUMENT_COUNTS = ("no_sentence", "dropped")  # and with documents=True
-
-
-def _check_kept(
-    fd: int, part: Path, meta: dict, summary: Summary, documents: bool
-) -> tuple[int, int, object]:
-    """(records done, bytes kept, SHA-256 of those bytes so far) of an interrupted run, and
-    its counts put into ``summary``, so that these describe the whole output. The checkpoint
-    must be sealed as written (``_seal``) and the kept bytes exactly those it recorded: an
-    edited part file or checkpoint is refused, and both are left as they are."""
-    if documents and "side_file" not in meta and "seal" in meta:
-        raise InputError(
-            f"{part}: was begun by an earlier stancelab, which kept no side file of the lines "
-            "--documents drops; rerun with --overwrite to start over"
-        )
-    try:
-        skip, offset, expected = meta["records_done"], meta["bytes"], meta["sha256"]
-        keys = COUNTS + (DOCUMENT_COUNTS if documents else ())
-        counts = {k: meta["counts"][k] for k in keys}
-        side = meta["side_file"] if documents else None
-        if meta["seal"] != _seal(skip, offset, expected, counts, side):
-            raise ValueError("edited")
-    except (KeyError, TypeError, ValueError):
-        raise InputError(
-            f"{part}: its checkpoint is not as stancelab wrote it (begun by an earlier "
-            "stancelab, which recorded no checksum, or edited); rerun with --overwrite to "
-            "start over"
-        ) from None
-    digest = _kept_digest(fd, part, offset, expected)
-    for key, value in counts.items():
-        setattr(summary, key, value)
-    return skip, offset, digest
-
-
-def _check_side_kept(sides: tuple[Path, Path, int], meta: dict, overwrite: bool):
-    """(bytes kept, their SHA-256 so far) of an interrupted run's side file of dropped lines
-    (its checkpoint already checked by ``_check_kept``). A side file in place that holds
-    exactly the bytes the checkpoint recorded is the run's own, renamed just before it was
-    stopped (``_predict_locked``): it is taken back into the part file and replaced at the
-    end. Any other one is refused unless ``overwrite``."""
-    side, side_part, fd = sides
-    offset, expected = meta["side_file"]["bytes"], meta["side_file"]["sha256"]
-    if side.is_file() and side.stat().st_size == offset and _sha256_of(side) == expected:
-        if os.fstat(fd).st_size < offset:
-            with open(side, "rb") as finished, open(fd, "r+b", closefd=False) as into:
-                into.truncate(0)
-                into.write(finished.read())
-                into.flush()
-                os.fsync(into.fileno())
-    elif not overwrite:
-        refuse_existing(side, "--output")
-    return offset, _kept_digest(fd, side_part, offset, expected)
-
-
-def _sha256_of(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return sha256_digest(handle).hexdigest()
-
-
-def _kept_digest(fd: int, part: Path, offset: int, expected: str):
-    """The SHA-256 of a part file's first ``offset`` bytes, which must be ``expected``:
-    a part file cut short or edited is refused."""
-    size = os.fstat(fd).st_size
-    if size < offset:
-        raise InputError(
-            f"{part}: holds {size} bytes, fewer than the {offset} its checkpoint recorded (was "
-            "it cut or deleted?); rerun with --overwrite to start over"
-        )
-    with open(fd, "rb", closefd=False) as kept:
-        kept.seek(0)
-        digest = sha256_digest(kept, offset)
-    if digest.hexdigest() != expected:
-        raise InputError(
-            f"{part}: its first {offset} bytes are not those its checkpoint recorded (was it "
-            "edited?); rerun with --overwrite to start over"
-        )
-    return digest
-
-
-def _seal(
-    records_done: object, offset: object, sha256: object, counts: dict, side: object = None
-) -> str:
-    """A checksum of a checkpoint's own figures: an edited ``records_done`` would resume at
-    the wrong record and duplicate or drop rows in silence. ``side``: the side file's bytes
-    and SHA-256 (``documents`` only; without it a checkpoint's seal is as before)."""
-    figures = [records_done, offset, sha256, counts] + ([side] if side is not None else [])
-    return hashlib.sha256(json.dumps(figures, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _difference(meta: dict, identity: dict) -> str:
@@ -419,8 +334,8 @@ def _flush(model, chunk, documents, outs, summary, checkpoint, done, bar) -> Non
     figures = {"records_done": done, "bytes": offset, "sha256": sha256, "counts": counts}
     if side is not None:
         figures["side_file"] = side
-    seal = _seal(done, offset, sha256, counts, side)
-    write_json(meta_path, {**identity, **figures, "seal": seal})
+    sealed = seal(done, offset, sha256, counts, side)
+    write_json(meta_path, {**identity, **figures, "seal": sealed})
     bar.update(len(chunk))
 
 

@@ -1,0 +1,100 @@
+"""The checkpoint of a streaming prediction (``stancelab.prediction.stream``): what it
+records after every chunk, how it is sealed, and the checks that an interrupted run's part
+files (the output's and, with ``documents``, the side file's) still hold exactly the bytes it
+recorded before ``--resume`` continues them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from stancelab.errors import InputError
+from stancelab.files import refuse_existing, sha256_digest, sha256_file
+from stancelab.prediction.api import FLAGS
+from stancelab.prediction.rows import Summary
+
+COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
+DOCUMENT_COUNTS = ("no_sentence", "dropped")  # and with documents=True
+
+
+def check_kept(
+    fd: int, part: Path, meta: dict, summary: Summary, documents: bool
+) -> tuple[int, int, object]:
+    """(records done, bytes kept, SHA-256 of those bytes so far) of an interrupted run, and
+    its counts put into ``summary``, so that these describe the whole output. The checkpoint
+    must be sealed as written (``seal``) and the kept bytes exactly those it recorded: an
+    edited part file or checkpoint is refused, and both are left as they are."""
+    if documents and "side_file" not in meta and "seal" in meta:
+        raise InputError(
+            f"{part}: was begun by an earlier stancelab, which kept no side file of the lines "
+            "--documents drops; rerun with --overwrite to start over"
+        )
+    try:
+        skip, offset, expected = meta["records_done"], meta["bytes"], meta["sha256"]
+        keys = COUNTS + (DOCUMENT_COUNTS if documents else ())
+        counts = {k: meta["counts"][k] for k in keys}
+        side = meta["side_file"] if documents else None
+        if meta["seal"] != seal(skip, offset, expected, counts, side):
+            raise ValueError("edited")
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            f"{part}: its checkpoint is not as stancelab wrote it (begun by an earlier "
+            "stancelab, which recorded no checksum, or edited); rerun with --overwrite to "
+            "start over"
+        ) from None
+    digest = kept_digest(fd, part, offset, expected)
+    for key, value in counts.items():
+        setattr(summary, key, value)
+    return skip, offset, digest
+
+
+def check_side_kept(sides: tuple[Path, Path, int], meta: dict, overwrite: bool):
+    """(bytes kept, their SHA-256 so far) of an interrupted run's side file of dropped lines
+    (its checkpoint already checked by ``check_kept``). A side file in place that holds
+    exactly the bytes the checkpoint recorded is the run's own, renamed just before it was
+    stopped (``stream._predict_locked``): it is taken back into the part file and replaced at the
+    end. Any other one is refused unless ``overwrite``."""
+    side, side_part, fd = sides
+    offset, expected = meta["side_file"]["bytes"], meta["side_file"]["sha256"]
+    if side.is_file() and side.stat().st_size == offset and sha256_file(side) == expected:
+        if os.fstat(fd).st_size < offset:
+            with open(side, "rb") as finished, open(fd, "r+b", closefd=False) as into:
+                into.truncate(0)
+                into.write(finished.read())
+                into.flush()
+                os.fsync(into.fileno())
+    elif not overwrite:
+        refuse_existing(side, "--output")
+    return offset, kept_digest(fd, side_part, offset, expected)
+
+
+def kept_digest(fd: int, part: Path, offset: int, expected: str):
+    """The SHA-256 of a part file's first ``offset`` bytes, which must be ``expected``:
+    a part file cut short or edited is refused."""
+    size = os.fstat(fd).st_size
+    if size < offset:
+        raise InputError(
+            f"{part}: holds {size} bytes, fewer than the {offset} its checkpoint recorded (was "
+            "it cut or deleted?); rerun with --overwrite to start over"
+        )
+    with open(fd, "rb", closefd=False) as kept:
+        kept.seek(0)
+        digest = sha256_digest(kept, offset)
+    if digest.hexdigest() != expected:
+        raise InputError(
+            f"{part}: its first {offset} bytes are not those its checkpoint recorded (was it "
+            "edited?); rerun with --overwrite to start over"
+        )
+    return digest
+
+
+def seal(
+    records_done: object, offset: object, sha256: object, counts: dict, side: object = None
+) -> str:
+    """A checksum of a checkpoint's own figures: an edited ``records_done`` would resume at
+    the wrong record and duplicate or drop rows in silence. ``side``: the side file's bytes
+    and SHA-256 (``documents`` only; without it a checkpoint's seal is as before)."""
+    figures = [records_done, offset, sha256, counts] + ([side] if side is not None else [])
+    return hashlib.sha256(json.dumps(figures, sort_keys=True).encode("utf-8")).hexdigest()

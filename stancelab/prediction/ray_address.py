@@ -1,0 +1,81 @@
+"""The Ray cluster to join (``--ray-address`` or ``$RAY_ADDRESS``), checked before
+``ray.init``, which retries an address that is not a Ray head for many minutes printing only
+warnings: something must accept a TCP connection there, and answer as a Ray head's GCS."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from stancelab.errors import InputError
+
+CONNECT_SECONDS = 10  # a head that accepts no TCP connection in this time is not there
+GCS_SECONDS = 5  # a head's GCS answers within this (Ray's own client gives it 5 s to connect)
+
+
+def check_ray_address(address: str | None) -> None:
+    """Before ``ray.init``: the cluster to join (``address``, else ``$RAY_ADDRESS``, as Ray
+    reads them) accepts a TCP connection at its ``HOST:PORT`` and is a Ray head there (see
+    ``ray_head_answers``), else an ``InputError`` naming it. Ray itself retries such an
+    address for many minutes (an HTTP server or a port that never answers: ~14), printing
+    only warnings. No address (or ``auto``, ``local``): Ray starts or finds a local one."""
+    source = "--ray-address"
+    if address in (None, "auto") and os.environ.get("RAY_ADDRESS", "").strip():
+        address, source = os.environ["RAY_ADDRESS"].strip(), "$RAY_ADDRESS"
+    if address in (None, "", "auto", "local"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    if not (sep and host and port.isdigit()):
+        raise InputError(
+            f"{source} {address!r}: expected HOST:PORT, the Ray head's address "
+            "(e.g. 10.0.0.1:6379, as `ray start --head` prints it)"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise InputError(
+            f"no Ray cluster at {address} ({source}): {exc.strerror or exc}; "
+            "start one there with `ray start --head`, or give the address it printed"
+        ) from None
+    if "://" in address:  # ray://HOST:PORT is Ray Client's server, which is not the GCS
+        return
+    why = ray_head_answers(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    if why:
+        raise InputError(
+            f"{address} ({source}) is not a Ray head: {why}; give the HOST:PORT that "
+            "`ray start --head` prints (its GCS port, 6379 by default; 8265 is the dashboard)"
+        )
+
+
+def ray_head_answers(target: str) -> str | None:
+    """None if a Ray head's GCS answers at ``target`` (``HOST:PORT``), else why not.
+
+    Every Ray head runs the GCS, a gRPC server, at the address ``ray start --head`` prints;
+    ``ray.init`` first asks it ``NodeInfoGcsService.GetClusterId``. The same call is made
+    here once, through Ray's own GCS channel (its TLS and token settings) and generated
+    stub, with a ``GCS_SECONDS`` deadline. A port that is not a GCS fails it at once (an
+    HTTP server such as the dashboard: no HTTP/2; a gRPC server of something else: no such
+    method) or never answers. Any other gRPC status is left to ``ray.init`` to report (a
+    GCS that wants a token, say)."""
+    import grpc
+
+    try:  # Ray's own channel helper is internal: another Ray may move it
+        from ray._private.gcs_utils import create_gcs_channel
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return None  # then ray.init alone says whether a head is there, as before
+
+    reasons = {
+        grpc.StatusCode.UNAVAILABLE: "it does not speak gRPC (an HTTP server, such as the "
+        "dashboard?)",
+        grpc.StatusCode.DEADLINE_EXCEEDED: f"no answer to a Ray request within {GCS_SECONDS} s",
+        grpc.StatusCode.UNIMPLEMENTED: "a gRPC server without Ray's GCS",
+    }
+    with create_gcs_channel(target) as channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        try:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=GCS_SECONDS)
+        except grpc.RpcError as exc:
+            return reasons.get(exc.code())
+    return None
