@@ -383,6 +383,31 @@ def test_an_evaluation_report_holds_no_active_learning_section_it_did_not_run(
     assert "Active learning" not in (out / "report.md").read_text()
 
 
+def test_an_active_learning_run_into_a_pipeline_report_replaces_the_reports_section(
+    evaluated, tmp_path, capsys
+):
+    """The report showed the replaced run's table under the new run's figure."""
+    from stancelab.active.simreport import report_section
+    from training.active_learning import main as active_learning
+
+    out = tmp_path / "latest"  # as training.pipeline writes it: benchmark first, then report
+    args = ["--out", str(out), "--seeds", "1", "--folds", "2", "--warm-start", "60"]
+    args += ["--workers", "1", "--n-boot", "100", "--batch", "10"]
+    assert active_learning([*args, "--budget", "10"]) == 0
+    old = report_section(out)
+    write_outputs(evaluated[0], out, command="pytest", sections=[old])
+    before = (out / "report.md").read_text()
+    assert before.endswith("\n\n" + old.rstrip("\n") + "\n")
+    capsys.readouterr()
+
+    assert active_learning([*args, "--budget", "20"]) == 0
+    new = report_section(out)
+    assert "| 20 |" in new and "| 20 |" not in old
+    after = (out / "report.md").read_text()
+    assert after == before[: -len(old.rstrip("\n") + "\n")] + new.rstrip("\n") + "\n"
+    assert f"its section in {out / 'report.md'}" in capsys.readouterr().out
+
+
 def test_an_out_folder_of_other_files_is_refused_and_an_earlier_report_replaced_whole(
     evaluated, fixture_dir, tmp_path, capsys, monkeypatch
 ):

@@ -109,16 +109,24 @@ def run(setup, out: Path, command: str, *, staging: Path) -> None:
     """Simulate, write the benchmark's files into ``staging`` (the report folder ``out``,
     or the temporary folder that will replace it: the caller holds it) and print the
     verdict, naming the files in ``out``."""
-    from stancelab.active.simreport import simulation_verdict, write_simulation
+    from stancelab.active.simreport import (
+        REPORT_FILE,
+        refresh_report,
+        simulation_verdict,
+        write_simulation,
+    )
     from stancelab.active.simulation import simulate
 
     result = simulate(setup)
     paths = write_simulation(result, staging, command=command)
+    # A pipeline's report in the folder shows this run's section, not the replaced run's.
+    refreshed = refresh_report(staging)
     print(simulation_verdict(result).replace("**", ""))
     print(
         f"{result['seconds']:.0f} s wall, {result['cpu_seconds']:.0f} s CPU "
         f"({setup.workers} worker(s)) -> {out / paths['markdown'].name}, "
         f"{out / paths['png'].name}"
+        + (f"; its section in {out / REPORT_FILE}" if refreshed else "")
     )
 
 

@@ -2,7 +2,8 @@
 
 Written by ``python -m training.active_learning`` from the result of
 ``stancelab.active.simulation.simulate``; ``report_section(report_dir)`` is the section the
-entry points hand to the evaluation report.
+entry points hand to the evaluation report, and ``refresh_report(report_dir)`` puts a new
+run's section into a report that already holds one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from stancelab.labels import LABELS
 
 MARKDOWN_FILE = "active_learning.md"
 FIGURE_FILE = "active_learning.png"
+SECTION_TITLE = "Active learning (simulated): what to label next"
+REPORT_FILE = "report.md"  # the evaluation report a pipeline run writes beside these files
 NAMES = {"uncertainty": "uncertainty (+ diversity)", "random": "random", "diversity": "diversity"}
 
 
@@ -70,7 +73,7 @@ def render_section(result: dict, level: int = 2) -> str:
     strategies = [s for s in setup["strategies"] if s in curves]
     h = "#" * level
     lines = [
-        f"{h} Active learning (simulated): what to label next",
+        f"{h} {SECTION_TITLE}",
         "",
         simulation_verdict(result),
         "",
@@ -194,3 +197,32 @@ def report_section(report_dir: str | Path) -> str | None:
     if not path.exists():
         return None
     return render_section(read_result(path))
+
+
+def refresh_report(report_dir: str | Path) -> bool:
+    """Put the section of ``active_learning.json`` in ``report_dir`` into the folder's
+    ``report.md`` in place of the one it holds; returns whether the report held one.
+
+    A pipeline run's report carries the benchmark's section; a later
+    ``python -m training.active_learning`` into its folder replaces the benchmark's files,
+    and without this the report would show the old run's table under the new run's figure.
+    The rest of the report is kept byte for byte; a report without the section (one of
+    ``training.evaluate``) is left alone.
+    """
+    report = Path(report_dir) / REPORT_FILE
+    section = report_section(report_dir)
+    if section is None or not report.is_file():
+        return False
+    lines = report.read_text(encoding="utf-8").split("\n")
+    heading = f"## {SECTION_TITLE}"
+    if heading not in lines:
+        return False
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = "\n".join(lines[end:])
+    text = "\n".join(lines[:start]) + "\n" + section.rstrip("\n") + "\n"
+    if tail.strip():
+        text += "\n" + tail
+    with atomic_open(report) as handle:
+        handle.write(text)
+    return True
