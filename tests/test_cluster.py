@@ -241,6 +241,43 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
 
 
 @slow
+def test_documents_with_a_repeated_id_are_refused_before_any_work_as_locally(
+    cluster, saved, tmp_path
+):
+    """As the local engine refuses them: two records of one id would give their sentences
+    one id. In a folder, records without an id are named by their line in each file."""
+    from stancelab.errors import InputError
+    from stancelab.prediction import cluster as engine
+
+    source = tmp_path / "in.jsonl"
+    records = [{"text": "We will strike."}, {"text": "No."}, {"id": "line1", "text": "We deny it."}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    with pytest.raises(InputError) as local:
+        stream.predict_file(
+            resolve_model(saved), source, tmp_path / "local.jsonl", documents=True, progress=False
+        )
+    with pytest.raises(InputError) as on_ray:
+        engine.predict_files(saved, source, tmp_path / "out.jsonl", documents=True)
+    assert str(on_ray.value) == str(local.value)
+    assert str(local.value).startswith(f"{source}:3: document id 'line1' is also that of ")
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.jsonl").write_text('{"text": "We will strike."}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    ran = run_cli(
+        "--model", str(saved), "--documents", "-i", str(folder), "-o", str(out), "--engine", "ray"
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines() == [
+        f"error: {folder / 'b.jsonl'}:1 (no id: named line1): document id 'line1' is also that "
+        f"of {folder / 'a.jsonl'}:1 (no id: named line1); give each document its own id (the "
+        "ids of its sentences begin with it)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["articles", "in.jsonl"]
+
+
+@slow
 def test_predict_dataset_for_a_ray_pipeline(cluster, saved):
     import ray
 

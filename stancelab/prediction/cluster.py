@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stancelab.corpus.readers import SUFFIXES, Record, check, read_records
+from stancelab.corpus.readers import Record, check, read_records
 from stancelab.errors import InputError, StancelabError, first_line
 from stancelab.files import (
     followed,
@@ -30,8 +30,18 @@ from stancelab.files import (
 from stancelab.labels import LABELS
 from stancelab.prediction.api import FLAGS, default_model_dir
 from stancelab.prediction.ray_address import check_ray_address
-from stancelab.prediction.ray_files import files_datasource, refuse_foreign_folder, rows_sink
-from stancelab.prediction.rows import Summary, flags_note, rows_for
+from stancelab.prediction.ray_files import (
+    files_datasource,
+    input_files,
+    refuse_foreign_folder,
+    rows_sink,
+)
+from stancelab.prediction.rows import (
+    Summary,
+    flags_note,
+    refuse_repeated_document_ids,
+    rows_for,
+)
 
 if TYPE_CHECKING:
     import ray.data
@@ -211,20 +221,6 @@ class ClusterSummary(Summary):
         )
 
 
-def input_paths(input_path: Path) -> tuple[list[str], bool]:
-    """The files to read (checked on the driver) and whether the input is a folder."""
-    if input_path.is_dir():
-        found = [p for p in sorted(input_path.rglob("*")) if p.suffix.lower() in SUFFIXES]
-        if not found:
-            raise InputError(f"{input_path}: no .txt, .jsonl or .csv files in this folder")
-        return [str(input_path.resolve())], True
-    if input_path.suffix.lower() not in SUFFIXES:
-        raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
-    if not input_path.is_file():
-        raise InputError(f"{input_path}: no such file")
-    return [str(input_path.resolve())], False
-
-
 def predict_files(
     model: str | os.PathLike | None,
     input_path: str | Path,
@@ -246,15 +242,17 @@ def predict_files(
     require_ray()
 
     input_path, output_path = Path(input_path), followed(output_path)
-    paths, is_folder = input_paths(input_path)
+    files, folder = input_files(input_path)
     refuse_input_as_output(output_path, [input_path])
     run_dir = Path(model) if model is not None else default_model_dir()
     refuse_input_as_output(output_path, [run_dir], "model")  # OUT would replace the model
     if not overwrite:
         refuse_existing(output_path, "--output")
     refuse_foreign_folder(output_path)
-    if not is_folder:  # a bad header (CSV without 'text') fails here, before Ray starts
+    if folder is None:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
+    if documents:  # two documents of one id: refused before any work, as locally
+        refuse_repeated_document_ids(files, folder)
     import ray
 
     if not ray.is_initialized():  # a cluster that is not there: before the work, at once
@@ -262,8 +260,8 @@ def predict_files(
     try:
         summary = _predict_locked(
             model,
-            paths,
-            is_folder,
+            files,
+            folder,
             output_path,
             documents=documents,
             batch_size=batch_size,
@@ -278,21 +276,21 @@ def predict_files(
     return summary
 
 
-def _predict_locked(model, paths, is_folder, output_path: Path, **options) -> ClusterSummary:
+def _predict_locked(model, files, folder, output_path: Path, **options) -> ClusterSummary:
     """Write OUT under its lock: into a temporary folder beside it, moved into place only
     when complete, so a failed or killed run leaves the old OUT (and the inputs) as they
     were."""
     with written_whole(output_path) as part:
         parquet = output_path.suffix.lower() == ".parquet"
-        summary = _predict_into(model, paths, is_folder, part, parquet, **options)
+        summary = _predict_into(model, files, folder, part, parquet, **options)
     return summary
 
 
 def _predict_into(
     model,
-    paths,
-    is_folder,
-    folder: Path,
+    files: list[Path],
+    folder: Path | None,
+    part: Path,
     parquet: bool,
     *,
     documents,
@@ -313,9 +311,13 @@ def _predict_into(
         started = time.perf_counter()
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # The workers may run elsewhere: absolute paths, a folder's files within it.
+        within = folder.resolve() if folder is not None else None
+        files = [within / p.relative_to(folder) if within else p.resolve() for p in files]
+        datasource = files_datasource([str(p) for p in files], documents, within)
         # Reading and writing take no CPU slot: the predicting actors hold them all, and a
         # read task waiting for a free CPU would never start.
-        source = ray.data.read_datasource(files_datasource(paths, documents, is_folder), num_cpus=0)
+        source = ray.data.read_datasource(datasource, num_cpus=0)
         rows = predict_dataset(
             source,
             model,
@@ -324,7 +326,7 @@ def _predict_into(
             workers=workers,
             batch_size=batch_size,
         )
-        sink = rows_sink(str(folder), parquet)
+        sink = rows_sink(str(part), parquet)
         try:
             rows.write_datasink(sink, ray_remote_args={"num_cpus": 0})
         except Exception as exc:  # a user error raised in a worker: its own one-line message
@@ -332,7 +334,7 @@ def _predict_into(
             if isinstance(cause, StancelabError):
                 raise cause from None
             raise
-        files = len([p for p in folder.iterdir() if not p.name.startswith(".")])
+        written = len([p for p in part.iterdir() if not p.name.startswith(".")])
         seconds = time.perf_counter() - started
         return ClusterSummary(
             records=sink.rows,
@@ -340,8 +342,8 @@ def _predict_into(
             errors=sink.errors,
             **sink.flagged,
             seconds=seconds,
-            output=str(folder),
-            files=files,
+            output=str(part),
+            files=written,
             workers=workers,
         )
     finally:

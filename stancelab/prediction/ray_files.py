@@ -1,7 +1,8 @@
-"""Files in and out of Ray Data for ``prediction.cluster``: a datasource that reads the
-``.txt``, ``.jsonl`` and ``.csv`` inputs with the project's one parser
-(``corpus.readers``), and a datasink that writes the local path's rows (and
-``refuse_foreign_folder``: what ``--overwrite`` may replace is a folder of its files only)."""
+"""Files in and out of Ray Data for ``prediction.cluster``: the files an input gives
+(``input_files``), a datasource that reads the ``.txt``, ``.jsonl`` and ``.csv`` inputs with
+the project's one parser (``corpus.readers``), and a datasink that writes the local path's
+rows (and ``refuse_foreign_folder``: what ``--overwrite`` may replace is a folder of its
+files only)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,39 @@ from pathlib import Path
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records
 from stancelab.errors import InputError
 from stancelab.prediction.api import FLAGS
+from stancelab.prediction.rows import txt_document_id
 
 READ_ROWS = 1024  # records per block read from a file
 # What the datasink's folder holds: Ray Data's files, named <dataset uuid>_<index>.
 OUTPUT_FILE = re.compile(r"[0-9a-f]{32}_\d{6}\.(jsonl|parquet)")
 
 
-def files_datasource(paths: list[str], documents: bool, include_paths: bool):
-    """A Ray Data datasource that reads input files with ``readers.parse_records``."""
+def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
+    """The files to read (checked on the driver, and named to Ray one by one, so that the
+    driver's checks see exactly what is read) and the input folder, if it is one. A folder's
+    files are listed as Ray Data lists one: a path in it beginning with "." or "_" (a hidden
+    file or folder; a "_" folder, which Ray Data and Arrow take for not data) is skipped."""
+    if input_path.is_dir():
+        found = [
+            p
+            for p in sorted(input_path.rglob("*"))
+            if p.suffix.lower() in SUFFIXES
+            and p.is_file()
+            and not p.relative_to(input_path).as_posix().startswith((".", "_"))
+        ]
+        if not found:
+            raise InputError(f"{input_path}: no .txt, .jsonl or .csv files in this folder")
+        return found, input_path
+    if input_path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: no such file")
+    return [input_path], None
+
+
+def files_datasource(paths: list[str], documents: bool, folder: Path | None):
+    """A Ray Data datasource that reads input files with ``readers.parse_records``; those of
+    a ``folder`` give their rows a ``path`` column."""
     import pyarrow as pa
     from ray.data.datasource import FileBasedDatasource
 
@@ -32,7 +58,7 @@ def files_datasource(paths: list[str], documents: bool, include_paths: bool):
     class FilesDatasource(FileBasedDatasource):
         def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
             chunk: list[Record] = []
-            for record in _records(f, path, documents):
+            for record in _records(f, path, documents, folder):
                 chunk.append(record)
                 if len(chunk) >= READ_ROWS:
                     yield _table(chunk, schema)
@@ -42,20 +68,21 @@ def files_datasource(paths: list[str], documents: bool, include_paths: bool):
 
     return FilesDatasource(
         paths,
-        include_paths=include_paths,
+        include_paths=folder is not None,
         file_extensions=[s.lstrip(".") for s in SUFFIXES],
     )
 
 
-def _records(f, path: str, documents: bool) -> Iterator[Record]:
+def _records(f, path: str, documents: bool, folder: Path | None) -> Iterator[Record]:
     suffix = Path(path).suffix.lower()
     if suffix == ".txt" and documents:
         from stancelab.files import decode_text
 
+        doc_id = txt_document_id(Path(path), folder)
         try:
-            yield check(Record(1, Path(path).stem, decode_text(f.readall(), path)))
+            yield check(Record(1, doc_id, decode_text(f.readall(), path)))
         except InputError as exc:  # one bad article in a folder is an error row, not a failure
-            yield Record(1, Path(path).stem, None, str(exc))
+            yield Record(1, doc_id, None, str(exc))
         return
     binary = io.BufferedReader(f) if not isinstance(f, io.BufferedIOBase) else f
     # as readers.read_records opens a file: a byte order mark is not part of the data

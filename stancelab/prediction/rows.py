@@ -10,9 +10,12 @@ side file. ``Summary`` counts a run's rows, error rows, flagged rows (``truncate
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import chain
+from pathlib import Path
 
-from stancelab.corpus.readers import Record
+from stancelab.corpus.readers import Record, read_records
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
 from stancelab.prediction.api import FLAGS, predictions_for
 
@@ -105,9 +108,40 @@ def count_rows(summary: Summary, chunk: ChunkRows) -> None:
 
 def document_id(record: Record) -> str:
     """A ``documents`` record's id, which begins its sentences' ids: its own ``id``, else
-    ``line{N}`` for its line in the input (``stream.refuse_repeated_document_ids`` refuses
-    an input in which two records would get the same one)."""
+    ``line{N}`` for its line in the input (``refuse_repeated_document_ids`` refuses an input
+    in which two records would get the same one)."""
     return record.id or f"line{record.line}"
+
+
+def txt_document_id(path: Path, folder: Path | None = None) -> str:
+    """The id of a ``documents`` ``.txt`` file (one document): its name without the suffix,
+    or in an input folder its path there (``2024/article``), as ``corpus`` names a folder's
+    files, so that two subfolders' ``article.txt`` are two documents."""
+    named = Path(path).relative_to(folder) if folder is not None else Path(Path(path).name)
+    return named.with_suffix("").as_posix()
+
+
+def refuse_repeated_document_ids(files: list[Path], folder: Path | None = None) -> None:
+    """InputError naming both places when two records of a ``documents`` input (one file,
+    or the ``files`` of ``folder`` on the Ray engine) would have the same document id, so
+    that their sentences would share ids: an ``id`` given twice, given as the ``line{N}`` of
+    a record without one, or the ``line{N}`` of records without one in two files of a
+    folder. The files are read through once for this (a ``.txt`` file is named, not read),
+    before anything is written; the ids are those of every run on it, a resumed one too."""
+    from stancelab.corpus.ingest import refuse_repeated_ids
+
+    refuse_repeated_ids(chain.from_iterable(_document_ids(path, folder) for path in files))
+
+
+def _document_ids(path: Path, folder: Path | None) -> Iterator[tuple[str, str]]:
+    """(document id, where) of each record of one input file, in reading order."""
+    if path.suffix.lower() == ".txt":
+        yield txt_document_id(path, folder), str(path)
+        return
+    for r in read_records(path, documents=True):
+        if r.id or r.error is None:  # a bad record without an id gets no sentences, no id
+            name = document_id(r)
+            yield name, f"{path}:{r.line}" + ("" if r.id else f" (no id: named {name})")
 
 
 def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> ChunkRows:

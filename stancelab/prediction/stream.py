@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from stancelab.corpus.ingest import SPLITTING, dropped_path, refuse_repeated_ids
+from stancelab.corpus.ingest import SPLITTING, dropped_path
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
 from stancelab.files import (
@@ -52,7 +52,13 @@ from stancelab.prediction.checkpoint import (
     check_side_kept,
     seal,
 )
-from stancelab.prediction.rows import ChunkRows, Summary, count_rows, document_id, rows_for
+from stancelab.prediction.rows import (
+    ChunkRows,
+    Summary,
+    count_rows,
+    refuse_repeated_document_ids,
+    rows_for,
+)
 
 
 def count_records(path: Path, documents: bool) -> int | None:
@@ -96,7 +102,7 @@ def predict_file(
     records = read_records(input_path, documents)
     first = next(records, None)  # validates the input before anything is written
     if documents:
-        refuse_repeated_document_ids(input_path)
+        refuse_repeated_document_ids([input_path])
     records = _chain(first, records)
     busy = (
         f"{output_path}: another stancelab predict is writing this output (it holds {part.name}); "
@@ -137,24 +143,6 @@ def predict_file(
     except OSError as exc:  # a full disk, a folder that turned read-only, a vanished input
         where = exc.filename or output_path
         raise InputError(f"{where}: {exc.strerror or exc}; predict stopped") from None
-
-
-def refuse_repeated_document_ids(input_path: Path) -> None:
-    """InputError naming both lines when two records of a ``documents`` input would have
-    the same document id (``rows.document_id``), so that their sentences would share ids:
-    an ``id`` given twice, or given as the ``line{N}`` of a record without one. The input is
-    read through once for this, before anything is written; the ids are those of every run
-    on it, a resumed one too."""
-    if input_path.suffix.lower() == ".txt":
-        return  # one document
-    refuse_repeated_ids(
-        (
-            document_id(r),
-            f"{input_path}:{r.line}" + ("" if r.id else f" (no id: named {document_id(r)})"),
-        )
-        for r in read_records(input_path, documents=True)
-        if r.id or r.error is None  # a bad record without an id gets no sentences, no id
-    )
 
 
 def _locked_part(held: contextlib.ExitStack, path: Path, busy: str, made: list[Path]) -> int:
