@@ -205,7 +205,8 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
     folder = tmp_path / "articles"
     folder.mkdir()
     articles = {
-        "a": "The minister said the army will retaliate. He denied that troops shelled it.",
+        "a": "The minister said the army will retaliate. He denied that troops shelled it."
+        "\n\nPhoto: Reuters",
         "b": "Talks are scheduled for next week in Geneva. The rebels accused the army.",
     }
     for name, text in articles.items():
@@ -225,12 +226,18 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
         mine = [json.dumps({k: v for k, v in r.items() if k != "path"}) for r in mine]
         assert_same_rows(mine, [json.dumps(r) for r in local])
     assert "not valid UTF-8" in next(r["error"] for r in rows if r["path"].endswith("bad.txt"))
+    side = [json.loads(line) for line in ray_rows(tmp_path / "docs.jsonl" / "_dropped")]
+    assert [(r["path"], r["doc_id"], r["reason"], r["text"]) for r in side] == [
+        (str((folder / "a.txt").resolve()), "a", "photo credit", "Photo: Reuters")
+    ]
+    assert summary.dropped == {"photo credit": 1}
 
     import pyarrow.parquet as pq
 
     out = tmp_path / "docs.parquet"
     engine.predict_files(saved, folder, out, documents=True)
-    table = pq.read_table(out)
+    table = pq.read_table(out)  # which skips the side rows' folder, out/_dropped/
+    assert len(ray_rows(out / "_dropped")) == 1
     assert table.num_rows == 5 and {"labels", "scores", "start", "end", "error"} <= set(
         table.column_names
     )
@@ -238,6 +245,48 @@ def test_documents_in_a_folder_and_parquet(cluster, saved, tmp_path):
     for flag in ("truncated", "foreign_script"):
         flags = zip(table.column(flag).to_pylist(), errors, strict=True)
         assert [on for on, error in flags if error is None] == [False] * 4  # false, not null
+
+
+@slow
+def test_documents_write_and_count_the_dropped_lines_as_locally(cluster, saved, tmp_path):
+    """The lines --documents drops as page furniture go to OUT/_dropped/ (in OUT, so moved
+    into place and replaced with it): the local side file's rows, and the same counts."""
+    from stancelab.errors import InputError
+    from stancelab.prediction import cluster as engine
+    from stancelab.prediction.ray_files import refuse_foreign_folder
+
+    records = [
+        {"id": "a", "text": "Read more: talks resume\nThe minister said the army will retaliate."},
+        {"id": "b", "text": "Credit: the Ministry will respond with force."},
+        {"text": "Share\n\nWe deny that troops shelled the village."},
+        {"text": " "},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    local = tmp_path / "local.jsonl"
+    expected = stream.predict_file(
+        resolve_model(saved), source, local, documents=True, progress=False
+    )
+    out = tmp_path / "out.jsonl"
+    summary = engine.predict_files(saved, source, out, documents=True, batch_size=2)
+    side = sorted((out / "_dropped").glob("*.jsonl"))
+    assert side
+    lines = [line for p in side for line in p.read_text(encoding="utf-8").splitlines()]
+    assert by_line(lines) == (tmp_path / "local.dropped.jsonl").read_text().splitlines()
+    reasons = {"photo credit": 1, "read-more link": 1, "share widget": 1}
+    assert summary.dropped == expected.dropped == reasons
+    assert summary.no_sentence == expected.no_sentence == 1
+    assert summary.rows == 3 and summary.errors == 1
+    assert summary.files == len(list(out.glob("*.jsonl")))  # the side rows' files apart
+    assert (
+        "1 record(s) with no sentence left (every line dropped); 3 furniture line(s) dropped "
+        f"(1 photo credit, 1 read-more link, 1 share widget) -> {out}/_dropped/;"
+    ) in str(summary)
+    assert_same_rows(ray_rows(out), local.read_text(encoding="utf-8").splitlines())
+    refuse_foreign_folder(out)  # --overwrite may replace it, side rows and all
+    (out / "_dropped" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds _dropped/notes.txt, which this engine did not"):
+        engine.predict_files(saved, source, out, documents=True, overwrite=True)
 
 
 @slow

@@ -4,7 +4,8 @@ The same inputs, rows and errors as the local path (``prediction.stream``): a Ra
 datasource runs the project's one parser on each file, ``map_batches`` runs ``Predictor``
 (one model per actor, restarted and retried after a crash, so every row is written once),
 and the run directory and its ONNX export reach the actors through Ray's object store.
-``OUT`` is a folder of ``.jsonl`` (or ``.parquet``) files, rows not in input order.
+``OUT`` is a folder of ``.jsonl`` (or ``.parquet``) files, rows not in input order; with
+``--documents`` the lines dropped as page furniture go to its ``_dropped/`` folder.
 ``predict_dataset`` takes a ``ray.data.Dataset`` with a ``text`` column. README, "Running on
 a cluster"; Ray is the optional extra ``pip install -e '.[ray]'``.
 """
@@ -31,6 +32,7 @@ from stancelab.labels import LABELS
 from stancelab.prediction.api import FLAGS, default_model_dir
 from stancelab.prediction.ray_address import check_ray_address
 from stancelab.prediction.ray_files import (
+    DROPPED,
     files_datasource,
     input_files,
     refuse_foreign_folder,
@@ -38,6 +40,7 @@ from stancelab.prediction.ray_files import (
 )
 from stancelab.prediction.rows import (
     Summary,
+    dropped_note,
     flags_note,
     refuse_repeated_document_ids,
     rows_for,
@@ -84,7 +87,14 @@ def model_files(model, directory: Path) -> dict[str, bytes]:
 class Predictor:
     """One loaded model per Ray actor: ``map_batches(Predictor, ...)`` calls it per batch."""
 
-    def __init__(self, package: list, precision: str | None, backend: str | None, documents: bool):
+    def __init__(
+        self,
+        package: list,
+        precision: str | None,
+        backend: str | None,
+        documents: bool,
+        dropped: bool = False,
+    ):
         import ray
 
         from stancelab.prediction.api import resolve_model
@@ -102,7 +112,7 @@ class Predictor:
             self.model = resolve_model(root / "run", precision)
             self.model.predict_proba(["Warm-up."])  # reads the files it loads lazily, now
         # The copies are gone once loaded: an actor killed later leaves nothing on disk.
-        self.documents = documents
+        self.documents, self.dropped = documents, documents and dropped
 
     def __call__(self, batch):
         columns = batch.to_pydict()
@@ -120,14 +130,19 @@ class Predictor:
             groups.setdefault(paths[i] if paths is not None else None, []).append(check(record))
         rows = []
         for path, records in groups.items():
-            # lines --documents drops are not collected on Ray (README, "Running on a cluster")
-            for row in rows_for(self.model, records, self.documents).rows:
+            found = rows_for(self.model, records, self.documents)
+            side = found.dropped if self.dropped else []
+            tally = (
+                [{"no_sentence": found.no_sentence}] if self.dropped and found.no_sentence else []
+            )
+            for row in found.rows + side + tally:
                 rows.append({"path": path, **row} if paths is not None else row)
-        return rows_table(rows, self.documents, paths is not None)
+        return rows_table(rows, self.documents, paths is not None, self.dropped)
 
 
-def rows_table(rows: list[dict], documents: bool, with_path: bool):
-    """Output rows as an Arrow table with a fixed schema (keys a row lacks are null)."""
+def rows_table(rows: list[dict], documents: bool, with_path: bool, dropped: bool = False):
+    """Output rows as an Arrow table with a fixed schema (keys a row lacks are null).
+    ``dropped``: with the side rows of ``predict_dataset(..., dropped=True)``."""
     import pyarrow as pa
 
     fields = [("path", pa.string())] if with_path else []
@@ -145,6 +160,8 @@ def rows_table(rows: list[dict], documents: bool, with_path: bool):
         ("model_version", pa.string()),
         ("error", pa.string()),
     ]
+    if dropped:
+        fields += [("reason", pa.string()), ("no_sentence", pa.int64())]
     unflagged = dict.fromkeys(FLAGS, False)
     rows = [r if "error" in r else {**unflagged, **r} for r in rows]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
@@ -159,6 +176,7 @@ def predict_dataset(
     workers: int | None = None,
     batch_size: int = 256,
     cpus_per_worker: float = 1,
+    dropped: bool = False,
 ) -> ray.data.Dataset:
     """Predictions for a Ray Dataset with a ``text`` column (optional ``id``, ``line``).
 
@@ -167,7 +185,10 @@ def predict_dataset(
     ``foreign_script`` (true when it is mostly not in Latin letters),
     ``model_version``, ``error`` (null unless the text was bad; a bad text does not fail
     the job; its other columns are null), and with ``documents=True`` one row per sentence
-    with its offsets.
+    with its offsets. ``dropped=True`` (with ``documents``) adds the side rows: each line
+    dropped as page furniture (a non-null ``reason``; ``line``, ``doc_id``, ``text``,
+    ``start``, ``end``) and, per batch, a tally of the records left with no sentence (a
+    non-null ``no_sentence``); ``ray_files.split_side_rows`` separates them.
     ``workers`` actors (default: the cluster's CPUs / ``cpus_per_worker``) each load the
     model once; a dead actor is restarted and its batch retried. Call inside ``ray.init()``.
     """
@@ -193,6 +214,7 @@ def predict_dataset(
                 precision,
                 os.environ.get("STANCELAB_BACKEND"),
                 documents,
+                dropped,
             ),
             batch_size=batch_size,
             batch_format="pyarrow",
@@ -215,7 +237,7 @@ class ClusterSummary(Summary):
         rate = self.rows / self.seconds if self.seconds else 0.0
         return (
             f"{self.rows} row(s) -> {self.files} file(s) in {self.output}/; "
-            f"{self.errors} error row(s); {flags_note(self)}"
+            f"{self.errors} error row(s); {flags_note(self)}{dropped_note(self)}"
             f"{self.workers} Ray worker(s); "
             f"{self.seconds:.1f} s ({rate:.1f} rows/s)"
         )
@@ -273,6 +295,8 @@ def predict_files(
         where = exc.filename or output_path
         raise InputError(f"{where}: {exc.strerror or exc}; predict stopped") from None
     summary.output = str(output_path)
+    if documents:
+        summary.dropped_output = f"{output_path / DROPPED}/"
     return summary
 
 
@@ -325,8 +349,11 @@ def _predict_into(
             documents=documents,
             workers=workers,
             batch_size=batch_size,
+            dropped=documents,
         )
-        sink = rows_sink(str(part), parquet)
+        if documents:  # the side rows' folder, empty when nothing is dropped
+            (part / DROPPED).mkdir()
+        sink = rows_sink(str(part), parquet, dropped=documents)
         try:
             rows.write_datasink(sink, ray_remote_args={"num_cpus": 0})
         except Exception as exc:  # a user error raised in a worker: its own one-line message
@@ -334,13 +361,15 @@ def _predict_into(
             if isinstance(cause, StancelabError):
                 raise cause from None
             raise
-        written = len([p for p in part.iterdir() if not p.name.startswith(".")])
+        written = len([p for p in part.iterdir() if p.is_file() and not p.name.startswith(".")])
         seconds = time.perf_counter() - started
         return ClusterSummary(
             records=sink.rows,
             rows=sink.rows,
             errors=sink.errors,
             **sink.flagged,
+            dropped=sink.reasons,
+            no_sentence=sink.no_sentence,
             seconds=seconds,
             output=str(part),
             files=written,

@@ -1,14 +1,16 @@
 """Files in and out of Ray Data for ``prediction.cluster``: the files an input gives
 (``input_files``), a datasource that reads the ``.txt``, ``.jsonl`` and ``.csv`` inputs with
 the project's one parser (``corpus.readers``), and a datasink that writes the local path's
-rows (and ``refuse_foreign_folder``: what ``--overwrite`` may replace is a folder of its
-files only)."""
+rows and, with ``--documents``, the side rows of the lines dropped as page furniture (in
+``DROPPED``); also ``refuse_foreign_folder``: what ``--overwrite`` may replace is a folder of
+its files only."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,12 @@ from stancelab.prediction.rows import txt_document_id
 READ_ROWS = 1024  # records per block read from a file
 # What the datasink's folder holds: Ray Data's files, named <dataset uuid>_<index>.
 OUTPUT_FILE = re.compile(r"[0-9a-f]{32}_\d{6}\.(jsonl|parquet)")
+# With --documents, the lines dropped as page furniture: a folder of such files (JSONL) in
+# OUT, moved into place with it. Its "_" keeps it out of what readers of OUT read (Ray Data,
+# Arrow and Spark skip such names, and `cat OUT/*.jsonl` matches no folder), and out of an
+# input folder's files (``cluster.input_files``).
+DROPPED = "_dropped"
+SIDE_KEYS = ("line", "doc_id", "reason", "text", "start", "end")  # the local side file's
 
 
 def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
@@ -99,39 +107,55 @@ def _table(records: list[Record], schema):
     )
 
 
-def rows_sink(path: str, parquet: bool):
+def rows_sink(path: str, parquet: bool, dropped: bool = False):
     """A Ray Data datasink writing one ``.jsonl`` (or ``.parquet``) file per write task;
-    it counts rows, error rows and flagged rows (``flagged``: truncated, foreign script)."""
+    it counts rows, error rows and flagged rows (``flagged``: truncated, foreign script).
+    ``dropped``: the rows also hold ``--documents``' side rows (``split_side_rows``), written to
+    ``DROPPED`` within ``path`` (JSONL, the local side file's rows) and counted per reason
+    (``reasons``), with the records left with no sentence (``no_sentence``)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+    from ray.data._internal.planner.plan_write_op import WRITE_UUID_KWARG_NAME
     from ray.data.block import BlockAccessor
     from ray.data.datasource import BlockBasedFileDatasink
 
     class RowsSink(BlockBasedFileDatasink):
         def __init__(self) -> None:
             super().__init__(path, file_format="parquet" if parquet else "jsonl")
-            self.rows = self.errors = 0
+            self.rows = self.errors = self.no_sentence = 0
             self.flagged = dict.fromkeys(FLAGS, 0)
+            self.reasons: dict[str, int] = {}
 
         def write(self, blocks, ctx):
-            blocks = list(blocks)
-            super().write(blocks, ctx)
             tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
-            rows = sum(t.num_rows for t in tables)
-            errors = sum(t.num_rows - t.column("error").null_count for t in tables if rows)
+            table = pa.concat_tables(tables) if tables else None
+            side, no_sentence = None, 0
+            if dropped and table is not None:
+                table, side, no_sentence = split_side_rows(table)
+                if side.num_rows:  # named as the task's output file (Ray's own key for
+                    # its name): a retried task writes the same file again, rows not doubled
+                    name = self.filename_provider.get_filename_for_task(
+                        ctx.kwargs[WRITE_UUID_KWARG_NAME], ctx.task_idx
+                    )
+                    side_path = f"{self.path}/{DROPPED}/{Path(name).stem}.jsonl"
+                    with self.open_output_stream(side_path) as file:
+                        write_jsonl_rows(side.to_pylist(), file)
+            super().write([table] if table is not None else [], ctx)
+            rows = table.num_rows if table is not None else 0
+            errors = rows - table.column("error").null_count if rows else 0
             flagged = {
-                flag: sum(pc.sum(t.column(flag)).as_py() or 0 for t in tables if rows)
-                for flag in FLAGS
+                flag: (pc.sum(table.column(flag)).as_py() or 0) if rows else 0 for flag in FLAGS
             }
-            return rows, errors, flagged
+            reasons = Counter(side.column("reason").to_pylist()) if side is not None else {}
+            return rows, errors, flagged, dict(reasons), no_sentence
 
         def write_block_to_file(self, block, file) -> None:
             table = block.to_arrow()
             if parquet:
                 pq.write_table(table, file)
                 return
-            lines = (json.dumps(local_row(row), ensure_ascii=False) for row in table.to_pylist())
-            file.write("".join(line + "\n" for line in lines).encode("utf-8"))
+            write_jsonl_rows((local_row(row) for row in table.to_pylist()), file)
 
         def on_write_complete(self, write_result) -> None:
             super().on_write_complete(write_result)
@@ -139,8 +163,32 @@ def rows_sink(path: str, parquet: bool):
             self.rows = sum(r[0] for r in done)
             self.errors = sum(r[1] for r in done)
             self.flagged = {flag: sum(r[2][flag] for r in done) for flag in FLAGS}
+            self.reasons = dict(sum((Counter(r[3]) for r in done), Counter()))
+            self.no_sentence = sum(r[4] for r in done)
 
     return RowsSink()
+
+
+def split_side_rows(table):
+    """(output rows, side rows, records with no sentence) of a table of ``Predictor`` rows
+    with side rows among them (``cluster.rows_table``): a dropped line has a ``reason``, a
+    tally of records left with no sentence a ``no_sentence``. The side rows keep the local
+    side file's keys (with ``path`` for a folder's)."""
+    import pyarrow.compute as pc
+
+    is_dropped = pc.is_valid(table.column("reason"))
+    is_tally = pc.is_valid(table.column("no_sentence"))
+    no_sentence = pc.sum(table.column("no_sentence")).as_py() or 0
+    keys = [k for k in ("path", *SIDE_KEYS) if k in table.column_names]
+    side = table.filter(is_dropped).select(keys)
+    rows = table.filter(pc.invert(pc.or_(is_dropped, is_tally)))
+    return rows.drop_columns(["reason", "no_sentence"]), side, no_sentence
+
+
+def write_jsonl_rows(rows, file) -> None:
+    """Rows as JSON lines, as the local engine writes them, to an open binary ``file``."""
+    lines = (json.dumps(row, ensure_ascii=False) for row in rows)
+    file.write("".join(line + "\n" for line in lines).encode("utf-8"))
 
 
 def local_row(row: dict) -> dict:
@@ -155,13 +203,23 @@ def local_row(row: dict) -> dict:
 
 def refuse_foreign_folder(output_path: Path) -> None:
     """InputError when ``output_path`` is a folder holding anything but an earlier run's
-    files: ``--overwrite`` replaces predict's own output, never a folder of other files
-    (a project, labels/, the augmentation set)."""
+    files (and its ``DROPPED`` folder of them): ``--overwrite`` replaces predict's own
+    output, never a folder of other files (a project, labels/, the augmentation set)."""
     if not output_path.is_dir():
         return
     for entry in output_path.iterdir():
-        if not (entry.is_file() and not entry.is_symlink() and OUTPUT_FILE.fullmatch(entry.name)):
-            raise InputError(
-                f"{output_path}: holds {entry.name}, which this engine did not write, so it is "
-                "not replaced, even with --overwrite; choose a new --output"
-            )
+        if entry.name == DROPPED and entry.is_dir() and not entry.is_symlink():
+            held = [(p, p.suffix == ".jsonl") for p in entry.iterdir()]
+        else:
+            held = [(entry, True)]
+        for path, named in held:
+            if not (
+                named
+                and path.is_file()
+                and not path.is_symlink()
+                and OUTPUT_FILE.fullmatch(path.name)
+            ):
+                raise InputError(
+                    f"{output_path}: holds {path.relative_to(output_path)}, which this engine did "
+                    "not write, so it is not replaced, even with --overwrite; choose a new --output"
+                )
