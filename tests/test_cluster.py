@@ -294,7 +294,8 @@ def test_documents_with_a_repeated_id_are_refused_before_any_work_as_locally(
     cluster, saved, tmp_path
 ):
     """As the local engine refuses them: two records of one id would give their sentences
-    one id. In a folder, records without an id are named by their line in each file."""
+    one id. In a folder, records without an id are named by their file and line, so two
+    files' first records are two documents; an id given in two files is refused."""
     from stancelab.errors import InputError
     from stancelab.prediction import cluster as engine
 
@@ -311,19 +312,25 @@ def test_documents_with_a_repeated_id_are_refused_before_any_work_as_locally(
     assert str(local.value).startswith(f"{source}:3: document id 'line1' is also that of ")
     folder = tmp_path / "articles"
     folder.mkdir()
-    for name in ("a", "b"):
+    (folder / "2024").mkdir()
+    for name in ("a", "2024/b"):
         (folder / f"{name}.jsonl").write_text('{"text": "We will strike."}\n', encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    ran = run_cli(
-        "--model", str(saved), "--documents", "-i", str(folder), "-o", str(out), "--engine", "ray"
-    )
+    args = ["--model", str(saved), "--documents", "-i", str(folder), "-o", str(out)]
+    assert run_cli(*args, "--engine", "ray").returncode == 0
+    rows = [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.open()]
+    assert sorted(r["doc_id"] for r in rows) == ["2024/b/line1", "a/line1"]
+    assert len({r["id"] for r in rows}) == 2
+    (folder / "c.jsonl").write_text('{"id": "a/line1", "text": "No."}\n', encoding="utf-8")
+    ran = run_cli(*args, "--engine", "ray", "--overwrite")
     assert ran.returncode == 1
     assert ran.stderr.strip().splitlines() == [
-        f"error: {folder / 'b.jsonl'}:1 (no id: named line1): document id 'line1' is also that "
-        f"of {folder / 'a.jsonl'}:1 (no id: named line1); give each document its own id (the "
+        f"error: {folder / 'c.jsonl'}:1: document id 'a/line1' is also that of "
+        f"{folder / 'a.jsonl'}:1 (no id: named a/line1); give each document its own id (the "
         "ids of its sentences begin with it)"
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["articles", "in.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["articles", "in.jsonl", "out.jsonl"]
+    assert [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.open()] == rows
 
 
 @slow

@@ -12,12 +12,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records
 from stancelab.errors import InputError
 from stancelab.prediction.api import FLAGS
-from stancelab.prediction.rows import txt_document_id
+from stancelab.prediction.rows import document_id, txt_document_id
 
 READ_ROWS = 1024  # records per block read from a file
 # What the datasink's folder holds: Ray Data's files, named <dataset uuid>_<index>.
@@ -95,7 +96,14 @@ def _records(f, path: str, documents: bool, folder: Path | None) -> Iterator[Rec
     binary = io.BufferedReader(f) if not isinstance(f, io.BufferedIOBase) else f
     # as readers.read_records opens a file: a byte order mark is not part of the data
     handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    yield from parse_records(handle, suffix, path)
+    records = parse_records(handle, suffix, path)
+    if not (documents and folder is not None):
+        yield from records
+        return
+    for r in records:  # named here, as refuse_repeated_document_ids named them
+        yield (
+            r if r.id or r.error is not None else replace(r, id=document_id(r, Path(path), folder))
+        )
 
 
 def _table(records: list[Record], schema):

@@ -106,11 +106,17 @@ def count_rows(summary: Summary, chunk: ChunkRows) -> None:
     summary.no_sentence += chunk.no_sentence
 
 
-def document_id(record: Record) -> str:
+def document_id(record: Record, path: Path | None = None, folder: Path | None = None) -> str:
     """A ``documents`` record's id, which begins its sentences' ids: its own ``id``, else
-    ``line{N}`` for its line in the input (``refuse_repeated_document_ids`` refuses an input
-    in which two records would get the same one)."""
-    return record.id or f"line{record.line}"
+    ``line{N}`` for its line in the input; in a file ``path`` of an input ``folder`` (the Ray
+    engine), its file's name there and its line (``2024/a/line3``), so that the records
+    without an id of two files are two documents, as two ``.txt`` files are.
+    ``refuse_repeated_document_ids`` refuses an input in which two records would get one."""
+    if record.id:
+        return record.id
+    if path is not None and folder is not None:
+        return f"{txt_document_id(path, folder)}/line{record.line}"
+    return f"line{record.line}"
 
 
 def txt_document_id(path: Path, folder: Path | None = None) -> str:
@@ -124,10 +130,10 @@ def txt_document_id(path: Path, folder: Path | None = None) -> str:
 def refuse_repeated_document_ids(files: list[Path], folder: Path | None = None) -> None:
     """InputError naming both places when two records of a ``documents`` input (one file,
     or the ``files`` of ``folder`` on the Ray engine) would have the same document id, so
-    that their sentences would share ids: an ``id`` given twice, given as the ``line{N}`` of
-    a record without one, or the ``line{N}`` of records without one in two files of a
-    folder. The files are read through once for this (a ``.txt`` file is named, not read),
-    before anything is written; the ids are those of every run on it, a resumed one too."""
+    that their sentences would share ids: an ``id`` given twice, or given as the name of a
+    record without one (``document_id``). The files are read through once for this (a
+    ``.txt`` file is named, not read), before anything is written; the ids are those of
+    every run on it, a resumed one too."""
     from stancelab.corpus.ingest import refuse_repeated_ids
 
     refuse_repeated_ids(chain.from_iterable(_document_ids(path, folder) for path in files))
@@ -140,7 +146,7 @@ def _document_ids(path: Path, folder: Path | None) -> Iterator[tuple[str, str]]:
         return
     for r in read_records(path, documents=True):
         if r.id or r.error is None:  # a bad record without an id gets no sentences, no id
-            name = document_id(r)
+            name = document_id(r, path, folder)
             yield name, f"{path}:{r.line}" + ("" if r.id else f" (no id: named {name})")
 
 
