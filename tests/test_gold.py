@@ -21,7 +21,14 @@ from stancelab.annotation.credentials import (
     load_credentials,
     save_credentials,
 )
-from stancelab.annotation.exports import list_exports, new_export_path, store_export
+from stancelab.annotation.exports import (
+    PullRecord,
+    list_exports,
+    new_export_path,
+    pull_path,
+    recover,
+    store_export,
+)
 from stancelab.annotation.gold import derive, update_gold
 from stancelab.annotation.interface import CONFIG_PATH, label_config
 from stancelab.annotation.tasks import (
@@ -35,6 +42,7 @@ from stancelab.annotation.votes import ADJUDICATOR_PREFIX, parse_export
 from stancelab.cli import app
 from stancelab.data.labelled import load_labelled
 from stancelab.errors import InputError
+from stancelab.files import checksum_path
 from stancelab.labels import LABELS, SCHEME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -354,6 +362,28 @@ def test_store_export_is_immutable_and_checksummed(tmp_path):
         store_export(first, b"[1]")
     assert [e.path for e in list_exports(tmp_path)] == [first, second]
     assert first.read_bytes() == b"[]" and not first.stat().st_mode & 0o222
+
+
+PULL = PullRecord(
+    "http://127.0.0.1:8080", 1, "2026-01-01T00:00:00+00:00", "proj", 7,
+    "2026-01-05T00:00:00+00:00", "2026-01-05T00:00:01+00:00",
+)  # fmt: skip
+
+
+def test_a_pull_record_is_stored_first_and_removed_when_its_export_never_came(tmp_path):
+    path = store_export(new_export_path(tmp_path, "proj"), b"[]", PULL)
+    (stored,) = list_exports(tmp_path)
+    assert stored.pull == PULL and not pull_path(path).stat().st_mode & 0o222
+    with pytest.raises(InputError, match="never overwritten"):  # a record is never replaced
+        store_export(path, b"[1]", PULL)
+    assert list_exports(tmp_path)[0].pull == PULL
+    orphan = new_export_path(tmp_path, "proj")  # a pull killed between the links
+    pull_path(orphan).write_text(pull_path(path).read_text())
+    assert recover(tmp_path) == [f"removed {pull_path(orphan).name}, left by an import "
+                                 "interrupted before its export"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, checksum_path(path).name, pull_path(path).name]
+    )
 
 
 def test_import_then_gold_commands(tmp_path):

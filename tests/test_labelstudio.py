@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -230,6 +231,33 @@ def test_annotators_skips_zero_choices_adjudication_and_agreement(
     assert denial["positives"] == {"a@team.org": 1, "b@team.org": 2}
     assert denial["alpha"] == pytest.approx(4 / 9, abs=1e-4)  # 1 - (2/6) / (2*3*3/(6*5))
     assert report["sentences"]["skipped_only"] == 1 and report["sentences"]["adjudicated"] == 1
+
+
+def test_a_pull_stores_the_server_project_and_snapshot_times_beside_the_export(
+    labelstudio, sentences, tmp_path, labels_dir
+):
+    creds = labelstudio.credentials
+    cli(["push", "--project", "recorded", "--sentences", str(sentences)], creds)
+    pulled = cli(["pull", "--project", "recorded", *labels_dir["opts"]], creds)
+    assert pulled.exit_code == 0 and "(+ .sha256, .pull)" in pulled.stdout, pulled.output
+    (stored,) = list_exports(labels_dir["root"] / "exports")
+    project = find_project(connect(creds), "recorded")
+    pull = stored.pull
+    assert (pull.server, pull.project_id, pull.project_title) == (creds.url, project.id, "recorded")
+    assert pull.project_created == project.created_at.isoformat()
+    created, finished = map(datetime.fromisoformat, (pull.snapshot_created, pull.snapshot_finished))
+    assert created.utcoffset() == timedelta(0) and created <= finished
+    record = stored.path.with_name(stored.path.name + ".pull")
+    assert json.loads(record.read_text())["whole_project"] is True
+    assert not record.stat().st_mode & 0o222  # as immutable as the export
+    again = tmp_path / "downloaded.json"  # the same export, brought in as a file
+    again.write_text(json.dumps(json.loads(stored.path.read_bytes()), indent=2))
+    assert cli(["import", str(again), *labels_dir["opts"]], creds).exit_code == 0
+    assert [e.pull is None for e in list_exports(labels_dir["root"] / "exports")] == [False, True]
+    record.chmod(0o644)
+    record.write_text(record.read_text().replace(f'"snapshot_id": {pull.snapshot_id}', '"x": 1'))
+    failed = one_line_error(cli(["gold", *labels_dir["opts"]], creds))
+    assert f"{record}: not the pull record of {stored.path.name}" in failed
 
 
 def test_bad_annotation_files_are_rejected_before_any_write(labelstudio, sentences, tmp_path):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stancelab.annotation.credentials import Credentials, ServerError, check_credentials
+from stancelab.annotation.exports import PullRecord
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME, label_config
 from stancelab.annotation.tasks import (
     ModelPredictor,
@@ -330,8 +331,13 @@ def record(creds: Credentials, project: str, path: str | Path, annotator: str) -
     return report
 
 
-def fetch_export(creds: Credentials, project: str) -> bytes:
-    """Full JSON of every task, with full predictions and annotators' emails."""
+def fetch_export(creds: Credentials, project: str) -> tuple[bytes, PullRecord | None]:
+    """Full JSON of every task, with full predictions and annotators' emails, and its
+    ``PullRecord`` (None if the server left out a time it needs).
+
+    The snapshot is made without task or annotation filters, so it holds every task and every
+    annotation (skipped ones too) of the project: what it lacks was not there when it ran.
+    """
     with api_errors(creds, "exporting"):
         ls = connect(creds)
         proj = find_project(ls, project)
@@ -345,7 +351,10 @@ def fetch_export(creds: Credentials, project: str) -> bytes:
             request_options=WRITE,
         )
         deadline = time.monotonic() + EXPORT_TIMEOUT
-        while snapshot.status not in ("completed", "failed"):
+        # finished_at is saved just after the status: wait for both
+        while snapshot.status != "failed" and (
+            snapshot.status != "completed" or snapshot.finished_at is None
+        ):
             if time.monotonic() > deadline:
                 raise ServerError(
                     f"the export of {project!r} did not finish in {EXPORT_TIMEOUT:.0f} s"
@@ -357,4 +366,15 @@ def fetch_export(creds: Credentials, project: str) -> bytes:
         data = b"".join(ls.projects.exports.download(proj.id, snapshot.id, export_type="JSON"))
         with contextlib.suppress(Exception):  # housekeeping only; the bytes are what matter
             ls.projects.exports.delete(proj.id, snapshot.id, request_options=WRITE)
-    return data
+    times = (proj.created_at, snapshot.created_at, snapshot.finished_at)
+    if any(getattr(t, "tzinfo", None) is None for t in times):
+        return data, None  # no trustworthy server time: counted like an imported export
+    return data, PullRecord(
+        creds.url,
+        proj.id,
+        times[0].isoformat(),
+        proj.title,
+        snapshot.id,
+        times[1].isoformat(),
+        times[2].isoformat(),
+    )

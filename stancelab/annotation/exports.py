@@ -7,16 +7,22 @@ is derived from all of them (``stancelab.annotation.gold``). Reading the folder 
 checksum,
 so a hand-edited or truncated export is an error, not a silent change of the gold labels.
 Bringing in the same bytes twice is a no-op that names the existing file.
+
+An export that ``stancelab label pull`` took also gets ``<name>.json.pull`` (a ``PullRecord``):
+the server, the project and the server's own times of the snapshot, which held every task and
+every annotation of the project. Only such a record lets a later pull show that an annotation
+was deleted (``stancelab.annotation.votes.deleted_annotations``); an imported file has none.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +32,57 @@ from stancelab.paths import EXPORTS_DIR
 
 _STAMP = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"^(?P<stem>.+)-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?\.json$")
+_PULL = "stancelab label pull"  # the record's "written_by": what vouches for its fields
+
+
+@dataclass(frozen=True)
+class PullRecord:
+    """A pulled export's origin, as the server reported it (never the local clock)."""
+
+    server: str  # the URL it was pulled from
+    project_id: int
+    project_created: str  # ISO; a project recreated under the same id and URL differs
+    project_title: str
+    snapshot_id: int  # the server's counter (never reused): orders a project's snapshots
+    snapshot_created: str  # ISO, server clock: before the snapshot read any task
+    snapshot_finished: str  # ISO, server clock: after it read the last one
+
+    @property
+    def project(self) -> tuple[str, int, str]:
+        return (self.server, self.project_id, self.project_created)
+
+
+def pull_path(path: Path) -> Path:
+    """Where an export's ``PullRecord`` lives: beside it, ``<name>.pull``."""
+    return path.with_name(path.name + ".pull")
+
+
+def _pull_bytes(pull: PullRecord, digest: str) -> bytes:
+    # whole_project: the snapshot was made without task or annotation filters.
+    record = {"written_by": _PULL, "whole_project": True, **asdict(pull), "export_sha256": digest}
+    return (json.dumps(record, indent=2) + "\n").encode()
+
+
+def read_pull(path: Path, digest: str) -> PullRecord | None:
+    """The ``PullRecord`` beside export ``path`` (whose SHA-256 is ``digest``), if any."""
+    side = pull_path(path)
+    if not side.exists():
+        return None
+    try:
+        record = json.loads(side.read_text(encoding="utf-8"))
+        assert record.pop("written_by") == _PULL and record.pop("whole_project") is True
+        assert record.pop("export_sha256") == digest, "it belongs to other bytes"
+        pull = PullRecord(**record)
+        assert isinstance(pull.project_id, int) and isinstance(pull.snapshot_id, int)
+        for stamp in (pull.project_created, pull.snapshot_created, pull.snapshot_finished):
+            datetime.fromisoformat(stamp)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, AssertionError) as exc:
+        why = f" ({exc})" if str(exc) else ""
+        raise InputError(
+            f"{side}: not the pull record of {path.name}{why}; restore it, or remove it to "
+            "count the export as an imported one"
+        ) from None
+    return pull
 
 
 @dataclass(frozen=True)
@@ -34,6 +91,7 @@ class StoredExport:
     sha256: str
     taken_at: datetime  # when it entered the project; orders "newer" exports
     sequence: int  # tie-break for two exports within the same second
+    pull: PullRecord | None = None  # None: imported, or pulled by an older stancelab
 
 
 def _safe_stem(name: str) -> str:
@@ -76,7 +134,7 @@ def list_exports(directory: str | Path = EXPORTS_DIR) -> list[StoredExport]:
                 f"{path}: checksum mismatch with {side.name}; exports are immutable "
                 "(restore the original file)"
             )
-        out.append(StoredExport(path, actual, taken, seq))
+        out.append(StoredExport(path, actual, taken, seq, read_pull(path, actual)))
     return sorted(out, key=lambda e: (e.taken_at, e.sequence, e.path.name))
 
 
@@ -87,7 +145,7 @@ def new_export_path(directory: str | Path, name: str, now: datetime | None = Non
     stem = _safe_stem(name)
     for n in range(1000):
         path = directory / (f"{stem}-{stamp}.json" if n == 0 else f"{stem}-{stamp}-{n}.json")
-        if not path.exists() and not checksum_path(path).exists():
+        if not any(p.exists() for p in (path, checksum_path(path), pull_path(path))):
             return path
     raise InputError(f"{directory}: too many exports named {stem}-{stamp}")
 
@@ -119,40 +177,48 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def store_export(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` at ``path`` plus its checksum; fails rather than replace any file.
+def _link_new(tmp: Path, target: Path) -> None:
+    try:
+        os.link(tmp, target)  # atomic, and fails if the name exists: never an overwrite
+    except FileExistsError:
+        raise InputError(f"{target}: already exists; exports are never overwritten") from None
 
-    Both are written whole to temporary files first and then linked into place, checksum
-    first: a kill at any step leaves either no export, or an export with its full checksum
-    (plus temporary files and at most an orphan checksum, which ``recover`` removes).
+
+def store_export(path: str | Path, data: bytes, pull: PullRecord | None = None) -> Path:
+    """Write ``data`` at ``path`` plus its checksum (and ``pull``); fails rather than replace
+    any file.
+
+    All are written whole to temporary files first and then linked into place, the export
+    last: a kill at any step leaves either no export, or an export with its full checksum and
+    pull record (plus temporary files and at most an orphan checksum or pull record, which
+    ``recover`` removes).
     """
     path = Path(path)
     parse_name(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    side = checksum_path(path)
     digest = hashlib.sha256(data).hexdigest()
-    tmp = _write_temp(path.parent, data, ".tmp")
-    side_tmp = None
+    files = [(f"{digest}  {path.name}\n".encode(), ".sha256.tmp", checksum_path(path))]
+    if pull is not None:
+        files.insert(0, (_pull_bytes(pull, digest), ".pull.tmp", pull_path(path)))
+    files.append((data, ".tmp", path))
+    temps: list[Path] = []
+    linked: list[Path] = []
     try:
-        side_tmp = _write_temp(path.parent, f"{digest}  {path.name}\n".encode(), ".sha256.tmp")
-        try:
-            os.link(side_tmp, side)  # atomic, and fails if the name exists: never an overwrite
-        except FileExistsError:
-            raise InputError(f"{side}: already exists; exports are never overwritten") from None
-        try:
-            os.link(tmp, path)
-        except BaseException:
-            side.unlink(missing_ok=True)
-            raise
+        for content, suffix, target in files:
+            temps.append(_write_temp(path.parent, content, suffix))
+            _link_new(temps[-1], target)
+            linked.append(target)
         _sync_dir(path.parent)
         return path
-    except FileExistsError:
-        raise InputError(f"{path}: already exists; exports are never overwritten") from None
+    except BaseException:
+        if path not in linked:  # no export: what this call linked for it goes too
+            for target in linked:
+                target.unlink(missing_ok=True)
+        raise
     finally:
-        for leftover in (tmp, side_tmp):
-            if leftover is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(leftover)
+        for leftover in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def recover(directory: str | Path) -> list[str]:
@@ -162,7 +228,8 @@ def recover(directory: str | Path) -> list[str]:
     - An export whose checksum file is missing or empty, and which is still hard-linked to
       its import's temporary file, was written whole before it was linked (the old import
       created the checksum afterwards): its checksum is computed and written.
-    - A checksum file without its export is an import killed between the two links: removed.
+    - A checksum file or pull record without its export is an import or pull killed before
+      the export's link: removed.
     - Temporary files of imports (``.export.*.tmp``) are removed: no import is running.
     """
     directory = Path(directory)
@@ -180,8 +247,8 @@ def recover(directory: str | Path) -> list[str]:
             side_tmp = _write_temp(directory, f"{digest}  {path.name}\n".encode(), ".sha256.tmp")
             os.replace(side_tmp, side)
             done.append(f"recreated {side.name} for the interrupted import of {path.name}")
-    for side in sorted(directory.glob("*.json.sha256")):
-        if not side.with_name(side.name[: -len(".sha256")]).exists():
+    for side in sorted([*directory.glob("*.json.sha256"), *directory.glob("*.json.pull")]):
+        if not side.with_name(side.name[: side.name.rindex(".")]).exists():
             side.unlink()
             done.append(f"removed {side.name}, left by an import interrupted before its export")
     for tmp in temps:

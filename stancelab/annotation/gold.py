@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stancelab.annotation.exports import PullRecord
 from stancelab.annotation.votes import (
     ADJUDICATOR_PREFIX,
     AnnotatedSentence,
@@ -155,6 +156,7 @@ def update_gold(
     new: tuple[str, bytes] | None = None,
     inputs: Sequence[str | Path] = (),
     origin: str | None = None,
+    pull: PullRecord | None = None,
 ) -> GoldUpdate:
     """Derive gold from the stored exports plus ``new`` (a name and raw bytes), then write.
 
@@ -163,7 +165,8 @@ def update_gold(
     agreement report that would land in the exports folder or on one of ``inputs``, the
     file ``new`` was read from) leaves every file as it was. Errors in ``new`` name
     ``origin`` (the imported file, the project pulled), not the name it would be stored as.
-    A ``new`` export whose bytes are already stored is not stored again.
+    A ``new`` export whose bytes are already stored is not stored again; ``pull`` is stored
+    beside it when ``label pull`` took it.
     """
     exports_dir, gold_path = Path(exports_dir), Path(gold_path)
     check_gold_paths(exports_dir, gold_path, inputs, storing=new is not None)
@@ -172,14 +175,14 @@ def update_gold(
         created = [p for p in (exports_dir, *exports_dir.parents) if not p.exists()]
         exports_dir.mkdir(parents=True, exist_ok=True)
     if not exports_dir.is_dir():
-        return _update_gold(exports_dir, gold_path, new, origin)
+        return _update_gold(exports_dir, gold_path, new, origin, pull)
     busy = (
         f"{exports_dir}: another stancelab label import/pull/gold is using this exports "
         "folder; wait for it to finish and run the command again"
     )
     try:
         with exclusive_lock(exports_dir, busy):  # one writer of the exports and the gold set
-            return _update_gold(exports_dir, gold_path, new, origin)
+            return _update_gold(exports_dir, gold_path, new, origin, pull)
     except BaseException:
         with contextlib.suppress(OSError):  # a failed first import leaves no empty folder
             for folder in created:
@@ -221,7 +224,11 @@ def gold_paths(gold_path: Path) -> dict[str, Path]:
 
 
 def _update_gold(
-    exports_dir: Path, gold_path: str | Path, new: tuple[str, bytes] | None, origin: str | None
+    exports_dir: Path,
+    gold_path: str | Path,
+    new: tuple[str, bytes] | None,
+    origin: str | None,
+    pull: PullRecord | None,
 ) -> GoldUpdate:
     from stancelab.annotation.exports import list_exports, new_export_path, recover, store_export
 
@@ -244,7 +251,7 @@ def _update_gold(
     result = derive(parsed)
     report = gold_report(result)
     if target is not None:
-        store_export(target, new[1])
+        store_export(target, new[1], pull)
     return GoldUpdate(result, report, write_gold(result, report, gold_path), target, duplicate)
 
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from stancelab.annotation.exports import PullRecord
 
 from stancelab.annotation.client import DEFAULT_PROJECT
 from stancelab.cli._util import fail, one_line_errors
@@ -157,15 +160,17 @@ def _derive(
     new: tuple[str, bytes] | None = None,
     source: Path | None = None,
     origin: str | None = None,
+    pull: PullRecord | None = None,
 ) -> None:
     from stancelab.annotation.gold import update_gold
 
     with one_line_errors():
         inputs = [source] if source else []
         shown = origin or (str(source) if source else None)
-        update = update_gold(exports, gold or GOLD_PATH, new, inputs, shown)
+        update = update_gold(exports, gold or GOLD_PATH, new, inputs, shown, pull)
     if update.stored is not None:
-        typer.echo(f"stored {update.stored} (+ .sha256)")
+        beside = ".sha256, .pull" if pull is not None else ".sha256"
+        typer.echo(f"stored {update.stored} (+ {beside})")
     elif update.duplicate_of is not None:
         typer.echo(f"identical to {update.duplicate_of}; nothing new stored")
     result, paths = update.result, update.paths
@@ -195,8 +200,10 @@ def pull(
 
     with one_line_errors():
         check_gold_paths(exports, gold or GOLD_PATH, [], storing=True)  # before the export
-        data = fetch_export(load_credentials(), project)
-    _derive(exports, gold, (project, data), origin=f"the export of project {project!r}")
+        data, record = fetch_export(load_credentials(), project)
+    _derive(
+        exports, gold, (project, data), origin=f"the export of project {project!r}", pull=record
+    )
 
 
 @app.command("import")
