@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -326,6 +327,52 @@ def test_a_review_vote_is_one_more_vote_not_the_only_one():
     assert row["labels"] == [] and row["provenance"]["resolution"] == "adjudicated"
 
 
+PULL = PullRecord(
+    "http://127.0.0.1:8080", 1, "2026-01-01T00:00:00+00:00", "proj", 7,
+    "2026-01-05T00:00:00+00:00", "2026-01-05T00:00:01+00:00",
+)  # fmt: skip
+
+
+def test_an_annotation_a_later_pull_lacks_is_dropped_only_when_the_times_prove_it():
+    old = [
+        task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", ["threat"])),
+        task(2, "s2", ann(3, "a@x", ["denial"]), ann(4, "b@x", None, cancelled=True)),
+    ]
+    new = [task(1, "s1", ann(2, "b@x", ["threat"])), task(2, "s2", ann(3, "a@x", ["denial"]))]
+    first = PULL  # snapshot 7 ran on Jan 5; its annotations are from Jan 1
+    later = replace(
+        PULL, snapshot_id=8, snapshot_created=JAN.format(6), snapshot_finished=JAN.format(7)
+    )
+
+    def gold(pulls: dict, *exports: tuple[str, list]):
+        result = derive([(n, parse_export(dumps(t), n)) for n, t in exports], pulls)
+        return {k: sorted(v.votes) for k, v in result.sentences.items()}, result
+
+    votes, result = gold({"old": first, "new": later}, ("old", old), ("new", new))
+    assert votes == {"s1": ["b@x"], "s2": ["a@x"]} and not result.sentences["s2"].skipped_by
+    assert result.deleted == {"dropped": 2, "still_counted": 0}  # a@x's vote and b@x's skip
+    both = {"s1": ["a@x", "b@x"], "s2": ["a@x"]}
+    for pulls in (
+        {"old": first},  # the later export was imported: it cannot show a deletion
+        {"new": later},  # the older one was (an export downloaded from the UI)
+        {"old": first, "new": replace(later, project_created=JAN.format(3))},  # recreated
+        {"old": first, "new": replace(later, server="http://127.0.0.1:9090")},  # another server
+        {"old": first, "new": replace(later, snapshot_created="2026-01-05T00:00:00.5+00:00")},
+        {"old": first, "new": replace(later, snapshot_id=6)},  # taken before the old one
+    ):
+        votes, result = gold(pulls, ("old", old), ("new", new))
+        assert votes == both and result.deleted["dropped"] == 0, pulls
+    changed = [
+        task(1, "s1", ann(1, "a@x", ["threat"], updated=JAN.format(6)), *old[0]["annotations"][1:])
+    ]
+    votes, result = gold({"old": first, "new": later}, ("old", changed), ("new", new))
+    assert votes["s1"] == ["a@x", "b@x"]  # not changed before the later snapshot began
+    votes, result = gold(
+        {"old": first, "new": later}, ("old", old), ("again", old), ("new", new)
+    )  # an imported copy of the old export still holds them, and the report says so
+    assert votes == both and result.deleted == {"dropped": 0, "still_counted": 2}
+
+
 # -- agreement -----------------------------------------------------------------------------
 
 
@@ -362,12 +409,6 @@ def test_store_export_is_immutable_and_checksummed(tmp_path):
         store_export(first, b"[1]")
     assert [e.path for e in list_exports(tmp_path)] == [first, second]
     assert first.read_bytes() == b"[]" and not first.stat().st_mode & 0o222
-
-
-PULL = PullRecord(
-    "http://127.0.0.1:8080", 1, "2026-01-01T00:00:00+00:00", "proj", 7,
-    "2026-01-05T00:00:00+00:00", "2026-01-05T00:00:01+00:00",
-)  # fmt: skip
 
 
 def test_a_pull_record_is_stored_first_and_removed_when_its_export_never_came(tmp_path):

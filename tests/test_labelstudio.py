@@ -260,6 +260,61 @@ def test_a_pull_stores_the_server_project_and_snapshot_times_beside_the_export(
     assert f"{record}: not the pull record of {stored.path.name}" in failed
 
 
+def test_an_annotation_deleted_in_label_studio_leaves_gold_at_the_next_pull(
+    labelstudio, sentences, tmp_path, labels_dir
+):
+    creds = labelstudio.credentials
+    cli(["push", "--project", "deleting", "--sentences", str(sentences)], creds)
+    rows = {"d0-s0": ["threat"], "d0-s1": ["denial"], "d0-s2": ["accusation"]}
+    for who in ("a@team.org", "b@team.org"):
+        path = tmp_path / f"{who}.jsonl"
+        path.write_text("".join(json.dumps({"id": k, "labels": v}) + "\n" for k, v in rows.items()))
+        args = ["record", str(path), "--annotator", who, "--project", "deleting"]
+        assert cli(args, creds).exit_code == 0
+    pull = ["pull", "--project", "deleting", *labels_dir["opts"]]
+    assert cli(pull, creds).exit_code == 0
+    exports, gold_path = labels_dir["root"] / "exports", labels_dir["root"] / "gold.jsonl"
+    (first,) = list_exports(exports)
+
+    ls = connect(creds)
+    tasks = tasks_of(creds, "deleting")
+    anns = {
+        (sid, a.completed_by): a for sid in rows for a in ls.annotations.list(id=tasks[sid][0].id)
+    }
+    users = {u.email: u.id for u in ls.users.list()}
+    ls.annotations.delete(anns["d0-s0", users["a@team.org"]].id)  # a wrong annotation
+    ls.tasks.delete(str(tasks["d0-s1"][0].id))  # a task removed with both its annotations
+    changed = [{**item, "value": {"choices": ["threat", "denial"]}}  # b@x changes, keeps the id
+               for item in anns["d0-s0", users["b@team.org"]].result]  # fmt: skip
+    ls.annotations.update(anns["d0-s0", users["b@team.org"]].id, result=changed)
+    second = cli(pull, creds)
+    assert second.exit_code == 0, second.output
+    assert "3 annotation(s) no longer counted, 0 still counted" in second.stdout
+
+    def gold() -> dict:
+        return {r["id"]: r for r in map(json.loads, gold_path.open())}
+
+    assert {k: (v["labels"], v["provenance"]["annotators"]) for k, v in gold().items()} == {
+        "d0-s0": (["threat", "denial"], ["b@team.org"]),
+        "d0-s2": (["accusation"], ["a@team.org", "b@team.org"]),
+    }
+    report = json.loads((labels_dir["root"] / "agreement.json").read_text())
+    assert report["deleted_in_label_studio"] == {"dropped": 3, "still_counted": 0}
+    assert "3 annotation(s) no longer counted" in (labels_dir["root"] / "agreement.md").read_text()
+    rebuilt = cli(["gold", *labels_dir["opts"]], creds)  # the stored files alone show it
+    assert "3 annotation(s) no longer counted" in rebuilt.stdout and "d0-s1" not in gold()
+
+    before = tree_snapshot(exports)
+    old = tmp_path / "downloaded-from-the-ui.json"  # the first export, without a pull record
+    old.write_text(json.dumps(json.loads(first.path.read_bytes()), indent=2))
+    imported = cli(["import", str(old), *labels_dir["opts"]], creds)
+    assert "0 annotation(s) no longer counted, 3 still counted" in imported.stdout
+    assert gold()["d0-s1"]["provenance"]["annotators"] == ["a@team.org", "b@team.org"]
+    assert "d0-s0" not in gold()  # a@x's deleted threat is back: threat, and a tie on denial
+    after = tree_snapshot(exports)
+    assert {k: after[k] for k in before} == before and len(after) == len(before) + 2
+
+
 def test_bad_annotation_files_are_rejected_before_any_write(labelstudio, sentences, tmp_path):
     creds = labelstudio.credentials
     cli(["push", "--project", "record-checks", "--sentences", str(sentences)], creds)

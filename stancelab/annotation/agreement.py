@@ -89,6 +89,7 @@ def agreement_report(result: GoldResult) -> dict:
             "unannotated": sum(1 for s in sentences if not s.votes and not s.skipped_by),
         },
         "superseded_annotations": sum(s.superseded for s in sentences),
+        "deleted_in_label_studio": result.deleted,
         "annotators": {
             name: {"votes": c["votes"], "skipped": c["skipped"]}
             for name, c in sorted(annotators.items())
@@ -101,6 +102,15 @@ def agreement_report(result: GoldResult) -> dict:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def deleted_line(report: dict) -> str:
+    gone = report["deleted_in_label_studio"]
+    return (
+        f"Deleted in Label Studio, as a later pull shows: {gone['dropped']} annotation(s) no "
+        f"longer counted, {gone['still_counted']} still counted (held by an export without a "
+        "pull record)."
+    )
 
 
 def report_markdown(report: dict) -> str:
@@ -116,6 +126,8 @@ def report_markdown(report: dict) -> str:
         f"Sentences: {s['in_exports']} in exports, {s['gold']} gold, {s['ties']} tie(s) to "
         f"adjudicate, {s['adjudicated']} adjudicated, {s['two_or_more_annotators']} with two or "
         f"more annotators, {s['skipped_only']} only skipped, {s['unannotated']} unannotated.",
+        "",
+        deleted_line(report),
         "",
         "| label | alpha | units | pairable values | observed agreement | positives by annotator |",
         "|---|---|---|---|---|---|",

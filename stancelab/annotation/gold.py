@@ -12,11 +12,13 @@ Rules, in order:
 - One vote per annotator and sentence, across all exports: the annotator's latest annotation
   of the sentence by the annotation's own time (``updated_at``, else ``created_at``; at equal
   times the higher annotation id, then the later-stored export). When an export was stored
-  does not matter: re-importing an old export changes nothing, and votes from different
-  projects (a ``label review`` project, a second team's project) are added to the others, not
-  put in their place.
-- An annotation deleted in Label Studio stays in gold as long as an export holding it is
-  stored (a known limit; ``README.md`` says how to withdraw a vote).
+  does not matter: re-importing an old export changes nothing (but for the deleted votes it
+  holds, below), and votes from different projects (a ``label review`` project, a second
+  team's project) are added to the others, not put in their place.
+- An annotation deleted in Label Studio is not counted once a later ``label pull`` of its
+  project shows it gone (``deleted_annotations``); the report says how many. An export
+  without a pull record (imported, or pulled by an older stancelab) still counts every
+  annotation it holds, and the report counts the deleted ones it keeps (``README.md``).
 - Resolution: if an adjudicator (an annotator whose email starts with ``adjudicator``, see
   ``ADJUDICATOR_PREFIX``) labelled the sentence, that label is gold (``adjudicated: true``).
   Otherwise each label is decided by majority of the annotators; a label with exactly half of
@@ -31,8 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stancelab.annotation.exports import PullRecord
@@ -40,6 +42,7 @@ from stancelab.annotation.votes import (
     ADJUDICATOR_PREFIX,
     AnnotatedSentence,
     Vote,
+    deleted_annotations,
     merge,
     parse_export,
 )
@@ -57,7 +60,8 @@ from stancelab.labels import LABELS
 from stancelab.paths import GOLD_PATH
 
 POLICY = (  # written into agreement.json: the shipped one must stay what the exports derive
-    "one vote per annotator (their latest annotation); cancelled annotations are not votes; an "
+    "one vote per annotator (their latest annotation); cancelled annotations are not votes, nor "
+    "are those a later pull shows deleted in Label Studio; an "
     f"annotator whose email starts with '{ADJUDICATOR_PREFIX}' decides; otherwise per-label "
     "majority, and a label with exactly half of the votes is a tie listed for adjudication"
 )
@@ -100,10 +104,25 @@ class GoldResult:
     ties: list[dict]
     sentences: dict[str, AnnotatedSentence]
     exports: list[str]
+    deleted: dict[str, int] = field(default_factory=lambda: {"dropped": 0, "still_counted": 0})
 
 
-def derive(exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]]) -> GoldResult:
-    merged = merge(exports)
+def derive(
+    exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
+    pulls: Mapping[str, PullRecord] | None = None,
+) -> GoldResult:
+    """Gold from the exports (name, sentences) in the order they were stored; ``pulls``: the
+    pull records of those ``label pull`` took, by name."""
+    deleted = deleted_annotations(exports, pulls or {})
+    merged = merge(exports, deleted)
+    gone = {  # (sentence, annotation) a later pull shows deleted
+        (sid, aid)
+        for name, sentences in exports
+        if deleted.get(name)
+        for sid, sentence in sentences.items()
+        for aid in sentence.times().keys() & deleted[name]
+    }
+    kept = sum(aid in merged[sid].times() for sid, aid in gone)  # held by an unrecorded export
     rows, ties = [], []
     for sid in sorted(merged):
         sentence = merged[sid]
@@ -138,7 +157,8 @@ def derive(exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]]) -> GoldR
                 },
             }
         )
-    return GoldResult(rows, ties, merged, [name for name, _ in exports])
+    counts = {"dropped": len(gone) - kept, "still_counted": kept}
+    return GoldResult(rows, ties, merged, [name for name, _ in exports], counts)
 
 
 @dataclass
@@ -248,7 +268,10 @@ def _update_gold(
             f"{exports_dir}: no exports yet; `stancelab label pull` or "
             "`stancelab label import FILE` first"
         )
-    result = derive(parsed)
+    pulls = {e.path.name: e.pull for e in stored_exports if e.pull is not None}
+    if target is not None and pull is not None:
+        pulls[target.name] = pull
+    result = derive(parsed, pulls)
     report = gold_report(result)
     if target is not None:
         store_export(target, new[1], pull)

@@ -3,21 +3,26 @@ across exports.
 
 ``parse_export`` validates an export strictly (an unknown label, a result from another control
 than ``labels``, a malformed annotation or a task without a sentence id is an error that names
-the file, the task and the annotation) and reads one vote per annotator and sentence: their
-latest annotation by its own time. ``merge`` combines exports the same way across all of them.
-``stancelab.annotation.gold`` turns the merged votes into gold labels.
+the file, the task and the annotation) and reads every annotation; the vote of an annotator
+on a sentence is their latest annotation by its own time. ``merge`` combines exports the same
+way across all of them, leaving out the annotations ``deleted_annotations`` finds deleted in
+Label Studio. ``stancelab.annotation.gold`` turns the merged votes into gold labels.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
 from stancelab.errors import InputError
 from stancelab.labels import LABELS
+
+if TYPE_CHECKING:
+    from stancelab.annotation.exports import PullRecord
 
 ADJUDICATOR_PREFIX = "adjudicator"  # e.g. adjudicator@team.org, adjudicator.lee@team.org
 
@@ -55,16 +60,55 @@ class AnnotatedSentence:
     id: str
     doc_id: str
     text: str
-    export: str  # the export file of the sentence's latest vote
-    votes: dict[str, Vote] = field(default_factory=dict)  # annotator -> latest vote
-    skipped_by: set[str] = field(default_factory=set)
-    annotations: dict[str, set[int]] = field(default_factory=dict)  # annotator -> ids seen
+    first_export: str  # the export file it was first read from
+    history: dict[str, dict[int, Vote]] = field(default_factory=dict)  # annotator -> by id
+    skips: dict[str, dict[int, Vote]] = field(default_factory=dict)  # cancelled annotations
+
+    def add(self, vote: Vote, cancelled: bool = False) -> None:
+        """Read one annotation. The same annotation seen again keeps the export it was first
+        read from, unless it changed; at equal order with other labels (exports without
+        times) the one read later wins."""
+        seen = (self.skips if cancelled else self.history).setdefault(vote.annotator, {})
+        previous = seen.get(vote.annotation_id)
+        if (
+            previous is None
+            or vote.order > previous.order
+            or (vote.order == previous.order and vote.labels != previous.labels)
+        ):
+            seen[vote.annotation_id] = vote
+
+    def times(self) -> dict[int, str]:
+        """Every annotation held, cancelled ones too, with its own time."""
+        return {
+            aid: vote.updated
+            for seen in (*self.history.values(), *self.skips.values())
+            for aid, vote in seen.items()
+        }
+
+    @property
+    def votes(self) -> dict[str, Vote]:
+        """Annotator -> their latest annotation (``Vote.order``): the vote that counts."""
+        return {
+            who: max(seen.values(), key=lambda v: v.order)
+            for who, seen in self.history.items()
+            if seen
+        }
+
+    @property
+    def skipped_by(self) -> set[str]:
+        return {who for who, seen in self.skips.items() if seen}
+
+    @property
+    def export(self) -> str:
+        """The export file of the sentence's latest vote."""
+        votes = self.votes.values()
+        return max(votes, key=lambda v: v.order).export if votes else self.first_export
 
     @property
     def superseded(self) -> int:
         """Older annotations of the same annotator, not counted (each annotation once, in
         however many exports it appears)."""
-        return sum(len(ids) - 1 for ids in self.annotations.values())
+        return sum(len(seen) - 1 for seen in self.history.values() if seen)
 
 
 def _annotator(completed_by: object, where: str) -> str:
@@ -165,9 +209,6 @@ def parse_export(
                 raise InputError(f"{at}: 'was_cancelled' must be true or false")
             who = _annotator(ann.get("completed_by"), at)
             labels = _labels_of(ann.get("result"), at)
-            if cancelled:
-                sentence.skipped_by.add(who)
-                continue
             updated = ann.get("updated_at") or ann.get("created_at") or ""
             if not isinstance(updated, str):
                 raise InputError(f"{at}: 'updated_at' must be an ISO time")
@@ -175,43 +216,68 @@ def parse_export(
                 _time(updated)
             except ValueError:
                 raise InputError(f"{at}: 'updated_at' {updated!r} is not an ISO time") from None
-            vote = Vote(who, labels, aid, updated, source)
-            sentence.annotations.setdefault(who, set()).add(aid)
-            previous = sentence.votes.get(who)
-            if previous is not None and previous.order > vote.order:
-                continue
-            sentence.votes[who] = vote
+            sentence.add(Vote(who, labels, aid, updated, source), cancelled)
     return out
 
 
 def merge(
     exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
+    deleted: Mapping[str, set[int]] | None = None,
 ) -> dict[str, AnnotatedSentence]:
-    """Exports in the order they were stored. Per sentence, each annotator's latest vote in
-    any export (``Vote.order``). The same annotation in several exports is one vote, cited
-    from the first export that held it; at equal order with other labels (exports without
-    times) the later-stored export's wins. An annotator's other annotations are counted as
-    superseded."""
+    """Exports in the order they were stored. Per sentence, every annotation of any export
+    (``AnnotatedSentence.add``) but those ``deleted`` (by export name, from
+    ``deleted_annotations``): each annotator's latest counts, the others are superseded."""
     merged: dict[str, AnnotatedSentence] = {}
-    for _, sentences in exports:
+    for name, sentences in exports:
+        gone = (deleted or {}).get(name, set())
         for sid, sentence in sentences.items():
             into = merged.get(sid)
             if into is None:
                 into = merged[sid] = AnnotatedSentence(
-                    sid, sentence.doc_id, sentence.text, sentence.export
+                    sid, sentence.doc_id, sentence.text, sentence.first_export
                 )
-            into.skipped_by |= sentence.skipped_by
-            for who, ids in sentence.annotations.items():
-                into.annotations.setdefault(who, set()).update(ids)
-            for who, vote in sentence.votes.items():
-                previous = into.votes.get(who)
-                if (
-                    previous is None
-                    or vote.order > previous.order
-                    or (vote.order == previous.order and vote.labels != previous.labels)
-                ):  # the same annotation seen again keeps the export it was first read from
-                    into.votes[who] = vote
-            if into.votes:
-                latest = max(into.votes.values(), key=lambda v: v.order)
-                into.export = latest.export
+            for cancelled, held in ((False, sentence.history), (True, sentence.skips)):
+                for seen in held.values():
+                    for vote in seen.values():
+                        if vote.annotation_id not in gone:
+                            into.add(vote, cancelled)
     return merged
+
+
+def deleted_annotations(
+    exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]], pulls: Mapping[str, PullRecord]
+) -> dict[str, set[int]]:
+    """Per pulled export (by name), the annotations it holds that Label Studio deleted.
+
+    Only pulls of the same project (server, id and creation time) show it: an annotation
+    is deleted when a later snapshot of the project lacks it, which began (its
+    ``snapshot_created``) both after the last snapshot holding it had finished and after the
+    annotation's own last change. All three times are the server's one clock, and the
+    snapshot ids (never reused) order the snapshots, so neither the local clock nor overlapping
+    pulls can make an annotation look deleted. Each snapshot holds every annotation of the
+    project, skipped ones too. An export without a record (imported, or pulled by an older
+    stancelab) shows nothing and loses nothing.
+    """
+    projects: dict[tuple, list[tuple[PullRecord, str, dict[int, str]]]] = {}
+    for name, sentences in exports:
+        if name in pulls:
+            held = {aid: t for s in sentences.values() for aid, t in s.times().items()}
+            projects.setdefault(pulls[name].project, []).append((pulls[name], name, held))
+    out: dict[str, set[int]] = {}
+    for snapshots in projects.values():
+        snapshots.sort(key=lambda s: s[0].snapshot_id)
+        last: dict[int, tuple[int, str]] = {}  # annotation -> latest snapshot holding it
+        for n, (_, _, held) in enumerate(snapshots):
+            last.update((aid, (n, t)) for aid, t in held.items())
+        starts = [_time(pull.snapshot_created) for pull, _, _ in snapshots]
+        began_after = [max(starts[n + 1 :], default=None) for n in range(len(snapshots))]
+        deleted = {
+            aid
+            for aid, (n, t) in last.items()
+            if began_after[n] is not None
+            and t  # an annotation without a time could have been made after any snapshot
+            and _time(t) < began_after[n]
+            and _time(snapshots[n][0].snapshot_finished) <= began_after[n]
+        }
+        out.update((name, deleted & held.keys()) for _, name, held in snapshots)
+    return out

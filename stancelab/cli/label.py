@@ -162,6 +162,7 @@ def _derive(
     origin: str | None = None,
     pull: PullRecord | None = None,
 ) -> None:
+    from stancelab.annotation.agreement import deleted_line
     from stancelab.annotation.gold import update_gold
 
     with one_line_errors():
@@ -178,6 +179,8 @@ def _derive(
         f"gold: {len(result.rows)} sentence(s) from {len(result.exports)} export(s) "
         f"-> {paths['gold']}"
     )
+    if any(result.deleted.values()):
+        typer.echo(deleted_line(update.report))
     if result.ties:
         typer.echo(f"{len(result.ties)} sentence(s) tied, to adjudicate: see {paths['markdown']}")
     parts = []
