@@ -411,6 +411,12 @@ def test_cli_refuses_an_existing_output_or_side_file_unless_overwrite(tmp_path, 
     assert len(rows(out)) == 169 and rows(out.with_name("out.dropped.jsonl"))
 
 
+def test_outputs_named_alike_but_for_the_last_suffix_keep_their_own_side_files(tmp_path):
+    for name in ("s.v1", "s.v2"):
+        ingest([SEEDS], tmp_path / name)  # the second was refused: s.dropped.jsonl existed
+    assert rows(tmp_path / "s.v1.dropped") == rows(tmp_path / "s.v2.dropped") != []
+
+
 def test_overwrite_never_replaces_an_input(tmp_path):
     source = tmp_path / "articles.jsonl"
     source.write_text(json.dumps({"id": "a", "text": "Talks resumed."}) + "\n", "utf-8")

@@ -619,6 +619,23 @@ def test_documents_count_and_keep_every_line_they_drop(run_dir, tmp_path):
     ]
 
 
+def test_outputs_named_alike_keep_side_files_of_their_own(run_dir, tmp_path):
+    # cutting the last suffix named both run.v1's and run.v2's run.dropped.jsonl: the second
+    # run was refused, and with --overwrite replaced the first run's side file
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": ARTICLE}) + "\n", encoding="utf-8")
+    sides = []
+    for name in ("run.v1", "run.v2", "run", "run.jsonl"):
+        summary = stream.predict_file(
+            model, source, tmp_path / name, documents=True, progress=False
+        )
+        sides.append(Path(summary.dropped_output))
+    names = [side.name for side in sides]
+    assert names == ["run.v1.dropped", "run.v2.dropped", "run.dropped", "run.dropped.jsonl"]
+    assert all(len(read_rows(side)) == 2 for side in sides)
+
+
 SIDE_EDITS = ["none", "side file renamed into place", "side part edited", "old checkpoint"]
 
 

@@ -279,8 +279,15 @@ def _read_rows(path: Path) -> list[Document]:
 
 
 def dropped_path(out: str | Path) -> Path:
+    """The side file of the lines dropped beside the output ``out`` (``corpus`` and
+    ``predict --documents``): ``.dropped`` before a ``.jsonl`` suffix (``OUT.jsonl`` ->
+    ``OUT.dropped.jsonl``), else after the whole name (``run.v1`` -> ``run.v1.dropped``), so
+    that no two outputs share one. Cutting any last suffix gave ``run.v1`` and ``run.v2``
+    the same side file; adding ``.dropped.jsonl`` would give ``run`` that of ``run.jsonl``."""
     out = Path(out)
-    return out.with_name(out.stem + ".dropped.jsonl")
+    if out.suffix.lower() == ".jsonl":
+        return out.with_name(f"{out.stem}.dropped{out.suffix}")
+    return out.with_name(f"{out.name}.dropped")
 
 
 def ingest(

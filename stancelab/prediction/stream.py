@@ -15,7 +15,7 @@ carry ``labels``, ``scores`` and ``model_version`` and can be pushed to Label St
 pre-annotations (``stancelab label push --predictions OUT.jsonl``).
 
 With ``documents=True`` the lines dropped as page furniture go to a side file named as
-``stancelab corpus`` names its own (``OUT.dropped.jsonl`` for ``OUT.jsonl``), written the
+``stancelab corpus`` names its own (``corpus.ingest.dropped_path``), written the
 same way: its own part file, covered by the same checkpoint, lock, refusals and
 ``--overwrite``, and renamed into place just before ``OUT``, so that an ``OUT`` on disk
 always has its own side file beside it.
