@@ -6,6 +6,7 @@ model it holds); the transformer's own predict path is tested in test_transforme
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -634,6 +635,37 @@ def test_outputs_named_alike_keep_side_files_of_their_own(run_dir, tmp_path):
     names = [side.name for side in sides]
     assert names == ["run.v1.dropped", "run.v2.dropped", "run.dropped", "run.dropped.jsonl"]
     assert all(len(read_rows(side)) == 2 for side in sides)
+
+
+SIDE_CASES = ["its own", "a line-mode output", "the input", "being written", "beside lines"]
+
+
+@pytest.mark.parametrize("case", SIDE_CASES)
+def test_a_line_mode_overwrite_removes_only_the_side_file_of_the_output_it_replaces(
+    run_dir, tmp_path, case
+):
+    from stancelab.files import output_lock
+
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": ARTICLE}) + "\n", encoding="utf-8")
+    out, side = tmp_path / "out.jsonl", tmp_path / "out.dropped.jsonl"
+    stream.predict_file(model, source, out, documents=True, progress=False)
+    if case == "a line-mode output":  # a file of that name that is no side file
+        stream.predict_file(model, source, side, overwrite=True, progress=False)
+    elif case == "beside lines":  # the out beside it was written in line mode
+        stream.predict_file(model, source, tmp_path / "lines.jsonl", progress=False)
+        (tmp_path / "lines.jsonl").replace(out)
+    kept = side.read_bytes()
+    given = side if case == "the input" else source
+    with output_lock(side) if case == "being written" else contextlib.nullcontext():
+        summary = stream.predict_file(model, given, out, overwrite=True, progress=False)
+    assert "doc_id" not in read_rows(out)[0]  # replaced by line-mode rows
+    if case == "its own":  # it described the output replaced: removed with it, and said so
+        assert not side.exists()
+        assert f"removed {side} (the lines dropped from the output replaced); " in str(summary)
+    else:
+        assert side.read_bytes() == kept and "removed" not in str(summary)
 
 
 SIDE_EDITS = ["none", "side file renamed into place", "side part edited", "old checkpoint"]

@@ -14,10 +14,11 @@ disappears silently.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from stancelab.corpus.paragraphs import paragraphs
@@ -288,6 +289,35 @@ def dropped_path(out: str | Path) -> Path:
     if out.suffix.lower() == ".jsonl":
         return out.with_name(f"{out.stem}.dropped{out.suffix}")
     return out.with_name(f"{out.name}.dropped")
+
+
+def holds_own_side_file(out: Path) -> bool:
+    """Whether the file at ``dropped_path(out)`` is provably the side file written with the
+    output ``out``: ``out`` holds sentences as ``corpus`` and ``predict --documents`` write
+    them (its first row has a ``doc_id``, which no line-mode row has), and the side file is
+    a regular file holding only dropped lines as they write them (or none). A file of the
+    user's, or a line-mode output, given that name is not one."""
+    side = dropped_path(out)
+    if side.is_symlink() or not side.is_file():
+        return False
+    try:
+        with open(out, encoding="utf-8") as rows:
+            if "doc_id" not in _object(rows.readline()):
+                return False
+        with open(side, encoding="utf-8") as lines:
+            return all(set(_object(line)) - {"line"} == _DROPPED_KEYS for line in lines)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+
+
+_DROPPED_KEYS = {f.name for f in fields(Dropped)}  # predict --documents adds the input "line"
+
+
+def _object(line: str) -> dict:
+    found = json.loads(line)
+    if not isinstance(found, dict):
+        raise ValueError("not a JSON object")
+    return found
 
 
 def ingest(

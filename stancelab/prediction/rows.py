@@ -35,6 +35,8 @@ class Summary:
     dropped: dict[str, int] = field(default_factory=dict)
     dropped_output: str = ""
     no_sentence: int = 0
+    # line mode with --overwrite: the side file of the --documents output replaced, removed
+    side_removed: str = ""
 
     def __str__(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
@@ -54,7 +56,10 @@ class Summary:
 
 def dropped_note(summary: Summary) -> str:
     """The summary's words for what ``documents`` dropped: records left with no sentence,
-    and the furniture lines per reason with the side file they went to."""
+    and the furniture lines per reason with the side file they went to; in line mode, the
+    side file of the output replaced, removed with it."""
+    if summary.side_removed:
+        return f"removed {summary.side_removed} (the lines dropped from the output replaced); "
     if not summary.dropped_output:
         return ""
     note = ""

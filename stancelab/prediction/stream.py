@@ -18,7 +18,8 @@ With ``documents=True`` the lines dropped as page furniture go to a side file na
 ``stancelab corpus`` names its own (``corpus.ingest.dropped_path``), written the
 same way: its own part file, covered by the same checkpoint, lock, refusals and
 ``--overwrite``, and renamed into place just before ``OUT``, so that an ``OUT`` on disk
-always has its own side file beside it.
+always has its own side file beside it. A line-mode ``--overwrite`` of such an ``OUT``
+removes its side file just before replacing it (only one proven to be that).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from stancelab.corpus.ingest import SPLITTING, dropped_path
+from stancelab.corpus.ingest import SPLITTING, dropped_path, holds_own_side_file
 from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
 from stancelab.files import (
@@ -258,10 +259,29 @@ def _predict_locked(
         if overwrite:
             output_path.unlink(missing_ok=True)
         os.replace(sides[1], sides[0])
+    elif overwrite:
+        summary.side_removed = _remove_side_file_of(output_path, input_path)
     os.replace(part, output_path)  # still locked: the lock moves with the file
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _remove_side_file_of(output_path: Path, input_path: Path) -> str:
+    """In line mode, the side file of dropped lines of the ``OUT`` being replaced, removed
+    just before it, as it would no longer describe ``OUT``: only one proven to be that
+    (``ingest.holds_own_side_file``), not an input, and not while another run writes it as
+    its output. Its name if removed, else ""."""
+    side = dropped_path(output_path)
+    try:
+        refuse_input_as_output(side, [input_path])
+        with output_lock(side):
+            if not holds_own_side_file(output_path):
+                return ""
+            side.unlink()
+    except InputError:  # an input, or another run's output under way
+        return ""
+    return str(side)
 
 
 def refuse_model_as_output(model: StanceModel, output: Path) -> None:
