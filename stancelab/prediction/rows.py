@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import chain
 from pathlib import Path
 
 from stancelab.corpus.readers import Record, read_records
@@ -132,27 +131,42 @@ def txt_document_id(path: Path, folder: Path | None = None) -> str:
     return named.with_suffix("").as_posix()
 
 
-def refuse_repeated_document_ids(files: list[Path], folder: Path | None = None) -> None:
+def refuse_repeated_document_ids(files: list[Path], folder: Path | None = None) -> int:
     """InputError naming both places when two records of a ``documents`` input (one file,
     or the ``files`` of ``folder`` on the Ray engine) would have the same document id, so
     that their sentences would share ids: an ``id`` given twice, or given as the name of a
     record without one (``document_id``). The files are read through once for this (a
     ``.txt`` file is named, not read), before anything is written; the ids are those of
-    every run on it, a resumed one too."""
+    every run on it, a resumed one too. Returns the number of records, for the progress
+    bar: counted in the same pass, so the input is not read a third time."""
     from stancelab.corpus.ingest import refuse_repeated_ids
 
-    refuse_repeated_ids(chain.from_iterable(_document_ids(path, folder) for path in files))
+    records = 0
+
+    def ids() -> Iterator[tuple[str, str]]:
+        nonlocal records
+        for path in files:
+            for name, where in _document_ids(path, folder):
+                records += 1
+                if name is not None:
+                    yield name, where
+
+    refuse_repeated_ids(ids())
+    return records
 
 
-def _document_ids(path: Path, folder: Path | None) -> Iterator[tuple[str, str]]:
-    """(document id, where) of each record of one input file, in reading order."""
+def _document_ids(path: Path, folder: Path | None) -> Iterator[tuple[str | None, str]]:
+    """(document id, where) of each record of one input file, in reading order; the id is
+    None for a bad record without one (it gets no sentences, so no id)."""
     if path.suffix.lower() == ".txt":
         yield txt_document_id(path, folder), str(path)
         return
     for r in read_records(path, documents=True):
-        if r.id or r.error is None:  # a bad record without an id gets no sentences, no id
+        if r.id or r.error is None:
             name = document_id(r, path, folder)
             yield name, f"{path}:{r.line}" + ("" if r.id else f" (no id: named {name})")
+        else:
+            yield None, f"{path}:{r.line}"
 
 
 def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> ChunkRows:

@@ -62,10 +62,9 @@ from stancelab.prediction.rows import (
 )
 
 
-def count_records(path: Path, documents: bool) -> int | None:
-    """A fast upper bound on the number of records, for the progress bar."""
-    if documents and path.suffix.lower() == ".txt":
-        return 1
+def count_records(path: Path) -> int:
+    """A fast upper bound on the number of records of a line-mode input, for the progress
+    bar (with ``documents``, ``refuse_repeated_document_ids`` counts them)."""
     newlines = 0
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -102,8 +101,7 @@ def predict_file(
         raise InputError(f"{output_path.parent}: cannot create ({exc.strerror or exc})") from None
     records = read_records(input_path, documents)
     first = next(records, None)  # validates the input before anything is written
-    if documents:
-        refuse_repeated_document_ids([input_path])
+    total = refuse_repeated_document_ids([input_path]) if documents else None
     records = _chain(first, records)
     busy = (
         f"{output_path}: another stancelab predict is writing this output (it holds {part.name}); "
@@ -133,6 +131,7 @@ def predict_file(
                     overwrite=overwrite,
                     chunk_size=chunk_size,
                     progress=progress,
+                    total=total,
                 )
             except InputError:
                 # refused before writing: leave no empty part file behind (an error met
@@ -171,9 +170,10 @@ def _predict_locked(
     overwrite: bool,
     chunk_size: int,
     progress: bool,
+    total: int | None,
 ) -> Summary:
     """``sides``: with ``documents``, the side file of dropped lines, its part file and that
-    part file's locked descriptor."""
+    part file's locked descriptor. ``total``: with ``documents``, the number of records."""
     stat = input_path.stat()
     identity = {
         "input": str(input_path.resolve()),
@@ -231,7 +231,7 @@ def _predict_locked(
         refuse_existing(sides[0], "--output")
     summary.resumed_from = skip
     started = time.perf_counter()
-    bar = _progress(count_records(input_path, documents), skip, progress)
+    bar = _progress(total if documents else count_records(input_path), skip, progress)
     with contextlib.ExitStack() as opened:
         out = opened.enter_context(_reopened(fd, offset))
         side_out = opened.enter_context(_reopened(sides[2], side_offset)) if sides else None
