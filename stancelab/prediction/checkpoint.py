@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.errors import InputError
@@ -17,6 +18,16 @@ from stancelab.prediction.rows import Summary
 
 COUNTS = ("rows", "errors", *FLAGS)  # the summary's counts a checkpoint records
 DOCUMENT_COUNTS = ("no_sentence", "dropped")  # and with documents=True
+
+
+@dataclass(frozen=True)
+class SideFile:
+    """With ``documents``: the side file of dropped lines, its part file and that part
+    file's descriptor, locked for the run."""
+
+    path: Path
+    part: Path
+    fd: int
 
 
 def check_kept(
@@ -50,24 +61,24 @@ def check_kept(
     return skip, offset, digest
 
 
-def check_side_kept(sides: tuple[Path, Path, int], meta: dict, overwrite: bool):
+def check_side_kept(side: SideFile, meta: dict, overwrite: bool):
     """(bytes kept, their SHA-256 so far) of an interrupted run's side file of dropped lines
     (its checkpoint already checked by ``check_kept``). A side file in place that holds
     exactly the bytes the checkpoint recorded is the run's own, renamed just before it was
     stopped (``stream._predict_locked``): it is taken back into the part file and replaced at the
     end. Any other one is refused unless ``overwrite``."""
-    side, side_part, fd = sides
     offset, expected = meta["side_file"]["bytes"], meta["side_file"]["sha256"]
-    if side.is_file() and side.stat().st_size == offset and sha256_file(side) == expected:
+    path, fd = side.path, side.fd
+    if path.is_file() and path.stat().st_size == offset and sha256_file(path) == expected:
         if os.fstat(fd).st_size < offset:
-            with open(side, "rb") as finished, open(fd, "r+b", closefd=False) as into:
+            with open(path, "rb") as finished, open(fd, "r+b", closefd=False) as into:
                 into.truncate(0)
                 into.write(finished.read())
                 into.flush()
                 os.fsync(into.fileno())
     elif not overwrite:
-        refuse_existing(side, "--output")
-    return offset, kept_digest(fd, side_part, offset, expected)
+        refuse_existing(path, "--output")
+    return offset, kept_digest(fd, side.part, offset, expected)
 
 
 def kept_digest(fd: int, part: Path, offset: int, expected: str):

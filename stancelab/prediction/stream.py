@@ -49,6 +49,7 @@ from stancelab.models.base import StanceModel
 from stancelab.prediction.checkpoint import (
     COUNTS,
     DOCUMENT_COUNTS,
+    SideFile,
     check_kept,
     check_side_kept,
     seal,
@@ -113,10 +114,10 @@ def predict_file(
             try:
                 held.enter_context(output_lock(output_path))
                 fd = _locked_part(held, part, busy, made)
-                sides = None
+                side_file = None
                 if side is not None:
                     held.enter_context(output_lock(side))  # it may be another run's output
-                    sides = (side, side_part, _locked_part(held, side_part, busy, made))
+                    side_file = SideFile(side, side_part, _locked_part(held, side_part, busy, made))
                 return _predict_locked(
                     model,
                     input_path,
@@ -125,7 +126,7 @@ def predict_file(
                     meta_path,
                     records,
                     fd,
-                    sides,
+                    side_file,
                     documents=documents,
                     resume=resume,
                     overwrite=overwrite,
@@ -163,7 +164,7 @@ def _predict_locked(
     meta_path: Path,
     records: Iterator[Record],
     fd: int,
-    sides: tuple[Path, Path, int] | None,
+    side: SideFile | None,
     *,
     documents: bool,
     resume: bool,
@@ -172,8 +173,8 @@ def _predict_locked(
     progress: bool,
     total: int | None,
 ) -> Summary:
-    """``sides``: with ``documents``, the side file of dropped lines, its part file and that
-    part file's locked descriptor. ``total``: with ``documents``, the number of records."""
+    """With ``documents``: ``side``, the side file of dropped lines, and ``total``, the
+    number of records."""
     stat = input_path.stat()
     identity = {
         "input": str(input_path.resolve()),
@@ -187,22 +188,22 @@ def _predict_locked(
     }
     skip, offset, written = 0, 0, hashlib.sha256()
     side_offset, side_written = 0, hashlib.sha256()
-    summary = Summary(output=str(output_path), dropped_output=str(sides[0]) if sides else "")
+    summary = Summary(output=str(output_path), dropped_output=str(side.path) if side else "")
     if resume and output_path.exists() and not overwrite:
         raise InputError(f"{output_path}: already complete; nothing to resume")
     if not overwrite:
         refuse_existing(output_path, "--output")
     interrupted = meta_path.exists() or any(
-        os.fstat(f).st_size > 0 for f in (fd, *(sides[2:] if sides else ()))
+        os.fstat(f).st_size > 0 for f in (fd, *((side.fd,) if side else ()))
     )
     stray = not meta_path.exists() and os.fstat(fd).st_size == 0
-    if sides is not None and stray and os.fstat(sides[2]).st_size > 0:
+    if side is not None and stray and os.fstat(side.fd).st_size > 0:
         # no checkpoint and no rows of this run, but rows in the side file's part file: most
         # likely another run's, of --output OUT.dropped.jsonl: that file is in the way
         if not overwrite:
             raise InputError(
-                f"{sides[1]}: partial output exists without this run's checkpoint "
-                f"{meta_path.name} (an interrupted run of --output {sides[0].name}?); "
+                f"{side.part}: partial output exists without this run's checkpoint "
+                f"{meta_path.name} (an interrupted run of --output {side.path.name}?); "
                 "finish or remove it, choose another --output, or pass --overwrite to "
                 "replace it"
             )
@@ -220,21 +221,21 @@ def _predict_locked(
                 "--overwrite to start over"
             )
         skip, offset, written = check_kept(fd, part, meta, summary, documents)
-        if sides is not None:
-            side_offset, side_written = check_side_kept(sides, meta, overwrite)
+        if side is not None:
+            side_offset, side_written = check_side_kept(side, meta, overwrite)
     elif interrupted and not overwrite:
         raise InputError(
             f"{part}: an interrupted run's partial output exists; pass --resume to continue it "
             "or --overwrite to start over"
         )
-    elif sides is not None and not overwrite:
-        refuse_existing(sides[0], "--output")
+    elif side is not None and not overwrite:
+        refuse_existing(side.path, "--output")
     summary.resumed_from = skip
     started = time.perf_counter()
     bar = _progress(total if documents else count_records(input_path), skip, progress)
     with contextlib.ExitStack() as opened:
         out = opened.enter_context(_reopened(fd, offset))
-        side_out = opened.enter_context(_reopened(sides[2], side_offset)) if sides else None
+        side_out = opened.enter_context(_reopened(side.fd, side_offset)) if side else None
         done = 0
         chunk: list[Record] = []
         checkpoint = (meta_path, identity, written, side_written)
@@ -249,16 +250,16 @@ def _predict_locked(
         if chunk:
             _flush(model, chunk, documents, (out, side_out), summary, checkpoint, done, bar)
     bar.close()
-    for target in (output_path, *(sides[:1] if sides else ())):
+    for target in (output_path, *((side.path,) if side else ())):
         refuse_input_as_output(target, [input_path])  # never replace an input, even now
         refuse_model_as_output(model, target)
-    if sides is not None:
+    if side is not None:
         # The side file first: an OUT on disk always has its own beside it. An OUT being
         # replaced goes first of all, so that it is never seen beside the new side file; a
         # run stopped between these renames is finished by --resume (``check_side_kept``).
         if overwrite:
             output_path.unlink(missing_ok=True)
-        os.replace(sides[1], sides[0])
+        os.replace(side.part, side.path)
     elif overwrite:
         summary.side_removed = _remove_side_file_of(output_path, input_path)
     os.replace(part, output_path)  # still locked: the lock moves with the file
