@@ -132,6 +132,65 @@ def test_benchmark_entry_point_writes_its_outputs(tmp_path):
     assert section in (tmp_path / "active_learning.md").read_text()
 
 
+# --- augmentation copies of gold sentences: left out of training, and said so ---------------
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIES_NOTE = (
+    "3 augmentation sentence(s) copy a corpus sentence (the same words, or at least 80% of "
+    "them) and were left out of {}."
+)
+
+
+def config_with_gold_copies(tmp_path: Path) -> Path:
+    """The baseline config with 3 gold sentences added to (part of) its augmentation set as
+    authored ones (as a gold file that holds augmentation sentences has them)."""
+    import shutil
+
+    import yaml
+
+    augment = tmp_path / "augment"
+    augment.mkdir()
+    shutil.copy(ROOT / "labels" / "augment" / "asia_pacific.jsonl", augment)  # enough here
+    gold = (ROOT / "labels" / "gold.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    (augment / "copies.jsonl").write_text(
+        "".join(
+            json.dumps({**json.loads(row), "id": f"copy{i}", "source": "authored", "dyad": "A–B"})
+            + "\n"
+            for i, row in enumerate(gold)
+        ),
+        encoding="utf-8",
+    )
+    config = yaml.safe_load((ROOT / "configs" / "baseline.yaml").read_text(encoding="utf-8"))
+    config["data"].update(gold=str(ROOT / "labels" / "gold.jsonl"), augment_dir=str(augment))
+    config["params"]["inner_folds"] = 3
+    path = tmp_path / "copies.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_the_simulation_notes_augmentation_copies_of_gold_it_leaves_out(tmp_path, capsys):
+    from training.active_learning import main
+
+    out = tmp_path / "report"
+    args = ["--out", str(out), "--config", str(config_with_gold_copies(tmp_path)), "--seeds", "1"]
+    args += ["--folds", "2", "--warm-start", "60", "--batch", "10", "--budget", "10"]
+    assert main([*args, "--workers", "1", "--n-boot", "100"]) == 0
+    note = COPIES_NOTE.format("the warm starts")
+    assert json.loads((out / "active_learning.json").read_text())["notes"] == [note]
+    assert f"note: {note}" in capsys.readouterr().out.splitlines()
+
+
+def test_review_cross_validation_notes_augmentation_copies_of_gold_it_leaves_out(tmp_path):
+    from stancelab.active.assist import load_sources
+    from stancelab.data.labelled import load_labelled
+
+    gold = load_labelled(ROOT / "labels" / "gold.jsonl", default_source="corpus")
+    config = config_with_gold_copies(tmp_path)
+    sources, notes = load_sources(gold, config_path=config, folds=2, log=lambda _: None)
+    assert notes == [COPIES_NOTE.format("every training fold")]  # label review prints them
+    assert sources[0].proba.shape == (len(gold), len(LABELS))
+
+
 # --- Label Studio: suggest and review ----------------------------------------------------------
 
 

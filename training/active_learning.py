@@ -122,6 +122,8 @@ def run(setup, out: Path, command: str, *, staging: Path) -> None:
     # A pipeline's report in the folder shows this run's section, not the replaced run's.
     refreshed = refresh_report(staging)
     print(simulation_verdict(result).replace("**", ""))
+    for note in result["notes"]:
+        print(f"note: {note}")
     print(
         f"{result['seconds']:.0f} s wall, {result['cpu_seconds']:.0f} s CPU "
         f"({setup.workers} worker(s)) -> {out / paths['markdown'].name}, "

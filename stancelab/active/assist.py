@@ -282,4 +282,5 @@ def load_sources(
     from stancelab.config import load_config
 
     config = load_config(config_path)
-    return [cross_validate(config, gold, folds=folds, seed=seed, log=log)], []
+    notes: list[str] = []  # augmentation sentences left out of training, as a training run's
+    return [cross_validate(config, gold, folds=folds, seed=seed, log=log, notes=notes)], notes

@@ -100,16 +100,24 @@ def find_suspects(y: np.ndarray, sources: list[Source]) -> list[Suspect]:
     return suspects
 
 
-def cross_validate(config, gold: LabelledSet, folds: int = 5, seed: int = 0, log=print) -> Source:
+def cross_validate(
+    config,
+    gold: LabelledSet,
+    folds: int = 5,
+    seed: int = 0,
+    log=print,
+    notes: list[str] | None = None,
+) -> Source:
     """Out-of-fold probabilities of a configured model on the gold set (k-fold, stratified).
 
     Training folds get the augmentation set when the config asks for it (minus sentences
-    repeating a gold sentence); test folds are gold sentences only.
+    repeating a gold sentence, counted in a note in ``notes``); test folds are gold
+    sentences only.
     """
     from stancelab.evaluation.crossval import out_of_fold
 
     aug = load_augmentation(config.data.augment_dir) if config.data.augment else None
-    proba, pred = out_of_fold(config, gold, aug, folds, seed, log)
+    proba, pred = out_of_fold(config, gold, aug, folds, seed, log, notes)
     return Source(config.name, proba, pred)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from stancelab.config import load_config
 from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
 from stancelab.errors import InputError
+from stancelab.evaluation.augmentation import unseen_noted
 from stancelab.labels import LABELS
 
 RESULT_FILE = "active_learning.json"
@@ -40,13 +41,14 @@ class Setup:
         return list(range(0, self.budget + 1, self.batch))
 
 
-def _warm_start(aug: LabelledSet, corpus: LabelledSet, size: int, seed: int) -> LabelledSet:
-    from stancelab.evaluation.augmentation import unseen
-
-    keep = unseen(aug, corpus)
-    if size > len(keep):
-        raise InputError(f"--warm-start {size} exceeds the {len(keep)} usable authored sentences")
-    warm = aug.subset(np.random.default_rng(seed).permutation(keep)[:size])
+def _warm_start(authored: LabelledSet, size: int, seed: int) -> LabelledSet:
+    """``size`` sentences of ``authored`` (the augmentation set without copies of corpus
+    sentences, ``simulate``) drawn by ``seed``."""
+    if size > len(authored):
+        raise InputError(
+            f"--warm-start {size} exceeds the {len(authored)} usable authored sentences"
+        )
+    warm = authored.subset(np.random.default_rng(seed).permutation(len(authored))[:size])
     scarce = [LABELS[j] for j in np.flatnonzero(warm.y.sum(axis=0) < 2)]
     if scarce:
         raise InputError(
@@ -177,9 +179,12 @@ def simulate(setup: Setup, log=print) -> dict:
         raise InputError(f"{setup.config}: the simulation fits the baseline, not {config.model}")
     gold = load_labelled(config.data.gold, default_source="corpus")
     aug = load_augmentation(config.data.augment_dir)
+    # as in a training run: a copy of a gold sentence would leak a test sentence into training
+    notes: list[str] = []
+    authored = aug.subset(unseen_noted(aug, gold, notes, "the warm starts"))
     jobs = []
     for seed in range(setup.seeds):
-        warm = _warm_start(aug, gold, setup.warm_start, seed)
+        warm = _warm_start(authored, setup.warm_start, seed)
         for fold, (pool, test) in enumerate(multilabel_kfold(gold.y, setup.folds, seed=seed)):
             if len(pool) < setup.budget:
                 raise InputError(f"--budget {setup.budget} exceeds a pool of {len(pool)}")
@@ -212,6 +217,7 @@ def simulate(setup: Setup, log=print) -> dict:
             "pool_per_fold": int(round(len(gold) * (setup.folds - 1) / setup.folds)),
             "augmentation_sentences": len(aug),
         },
+        notes=notes,
         seconds=round(time.perf_counter() - started, 1),
         cpu_seconds=round(float(sum(out["cpu"] for out in results)), 1),
         workers=setup.workers,

@@ -31,7 +31,7 @@ from stancelab.evaluation.augmentation import (
     augmentation_set,
     different_sets,
     dyads_problem,
-    unseen,
+    unseen_noted,
 )
 from stancelab.evaluation.erroranalysis import select_cases
 from stancelab.evaluation.progress import FitProgress
@@ -69,14 +69,17 @@ def out_of_fold(
     folds: int,
     seed: int,
     log: Callable[[str], object] = print,
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold (proba, pred) of a config on ``gold`` (stratified k-fold).
 
     ``aug``, when given, joins every training fold minus the sentences copying a gold
-    sentence; test folds are gold sentences only.
+    sentence, as in a training run (``unseen_noted``: a note in ``notes`` says how many);
+    test folds are gold sentences only.
     """
     if aug is not None:
-        aug = aug.subset(unseen(aug, gold))
+        notes = [] if notes is None else notes
+        aug = aug.subset(unseen_noted(aug, gold, notes, "every training fold"))
     proba = np.zeros(gold.y.shape)
     pred = np.zeros(gold.y.shape, dtype=int)
     with single_threaded_blas():
