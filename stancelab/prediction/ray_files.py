@@ -8,7 +8,6 @@ its files only."""
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records
 from stancelab.errors import InputError
+from stancelab.files import dumps_jsonl_row
 from stancelab.prediction.api import FLAGS
 from stancelab.prediction.rows import document_id, txt_document_id
 
@@ -195,8 +195,7 @@ def split_side_rows(table):
 
 def write_jsonl_rows(rows, file) -> None:
     """Rows as JSON lines, as the local engine writes them, to an open binary ``file``."""
-    lines = (json.dumps(row, ensure_ascii=False) for row in rows)
-    file.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    file.write("".join(map(dumps_jsonl_row, rows)).encode("utf-8"))
 
 
 def local_row(row: dict) -> dict:

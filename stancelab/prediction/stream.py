@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from stancelab.corpus.readers import Record, read_records
 from stancelab.errors import InputError
 from stancelab.files import (
     check_output_path,
+    dumps_jsonl_row,
     exclusive_lock,
     followed,
     output_lock,
@@ -320,7 +320,7 @@ def _reopened(fd: int, offset: int):
 
 
 def _write_rows(out, written, rows: list[dict]) -> None:
-    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    data = "".join(map(dumps_jsonl_row, rows)).encode("utf-8")
     out.write(data)
     out.flush()
     os.fsync(out.fileno())
