@@ -84,20 +84,23 @@ def fit_flops(config, data, ids_of: dict[str, list[int]], cfg) -> dict:
     }
 
 
-def step_rate(backbone, cfg, k: int, batch: int, width: int, repeat: int = 8) -> float:
-    """Best measured GFLOP/s of real fp32 training steps of the default network."""
+def step_rate(backbone, cfg, params, batch: int, width: int, repeat: int = 8) -> float:
+    """Best measured GFLOP/s of real fp32 training steps of the default network, frozen and
+    optimised as ``finetune.train_finetune`` does it."""
     import torch
     import torch.nn.functional as F
 
+    from stancelab.labels import LABELS
+    from stancelab.models.transformer.finetune import freeze, parameter_groups
     from stancelab.models.transformer.network import EncoderClassifier
 
-    net = EncoderClassifier(backbone, 4)
-    net.requires_grad_(False)
-    for module in [*backbone.encoder.layer[k:], net.head]:
-        module.requires_grad_(True)
-    optimizer = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], foreach=True)
-    states, mask = torch.randn(batch, width, cfg.hidden_size), torch.ones(batch, width)
-    target = torch.zeros(batch, 4)
+    k = params.cache_layers
+    net = EncoderClassifier(backbone, len(LABELS))
+    freeze(net, params)
+    optimizer = torch.optim.AdamW(parameter_groups(net, params), foreach=True)
+    states = torch.randn(batch, width, cfg.hidden_size)
+    mask = torch.ones(batch, width, dtype=torch.long)  # as batches.pad_states makes it
+    target = torch.zeros(batch, len(LABELS))
     net.train()
     best = float("inf")
     for _ in range(repeat):
@@ -140,9 +143,7 @@ def main() -> None:
 
     rates = {"fp32_matmul_peak": gemm_rate(cfg)}
     shape = max(per_fit.values(), key=lambda f: f["rows"])["mean_step_shape"]
-    rates["fp32_training_step"] = step_rate(
-        backbone, cfg, p.cache_layers, shape[0], round(shape[1])
-    )
+    rates["fp32_training_step"] = step_rate(backbone, cfg, p, shape[0], round(shape[1]))
     if training_precision("auto", torch.device("cpu")) == "bf16":
         with torch.autocast("cpu", dtype=torch.bfloat16):
             rates["bf16_matmul_peak"] = gemm_rate(cfg)
