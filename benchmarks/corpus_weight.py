@@ -12,7 +12,7 @@ the paired bootstrap (repeated − as is) go to ``benchmarks/results/corpus_weig
 ``--seed-offset K`` fits both variants with the config's seed + K (the folds stay the
 harness's): the same comparison again, with other initialisations and batch orders.
 ``--pool A.json B.json ... --out C.json`` summarises such runs together (figures averaged
-over the seeds, the bootstrap over sentences); it reads the config, repeat, schemes and seeds
+over the seeds, the bootstrap over sentences and seeds); it reads the config, repeat, schemes and seeds
 from the files, and refuses ``--config``, ``--repeat``, ``--schemes`` and ``--seed-offset``.
 """
 
@@ -45,7 +45,8 @@ RUN_DEFAULTS = {
 def summarize(runs: list[list[dict]]) -> dict:
     """Pooled macro-F1 per scheme and variant, and the paired bootstrap (repeated − as is),
     over one or more runs of the same folds with other seeds: each figure is the mean over
-    the seeds, and the bootstrap resamples sentences, the same ones for every seed."""
+    the seeds; the bootstrap resamples sentences and seeds, each seed of one variant drawn
+    with the same seed of the other (``paired_bootstrap``)."""
     summary = {}
     for scheme in dict.fromkeys(f["scheme"] for f in runs[0]):
         per_seed = [[f for f in fits if f["scheme"] == scheme] for fits in runs]

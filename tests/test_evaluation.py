@@ -206,6 +206,11 @@ def test_metrics_json_and_report_are_complete(evaluated, fixture_dir):
     assert 0 < comparison["macro_f1"]["p_value"] <= 1
     assert set(metrics["augmentation_effect"]["kfold"]) == {"base_a", "base_b"}
     assert metrics["seed_variance"]["base_a"]["repeats"] == 2
+    # the k-fold CV's two repeats are resampled with its sentences; one article each is not
+    assert a["resampled"] == comparison["macro_f1"]["resampled"] == "sentences and repeats"
+    logo = metrics["results"]["logo"]["base_a"]["corpus+augment"]
+    assert logo["resampled"] == metrics["comparisons"]["logo"][0]["macro_f1"]["resampled"]
+    assert logo["resampled"] == "sentences"
     assert [p["variant"] for p in metrics["learning_curve"]["base_a"]] == [
         "corpus",
         "corpus + 50% augment",
@@ -220,6 +225,9 @@ def test_metrics_json_and_report_are_complete(evaluated, fixture_dir):
         absent = [n for n in LABELS if not any(n in labels for labels in held)]
         assert figures["labels_without_examples"] == absent, doc
     report = outputs.report.read_text()
+    assert "bootstrap over sentences and, for the 2 repeats of the k-fold CV, over repeats" in (
+        " ".join(report.split())
+    )
     assert "| article | sentences | base_a | base_b | no example of |" in report
     for heading in (
         "## Verdict",

@@ -13,6 +13,7 @@ from stancelab.evaluation.metrics import (
     holm,
     mcnemar,
     paired_bootstrap,
+    repeat_picks,
     repeat_spread,
     resample_weights,
     summarize,
@@ -145,6 +146,63 @@ def test_paired_bootstrap_identical_and_clearly_different_models():
     )
     assert back["difference"] == pytest.approx(-diff["difference"])
     assert back["ci"] == pytest.approx([-diff["ci"][1], -diff["ci"][0]])
+
+
+def _noisy(y: np.ndarray, right: float, seed: int) -> np.ndarray:
+    """Predictions of ``y`` that get each cell right with probability ``right``."""
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(y.shape) < right, y, 1 - y)
+
+
+def test_intervals_over_repeats_include_how_far_another_repeat_would_move_the_figure():
+    # Two repeats of one model on 600 sentences, one far better than the other (a lucky and
+    # an unlucky seed). Over sentences alone the mean of the two is known to about ±0.03;
+    # a third seed could land near either, so the interval must reach towards both.
+    rng = np.random.default_rng(3)
+    y = (rng.random((600, 4)) < 0.3).astype(int)
+    lucky, unlucky = _noisy(y, 0.95, 1), _noisy(y, 0.65, 2)
+    pred = np.stack([lucky, unlucky])
+    s = summarize(y, pred * 1.0, pred, n_boot=1000, seed=0)
+    per_repeat = s["per_repeat"]["macro_f1"]
+    assert per_repeat[0] - per_repeat[1] > 0.3
+    lo, hi = s["overall"]["macro_f1"]["ci"]
+    assert lo < per_repeat[1] + 0.05 and hi > per_repeat[0] - 0.05
+    assert s["resampled"] == "sentences and repeats"
+    # A repeat given twice adds no spread: the interval is that of the one repeat over
+    # sentences, and one repeat's summary is as before (sentences only).
+    one = summarize(y, lucky[None] * 1.0, lucky[None], n_boot=1000, seed=0)
+    twice = summarize(y, np.stack([lucky, lucky]) * 1.0, np.stack([lucky, lucky]), n_boot=1000)
+    assert one["resampled"] == "sentences"
+    assert twice["overall"]["macro_f1"]["ci"] == pytest.approx(one["overall"]["macro_f1"]["ci"])
+    assert twice["per_label"]["denial"]["f1"]["ci"] == pytest.approx(
+        one["per_label"]["denial"]["f1"]["ci"]
+    )
+
+
+def test_paired_bootstrap_draws_both_models_repeats_alike():
+    rng = np.random.default_rng(4)
+    y = (rng.random((500, 4)) < 0.3).astype(int)
+    strong, weak = _noisy(y, 0.95, 1), _noisy(y, 0.7, 2)
+    # a equals b on every repeat, though the repeats differ a lot: the difference is 0 in
+    # every resample only if repeat r of a is always drawn with repeat r of b
+    b = np.stack([strong, weak])
+    same = paired_bootstrap(y, (b * 1.0, b), (b * 1.0, b), n_boot=400)
+    assert same["ci"] == [0.0, 0.0] and same["resampled"] == "sentences and repeats"
+    # a leads by a lot on one repeat and trails on the other: the mean lead is small and
+    # positive, and another repeat could go either way, so the interval holds 0
+    a = np.stack([strong, _noisy(y, 0.6, 3)])
+    c = np.stack([weak, weak])
+    diff = paired_bootstrap(y, (a * 1.0, a), (c * 1.0, c), n_boot=1000)
+    first = paired_bootstrap(y, (a[:1] * 1.0, a[:1]), (c[:1] * 1.0, c[:1]), n_boot=1000)
+    assert first["ci"][0] > 0.1  # on the lucky repeat alone the lead is clear
+    assert diff["difference"] > 0 and diff["ci"][0] < 0 < diff["ci"][1]
+
+
+def test_repeat_picks_are_seeded_draws_with_replacement():
+    picks = repeat_picks(3, 500, seed=1)
+    assert picks.shape == (500, 3) and set(np.unique(picks)) == {0, 1, 2}
+    assert np.array_equal(picks, repeat_picks(3, 500, seed=1))
+    assert (np.ptp(picks, axis=1) == 0).any()  # some resamples draw one repeat three times
 
 
 def test_repeat_spread():

@@ -108,13 +108,13 @@ def _run_fold(
 
 def summarize_curves(pred: np.ndarray, y: np.ndarray, setup: Setup) -> dict:
     """Curves, paired differences and their intervals from ``pred`` (seeds, K, budgets, n, L)."""
-    from stancelab.evaluation.metrics import macro_f1, resample_weights
+    from stancelab.evaluation.metrics import macro_f1, repeat_picks, resample_weights
 
     n_seeds = pred.shape[0]
     point = macro_f1(y, pred)  # (seeds, K, budgets)
     w = resample_weights(len(y), setup.n_boot, seed=0)
     boot = macro_f1(y, pred, w)  # (R, seeds, K, budgets)
-    pick = np.random.default_rng(1).integers(0, n_seeds, size=(setup.n_boot, n_seeds))
+    pick = repeat_picks(n_seeds, setup.n_boot, seed=1)
     boot = np.take_along_axis(boot, pick[:, :, None, None], axis=1).mean(axis=1)  # (R, K, B)
     budgets = setup.budgets()
     curves = {}

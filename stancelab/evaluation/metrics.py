@@ -9,11 +9,16 @@ mean of the per-repeat figures.
 
 * ``summarize``: per label precision, recall, F1, support and PR-AUC (average precision);
   overall macro-F1, micro-F1, exact-set accuracy, accuracy on sentences with no label and
-  expected calibration error; each with a seeded 95% percentile bootstrap interval over
-  sentences (the same resampled sentences are used for every repeat).
+  expected calibration error; each with a seeded 95% percentile bootstrap interval. With one
+  repeat it resamples sentences. With several, each resample also draws R repeats with
+  replacement (``repeat_picks``) and averages the figures of those on its sentences: a
+  figure over repeats estimates the mean over seeds and splits, so how much another repeat
+  would move it belongs in its interval (a two-level bootstrap, as the active-learning
+  benchmark's over seeds and sentences).
 * ``paired_bootstrap``: the difference of one figure between two models scored on the same
   sentences, with its interval and a two-sided p-value (the bootstrap distribution of the
-  difference, shifted to zero, against the observed difference).
+  difference, shifted to zero, against the observed difference). Repeats are drawn the same
+  for both models, as repeat r of each shares its folds.
 * ``mcnemar``: the exact McNemar test per label (binomial test on the discordant pairs).
 * ``repeat_spread``: mean, standard deviation and range of a figure across repeats.
 
@@ -39,6 +44,14 @@ def resample_weights(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     draws = rng.integers(0, n, size=(n_boot, n))
     flat = (draws + n * np.arange(n_boot)[:, None]).ravel()
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def repeat_picks(repeats: int, n_boot: int, seed: int = 1) -> np.ndarray:
+    """(n_boot, repeats) indices: the repeats each bootstrap resample draws, with replacement.
+
+    Seeded apart from the sentences' draws (``resample_weights`` with the protocol's seed),
+    so one repeat's intervals are those of a bootstrap over sentences alone."""
+    return np.random.default_rng(seed).integers(0, repeats, size=(n_boot, repeats))
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:
@@ -116,12 +129,18 @@ def _ece(y: np.ndarray, proba: np.ndarray, w: np.ndarray, n_bins: int = ECE_BINS
 
 
 def figures(
-    y: np.ndarray, proba: np.ndarray, pred: np.ndarray, w: np.ndarray
+    y: np.ndarray,
+    proba: np.ndarray,
+    pred: np.ndarray,
+    w: np.ndarray,
+    picks: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every figure for every weight row, averaged over repeats.
 
     Returns overall figures of shape (W,) and per-label figures of shape (W, L); ``support``
-    is the weighted count of positives.
+    is the weighted count of positives. ``picks`` (W, R), if given, are the repeats each
+    weight row averages (``repeat_picks``; a repeat drawn twice counts twice), else every
+    repeat once.
     """
     y = np.asarray(y, dtype=float)
     proba = np.asarray(proba, dtype=float).reshape(-1, *y.shape)
@@ -149,7 +168,11 @@ def figures(
                 "ece": _ece(y, p, w),
             }
         )
-    out = {key: np.mean([r[key] for r in runs], axis=0) for key in runs[0]}
+    if picks is None:
+        out = {key: np.mean([r[key] for r in runs], axis=0) for key in runs[0]}
+    else:  # row b averages the figures of repeats picks[b] on its own weights w[b]
+        rows = np.arange(len(w))[:, None]
+        out = {key: np.stack([r[key] for r in runs])[picks, rows].mean(axis=1) for key in runs[0]}
     out["support"] = w @ y
     return out
 
@@ -182,7 +205,9 @@ def summarize(
     proba = np.asarray(proba, dtype=float).reshape(-1, *y.shape)
     pred = np.asarray(pred).reshape(-1, *y.shape)
     point = figures(y, proba, pred, np.ones((1, len(y))))
-    boot = figures(y, proba, pred, resample_weights(len(y), n_boot, seed))
+    boot = figures(
+        y, proba, pred, resample_weights(len(y), n_boot, seed), _picks(proba, n_boot, seed)
+    )
     overall = {k: {"value": _value(point[k][0]), "ci": _interval(boot[k])} for k in OVERALL}
     per_label = {}
     for j, name in enumerate(LABELS):
@@ -203,6 +228,7 @@ def summarize(
         "repeats": int(len(proba)),
         "n_boot": n_boot,
         "seed": seed,
+        "resampled": _resampled(len(proba)),
         "overall": overall,
         "per_label": per_label,
         "per_repeat": per_repeat,
@@ -222,6 +248,15 @@ def summarize(
     return out
 
 
+def _picks(proba: np.ndarray, n_boot: int, seed: int) -> np.ndarray | None:
+    """The repeats each resample draws; None with one repeat (nothing to draw)."""
+    return repeat_picks(len(proba), n_boot, seed + 1) if len(proba) > 1 else None
+
+
+def _resampled(repeats: int) -> str:
+    return "sentences and repeats" if repeats > 1 else "sentences"
+
+
 def paired_bootstrap(
     y: np.ndarray,
     a: tuple[np.ndarray, np.ndarray],
@@ -233,15 +268,21 @@ def paired_bootstrap(
 ) -> dict:
     """Difference a − b of an overall figure on the same sentences, its 95% interval and p-value.
 
-    ``a`` and ``b`` are (proba, pred) pairs. The p-value is two-sided: the share of resampled
-    differences at least as far from the observed difference as the observed difference is
-    from zero (the bootstrap distribution shifted to the null), with the usual +1 correction.
+    ``a`` and ``b`` are (proba, pred) pairs, each (R, n, L) or (n, L). The p-value is
+    two-sided: the share of resampled differences at least as far from the observed
+    difference as the observed difference is from zero (the bootstrap distribution shifted to
+    the null), with the usual +1 correction. Both models' repeats are drawn alike (repeat r of
+    each was fitted on the same folds); models with different numbers of repeats are drawn
+    apart.
     """
     y = np.asarray(y)
+    a, b = (tuple(np.asarray(x).reshape(-1, *y.shape) for x in pair) for pair in (a, b))
     w = resample_weights(len(y), n_boot, seed)
+    picks_a = _picks(a[0], n_boot, seed)
+    picks_b = picks_a if len(b[0]) == len(a[0]) else _picks(b[0], n_boot, seed + 1)
     ones = np.ones((1, len(y)))
     observed = float(figures(y, *a, ones)[metric][0] - figures(y, *b, ones)[metric][0])
-    diffs = figures(y, *a, w)[metric] - figures(y, *b, w)[metric]
+    diffs = figures(y, *a, w, picks_a)[metric] - figures(y, *b, w, picks_b)[metric]
     diffs = diffs[~np.isnan(diffs)]
     extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed) - 1e-12))
     return {
@@ -250,6 +291,7 @@ def paired_bootstrap(
         "ci": _interval(diffs),
         "p_value": float((1 + extreme) / (1 + len(diffs))),
         "n_boot": n_boot,
+        "resampled": _resampled(max(len(a[0]), len(b[0]))),
     }
 
 

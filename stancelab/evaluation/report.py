@@ -119,7 +119,14 @@ def render(metrics: dict, result: EvaluationResult) -> str:
         )
         + ".",
         f"Protocol `{p['name']}`; intervals are 95% percentile bootstrap over sentences "
-        f"({p['n_boot']} resamples, seed {p['seed']}).",
+        + (
+            f"and, for the {p['repeats']} repeats of the k-fold CV, over repeats too (each "
+            "resample also draws them with replacement, so an interval holds how much other "
+            "seeds and splits would move the figure) "
+            if p.get("repeats", 1) > 1
+            else ""
+        )
+        + f"({p['n_boot']} resamples, seed {p['seed']}).",
         "",
     ]
     if metrics.get("folds_sha256"):
