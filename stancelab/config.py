@@ -265,10 +265,22 @@ def _unique_keys_loader():
     import yaml
 
     class UniqueKeys(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.as_written: dict = {}  # mapping node -> its pairs before a merge rewrote them
+
+        def flatten_mapping(self, node):
+            # A merge (`<<:`) rewrites the pairs of the mapping, and of every anchored
+            # mapping merged into it, in place: the merged keys join its own. An anchored
+            # mapping merged elsewhere before it is constructed itself (`s: *q` after
+            # `<<: &q {<<: *p, C: 2}`) would then seem to give `C` twice.
+            self.as_written.setdefault(node, list(node.value))
+            super().flatten_mapping(node)
+
         def construct_mapping(self, node, deep=False):
             if isinstance(node, yaml.MappingNode):
                 seen: set = set()
-                for key_node, _ in node.value:
+                for key_node, _ in self.as_written.get(node, node.value):
                     if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:`, which keys override
                         continue
                     key = self.construct_object(key_node, deep=True)

@@ -191,3 +191,29 @@ def test_an_evaluation_refuses_an_output_folder_before_it_runs(tmp_path, tiny_go
 def test_a_run_name_may_nest_folders_and_use_any_letters(tmp_path, tiny_gold, name):
     config = load_config(write_config(tmp_path, tiny_gold), {"name": name})
     assert config.name == name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an anchored mapping with a merge of its own, merged into another before it is
+        # read itself: the merge rewrites its pairs in place, which once looked like C twice
+        "r:\n  <<: &q\n    <<: &p\n      C: 1\n    C: 2\n  C: 3\ns: *q\nt: *p\n",
+        "base: &b\n  params: &p\n    C: 1\nother:\n  <<: *b\n  params:\n    <<: *p\n    C: 2\n",
+    ],
+)
+def test_overrides_through_yaml_merges_read_as_plain_yaml_does(text):
+    import yaml
+
+    from stancelab.config import load_yaml
+
+    assert load_yaml(text) == yaml.safe_load(text)
+
+
+def test_a_key_twice_in_a_mapping_merged_elsewhere_first_is_still_refused():
+    import yaml
+
+    from stancelab.config import load_yaml
+
+    with pytest.raises(yaml.YAMLError, match="the key 'C' is given twice"):
+        load_yaml("r:\n  <<: &q\n    C: 1\n    C: 2\ns: *q\n")
