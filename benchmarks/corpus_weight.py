@@ -12,8 +12,9 @@ the paired bootstrap (repeated − as is) go to ``benchmarks/results/corpus_weig
 ``--seed-offset K`` fits both variants with the config's seed + K (the folds stay the
 harness's): the same comparison again, with other initialisations and batch orders.
 ``--pool A.json B.json ... --out C.json`` summarises such runs together (figures averaged
-over the seeds, the bootstrap over sentences and seeds); it reads the config, repeat, schemes and seeds
-from the files, and refuses ``--config``, ``--repeat``, ``--schemes`` and ``--seed-offset``.
+over the seeds, the bootstrap over sentences and seeds); it reads the config, repeat,
+schemes and seeds from the files, and refuses ``--config``, ``--repeat``, ``--schemes`` and
+``--seed-offset``.
 """
 
 from __future__ import annotations
