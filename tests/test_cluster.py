@@ -77,9 +77,13 @@ def sentences(n: int) -> list[str]:
 
 def jsonl_input(path: Path, n: int) -> Path:
     """n good rows, with four bad ones among them (empty, broken JSON, a number, a list), one
-    longer than the model's 32 tokens (line 121) and one in Arabic (line 181)."""
-    lines = [json.dumps({"id": f"r{i}", "text": t}) for i, t in enumerate(sentences(n))]
-    lines[5] = json.dumps({"id": "empty", "text": "  "})
+    longer than the model's 32 tokens (line 121) and one in Arabic (line 181); every other
+    row has fields of its own (carried to its output row as "meta")."""
+    lines = [
+        json.dumps({"id": f"r{i}", "text": t, **({"day": i, "src": {"p": [i]}} if i % 2 else {})})
+        for i, t in enumerate(sentences(n))
+    ]
+    lines[5] = json.dumps({"id": "empty", "text": "  ", "day": 5})
     lines[50] = "{broken"
     lines[100] = json.dumps({"id": 7, "text": 7})
     lines[150] = "[1, 2]"
@@ -145,6 +149,17 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
         151: "expected a JSON object",
     }
     assert all(json.loads(line)["model_version"].startswith("transformer-") for line in got[:3])
+    metas = {r["line"]: r.get("meta") for r in map(json.loads, got)}
+    assert metas[2] == {"day": 1, "src": {"p": [1]}} and metas[1] is None
+    assert metas[6] == {"day": 5}  # an error row keeps its record's fields too
+
+    import pyarrow.parquet as pq
+
+    engine.predict_files(saved, source, tmp_path / "out.parquet", batch_size=32)
+    table = pq.read_table(tmp_path / "out.parquet")  # one schema: the fields as JSON text
+    lines, texts = table.column("line").to_pylist(), table.column("meta").to_pylist()
+    column = dict(zip(lines, texts, strict=True))
+    assert json.loads(column[2]) == metas[2] and column[1] is None
 
 
 @slow

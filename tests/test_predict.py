@@ -785,3 +785,82 @@ def test_a_side_files_name_held_by_another_runs_partial_output_is_named(run_dir,
         "out.dropped.jsonl.part",
         "out.dropped.jsonl.part.json",
     ]
+
+
+def test_other_input_fields_are_carried_to_each_row_as_meta(run_dir, tmp_path):
+    """An analyst's columns (date, source, an annotator's labels) come back with each row,
+    under "meta", so that no field meets a prediction's (labels, scores) and no join is
+    needed; a text's fields also reach each of its sentences, and an error row."""
+    from stancelab.annotation.tasks import read_predictions
+
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "date,id,text,labels,\n"  # a spreadsheet's blank trailing column
+        '2024-01-02,a,"We will strike back if they attack.",threat,\n'
+        "2024-01-03,b,,denial,\n"
+        '2024-01-04,,"They denied it, again.",,\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "csv.jsonl"
+    stream.predict_file(model, source, out, progress=False)
+    rows = read_rows(out)
+    assert [r.get("meta") for r in rows] == [
+        {"date": "2024-01-02", "labels": "threat"},
+        {"date": "2024-01-03", "labels": "denial"},
+        {"date": "2024-01-04", "labels": ""},
+    ]
+    assert set(rows[0]["labels"]) <= set(LABELS) and "error" in rows[1]
+    assert list(rows[0])[-1] == "meta"
+
+    source = tmp_path / "in.jsonl"
+    records = [
+        {"id": "x", "text": "We deny the claims.", "source": {"outlet": "Dawn", "page": 3}},
+        {"id": "y", "text": "Talks resume.", "tags": ["talks"], "score": None},
+        {"id": "z", "text": "No other field."},
+        {"id": "w", "text": "Bad field.", "note": "\ud800"},  # a lone surrogate, escaped
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "jsonl.jsonl"
+    summary = stream.predict_file(model, source, out, progress=False)
+    rows = read_rows(out)
+    assert rows[0]["meta"] == {"source": {"outlet": "Dawn", "page": 3}}
+    assert rows[1]["meta"] == {"tags": ["talks"], "score": None}
+    assert "meta" not in rows[2]  # no other field: no key
+    assert rows[3] == {
+        "line": 4,
+        "id": "w",
+        "error": "field 'note' is not valid Unicode (an unpaired surrogate or undecodable byte)",
+    }
+    assert summary.errors == 1
+    predictions, _ = read_predictions(out)  # label push reads such rows
+    assert sorted(predictions) == ["x", "y", "z"]
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text(json.dumps({"id": "d", "text": ARTICLE, "outlet": "Dawn"}) + "\n", "utf-8")
+    out = tmp_path / "docs-out.jsonl"
+    stream.predict_file(model, source, out, documents=True, progress=False)
+    rows = read_rows(out)
+    assert len(rows) == 4 and all(r["meta"] == {"outlet": "Dawn"} for r in rows)
+    dropped = read_rows(tmp_path / "docs-out.dropped.jsonl")
+    assert dropped and all("meta" not in r for r in dropped)
+
+
+def test_a_run_begun_before_other_fields_were_kept_is_not_continued_with_them(run_dir, tmp_path):
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"text": f"We will strike, says {i}.", "day": i}) + "\n" for i in range(40)
+        )
+    )
+    out = tmp_path / "o.jsonl"
+    meta = out.with_name(out.name + ".part.json")
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, chunk_size=8, progress=False)
+    checkpoint = json.loads(meta.read_text())
+    assert checkpoint["other_fields"] == "meta"
+    del checkpoint["other_fields"]  # as an earlier stancelab wrote it: its rows have no meta
+    meta.write_text(json.dumps(checkpoint))
+    with pytest.raises(InputError, match="an earlier stancelab, which dropped the input's other"):
+        stream.predict_file(model, source, out, resume=True, progress=False)

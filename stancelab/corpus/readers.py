@@ -15,12 +15,19 @@ from stancelab.files import iter_csv, not_text, read_text
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
 
+# The keys of an input record that predict reads; every other one is the record's ``meta``.
+READ_KEYS = ("id", "text")
+
+
 @dataclass
 class Record:
     line: int
     id: str | None
     text: str | None
     error: str | None = None
+    # The record's other fields (a CSV's other columns, a JSON line's other keys), which
+    # predict carries to the record's output rows; None when there are none.
+    meta: dict | None = None
 
 
 def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
@@ -28,7 +35,8 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
 
     ``.txt``: one record per non-blank line, or the whole file as one record with
     ``documents=True``; ``.jsonl``: ``text`` and optional ``id``; ``.csv``: a ``text`` column
-    and an optional ``id`` column.
+    and an optional ``id`` column. A JSON line's other keys and a CSV's other columns (those
+    with a name) are the record's ``meta``.
     """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -56,7 +64,8 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
     handle = _TextOnly(handle, name)
     if suffix == ".csv":
         for lineno, row, problem in iter_csv(name, handle):
-            yield check(Record(lineno, row.get("id") or None, row.get("text"), problem))
+            meta = _meta({k: v for k, v in row.items() if k.strip()})
+            yield check(Record(lineno, row.get("id") or None, row.get("text"), problem, meta))
         return
     for lineno, line in enumerate(_lines(handle), start=1):
         if suffix == ".txt":
@@ -73,16 +82,25 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
         if not isinstance(row, dict):
             yield Record(lineno, None, None, "expected a JSON object")
             continue
-        raw_id = row.get("id")
+        raw_id, meta = row.get("id"), _meta(row)
         if raw_id is None or isinstance(raw_id, str):
-            yield check(Record(lineno, raw_id, row.get("text")))
+            yield check(Record(lineno, raw_id, row.get("text"), meta=meta))
         elif isinstance(raw_id, int) and not isinstance(raw_id, bool):  # {"id": 7}: "7"
-            yield check(Record(lineno, str(raw_id), row.get("text")))
+            yield check(Record(lineno, str(raw_id), row.get("text"), meta=meta))
         elif isinstance(raw_id, float) and raw_id.is_integer():  # 7.0, as pandas writes ids
-            yield check(Record(lineno, str(int(raw_id)), row.get("text")))
+            yield check(Record(lineno, str(int(raw_id)), row.get("text"), meta=meta))
         else:  # str() would write true as "True" and an object as a Python repr
             kind = type(raw_id).__name__.replace("dict", "object").replace("list", "array")
-            yield Record(lineno, None, None, f"'id' must be a string or a whole number, not {kind}")
+            yield check(
+                Record(
+                    lineno, None, None, f"'id' must be a string or a whole number, not {kind}", meta
+                )
+            )
+
+
+def _meta(row: dict) -> dict | None:
+    """The fields of an input row other than those predict reads, or None."""
+    return {k: v for k, v in row.items() if k not in READ_KEYS} or None
 
 
 class _TextOnly:
@@ -125,7 +143,8 @@ def _lines(handle: TextIO) -> Iterator[str]:
 
 def check(record: Record) -> Record:
     """Set ``record.error`` (and drop the text) unless the text is a non-empty string and
-    the id, if any, can be written (valid Unicode; an id that is not is dropped)."""
+    the id, if any, can be written (valid Unicode; an id that is not is dropped). The other
+    fields are predict's to check (``meta_problem``): ingestion does not read them."""
     bad_id = None if record.id is None else unicode_problem(record.id)
     if not record.error:
         problem = text_problem(record.text)  # the same rules as predict() on a list
@@ -138,3 +157,15 @@ def check(record: Record) -> Record:
     if bad_id is not None:
         record.id = None  # it could not be written in the error row either
     return record
+
+
+def meta_problem(meta: dict) -> str | None:
+    """Why a record's other fields cannot be written as UTF-8 JSON (a lone surrogate, from an
+    undecodable byte of a CSV or a ``"\\ud800"`` escape of a JSON line), or None."""
+    for key, value in meta.items():
+        if unicode_problem(json.dumps({key: value}, ensure_ascii=False)) is not None:
+            name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            return (
+                f"field {name!r} is not valid Unicode (an unpaired surrogate or undecodable byte)"
+            )
+    return None

@@ -12,6 +12,7 @@ a cluster"; Ray is the optional extra ``pip install -e '.[ray]'``.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -35,6 +36,7 @@ from stancelab.prediction.ray_files import (
     DROPPED,
     files_datasource,
     input_files,
+    meta_column,
     refuse_foreign_folder,
     rows_sink,
 )
@@ -122,11 +124,18 @@ class Predictor:
         lines = columns.get("line", [None] * n)
         ids = columns.get("id", [None] * n)
         errors = columns.get("error", [None] * n)
+        metas = columns.get("_meta", [None] * n)  # JSON text, from files_datasource
         paths = columns.get("path")  # a folder's files, or a user's column
         groups: dict[Any, list[Record]] = {}
         for i, text in enumerate(columns["text"]):
-            raw_id = ids[i]
-            record = Record(lines[i], None if raw_id is None else str(raw_id), text, errors[i])
+            raw_id, meta = ids[i], metas[i]
+            record = Record(
+                lines[i],
+                None if raw_id is None else str(raw_id),
+                text,
+                errors[i],
+                json.loads(meta) if isinstance(meta, str) else None,
+            )
             groups.setdefault(paths[i] if paths is not None else None, []).append(check(record))
         rows = []
         for path, records in groups.items():
@@ -159,11 +168,13 @@ def rows_table(rows: list[dict], documents: bool, with_path: bool, dropped: bool
         *((flag, pa.bool_()) for flag in FLAGS),
         ("model_version", pa.string()),
         ("error", pa.string()),
+        ("meta", pa.string()),  # JSON text (``ray_files.meta_column``)
     ]
     if dropped:
         fields += [("reason", pa.string()), ("no_sentence", pa.int64())]
     unflagged = dict.fromkeys(FLAGS, False)
     rows = [r if "error" in r else {**unflagged, **r} for r in rows]
+    rows = [{**r, "meta": meta_column(r["meta"])} if "meta" in r else r for r in rows]
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 

@@ -8,6 +8,7 @@ its files only."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -61,7 +62,15 @@ def files_datasource(paths: list[str], documents: bool, folder: Path | None):
     from ray.data.datasource import FileBasedDatasource
 
     schema = pa.schema(
-        [("line", pa.int64()), ("id", pa.string()), ("text", pa.string()), ("error", pa.string())]
+        [
+            ("line", pa.int64()),
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("error", pa.string()),
+            # the record's other fields, as JSON text (``meta_column``); private, as a
+            # user's Dataset may have a column "meta" of its own
+            ("_meta", pa.string()),
+        ]
     )
 
     class FilesDatasource(FileBasedDatasource):
@@ -110,9 +119,24 @@ def _table(records: list[Record], schema):
     import pyarrow as pa
 
     return pa.Table.from_pylist(
-        [{"line": r.line, "id": r.id, "text": r.text, "error": r.error} for r in records],
+        [
+            {
+                "line": r.line,
+                "id": r.id,
+                "text": r.text,
+                "error": r.error,
+                "_meta": meta_column(r.meta),
+            }
+            for r in records
+        ],
         schema=schema,
     )
+
+
+def meta_column(meta: dict | None) -> str | None:
+    """A record's other fields as the text of one Arrow column: JSON, so that records with
+    other keys, or values of other types, share one schema (as in a Parquet output)."""
+    return None if meta is None else json.dumps(meta, ensure_ascii=False)
 
 
 def rows_sink(path: str, parquet: bool, dropped: bool = False):
@@ -202,10 +226,12 @@ def local_row(row: dict) -> dict:
     """A table row with the keys of the local path's row (``rows.rows_for``): an error row
     keeps only where it came from and its error, a good row has no ``error`` key and its
     flags (``truncated``, ``foreign_script``) only when true."""
+    meta = {"meta": json.loads(row["meta"])} if row.get("meta") is not None else {}
     if row.get("error") is None:
-        return {k: v for k, v in row.items() if k != "error" and (k not in FLAGS or v)}
+        kept = (k for k in row if k not in ("error", "meta") and (k not in FLAGS or row[k]))
+        return {**{k: row[k] for k in kept}, **meta}
     where = "doc_id" if "doc_id" in row else "id"
-    return {k: v for k, v in row.items() if k in ("path", "line", where, "error")}
+    return {**{k: v for k, v in row.items() if k in ("path", "line", where, "error")}, **meta}
 
 
 def refuse_foreign_folder(output_path: Path) -> None:

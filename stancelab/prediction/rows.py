@@ -2,10 +2,11 @@
 
 ``rows_for`` turns a chunk of read records into rows in input order: a good record's text,
 labels, scores, flags and model version (one row per sentence with ``documents``), a bad
-record's ``error``; with ``documents`` also the lines dropped as page furniture, for the
-side file. ``Summary`` counts a run's rows, error rows, flagged rows (``truncated``,
-``foreign_script``) and dropped lines for the line printed at the end. Used by
-``stancelab.prediction.stream`` (local files) and ``stancelab.prediction.cluster`` (Ray).
+record's ``error``, and either with the record's other input fields as ``meta``; with
+``documents`` also the lines dropped as page furniture, for the side file. ``Summary``
+counts a run's rows, error rows, flagged rows (``truncated``, ``foreign_script``) and
+dropped lines for the line printed at the end. Used by ``stancelab.prediction.stream``
+(local files) and ``stancelab.prediction.cluster`` (Ray).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stancelab.corpus.readers import Record, read_records
+from stancelab.corpus.readers import Record, meta_problem, read_records
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
 from stancelab.prediction.api import FLAGS, predictions_for
 
@@ -174,6 +175,10 @@ def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> ChunkR
     the model reads has ``"truncated": true``, one whose text is mostly not in Latin letters
     ``"foreign_script": true`` (and the warnings are not repeated for every chunk: the
     summary counts these rows)."""
+    for r in chunk:
+        if r.meta is not None and (problem := meta_problem(r.meta)) is not None:
+            # a field that cannot be written: the record is an error row without its fields
+            r.error, r.text, r.meta = r.error or problem, None, None
     with texts_flagged_by_caller():
         if documents:
             return _document_rows(model, chunk, model.model_version)
@@ -184,13 +189,19 @@ def _flags(prediction) -> dict:
     return {flag: True for flag in FLAGS if getattr(prediction, flag)}
 
 
+def _meta(record: Record) -> dict:
+    """The record's other input fields, under ``meta`` (its own key, so that a field named
+    ``labels`` or ``scores``, such as an annotator's, never meets the prediction's)."""
+    return {"meta": record.meta} if record.meta else {}
+
+
 def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[dict]:
     good = [r for r in chunk if r.error is None]
     preds = iter(predictions_for(model, [r.text for r in good]) if good else [])
     rows = []
     for r in chunk:
         if r.error is not None:
-            rows.append({"line": r.line, "id": r.id, "error": r.error})
+            rows.append({"line": r.line, "id": r.id, "error": r.error, **_meta(r)})
             continue
         p = next(preds)
         rows.append(
@@ -202,6 +213,7 @@ def _record_rows(model: StanceModel, chunk: list[Record], version: str) -> list[
                 "scores": p.scores,
                 **_flags(p),
                 "model_version": version,
+                **_meta(r),
             }
         )
     return rows
@@ -224,7 +236,7 @@ def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> Chu
     rows = []
     for r, sentences in per_doc:
         if r.error is not None:
-            rows.append({"line": r.line, "doc_id": r.id, "error": r.error})
+            rows.append({"line": r.line, "doc_id": r.id, "error": r.error, **_meta(r)})
         for s in sentences:
             p = next(preds)
             rows.append(
@@ -240,6 +252,7 @@ def _document_rows(model: StanceModel, chunk: list[Record], version: str) -> Chu
                     "scores": p.scores,
                     **_flags(p),
                     "model_version": version,
+                    **_meta(r),
                 }
             )
     return ChunkRows(rows, dropped, no_sentence)

@@ -182,6 +182,9 @@ def _predict_locked(
         "input_mtime_ns": stat.st_mtime_ns,
         "documents": documents,
         "splitting": SPLITTING if documents else None,  # documents into sentences
+        # a JSON line's other keys and a CSV's other columns go to each row's "meta" (an
+        # earlier stancelab dropped them: its rows must not be continued with such rows)
+        "other_fields": None if input_path.suffix.lower() == ".txt" else "meta",
         "model_version": model.model_version,
         "text_form": model.text_form_,  # how the model reads text (None: as given)
         "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
@@ -301,6 +304,8 @@ def _difference(meta: dict, identity: dict) -> str:
         return f" (it used {meta['engine']}, this run {identity['engine']})"
     if changed == ["splitting"]:
         return " (its documents were split into sentences by an earlier stancelab)"
+    if changed == ["other_fields"]:
+        return " (it was begun by an earlier stancelab, which dropped the input's other fields)"
     return f" (different: {', '.join(changed)})"
 
 
