@@ -125,7 +125,9 @@ def _table(records: list[Record], schema):
                 "id": r.id,
                 "text": r.text,
                 "error": r.error,
-                "_meta": meta_column(r.meta),
+                # escaped to ASCII: a field that cannot be written (a lone surrogate) must
+                # reach rows.rows_for, which makes its record an error row, not break Arrow
+                "_meta": None if r.meta is None else json.dumps(r.meta),
             }
             for r in records
         ],
