@@ -6,10 +6,12 @@ real command line; the state directory is a temporary STANCELAB_HOME.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -346,3 +348,118 @@ def test_what_a_failed_clear_left_is_listed_and_cleared_next_time(tmp_path):
     assert cleared.returncode == 0, cleared.stderr
     assert "removed 1 item(s), 100 B" in cleared.stdout
     assert list((home / "layer-cache").iterdir()) == []
+
+
+@contextlib.contextmanager
+def reader(home: Path, setup: str, lock: str) -> Iterator[None]:
+    """A process holding ``lock`` (the context manager a loader reads the files under) from
+    the block's start to its end, as a process loading them right then would."""
+    code = f"import sys\n{setup}\nwith {lock}:\n    print('holding', flush=True)\n"
+    code += "    sys.stdin.readline()\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "STANCELAB_HOME": str(home)},
+    )
+    try:
+        assert proc.stdout.readline() == "holding\n", "the reader did not take its lock"
+        yield
+    finally:
+        proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0
+
+
+def test_clear_keeps_an_encoder_another_process_is_loading_and_removes_it_once_loaded(tmp_path):
+    # Renamed away between its config, tokenizer and weights, it would fail the load.
+    from stancelab.models.transformer.packaged import PACKAGED, unpacked_name
+
+    home = tmp_path / "home"
+    folder = home / "encoders" / unpacked_name(PACKAGED["all-mpnet-base-v2"])
+    folder.mkdir(parents=True)
+    files = ["config.json", "tokenizer.json", "model.safetensors", ".stancelab-verified"]
+    for name in files:
+        (folder / name).write_bytes(b"e" * 10)
+    setup = "from stancelab.models.transformer.packaged import loading"
+    with reader(home, setup, "loading('all-mpnet-base-v2')"):
+        dry = cache("clear", "--encoders", "--dry-run", home=home, cwd=tmp_path)
+        busy = cache("clear", "--encoders", home=home, cwd=tmp_path)
+    for done in (dry, busy):
+        assert done.returncode == 0, done.stderr
+        (line,) = [line for line in done.stdout.splitlines() if line.startswith("kept:")]
+        assert line.startswith("kept: encoders")
+        assert line.endswith(f"{folder.name} (in use by another process)")
+        assert done.stdout.splitlines()[-1].endswith(" 0 item(s), 0 B")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    # Loaded (the lock released): the next clear removes it.
+    gone = cache("clear", "--encoders", home=home, cwd=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    assert "removed 1 item(s), 40 B" in gone.stdout
+    assert not folder.exists()
+
+
+def test_clear_keeps_an_export_another_process_is_loading_and_removes_it_once_loaded(tmp_path):
+    # Removed after its checksum was checked, it would be rebuilt (minutes for mpnet) under
+    # a warning that it would not load.
+    home = tmp_path / "home"
+    made = fake_export(home)
+    setup = (
+        "from pathlib import Path\n"
+        "from stancelab.files import shared_lock\n"
+        "from stancelab.models.transformer.onnx import export_reader_lock_path"
+    )
+    lock = f"shared_lock(export_reader_lock_path(Path({str(made[0])!r})))"
+    with reader(home, setup, lock):
+        busy = cache("clear", "--onnx", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert busy.returncode == 0, busy.stderr
+    assert "kept: onnx" in busy.stdout
+    assert f"{KEY} (in use by another process)" in busy.stdout
+    assert all(p.exists() for p in made)
+    gone = cache("clear", "--onnx", "--keep", str(tmp_path), home=home, cwd=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    assert "removed 1 item(s), 40 B" in gone.stdout
+    assert not any(p.exists() for p in made)
+
+
+def waits_for_shared_lock(proc: subprocess.Popen, lock: Path) -> bool:
+    """Whether ``proc`` comes to wait for a shared ``flock`` on ``lock`` (as the kernel lists
+    it in /proc/locks), rather than ending first."""
+    import time
+
+    waiting = f"-> FLOCK  ADVISORY  READ {proc.pid} "
+    inode = f":{lock.stat().st_ino} "
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open("/proc/locks") as table:
+            if any(waiting in row and inode in row for row in table):
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_prediction_checks_and_loads_its_export_under_the_lock_clear_takes(home, runs, tmp_path):
+    from stancelab.files import exclusive_lock
+
+    run = runs / "transformer"
+    before = load_model(run).use_backend("onnx", precision="fp32").predict(TEXTS)
+    base = fastpath.cache_dir() / f"{load_model(run).weights_key_}.onnx"
+    code = (
+        "from stancelab.models.registry import load_model\n"
+        f"print(load_model({str(run)!r}).use_backend('onnx', precision='fp32')"
+        f".predict({TEXTS!r}))"
+    )
+    lock = fastpath.export_reader_lock_path(base)
+    with exclusive_lock(lock, "busy"):  # as a clear removing the export holds it
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "STANCELAB_HOME": str(home)},
+        )
+        waited = waits_for_shared_lock(proc, lock)
+    out, err = proc.communicate(timeout=120)
+    assert waited, err
+    assert proc.returncode == 0, err
+    assert out.strip() == repr(before) and "rebuilding" not in err

@@ -323,6 +323,17 @@ def torch_equal(a, b) -> bool:
     return bool((a == b).all())
 
 
+def clear_encoders(home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stancelab.cli", "cache", "clear", "--encoders"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "STANCELAB_HOME": str(home)},
+        timeout=120,
+    )
+
+
 def test_cache_clear_encoders_waits_for_no_unpack_and_the_next_use_unpacks_again(
     mpnet_dir: Path, home: Path, tmp_path: Path
 ) -> None:
@@ -330,28 +341,68 @@ def test_cache_clear_encoders_waits_for_no_unpack_and_the_next_use_unpacks_again
 
     from stancelab.models.transformer.packaged import packaged_path
 
-    def clear() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "stancelab.cli", "cache", "clear", "--encoders"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env={**os.environ, "STANCELAB_HOME": str(home)},
-            timeout=120,
-        )
-
     # An unpack under way holds this lock: the folder is left alone.
     with FileLock(str(mpnet_dir.with_name(f".{mpnet_dir.name}.lock"))):
-        busy = clear()
+        busy = clear_encoders(home, tmp_path)
     assert busy.returncode == 0, busy.stderr
     assert "kept: encoders" in busy.stdout and "another process is making it now" in busy.stdout
     assert (mpnet_dir / VERIFIED).exists()
-    done = clear()
+    done = clear_encoders(home, tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{mpnet_dir.name}" in done.stdout and "removed 1 item(s)" in done.stdout
     assert not mpnet_dir.exists()
     # The next use unpacks it again from the installed packages, checked against the pin.
     assert packaged_path("all-mpnet-base-v2") == mpnet_dir
+    assert (mpnet_dir / VERIFIED).read_text().strip() == MPNET_SHA256
+
+
+# Loads the packaged encoder, pausing once its tokenizer is read, before the config and the
+# weights, until the file argv[2] exists (argv[1] says it got there).
+LOAD_PAUSED = """
+import sys, time
+from pathlib import Path
+import transformers
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+real = transformers.AutoModel.from_pretrained
+def paused(*args, **kwargs):
+    ready.write_text("ready")
+    while not go.exists():
+        time.sleep(0.02)
+    return real(*args, **kwargs)
+transformers.AutoModel.from_pretrained = paused
+from stancelab.models.transformer.network import load_pretrained
+tokenizer, backbone = load_pretrained("packaged:all-mpnet-base-v2")
+print(backbone.config.hidden_size)
+"""
+
+
+def test_cache_clear_encoders_keeps_an_encoder_a_process_is_loading(
+    mpnet_dir: Path, home: Path, tmp_path: Path
+) -> None:
+    # Removed between its tokenizer and its weights, the load failed ("cannot load the
+    # transformer", with a remedy that did not apply).
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOAD_PAUSED, str(ready), str(go)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "STANCELAB_HOME": str(home)},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), "the loader did not reach its weights"
+        busy = clear_encoders(home, tmp_path)
+    finally:
+        go.touch()
+        out, err = proc.communicate(timeout=300)
+    assert busy.returncode == 0, busy.stderr
+    assert "kept: encoders" in busy.stdout, err
+    assert f"{mpnet_dir.name} (in use by another process)" in busy.stdout
+    assert proc.returncode == 0, err
+    assert out.strip() == "768"
     assert (mpnet_dir / VERIFIED).read_text().strip() == MPNET_SHA256
 
 

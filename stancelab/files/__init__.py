@@ -3,7 +3,8 @@ and CSV reading, checksums.
 
 Writes go to a temporary file in the destination folder and are renamed into place, so a
 crash or an error never leaves a half-written file behind and never clobbers the old one.
-``exclusive_lock`` refuses a second writer of the same output at once,
+``exclusive_lock`` refuses a second writer of the same output at once (``shared_lock`` is
+its readers' side),
 ``refuse_input_as_output`` an output that would replace an input, ``refuse_existing`` one
 that exists (unless ``--overwrite``), and ``check_output_path`` one that cannot be written.
 Writing lives in ``_writing``, reading in ``_reading``; import from here.
@@ -40,6 +41,7 @@ from stancelab.files._writing import (
     remove_path,
     remove_stale_temporaries,
     restore_replaced,
+    shared_lock,
     temporary_folder,
     write_json,
     write_jsonl,
@@ -52,6 +54,7 @@ __all__ = [
     "STALE_SECONDS",
     "remove_stale_temporaries",
     "exclusive_lock",
+    "shared_lock",
     "lock_file",
     "written_whole",
     "output_lock",

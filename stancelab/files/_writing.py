@@ -97,6 +97,32 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[int]:
 
 
 @contextlib.contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """Hold a shared ``flock`` on the file ``path`` for the block: any number of readers
+    hold it at once, and ``exclusive_lock`` on it (a ``cache clear`` about to remove what
+    they read) is refused meanwhile. A reader waits while that exclusive holder works (a
+    removal, which never waits itself). The file is created if missing and never removed
+    (a removed lock file would let two processes lock two files). Where it can be neither
+    created nor opened (a state directory shared read-only), the block runs unguarded
+    rather than fail a read that needs no writing."""
+    fd = None
+    for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW, 0o666)
+            break
+        except OSError:
+            continue
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+@contextlib.contextmanager
 def output_lock(
     output: Path, command: str = "stancelab predict", option: str = "--output"
 ) -> Iterator[None]:

@@ -13,11 +13,17 @@ Three caches, each rebuilt on demand and offline, so clearing one costs time, ne
 An export is *used* when a transformer run found under the ``keep`` folders has its weights
 (the key comes from the run's manifest, as ``load_model`` computes it); ``clear`` keeps those.
 Each removal takes the lock its cache is made under, without waiting: an export or encoder
-that another process is making right now is skipped and said. A dry run only looks whether
-another process holds that lock, and leaves the state directory as it was (taking a lock
-would create its file). A folder is renamed to a hidden name before it is removed; one a
-failed removal left there (its process gone) is listed and removed by the next clear.
-Nothing else in the state directory is touched.
+that another process is making right now is skipped and said. It also takes, exclusively and
+without waiting, the lock that processes loading that export or encoder hold shared while
+they read its files (``onnx.runner_for``, ``packaged.loading``), so one being loaded right
+now is skipped and said too: an encoder renamed away between two of its files fails the
+load, and an export removed after its check is rebuilt. Once loaded either may go (an open
+or mapped file outlives its name; the encoder's weights stay mapped). The layer cache has
+no such lock: a shard gone before it is read is a cache miss, computed again. A dry run
+only looks whether another process holds those locks, and leaves the state directory as it
+was (taking a lock would create its file). A folder is renamed to a hidden name before it
+is removed; one a failed removal left there (its process gone) is listed and removed by the
+next clear. Nothing else in the state directory is touched.
 """
 
 from __future__ import annotations
@@ -125,9 +131,9 @@ def clear(
         if item.used_by:
             kept.append((item, "in use"))
             continue
-        with _unless_busy(item, dry_run) as free:
-            if not free:
-                kept.append((item, BUSY))
+        with _unless_busy(item, dry_run) as busy:
+            if busy:
+                kept.append((item, busy))
                 continue
             if dry_run:  # no one held the lock just now: a real clear would remove it
                 removed.append(item)
@@ -145,6 +151,7 @@ def clear(
 # What _remove renames a folder to before removing it (left there if the removal fails).
 LEFT_OVER = re.compile(r"\..+\.removing-(?P<pid>[0-9]+)")
 BUSY = "another process is making it now"
+READING = "in use by another process"
 CANNOT = "cannot remove it"
 
 
@@ -165,41 +172,54 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _unless_busy(item: Item, dry_run: bool = False) -> Iterator[bool]:
-    """Hold the lock the item is made under, if no other process holds it; a dry run only
-    looks whether one does (``_held``), since taking the lock would create its file."""
+def _unless_busy(item: Item, dry_run: bool = False) -> Iterator[str | None]:
+    """Hold the lock the item is made under and the one its readers share, if no other
+    process holds either; yields why the item must stay (None: it may go). A dry run only
+    looks whether another process holds them (``_held``), since taking a lock would create
+    its file."""
     from filelock import FileLock, Timeout
 
-    from stancelab.models.transformer.onnx import export_lock_path
-    from stancelab.models.transformer.packaged import unpack_lock_path
+    from stancelab.errors import InputError
+    from stancelab.files import exclusive_lock
+    from stancelab.models.transformer.onnx import export_lock_path, export_reader_lock_path
+    from stancelab.models.transformer.packaged import reader_lock_path, unpack_lock_path
 
     if item.area == "layers" or LEFT_OVER.fullmatch(item.name):
-        # the layer cache writes whole shards under temporary names, and nothing makes a
-        # folder a clear left: no lock to take
-        yield True
+        # the layer cache writes whole shards under temporary names, and a reader takes a
+        # shard that is gone for a miss (computed again); nothing makes or reads a folder a
+        # clear left: no lock to take
+        yield None
         return
     if item.area == "onnx":
-        lock_path = export_lock_path(item.paths[0].parent / f"{item.name}.onnx")
+        base = item.paths[0].parent / f"{item.name}.onnx"
+        made, read = export_lock_path(base), export_reader_lock_path(base)
     else:
-        lock_path = unpack_lock_path(item.paths[0])
+        made, read = unpack_lock_path(item.paths[0]), reader_lock_path(item.paths[0])
     if dry_run:
-        yield not _held(lock_path)
+        yield BUSY if _held(made) else READING if _held(read) else None
         return
-    lock = FileLock(str(lock_path))
+    lock = FileLock(str(made))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        yield False
+        yield BUSY
         return
     try:
-        yield True
+        with contextlib.ExitStack() as held:
+            why = None
+            try:  # a process loading the files holds this one shared: never wait for it
+                held.enter_context(exclusive_lock(read, READING))
+            except InputError as exc:  # held, or its file cannot be made (a read-only folder)
+                why = READING if str(exc) == READING else f"{CANNOT}: {exc}"
+            yield why
     finally:
         lock.release()
 
 
 def _held(lock: Path) -> bool:
-    """Whether another process holds the (filelock) lock ``lock``, found without creating,
-    changing or removing any file."""
+    """Whether another process holds the ``flock`` lock ``lock`` (filelock's, or
+    ``files.exclusive_lock``'s or ``shared_lock``'s), found without creating, changing or
+    removing any file."""
     flags = os.O_NOFOLLOW | os.O_NONBLOCK  # never O_CREAT
     try:
         try:  # read-write where we may: flock emulated on NFS wants it for an exclusive lock

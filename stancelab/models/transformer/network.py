@@ -87,30 +87,41 @@ def load_pretrained(spec: str, allow_download: bool = False):
     from safetensors import SafetensorError
     from transformers import AutoModel, AutoTokenizer
 
-    source, local = resolve_source(spec)
-    offline = local or not downloads_allowed(allow_download)
-    try:
-        with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-            backbone = AutoModel.from_pretrained(source, local_files_only=offline)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
-        if not local and offline:
-            raise ModelLoadError(
-                f"{spec}: not a local directory and not in the Hugging Face cache; loading is "
-                f"offline: download it once (hf download {spec}) or set {ALLOW_DOWNLOAD_ENV}=1 "
-                "(or params.allow_download: true)"
-            ) from None
-        message = f"{spec}: cannot load the transformer ({first_line(exc)})"
-        if spec.startswith("packaged:"):
-            from stancelab.models.transformer.packaged import REUNPACK, unpacked_folder
+    held = contextlib.nullcontext()
+    if spec.startswith("packaged:"):  # an unpacked folder is not cleared while it is read
+        from stancelab.models.transformer.packaged import loading
 
-            folder = unpacked_folder(source)
-            if folder is not None:  # unpacked by us: a damaged file there is repaired by deleting
-                message += f"; if {folder.name} was changed, {REUNPACK.format(folder)}"
-        raise ModelLoadError(message) from None
+        held = loading(spec.removeprefix("packaged:"))
+    with held:
+        source, local = resolve_source(spec)
+        offline = local or not downloads_allowed(allow_download)
+        try:
+            with quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+                backbone = AutoModel.from_pretrained(source, local_files_only=offline)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+            raise _load_error(spec, source, not local and offline, exc) from None
     if tokenizer.pad_token_id is None:
         raise ModelLoadError(f"{spec}: the tokenizer has no padding token")
     return tokenizer, backbone
+
+
+def _load_error(spec: str, source: str, not_cached: bool, exc: Exception) -> ModelLoadError:
+    """What to do about weights that would not load, in one line."""
+    if not_cached:
+        return ModelLoadError(
+            f"{spec}: not a local directory and not in the Hugging Face cache; loading is "
+            f"offline: download it once (hf download {spec}) or set {ALLOW_DOWNLOAD_ENV}=1 "
+            "(or params.allow_download: true)"
+        )
+    message = f"{spec}: cannot load the transformer ({first_line(exc)})"
+    if spec.startswith("packaged:"):
+        from stancelab.models.transformer.packaged import REUNPACK, unpacked_folder
+
+        folder = unpacked_folder(source)
+        if folder is not None:  # unpacked by us: a damaged file there is repaired by deleting
+            message += f"; if {folder.name} was changed, {REUNPACK.format(folder)}"
+    return ModelLoadError(message)
 
 
 # -- the network -----------------------------------------------------------------------------

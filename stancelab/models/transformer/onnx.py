@@ -37,6 +37,7 @@ from stancelab.files import (
     checksum_path,
     remove_path,
     remove_stale_temporaries,
+    shared_lock,
     temporary_folder,
 )
 from stancelab.paths import state_dir, usable_cores
@@ -249,23 +250,30 @@ def runner_for(network: Callable[[], Any], weights_key: str, precision: str = "f
     the torch network; it is called only when the export must be (re)built, so a cached
     model predicts without importing torch. Processes sharing the cache make an export once
     (a file lock); temporary files of exports that were killed are removed once stale.
+    From the check to the loaded session the export's reader lock is held, so ``stancelab
+    cache clear`` does not remove it in between (it would be rebuilt, minutes for mpnet,
+    under a warning that it would not load); the session keeps no hold on the file.
     """
     check_precision(precision)
     base = cache_dir() / f"{weights_key}.onnx"
     path = base if precision == "fp32" else base.with_name(f"{weights_key}.int8.onnx")
     remove_stale_temporaries(base.parent)  # left by exports that were killed
     remove_stale_temporaries(base.parent, f".*.{QUANT_TAG}-*")  # and by quantisations
-    if not verified(path):
-        _make(network, base, path)
-    made = _identity(path)
-    try:
-        return OnnxRunner(path, precision=precision)
-    except ModelLoadError as exc:
-        # A sealed export that this ONNX Runtime cannot load: made by another version that
-        # shares the cache, say. Rebuilt once; if the new one fails too, the error stands.
-        warnings.warn(f"{first_line(exc)}; rebuilding it", stacklevel=3)
-        _make(network, base, path, stale=made)
-        return OnnxRunner(path, precision=precision)
+    with contextlib.suppress(OSError):  # unwritable: shared_lock runs unguarded
+        base.parent.mkdir(parents=True, exist_ok=True)
+    with shared_lock(export_reader_lock_path(base)):
+        if not verified(path):
+            _make(network, base, path)
+        made = _identity(path)
+        try:
+            return OnnxRunner(path, precision=precision)
+        except ModelLoadError as exc:
+            # A sealed export that this ONNX Runtime cannot load: made by another version
+            # that shares the cache, say. Rebuilt once; if the new one fails too, the error
+            # stands.
+            warnings.warn(f"{first_line(exc)}; rebuilding it", stacklevel=3)
+            _make(network, base, path, stale=made)
+            return OnnxRunner(path, precision=precision)
 
 
 def _make(network: Callable[[], Any], base: Path, path: Path, stale=None) -> None:
@@ -299,6 +307,12 @@ def _identity(path: Path) -> tuple[int, int] | None:
 def export_lock_path(base: Path) -> Path:
     """The lock file an export (``<key>.onnx``) and its int8 copy are made under."""
     return base.with_name(f".{base.stem}.lock")
+
+
+def export_reader_lock_path(base: Path) -> Path:
+    """The lock file processes loading an export (or its int8 copy) hold shared, and
+    ``stancelab cache clear`` takes exclusively before removing it."""
+    return base.with_name(f".{base.stem}.readers.lock")
 
 
 @contextlib.contextmanager

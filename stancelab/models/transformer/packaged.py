@@ -8,20 +8,24 @@
   into place only once it is complete and verified, so an interrupted unpack never leaves a
   folder that looks complete. A lock keeps two processes from unpacking at once. Each
   process checks the unpacked weights against the pinned hash again before first using them
-  (about 0.4 s), so weights changed or damaged after unpacking are refused, not used.
+  (about 0.4 s), so weights changed or damaged after unpacking are refused, not used. A
+  process loading the unpacked folder holds its reader lock (``loading``), so ``stancelab
+  cache clear --encoders`` leaves the folder alone until every file of it is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.errors import ConfigError, ModelLoadError, first_line
-from stancelab.files import sha256_file, temporary_folder
+from stancelab.files import sha256_file, shared_lock, temporary_folder
 from stancelab.paths import state_dir
 
 # The upstream repository's LFS hash of model.safetensors at revision
@@ -204,6 +208,30 @@ def check_sha256(path: Path, expected: str, origin: str = "", remedy: str = REIN
 def unpack_lock_path(folder: Path) -> Path:
     """The lock file an encoder's folder is unpacked under."""
     return folder.with_name(f".{folder.name}.lock")
+
+
+def reader_lock_path(folder: Path) -> Path:
+    """The lock file processes loading an encoder's folder hold shared (``loading``), and
+    ``stancelab cache clear`` takes exclusively before removing the folder."""
+    return folder.with_name(f".{folder.name}.readers.lock")
+
+
+@contextlib.contextmanager
+def loading(name: str) -> Iterator[None]:
+    """Keep ``stancelab cache clear`` from removing the unpacked folder of
+    ``packaged:<name>`` until the block ends. Taken before ``packaged_path`` and held until
+    the config, tokenizer and weights are read: a folder renamed away between two of them
+    would fail the load. Once loaded it may go (the weights stay mapped, and a mapped file
+    outlives its name). Weights inside an installed package are never cleared: no lock."""
+    source = PACKAGED.get(name)
+    if not isinstance(source, SplitZip):
+        yield
+        return
+    root = state_dir() / "encoders"
+    with contextlib.suppress(OSError):  # unwritable: shared_lock runs unguarded, unpack says
+        root.mkdir(parents=True, exist_ok=True)
+    with shared_lock(reader_lock_path(root / unpacked_name(source))):
+        yield
 
 
 def unpack(source: SplitZip, parts: list[Path], root: Path) -> Path:
