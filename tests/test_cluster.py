@@ -352,6 +352,43 @@ def test_documents_with_a_repeated_id_are_refused_before_any_work_as_locally(
 
 
 @slow
+def test_line_mode_refuses_an_id_given_twice_before_any_work_as_locally(cluster, saved, tmp_path):
+    """Without --documents each record is one row: two rows of one id anywhere in the input
+    (two files of a folder too) are refused with the local message, before Ray reads a row.
+    Records without an id are not named: they never clash."""
+    from stancelab.errors import InputError
+    from stancelab.prediction import cluster as engine
+
+    source = tmp_path / "in.jsonl"
+    records = [{"id": "a", "text": "We will strike."}, {"text": "No."}, {"id": "a", "text": "x"}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    with pytest.raises(InputError) as local:
+        stream.predict_file(resolve_model(saved), source, tmp_path / "local.jsonl", progress=False)
+    with pytest.raises(InputError) as on_ray:
+        engine.predict_files(saved, source, tmp_path / "out.jsonl")
+    assert str(on_ray.value) == str(local.value)
+    assert str(local.value).startswith(f"{source}:3: id 'a' is also that of {source}:1; ")
+    folder = tmp_path / "inputs"
+    (folder / "2024").mkdir(parents=True)
+    for name in ("a", "2024/b"):
+        (folder / f"{name}.jsonl").write_text('{"text": "We will strike."}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["--model", str(saved), "-i", str(folder), "-o", str(out), "--engine", "ray"]
+    assert run_cli(*args).returncode == 0
+    kept = {f.name: f.read_bytes() for f in out.iterdir()}
+    (folder / "c.jsonl").write_text('{"id": "7", "text": "No."}\n', encoding="utf-8")
+    (folder / "2024" / "b.jsonl").write_text('{"id": 7, "text": "No."}\n', encoding="utf-8")
+    ran = run_cli(*args, "--overwrite")
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines() == [
+        f"error: {folder / 'c.jsonl'}:1: id '7' is also that of {folder / '2024' / 'b.jsonl'}:1; "
+        "give each record its own id (output rows are matched on it)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "inputs", "out.jsonl"]
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == kept
+
+
+@slow
 def test_predict_dataset_for_a_ray_pipeline(cluster, saved):
     import ray
 

@@ -355,11 +355,25 @@ def test_resume_refuses_a_different_input(run_dir, tmp_path):
         stream.predict_file(model, inputs["txt"], out, resume=True, progress=False)
 
 
-def test_an_input_error_after_rows_were_written_keeps_them_for_resume(run_dir, tmp_path):
+def test_an_input_error_after_rows_were_written_keeps_them_for_resume(
+    run_dir, tmp_path, monkeypatch
+):
+    """The input is read through once before anything is written (for repeated ids), which
+    refuses a bad file at once; here the bad row is added while the run labels its first
+    chunk, as an input written to during the run would be."""
     source = tmp_path / "in.csv"
     rows = "".join(f"r{i},Statement {i}: we will respond.\n" for i in range(20))
     runaway = "x" * ((1 << 24) + 10)  # past the CSV field limit: the parser stops here
-    source.write_text(f"id,text\n{rows}r20,{runaway}\n", encoding="utf-8")
+    source.write_text(f"id,text\n{rows}", encoding="utf-8")
+    real = stream.rows_for
+
+    def input_grown(*args, **kwargs):
+        if source.stat().st_size < len(runaway):
+            with open(source, "a", encoding="utf-8") as grown:
+                grown.write(f"r20,{runaway}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "rows_for", input_grown)
     out = tmp_path / "out.jsonl"
     with pytest.raises(InputError, match=r"in.csv:\d+: not a readable CSV"):
         stream.predict_file(resolve_model(run_dir), source, out, chunk_size=5, progress=False)
@@ -762,6 +776,59 @@ def test_documents_refuse_two_records_that_would_share_sentence_ids(
     stream.predict_file(model, source, out, documents=True, progress=False)
     predictions, _ = read_predictions(out)
     assert len(predictions) == len(read_rows(out)) == 3
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_line_mode_refuses_an_id_given_twice_naming_both_lines(run_dir, tmp_path, suffix):
+    """Each record is one row with its own id, or none: two rows of one id would be matched
+    as one (label push --predictions refused such an output, after the run). A record
+    without an id is not named, so none clashes with it; a bad record keeps its id in its
+    error row, so it counts. Refused before anything is written, as --documents does."""
+    import csv
+
+    from stancelab.annotation.tasks import read_predictions
+
+    records = [
+        ("a", "We will strike."),
+        ("", "We deny it."),
+        ("", "Talks resumed."),
+        ("b", ""),  # an error row, with its id
+        ("b", "We will retaliate."),
+    ]
+    source, out = tmp_path / f"in{suffix}", tmp_path / "out.jsonl"
+
+    def write(rows) -> None:
+        with open(source, "w", encoding="utf-8", newline="") as f:
+            if suffix == ".csv":
+                csv.writer(f).writerows([("id", "text"), *rows])
+            else:
+                f.writelines(json.dumps({"id": i or None, "text": t}) + "\n" for i, t in rows)
+
+    write(records)
+    first = 4 + (suffix == ".csv")  # the header is line 1
+    refused = (
+        f"error: {source}:{first + 1}: id 'b' is also that of {source}:{first}; give each "
+        "record its own id (output rows are matched on it)\n"
+    )
+    ran = run_cli("--model", str(run_dir), "-i", str(source), "-o", str(out))
+    assert (ran.returncode, ran.stderr) == (1, refused)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]  # nothing written
+    out.write_text("mine\n", encoding="utf-8")
+    ran = run_cli("--model", str(run_dir), "-i", str(source), "-o", str(out), "--overwrite")
+    assert (ran.returncode, ran.stderr) == (1, refused)
+    assert out.read_text(encoding="utf-8") == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name, "out.jsonl"]
+    # given distinct ids, an interrupted run resumes (the ids are checked again) and label
+    # push reads every good row
+    write([*records[:-1], ("c", "We will retaliate.")])
+    out.unlink()
+    model = resolve_model(run_dir)
+    with predict_interrupted_at_chunk(2), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, chunk_size=2, progress=False)
+    summary = stream.predict_file(model, source, out, resume=True, chunk_size=2, progress=False)
+    assert summary.resumed_from == 2 and summary.rows == 5 and summary.errors == 1
+    predictions, skipped = read_predictions(out)
+    assert sorted(predictions) == ["a", "c"] and skipped == {"error": 1, "no id": 2}
 
 
 def test_a_side_files_name_held_by_another_runs_partial_output_is_named(run_dir, tmp_path):

@@ -173,7 +173,7 @@ def test_bom_before_a_csv_header_is_not_part_of_a_name(run_dir, tmp_path, header
 
 
 def test_a_jsonl_id_is_a_string_or_a_whole_number_never_a_python_repr(run_dir, tmp_path):
-    ids = ['"x1"', "7", "true", "1.5", '{"a": 1}', "[1]", "7.0", "null"]
+    ids = ['"x1"', "7", "true", "1.5", '{"a": 1}', "[1]", "8.0", "null"]
     source = tmp_path / "in.jsonl"
     source.write_text(
         "".join(f'{{"id": {i}, "text": "We will strike back."}}\n' for i in ids), encoding="utf-8"
@@ -186,7 +186,7 @@ def test_a_jsonl_id_is_a_string_or_a_whole_number_never_a_python_repr(run_dir, t
         f"'id' must be a string or a whole number, not {kind}"
         for kind in ("bool", "float", "object", "array")
     ]
-    assert rows[6]["id"] == "7"  # a whole number written as 7.0 (pandas, for a column with gaps)
+    assert rows[6]["id"] == "8"  # a whole number written as 8.0 (pandas, for a column with gaps)
     assert summary.errors == 4 and all("text" in r for r in rows[:2] + rows[-2:])
     with pytest.raises(InputError, match=r"in.jsonl:3: 'id' must be a string or a whole number"):
         ingest([source], tmp_path / "s.jsonl")

@@ -217,16 +217,25 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
     return documents
 
 
-def refuse_repeated_ids(documents: Iterable[tuple[str, str]]) -> None:
+def refuse_repeated_ids(ids: Iterable[tuple[str, str]], *, documents: bool = True) -> None:
     """InputError naming both places when two documents have the same id, which begins the
-    ids of their sentences (two would share an id). ``documents``: (id, where it was read)
-    in reading order. Used by ``read_documents`` and by ``predict --documents``."""
+    ids of their sentences (two would share an id). ``ids``: (id, where it was read) in
+    reading order. Used by ``read_documents`` and by ``predict --documents``; with
+    ``documents=False`` by line-mode ``predict``, whose records are rows, not documents:
+    two output rows would share the id that ``label push`` and joins match them on."""
     first: dict[str, str] = {}
-    for doc_id, where in documents:
+    for doc_id, where in ids:
         if doc_id in first:  # by id, not by place: two places may be written alike
+            what, advice = (
+                (
+                    "document id",
+                    "give each document its own id (the ids of its sentences begin with it)",
+                )
+                if documents
+                else ("id", "give each record its own id (output rows are matched on it)")
+            )
             raise InputError(
-                f"{where}: document id {doc_id!r} is also that of {first[doc_id]}; give each "
-                "document its own id (the ids of its sentences begin with it)"
+                f"{where}: {what} {doc_id!r} is also that of {first[doc_id]}; {advice}"
             )
         first[doc_id] = where
 

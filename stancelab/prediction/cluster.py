@@ -44,7 +44,7 @@ from stancelab.prediction.rows import (
     Summary,
     dropped_note,
     flags_note,
-    refuse_repeated_document_ids,
+    refuse_repeated_input_ids,
     rows_for,
 )
 
@@ -284,8 +284,8 @@ def predict_files(
     refuse_foreign_folder(output_path)
     if folder is None:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
-    if documents:  # two documents of one id: refused before any work, as locally
-        refuse_repeated_document_ids(files, folder)
+    # two records (documents) of one id: refused before any work, as locally
+    refuse_repeated_input_ids(files, folder, documents=documents)
     import ray
 
     if not ray.is_initialized():  # a cluster that is not there: before the work, at once

@@ -109,7 +109,7 @@ def _records(f, path: str, documents: bool, folder: Path | None) -> Iterator[Rec
     if not (documents and folder is not None):
         yield from records
         return
-    for r in records:  # named here, as refuse_repeated_document_ids named them
+    for r in records:  # named here, as refuse_repeated_input_ids named them
         yield (
             r if r.id or r.error is not None else replace(r, id=document_id(r, Path(path), folder))
         )

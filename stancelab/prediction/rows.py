@@ -116,7 +116,7 @@ def document_id(record: Record, path: Path | None = None, folder: Path | None = 
     ``line{N}`` for its line in the input; in a file ``path`` of an input ``folder`` (the Ray
     engine), its file's name there and its line (``2024/a/line3``), so that the records
     without an id of two files are two documents, as two ``.txt`` files are.
-    ``refuse_repeated_document_ids`` refuses an input in which two records would get one."""
+    ``refuse_repeated_input_ids`` refuses an input in which two records would get one."""
     if record.id:
         return record.id
     if path is not None and folder is not None:
@@ -132,11 +132,17 @@ def txt_document_id(path: Path, folder: Path | None = None) -> str:
     return named.with_suffix("").as_posix()
 
 
-def refuse_repeated_document_ids(files: list[Path], folder: Path | None = None) -> int:
-    """InputError naming both places when two records of a ``documents`` input (one file,
-    or the ``files`` of ``folder`` on the Ray engine) would have the same document id, so
-    that their sentences would share ids: an ``id`` given twice, or given as the name of a
-    record without one (``document_id``). The files are read through once for this (a
+def refuse_repeated_input_ids(
+    files: list[Path], folder: Path | None = None, *, documents: bool
+) -> int:
+    """InputError naming both places when two records of an input (one file, or the
+    ``files`` of ``folder`` on the Ray engine) would have the same id in the output. With
+    ``documents``, the same document id, so that their sentences would share ids: an ``id``
+    given twice, or given as the name of a record without one (``document_id``). In line
+    mode, the same ``id`` given twice: each record is one row, with its own ``id`` or none
+    (a record without one is not named, so no id clashes with it), and two rows of one id
+    would be matched as one (``label push --predictions`` refuses such an output; a join on
+    ``id`` pairs each with both). The files are read through once for this (a ``documents``
     ``.txt`` file is named, not read), before anything is written; the ids are those of
     every run on it, a resumed one too. Returns the number of records, for the progress
     bar: counted in the same pass, so the input is not read a third time."""
@@ -147,13 +153,22 @@ def refuse_repeated_document_ids(files: list[Path], folder: Path | None = None) 
     def ids() -> Iterator[tuple[str, str]]:
         nonlocal records
         for path in files:
-            for name, where in _document_ids(path, folder):
+            named = _document_ids(path, folder) if documents else _record_ids(path)
+            for name, where in named:
                 records += 1
                 if name is not None:
                     yield name, where
 
-    refuse_repeated_ids(ids())
+    refuse_repeated_ids(ids(), documents=documents)
     return records
+
+
+def _record_ids(path: Path) -> Iterator[tuple[str | None, str]]:
+    """(id, where) of each line-mode record of one input file, in reading order; the id is
+    None for a record without one (its row has none: nothing to match it on). A bad record
+    with an id keeps it in its error row, so it counts."""
+    for r in read_records(path):
+        yield r.id or None, f"{path}:{r.line}"
 
 
 def _document_ids(path: Path, folder: Path | None) -> Iterator[tuple[str | None, str]]:

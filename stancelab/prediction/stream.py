@@ -58,19 +58,9 @@ from stancelab.prediction.rows import (
     ChunkRows,
     Summary,
     count_rows,
-    refuse_repeated_document_ids,
+    refuse_repeated_input_ids,
     rows_for,
 )
-
-
-def count_records(path: Path) -> int:
-    """A fast upper bound on the number of records of a line-mode input, for the progress
-    bar (with ``documents``, ``refuse_repeated_document_ids`` counts them)."""
-    newlines = 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            newlines += chunk.count(b"\n")
-    return max(newlines - (path.suffix.lower() == ".csv"), 1)
 
 
 def predict_file(
@@ -102,7 +92,7 @@ def predict_file(
         raise InputError(f"{output_path.parent}: cannot create ({exc.strerror or exc})") from None
     records = read_records(input_path, documents)
     first = next(records, None)  # validates the input before anything is written
-    total = refuse_repeated_document_ids([input_path]) if documents else None
+    total = refuse_repeated_input_ids([input_path], documents=documents)
     records = _chain(first, records)
     busy = (
         f"{output_path}: another stancelab predict is writing this output (it holds {part.name}); "
@@ -171,10 +161,10 @@ def _predict_locked(
     overwrite: bool,
     chunk_size: int,
     progress: bool,
-    total: int | None,
+    total: int,
 ) -> Summary:
-    """With ``documents``: ``side``, the side file of dropped lines, and ``total``, the
-    number of records."""
+    """``total``: the number of records; with ``documents``, ``side``: the side file of
+    dropped lines."""
     stat = input_path.stat()
     identity = {
         "input": str(input_path.resolve()),
@@ -235,7 +225,7 @@ def _predict_locked(
         refuse_existing(side.path, "--output")
     summary.resumed_from = skip
     started = time.perf_counter()
-    bar = _progress(total if documents else count_records(input_path), skip, progress)
+    bar = _progress(total, skip, progress)
     with contextlib.ExitStack() as opened:
         out = opened.enter_context(_reopened(fd, offset))
         side_out = opened.enter_context(_reopened(side.fd, side_offset)) if side else None
@@ -353,7 +343,7 @@ def _flush(model, chunk, documents, outs, summary, checkpoint, done, bar) -> Non
     bar.update(len(chunk))
 
 
-def _progress(total: int | None, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(
