@@ -6,7 +6,9 @@ its traceback.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 
 class StancelabError(Exception):
@@ -65,8 +67,25 @@ def error_line(exc: BaseException) -> str:
     return os_error_line(exc) if isinstance(exc, OSError) else str(exc)
 
 
+# How long a process other than the first of a launch holds back its error line (print_error).
+LAUNCHED_ERROR_WAIT = 15.0
+
+
 def print_error(exc: BaseException) -> int:
     """Print a script's one line for one of ``USER_ERRORS`` on stderr; returns its exit
-    status, 1 (the ``training`` scripts' ``except USER_ERRORS`` clause)."""
-    print(f"error: {error_line(exc)}", file=sys.stderr)
+    status, 1 (the ``training`` scripts' ``except USER_ERRORS`` clause).
+
+    Under a launcher (``torchrun``, ``accelerate launch``: ``MASTER_ADDR`` and ``RANK`` set)
+    every process reads the same config and data, so a bad one fails them all: only the
+    first process (rank 0) prints at once. Another waits ``LAUNCHED_ERROR_WAIT`` seconds
+    first, as the launcher stops it when the first one fails; one still running after that
+    met an error of its own (the first did not fail), and prints it naming its rank
+    (``error: rank 1: ...``). It does not just exit silently: the launcher would then stop
+    the first process too, maybe before it printed, and nothing would be said."""
+    line = error_line(exc)
+    rank = os.environ.get("RANK", "0")
+    if rank != "0" and os.environ.get("MASTER_ADDR"):
+        time.sleep(LAUNCHED_ERROR_WAIT)
+        line = f"rank {rank}: {line}"
+    print(f"error: {line}", file=sys.stderr)
     return 1

@@ -158,6 +158,51 @@ def test_a_two_process_training_refuses_an_existing_run_and_leaves_it_alone(
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def launched_errors(result: subprocess.CompletedProcess) -> list[str]:
+    """The ``error:`` lines of a launch run with ``--tee 3``, each after its process's
+    ``[default<rank>]:``."""
+    return [line for line in result.stderr.splitlines() if "]:error: " in line]
+
+
+def test_a_bad_config_or_data_is_one_error_line_from_the_first_process(tmp_path: Path) -> None:
+    """Every process meets the same bad config or data: one line, the first process's (each
+    printed its own before); the other one is stopped by the launcher, silently."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\n")
+    gold = tmp_path / "bad-gold.jsonl"
+    gold.write_text('{"id": "s1", "text": "We will strike.", "labels": ["nope"]}\n')
+    for args, message in (
+        ([str(bad)], f"{bad}: 'model' must be one of baseline, transformer, got None"),
+        (
+            ["configs/baseline.yaml", "--set", f"data.gold={gold}", "--set", "data.augment=false"],
+            f"unknown label(s) 'nope' in {gold}:1; expected any of",
+        ),
+    ):
+        out = tmp_path / "run"
+        result = launch(tmp_path, "--tee", "3", "-m", "training.train", *args, "--out", str(out))
+        assert result.returncode == 1
+        errors = launched_errors(result)
+        assert len(errors) == 1 and errors[0].startswith(f"[default0]:error: {message}")
+        assert not out.exists()
+
+
+def test_an_error_met_by_another_process_alone_is_printed_naming_its_rank(
+    tmp_path: Path,
+) -> None:
+    """The first process did not fail, so it says nothing: the other one's line, after its
+    wait (``errors.LAUNCHED_ERROR_WAIT``), names its rank."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, sys\n"
+        "from stancelab.errors import InputError, print_error\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    sys.exit(print_error(InputError('disk of rank 1: full')))\n"
+    )
+    result = launch(tmp_path, "--tee", "3", str(script))
+    assert result.returncode == 1
+    assert launched_errors(result) == ["[default1]:error: rank 1: disk of rank 1: full"]
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [
