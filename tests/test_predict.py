@@ -931,3 +931,27 @@ def test_a_run_begun_before_other_fields_were_kept_is_not_continued_with_them(ru
     meta.write_text(json.dumps(checkpoint))
     with pytest.raises(InputError, match="an earlier stancelab, which dropped the input's other"):
         stream.predict_file(model, source, out, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("documents", [False, True])
+def test_a_fifo_as_input_is_refused_before_it_is_opened(run_dir, tmp_path, documents):
+    """An input is read more than once (ids checked, records counted, then labelled): a FIFO
+    would give its records once, and it is not "no such file" either."""
+    import os
+
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)
+    args = ["--model", str(run_dir), "-i", str(fifo), "-o", str(tmp_path / "out.jsonl")]
+    ran = subprocess.run(
+        [sys.executable, "-m", "stancelab.cli", "predict", *args]
+        + (["--documents"] if documents else []),
+        capture_output=True,
+        text=True,
+        timeout=60,  # opening the FIFO would block: a hang fails the test
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.strip() == (
+        f"error: {fifo}: not a regular file (a pipe, FIFO or device); save the input to a "
+        "file first, as it is read more than once"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -43,8 +43,7 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
         raise InputError(f"{path}: unsupported input type; expected .txt, .jsonl or .csv")
     if path.is_dir():
         raise InputError(f"{path}: a folder, not a file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    refuse_unless_file(path)
     if suffix == ".txt" and documents:
         yield check(Record(1, path.stem, read_text(path)))
         return
@@ -52,6 +51,18 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
     # line) is not part of the data
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         yield from parse_records(handle, suffix, str(path))
+
+
+def refuse_unless_file(path: Path) -> None:
+    """InputError unless ``path`` is a regular file: inputs are read through more than once
+    (ids checked, records counted, then labelled), which a pipe or FIFO cannot give."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(
+            f"{path}: not a regular file (a pipe, FIFO or device); save the input to a file "
+            "first, as it is read more than once"
+        )
 
 
 def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:

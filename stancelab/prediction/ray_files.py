@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from stancelab.corpus.readers import SUFFIXES, Record, check, parse_records
+from stancelab.corpus.readers import (
+    SUFFIXES,
+    Record,
+    check,
+    parse_records,
+    refuse_unless_file,
+)
 from stancelab.errors import InputError
 from stancelab.files import dumps_jsonl_row
 from stancelab.prediction.api import FLAGS
@@ -50,8 +56,7 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
         return found, input_path
     if input_path.suffix.lower() not in SUFFIXES:
         raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
-    if not input_path.is_file():
-        raise InputError(f"{input_path}: no such file")
+    refuse_unless_file(input_path)
     return [input_path], None
 
 
