@@ -682,6 +682,27 @@ def test_a_line_mode_overwrite_removes_only_the_side_file_of_the_output_it_repla
         assert side.read_bytes() == kept and "removed" not in str(summary)
 
 
+def test_a_line_mode_overwrite_removes_the_side_file_of_an_output_with_no_row(run_dir, tmp_path):
+    # a --documents run that dropped every line wrote an empty OUT: its side file stayed
+    # beside the line-mode output that replaced it, describing a run no longer there
+    model = resolve_model(run_dir)
+    furniture = tmp_path / "furniture.jsonl"
+    furniture.write_text(
+        "".join(json.dumps(r) + "\n" for r in FURNITURE_ONLY[1:3]), encoding="utf-8"
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "We deny it."}) + "\n", encoding="utf-8")
+    out, side = tmp_path / "out.jsonl", tmp_path / "out.dropped.jsonl"
+    stream.predict_file(model, furniture, out, documents=True, progress=False)
+    assert out.read_bytes() == b"" and len(read_rows(side)) == 2
+    summary = stream.predict_file(model, source, out, overwrite=True, progress=False)
+    assert not side.exists() and f"removed {side} " in str(summary)
+    side.write_bytes(b"")  # an empty file beside an empty OUT proves nothing: kept
+    out.write_bytes(b"")
+    stream.predict_file(model, source, out, overwrite=True, progress=False)
+    assert side.exists()
+
+
 SIDE_EDITS = ["none", "side file renamed into place", "side part edited", "old checkpoint"]
 
 

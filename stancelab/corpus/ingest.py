@@ -304,17 +304,25 @@ def holds_own_side_file(out: Path) -> bool:
     """Whether the file at ``dropped_path(out)`` is provably the side file written with the
     output ``out``: ``out`` holds sentences as ``corpus`` and ``predict --documents`` write
     them (its first row has a ``doc_id``, which no line-mode row has), and the side file is
-    a regular file holding only dropped lines as they write them (or none). A file of the
-    user's, or a line-mode output, given that name is not one."""
+    a regular file holding only dropped lines as they write them (or none). An empty ``out``
+    is a ``--documents`` run's that dropped every line: its side file holds them (an empty
+    one beside it proves nothing). A file of the user's, or a line-mode output, given that
+    name is not one."""
     side = dropped_path(out)
     if side.is_symlink() or not side.is_file():
         return False
     try:
         with open(out, encoding="utf-8") as rows:
-            if "doc_id" not in _object(rows.readline()):
-                return False
+            first = rows.readline()
+        if first and "doc_id" not in _object(first):
+            return False
+        held = 0
         with open(side, encoding="utf-8") as lines:
-            return all(set(_object(line)) - {"line"} == _DROPPED_KEYS for line in lines)
+            for line in lines:
+                if set(_object(line)) - {"line"} != _DROPPED_KEYS:
+                    return False
+                held += 1
+        return bool(first) or held > 0
     except (OSError, UnicodeDecodeError, ValueError):
         return False
 
