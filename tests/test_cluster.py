@@ -527,6 +527,37 @@ def run_cli(
     )
 
 
+def test_a_folder_input_lists_its_linked_folders_as_ray_data_does(tmp_path):
+    """A link to a folder in the input folder (2025 -> a bigger disk) is read through, as
+    Ray Data lists a folder (its articles were left out in silence); an OUT inside such a
+    folder is refused as one inside the input folder is; a loop of links is walked once."""
+    fs = pytest.importorskip("pyarrow.fs")
+    from stancelab.errors import InputError
+    from stancelab.prediction import cluster as engine
+    from stancelab.prediction.ray_files import input_files
+
+    folder, elsewhere = tmp_path / "articles", tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    folder.mkdir()
+    for path in (folder / "a.txt", elsewhere / "b.jsonl", elsewhere / "deep" / "c.txt"):
+        path.write_text('{"text": "We will strike."}\n', encoding="utf-8")
+    (folder / "2025").symlink_to(elsewhere)
+    listed = fs.LocalFileSystem().get_file_info(fs.FileSelector(str(folder), recursive=True))
+    ray_data = sorted(Path(f.path) for f in listed if f.type == fs.FileType.File)
+    files, found = input_files(folder)
+    assert files == ray_data and found == folder
+    assert [p.relative_to(folder).as_posix() for p in files] == [
+        "2025/b.jsonl",
+        "2025/deep/c.txt",
+        "a.txt",
+    ]
+    for out in (elsewhere / "out.jsonl", elsewhere / "deep" / "out.jsonl"):
+        with pytest.raises(InputError, match="is inside the input folder .*2025"):
+            engine.predict_files(tmp_path / "no-model", folder, out)
+    (elsewhere / "loop").symlink_to(folder)
+    assert input_files(folder)[0] == files
+
+
 def test_without_ray_one_line_names_the_extra(tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("We will strike back.\n", encoding="utf-8")

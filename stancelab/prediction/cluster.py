@@ -276,7 +276,9 @@ def predict_files(
 
     input_path, output_path = Path(input_path), followed(output_path)
     files, folder = input_files(input_path)
-    refuse_input_as_output(output_path, [input_path])
+    # a folder's files may lie in folders it links to: an OUT there would be read as input
+    held = {folder / up for p in files for up in p.relative_to(folder).parents} if folder else ()
+    refuse_input_as_output(output_path, [input_path, *held])
     run_dir = Path(model) if model is not None else default_model_dir()
     refuse_input_as_output(output_path, [run_dir], "model")  # OUT would replace the model
     if not overwrite:

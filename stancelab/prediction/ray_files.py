@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -41,12 +42,13 @@ SIDE_KEYS = ("line", "doc_id", "reason", "text", "start", "end")  # the local si
 def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
     """The files to read (checked on the driver, and named to Ray one by one, so that the
     driver's checks see exactly what is read) and the input folder, if it is one. A folder's
-    files are listed as Ray Data lists one: a path in it beginning with "." or "_" (a hidden
-    file or folder; a "_" folder, which Ray Data and Arrow take for not data) is skipped."""
+    files are listed as Ray Data lists one: through links to folders too, and a path in it
+    beginning with "." or "_" (a hidden file or folder; a "_" folder, which Ray Data and
+    Arrow take for not data) is skipped."""
     if input_path.is_dir():
         found = [
             p
-            for p in sorted(input_path.rglob("*"))
+            for p in sorted(_walked(input_path))
             if p.suffix.lower() in SUFFIXES
             and p.is_file()
             and not p.relative_to(input_path).as_posix().startswith((".", "_"))
@@ -58,6 +60,23 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
         raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
     refuse_unless_file(input_path)
     return [input_path], None
+
+
+def _walked(folder: Path) -> Iterator[Path]:
+    """Every name in ``folder`` and its subfolders, following links to folders (``rglob``
+    does not, so a linked folder's files were left out in silence); a link back to a
+    folder it lies in is not followed again, so a loop of links ends."""
+    chains = {str(folder): {os.path.realpath(folder)}}  # a folder's real path and its parents'
+    for root, folders, names in os.walk(folder, followlinks=True):
+        chain = chains.pop(root)
+        kept = []
+        for name in folders:
+            real = os.path.realpath(os.path.join(root, name))
+            if real not in chain:
+                kept.append(name)
+                chains[os.path.join(root, name)] = chain | {real}
+        folders[:] = kept
+        yield from (Path(root, name) for name in names)
 
 
 def files_datasource(paths: list[str], documents: bool, folder: Path | None):
