@@ -18,6 +18,7 @@ import pytest
 from reliability_common import predict_interrupted_at_chunk
 
 from stancelab.config import BaselineParams
+from stancelab.corpus.ingest import dropped_path
 from stancelab.corpus.text import model_text
 from stancelab.errors import InputError, ModelLoadError
 from stancelab.labels import LABELS
@@ -976,3 +977,29 @@ def test_a_fifo_as_input_is_refused_before_it_is_opened(run_dir, tmp_path, docum
         "file first, as it is read more than once"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+@pytest.mark.parametrize("out_name", ["out.jsonl", "out"])
+def test_an_output_named_as_an_interrupted_runs_side_file_names_that_run(
+    run_dir, tmp_path, out_name
+):
+    # the other way round: its part file is the side part of a stopped --documents run,
+    # which was called this run's own, and the advice (--resume, then --overwrite) replaced
+    # it, so that run could not be resumed
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": ARTICLE}) + "\n" for _ in range(20)), "utf-8")
+    out = tmp_path / out_name
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, documents=True, chunk_size=7, progress=False)
+    side = dropped_path(out)
+    side_part = side.with_name(side.name + ".part")
+    kept = side_part.read_bytes()
+    for options in ({}, {"resume": True}, {"documents": True}):
+        with pytest.raises(InputError) as refused:
+            stream.predict_file(model, source, side, progress=False, **options)
+        assert str(refused.value).startswith(f"{side_part}: holds the dropped lines of ")
+        assert f"interrupted --documents run of --output {out_name} " in str(refused.value)
+    assert side_part.read_bytes() == kept and not side.exists()
+    summary = stream.predict_file(model, source, out, documents=True, resume=True, progress=False)
+    assert summary.resumed_from == 14 and len(read_rows(side)) == 40

@@ -201,6 +201,16 @@ def _predict_locked(
                 "replace it"
             )
         interrupted = False
+    owner = _stopped_run_of_side_file(output_path)
+    if owner is not None and not meta_path.exists() and os.fstat(fd).st_size and not overwrite:
+        # no checkpoint of this run, but rows in its part file: most likely the side part of
+        # that stopped --documents run, which --resume finishes (and --overwrite would spoil)
+        raise InputError(
+            f"{part}: holds the dropped lines of an interrupted --documents run of --output "
+            f"{owner.name} (its checkpoint {owner.name}.part.json is there); finish that run "
+            "first (its command with --resume), choose another --output, or pass --overwrite "
+            "to replace them"
+        )
     if resume and interrupted:
         if not meta_path.exists():
             raise InputError(
@@ -259,6 +269,23 @@ def _predict_locked(
     meta_path.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _stopped_run_of_side_file(output_path: Path) -> Path | None:
+    """The output whose side file of dropped lines is named ``output_path``
+    (``dropped_path``), if a stopped ``--documents`` run of it left its checkpoint; else
+    None."""
+    name = output_path.name
+    if output_path.suffix.lower() == ".jsonl":
+        name = output_path.stem.removesuffix(".dropped") + output_path.suffix
+    owner = output_path.with_name(name.removesuffix(".dropped"))
+    checkpoint = owner.with_name(owner.name + ".part.json")
+    if owner == output_path or dropped_path(owner) != output_path or not checkpoint.is_file():
+        return None
+    try:
+        return owner if read_json_object(checkpoint).get("documents") is True else None
+    except InputError:  # not a checkpoint as stancelab writes it
+        return None
 
 
 def _remove_side_file_of(output_path: Path, input_path: Path) -> str:
