@@ -979,6 +979,34 @@ def test_a_fifo_as_input_is_refused_before_it_is_opened(run_dir, tmp_path, docum
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
 
 
+def test_a_stopped_overwrite_is_not_called_complete_because_the_old_output_is_there(
+    run_dir, tmp_path
+):
+    # --resume said "already complete; nothing to resume" of the OUT the stopped run was
+    # replacing: the earlier run's rows, not those of the run asked for
+    model = resolve_model(run_dir)
+    old, source = tmp_path / "old.jsonl", tmp_path / "in.jsonl"
+    old.write_text(json.dumps({"text": "We deny it."}) + "\n", encoding="utf-8")
+    source.write_text("".join(json.dumps({"text": ARTICLE}) + "\n" for _ in range(20)), "utf-8")
+    out = tmp_path / "out.jsonl"
+    stream.predict_file(model, old, out, documents=True, progress=False)
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(
+            model, source, out, documents=True, overwrite=True, chunk_size=7, progress=False
+        )
+    with pytest.raises(InputError) as refused:
+        stream.predict_file(model, source, out, documents=True, resume=True, progress=False)
+    assert str(refused.value) == (
+        f"{out}: the run stopped while replacing it (its checkpoint out.jsonl.part.json) was "
+        "given --overwrite; continue it with --resume --overwrite"
+    )
+    assert len(read_rows(out)) == 1
+    summary = stream.predict_file(
+        model, source, out, documents=True, resume=True, overwrite=True, progress=False
+    )
+    assert summary.resumed_from == 14 and len(read_rows(out)) == summary.rows > 20
+
+
 @pytest.mark.parametrize("out_name", ["out.jsonl", "out"])
 def test_an_output_named_as_an_interrupted_runs_side_file_names_that_run(
     run_dir, tmp_path, out_name

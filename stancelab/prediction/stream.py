@@ -182,13 +182,18 @@ def _predict_locked(
     skip, offset, written = 0, 0, hashlib.sha256()
     side_offset, side_written = 0, hashlib.sha256()
     summary = Summary(output=str(output_path), dropped_output=str(side.path) if side else "")
+    parts = (fd, *((side.fd,) if side else ()))
     if resume and output_path.exists() and not overwrite:
+        if meta_path.exists() and any(os.fstat(f).st_size for f in parts):
+            # OUT is the output that run was replacing, not its own (renamed from its part)
+            raise InputError(
+                f"{output_path}: the run stopped while replacing it (its checkpoint "
+                f"{meta_path.name}) was given --overwrite; continue it with --resume --overwrite"
+            )
         raise InputError(f"{output_path}: already complete; nothing to resume")
     if not overwrite:
         refuse_existing(output_path, "--output")
-    interrupted = meta_path.exists() or any(
-        os.fstat(f).st_size > 0 for f in (fd, *((side.fd,) if side else ()))
-    )
+    interrupted = meta_path.exists() or any(os.fstat(f).st_size > 0 for f in parts)
     stray = not meta_path.exists() and os.fstat(fd).st_size == 0
     if side is not None and stray and os.fstat(side.fd).st_size > 0:
         # no checkpoint and no rows of this run, but rows in the side file's part file: most
