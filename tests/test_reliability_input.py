@@ -192,10 +192,12 @@ def test_a_jsonl_id_is_a_string_or_a_whole_number_never_a_python_repr(run_dir, t
         ingest([source], tmp_path / "s.jsonl")
 
 
-def test_a_folder_named_like_an_input_file_is_called_a_folder(run_dir, tmp_path):
-    folder = tmp_path / "in.txt"
+@pytest.mark.parametrize("name", ["in.txt", "articles"])
+def test_a_folder_named_like_an_input_file_is_called_a_folder(run_dir, tmp_path, name):
+    # a folder of articles (which --engine ray reads) was an "unsupported input type"
+    folder = tmp_path / name
     folder.mkdir()
-    with pytest.raises(InputError, match=r"in.txt: a folder, not a file"):
+    with pytest.raises(InputError, match=rf"{name}: a folder, not a file"):
         predict_file(resolve_model(run_dir), folder, tmp_path / "out.jsonl", progress=False)
 
 
