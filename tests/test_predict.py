@@ -1031,3 +1031,15 @@ def test_an_output_named_as_an_interrupted_runs_side_file_names_that_run(
     assert side_part.read_bytes() == kept and not side.exists()
     summary = stream.predict_file(model, source, out, documents=True, resume=True, progress=False)
     assert summary.resumed_from == 14 and len(read_rows(side)) == 40
+
+
+@pytest.mark.parametrize("name", ["nosuch", "nosuch.pdf", "nosuch.jsonl"])
+def test_a_missing_input_is_no_such_file_whatever_its_name(tmp_path, name):
+    from stancelab.corpus.readers import read_records
+    from stancelab.prediction.ray_files import input_files
+
+    missing = tmp_path / name
+    for read in (lambda: next(read_records(missing)), lambda: input_files(missing)):
+        with pytest.raises(InputError) as refused:
+            read()
+        assert str(refused.value) == f"{missing}: no such file"

@@ -41,9 +41,9 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
     suffix = path.suffix.lower()
     if path.is_dir():  # whatever its name: a folder of articles too
         raise InputError(f"{path}: a folder, not a file")
+    refuse_unless_file(path)  # missing, or a FIFO: said so whatever its name
     if suffix not in SUFFIXES:
         raise InputError(f"{path}: unsupported input type; expected .txt, .jsonl or .csv")
-    refuse_unless_file(path)
     if suffix == ".txt" and documents:
         yield check(Record(1, path.stem, read_text(path)))
         return

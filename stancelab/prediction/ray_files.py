@@ -56,9 +56,9 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
         if not found:
             raise InputError(f"{input_path}: no .txt, .jsonl or .csv files in this folder")
         return found, input_path
+    refuse_unless_file(input_path)  # missing, or a FIFO: said so whatever its name
     if input_path.suffix.lower() not in SUFFIXES:
         raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
-    refuse_unless_file(input_path)
     return [input_path], None
 
 
