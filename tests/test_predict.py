@@ -888,8 +888,9 @@ def test_other_input_fields_are_carried_to_each_row_as_meta(run_dir, tmp_path):
         "date,id,text,labels,\n"  # a spreadsheet's blank trailing column
         '2024-01-02,a,"We will strike back if they attack.",threat,\n'
         "2024-01-03,b,,denial,\n"
-        '2024-01-04,,"They denied it, again.",,\n',
-        encoding="utf-8",
+        '2024-01-04,,"They denied it, again.",,\n'
+        '\xe9t\xe9,c,"We deny it.",,\n',
+        encoding="latin-1",  # the last date as a cp1252 spreadsheet writes it: not UTF-8
     )
     out = tmp_path / "csv.jsonl"
     stream.predict_file(model, source, out, progress=False)
@@ -898,7 +899,9 @@ def test_other_input_fields_are_carried_to_each_row_as_meta(run_dir, tmp_path):
         {"date": "2024-01-02", "labels": "threat"},
         {"date": "2024-01-03", "labels": "denial"},
         {"date": "2024-01-04", "labels": ""},
+        {"date": "\\xe9t\\xe9", "labels": ""},  # the bytes it could not decode, spelled out
     ]
+    assert "labels" in rows[3] and "error" not in rows[3]
     assert set(rows[0]["labels"]) <= set(LABELS) and "error" in rows[1]
     assert list(rows[0])[-1] == "meta"
 
@@ -916,14 +919,11 @@ def test_other_input_fields_are_carried_to_each_row_as_meta(run_dir, tmp_path):
     assert rows[0]["meta"] == {"source": {"outlet": "Dawn", "page": 3}}
     assert rows[1]["meta"] == {"tags": ["talks"], "score": None}
     assert "meta" not in rows[2]  # no other field: no key
-    assert rows[3] == {
-        "line": 4,
-        "id": "w",
-        "error": "field 'note' is not valid Unicode (an unpaired surrogate or undecodable byte)",
-    }
-    assert summary.errors == 1
+    # a field that cannot be written as UTF-8 is spelled out; the record is still labelled
+    assert rows[3]["meta"] == {"note": "\\ud800"} and "labels" in rows[3]
+    assert summary.errors == 0
     predictions, _ = read_predictions(out)  # label push reads such rows
-    assert sorted(predictions) == ["x", "y", "z"]
+    assert sorted(predictions) == ["w", "x", "y", "z"]
 
     source = tmp_path / "docs.jsonl"
     source.write_text(json.dumps({"id": "d", "text": ARTICLE, "outlet": "Dawn"}) + "\n", "utf-8")

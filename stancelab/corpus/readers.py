@@ -155,7 +155,7 @@ def _lines(handle: TextIO) -> Iterator[str]:
 def check(record: Record) -> Record:
     """Set ``record.error`` (and drop the text) unless the text is a non-empty string and
     the id, if any, can be written (valid Unicode; an id that is not is dropped). The other
-    fields are predict's to check (``meta_problem``): ingestion does not read them."""
+    fields are predict's to write (``writable``): ingestion does not read them."""
     bad_id = None if record.id is None else unicode_problem(record.id)
     if not record.error:
         problem = text_problem(record.text)  # the same rules as predict() on a list
@@ -170,13 +170,21 @@ def check(record: Record) -> Record:
     return record
 
 
-def meta_problem(meta: dict) -> str | None:
-    """Why a record's other fields cannot be written as UTF-8 JSON (a lone surrogate, from an
-    undecodable byte of a CSV or a ``"\\ud800"`` escape of a JSON line), or None."""
-    for key, value in meta.items():
-        if unicode_problem(json.dumps({key: value}, ensure_ascii=False)) is not None:
-            name = key.encode("utf-8", "backslashreplace").decode("utf-8")
-            return (
-                f"field {name!r} is not valid Unicode (an unpaired surrogate or undecodable byte)"
-            )
-    return None
+def writable(value):
+    """``value`` (a record's other field: text, number, list, object) with every string that
+    cannot be written as UTF-8 spelled out instead: the bytes a file could not decode as
+    ``\\xff`` (they were read as lone surrogates), any other lone surrogate (a JSON
+    ``"\\ud800"`` escape) as ``\\ud800``. Such a field is one predict does not read: the
+    record is still labelled, and the escapes show what was there."""
+    if isinstance(value, str):
+        if unicode_problem(value) is None:
+            return value
+        try:  # bytes that were not UTF-8, as surrogateescape read them
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {writable(k): writable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [writable(v) for v in value]
+    return value

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stancelab.corpus.readers import Record, meta_problem, read_records
+from stancelab.corpus.readers import Record, read_records, writable
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
 from stancelab.prediction.api import FLAGS, predictions_for
 
@@ -191,9 +191,8 @@ def rows_for(model: StanceModel, chunk: list[Record], documents: bool) -> ChunkR
     ``"foreign_script": true`` (and the warnings are not repeated for every chunk: the
     summary counts these rows)."""
     for r in chunk:
-        if r.meta is not None and (problem := meta_problem(r.meta)) is not None:
-            # a field that cannot be written: the record is an error row without its fields
-            r.error, r.text, r.meta = r.error or problem, None, None
+        if r.meta is not None:  # a field that cannot be written as UTF-8 is spelled out
+            r.meta = writable(r.meta)
     with texts_flagged_by_caller():
         if documents:
             return _document_rows(model, chunk, model.model_version)
