@@ -196,10 +196,9 @@ def test_a_run_name_may_nest_folders_and_use_any_letters(tmp_path, tiny_gold, na
 @pytest.mark.parametrize(
     "text",
     [
-        # an anchored mapping with a merge of its own, merged into another before it is
-        # read itself: the merge rewrites its pairs in place, which once looked like C twice
-        "r:\n  <<: &q\n    <<: &p\n      C: 1\n    C: 2\n  C: 3\ns: *q\nt: *p\n",
         "base: &b\n  params: &p\n    C: 1\nother:\n  <<: *b\n  params:\n    <<: *p\n    C: 2\n",
+        "a: &a {x: 1}\nb: &b {y: 2}\nc: {<<: [*a, *b], x: 3}\n",  # own keys override
+        "a: &a {x: 1}\nc: {<<: *a, x: 3}\nd: *a\n",
     ],
 )
 def test_overrides_through_yaml_merges_read_as_plain_yaml_does(text):
@@ -210,10 +209,39 @@ def test_overrides_through_yaml_merges_read_as_plain_yaml_does(text):
     assert load_yaml(text) == yaml.safe_load(text)
 
 
-def test_a_key_twice_in_a_mapping_merged_elsewhere_first_is_still_refused():
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        # merges PyYAML reads wrong: {'r': {'C': 1}} where YAML says C is 2; C: 1.0 for 4.0;
+        # and which of two merged mappings wins depends on the key's length (x: 1, lr: 2)
+        ("r:\n  <<: &q\n    <<: &p\n      C: 1\n    C: 2\ns: *q\n", "merges another itself"),
+        ("params: {<<: &t {<<: {C: 1.0}, C: 4.0}}\n", "merges another itself"),
+        ("p: &p {<<: {C: 1}, C: 2}\nq: {<<: *p}\n", "merges another itself"),
+        ("a: &a {x: 1}\nb: &b {x: 2}\nc: {<<: [*a, *b]}\n", "both give 'x'"),
+        ("a: &a {lr: 1}\nb: &b {lr: 2}\nc: {<<: [*a, *b]}\n", "both give 'lr'"),
+        ("a: &a {lr: 1}\nc: {<<: [*a], <<: {lr: 2}}\n", "both give 'lr'"),
+        # a key given twice in a merged mapping, never read by plain YAML's check
+        ("params: {<<: {C: 1.0, C: 4.0}}\n", "the key 'C' is given twice"),
+        ("r:\n  <<: &q\n    C: 1\n    C: 2\ns: *q\n", "the key 'C' is given twice"),
+    ],
+)
+def test_merges_that_pyyaml_reads_wrong_are_refused(text, problem):
     import yaml
 
     from stancelab.config import load_yaml
 
-    with pytest.raises(yaml.YAMLError, match="the key 'C' is given twice"):
-        load_yaml("r:\n  <<: &q\n    C: 1\n    C: 2\ns: *q\n")
+    with pytest.raises(yaml.YAMLError, match=problem):
+        load_yaml(text)
+
+
+def test_a_config_with_such_a_merge_is_one_line(tmp_path, tiny_gold):
+    config = write_config(tmp_path, tiny_gold)
+    # the params read C: 1.0 where the file says 4.0
+    config.write_text(
+        config.read_text().replace("params: {}", "params: {<<: {<<: {C: 1.0}, C: 4.0}}")
+    )
+    ran = run("-m", "training.train", str(config), "--out", str(tmp_path / "r"))
+    assert ran.returncode == 1
+    line = one_error_line(ran.stderr)
+    assert "invalid YAML at line" in line and "merges another itself" in line, line
+    assert not (tmp_path / "r").exists()
