@@ -382,7 +382,9 @@ def test_line_mode_refuses_an_id_given_twice_before_any_work_as_locally(cluster,
     assert ran.returncode == 1
     assert ran.stderr.strip().splitlines() == [
         f"error: {folder / 'c.jsonl'}:1: id '7' is also that of {folder / '2024' / 'b.jsonl'}:1; "
-        "give each record its own id (output rows are matched on it)"
+        "give each record its own id (output rows are matched on it), or rename the column "
+        "or key if it is not a record's own (a speaker's, a document's): it is then carried "
+        "as meta"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "inputs", "out.jsonl"]
     assert {f.name: f.read_bytes() for f in out.iterdir()} == kept

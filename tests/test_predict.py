@@ -830,7 +830,8 @@ def test_line_mode_refuses_an_id_given_twice_naming_both_lines(run_dir, tmp_path
     first = 4 + (suffix == ".csv")  # the header is line 1
     refused = (
         f"error: {source}:{first + 1}: id 'b' is also that of {source}:{first}; give each "
-        "record its own id (output rows are matched on it)\n"
+        "record its own id (output rows are matched on it), or rename the column or key if "
+        "it is not a record's own (a speaker's, a document's): it is then carried as meta\n"
     )
     ran = run_cli("--model", str(run_dir), "-i", str(source), "-o", str(out))
     assert (ran.returncode, ran.stderr) == (1, refused)

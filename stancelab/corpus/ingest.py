@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -217,14 +218,35 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
     return documents
 
 
-def refuse_repeated_ids(ids: Iterable[tuple[str, str]], *, documents: bool = True) -> None:
+def refuse_repeated_ids(
+    ids: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]],
+    *,
+    documents: bool = True,
+) -> None:
     """InputError naming both places when two documents have the same id, which begins the
     ids of their sentences (two would share an id). ``ids``: (id, where it was read) in
-    reading order. Used by ``read_documents`` and by ``predict --documents``; with
-    ``documents=False`` by line-mode ``predict``, whose records are rows, not documents:
-    two output rows would share the id that ``label push`` and joins match them on."""
+    reading order, or a function that gives them anew. Used by ``read_documents`` and by
+    ``predict --documents``; with ``documents=False`` by line-mode ``predict``, whose
+    records are rows, not documents: two output rows would share the id that ``label push``
+    and joins match them on.
+
+    Memory stays at 8 bytes per record, not the ids (an input of millions of rows): a first
+    pass keeps each id's hash, and only when two hashes are alike does a second pass (the
+    function called again) compare the ids that have them."""
+    import numpy as np
+
+    if not callable(ids):
+        pairs = list(ids)
+        ids = lambda: pairs  # noqa: E731 - the same pairs for the second pass
+    hashes = np.array(array("q", (hash(doc_id) for doc_id, _ in ids())), dtype=np.int64)
+    hashes.sort()
+    suspects = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+    if not suspects:
+        return
     first: dict[str, str] = {}
-    for doc_id, where in ids:
+    for doc_id, where in ids():
+        if hash(doc_id) not in suspects:
+            continue
         if doc_id in first:  # by id, not by place: two places may be written alike
             what, advice = (
                 (
@@ -232,7 +254,12 @@ def refuse_repeated_ids(ids: Iterable[tuple[str, str]], *, documents: bool = Tru
                     "give each document its own id (the ids of its sentences begin with it)",
                 )
                 if documents
-                else ("id", "give each record its own id (output rows are matched on it)")
+                else (
+                    "id",
+                    "give each record its own id (output rows are matched on it), or rename "
+                    "the column or key if it is not a record's own (a speaker's, a "
+                    "document's): it is then carried as meta",
+                )
             )
             raise InputError(
                 f"{where}: {what} {doc_id!r} is also that of {first[doc_id]}; {advice}"

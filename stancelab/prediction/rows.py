@@ -144,14 +144,16 @@ def refuse_repeated_input_ids(
     would be matched as one (``label push --predictions`` refuses such an output; a join on
     ``id`` pairs each with both). The files are read through once for this (a ``documents``
     ``.txt`` file is named, not read), before anything is written; the ids are those of
-    every run on it, a resumed one too. Returns the number of records, for the progress
-    bar: counted in the same pass, so the input is not read a third time."""
+    every run on it, a resumed one too; they are kept as hashes (8 bytes a record), and
+    read again only when two hashes are alike. Returns the number of records, for the
+    progress bar: counted in the same pass, so the input is not read a third time."""
     from stancelab.corpus.ingest import refuse_repeated_ids
 
     records = 0
 
-    def ids() -> Iterator[tuple[str, str]]:
+    def ids() -> Iterator[tuple[str, str]]:  # read again only to name a repeat
         nonlocal records
+        records = 0
         for path in files:
             named = _document_ids(path, folder) if documents else _record_ids(path)
             for name, where in named:
@@ -159,7 +161,7 @@ def refuse_repeated_input_ids(
                 if name is not None:
                     yield name, where
 
-    refuse_repeated_ids(ids(), documents=documents)
+    refuse_repeated_ids(ids, documents=documents)
     return records
 
 
