@@ -463,3 +463,28 @@ def _ingest(folder: Path, out: Path) -> list[dict]:
 def _ingest_paths(paths, out: Path) -> list[dict]:
     ingest(paths, out)
     return rows(out)
+
+
+def test_the_id_check_reads_the_ids_again_only_to_name_a_repeat():
+    """It keeps a hash per id, not the ids (an input of millions of rows): a second pass
+    over the input, for the places, only when two hashes are alike."""
+    from stancelab.corpus.ingest import refuse_repeated_ids
+
+    passes = []
+
+    def ids(names):
+        def read():
+            passes.append(1)
+            return ((name, f"in.jsonl:{i + 1}") for i, name in enumerate(names))
+
+        return read
+
+    refuse_repeated_ids(ids([f"s{i}" for i in range(1000)]), documents=False)
+    assert len(passes) == 1
+    passes.clear()
+    with pytest.raises(InputError) as refused:
+        refuse_repeated_ids(ids(["a", "b", "c", "b", "a"]), documents=False)
+    assert str(refused.value).startswith("in.jsonl:4: id 'b' is also that of in.jsonl:2; ")
+    assert len(passes) == 2
+    with pytest.raises(InputError, match="in.jsonl:3: document id 'x' is also that of in.jsonl:1"):
+        refuse_repeated_ids([("x", "in.jsonl:1"), ("y", "in.jsonl:2"), ("x", "in.jsonl:3")])
