@@ -150,7 +150,10 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
         101: "'text' must be a string, not int",
         151: "expected a JSON object",
     }
-    assert all(json.loads(line)["model_version"].startswith("transformer-") for line in got[:3])
+    # every row but an error row names the model (rows are not in input order: which come
+    # first depends on how Ray split the blocks, and a block may begin with an error row)
+    good = [r for r in map(json.loads, got) if "error" not in r]
+    assert len(good) == 296 and all(r["model_version"].startswith("transformer-") for r in good)
     metas = {r["line"]: r.get("meta") for r in map(json.loads, got)}
     assert metas[2] == {"day": 1, "src": {"p": [1]}} and metas[1] is None
     assert metas[6] == {"day": 5}  # an error row keeps its record's fields too
