@@ -6,6 +6,7 @@ its traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -83,9 +84,28 @@ def print_error(exc: BaseException) -> int:
     (``error: rank 1: ...``). It does not just exit silently: the launcher would then stop
     the first process too, maybe before it printed, and nothing would be said."""
     line = error_line(exc)
-    rank = os.environ.get("RANK", "0")
-    if rank != "0" and os.environ.get("MASTER_ADDR"):
-        time.sleep(LAUNCHED_ERROR_WAIT)
+    rank = hold_back_unless_first()
+    if rank is not None:
         line = f"rank {rank}: {line}"
     print(f"error: {line}", file=sys.stderr)
     return 1
+
+
+def hold_back_unless_first() -> str | None:
+    """Under a launcher, in a process other than the first: wait ``LAUNCHED_ERROR_WAIT``
+    seconds (the launcher stops this process meanwhile if the first one failed too) and
+    return this process's rank; elsewhere return None at once (``print_error``)."""
+    rank = os.environ.get("RANK", "0")
+    if rank == "0" or not os.environ.get("MASTER_ADDR"):
+        return None
+    time.sleep(LAUNCHED_ERROR_WAIT)
+    return rank
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors a launch prints once, as ``print_error`` does:
+    every process parses the same command line, so they all fail together."""
+
+    def error(self, message: str):
+        rank = hold_back_unless_first()
+        super().error(message if rank is None else f"rank {rank}: {message}")

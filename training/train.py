@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, print_error
+from stancelab.errors import USER_ERRORS, ArgumentParser, print_error
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -42,7 +42,7 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # a launch's processes print a usage error once
         prog="python -m training.train", description=__doc__.split("\n")[0]
     )
     parser.add_argument("config", type=Path, help="a YAML file in configs/")
