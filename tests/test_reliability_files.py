@@ -4,6 +4,7 @@ and a corpus folder is read whole (subfolders) without its hidden files."""
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,27 @@ def test_what_a_live_process_moved_aside_is_not_put_back(tmp_path):
         live.wait()
     restore_replaced(target)  # its process is gone: a kill left it there
     assert target.is_dir() and not aside.exists()
+
+
+def test_a_replaced_output_keeps_the_mode_its_user_gave_it(run_dir, tmp_path):
+    """An output is written anew and renamed over the old one; the new one takes the old
+    one's permission bits, so a report folder or an output made private stays private."""
+    from stancelab.evaluation.folders import report_folder
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "We will strike back."}) + "\n")
+    out = tmp_path / "out.jsonl"
+    args = ("predict", "--model", str(run_dir), "-i", str(source), "-o", str(out))
+    assert stancelab(*args).returncode == 0
+    out.chmod(0o600)
+    assert stancelab(*args, "--overwrite").returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+    report = tmp_path / "report"
+    with report_folder(report) as staging:
+        (staging / "report.md").write_text("# Report\n")
+    report.chmod(0o700)
+    with report_folder(report, overwrite=True) as staging:
+        (staging / "report.md").write_text("# Report, again\n")
+    assert stat.S_IMODE(report.stat().st_mode) == 0o700
+    assert (report / "report.md").read_text() == "# Report, again\n"

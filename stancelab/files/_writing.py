@@ -32,7 +32,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual file mode
+        os.chmod(tmp, kept_mode(path, 0o666 & ~current_umask()))  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -295,6 +295,8 @@ def move_into_place(new: Path, target: Path) -> None:
     A kill between the two renames leaves it at ``.<target>.part-old-<pid>``, which
     ``restore_replaced`` puts back."""
     old = None
+    if target.is_dir() == new.is_dir():
+        os.chmod(new, kept_mode(target, stat.S_IMODE(new.stat().st_mode)))
     if target.exists() or target.is_symlink():
         old = target.with_name(f".{target.name}.part-old-{os.getpid()}")
         os.replace(target, old)
@@ -360,6 +362,16 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def kept_mode(path: Path, usual: int | None) -> int | None:
+    """The permission bits of ``path`` if it exists, else ``usual``: an output written anew
+    and renamed over the old one keeps the mode its user gave it (a report folder made
+    private with ``chmod 700`` stays private, a group-writable one stays so)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # not there yet
+        return usual
 
 
 def current_umask() -> int:

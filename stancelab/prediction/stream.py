@@ -39,6 +39,7 @@ from stancelab.files import (
     dumps_jsonl_row,
     exclusive_lock,
     followed,
+    kept_mode,
     output_lock,
     read_json_object,
     refuse_existing,
@@ -258,9 +259,12 @@ def _predict_locked(
         if chunk:
             _flush(model, chunk, documents, (out, side_out), summary, checkpoint, done, bar)
     bar.close()
-    for target in (output_path, *((side.path,) if side else ())):
+    for target, descriptor in ((output_path, fd), *(((side.path, side.fd),) if side else ())):
         refuse_input_as_output(target, [input_path])  # never replace an input, even now
         refuse_model_as_output(model, target)
+        mode = kept_mode(target, None)
+        if mode is not None:  # a replaced output keeps the mode its user gave it
+            os.fchmod(descriptor, mode)
     if side is not None:
         # The side file first: an OUT on disk always has its own beside it. An OUT being
         # replaced goes first of all, so that it is never seen beside the new side file; a
