@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -103,6 +107,39 @@ def test_dataset_card_gives_counts_sources_licence_and_the_hub_layout(exported):
     assert "stancelab-seeds-20261122T031832Z.json" in card
     assert "## Licence notes" in card and "publishers" in card
     assert load_labelled(GOLD).checksum() in card
+
+
+def test_card_checksum_covers_every_column_and_recomputes_as_it_says(exported, tmp_path):
+    """The card's (id, text, labels) checksum cannot tell a lost or changed dyad, source or
+    provenance; its every-column checksum can, and the card's own recipe recomputes it from
+    the Parquet files without stancelab."""
+    from datasets import load_dataset
+
+    card = (exported / "README.md").read_text(encoding="utf-8")
+    parquet = load_dataset(str(exported), cache_dir=str(tmp_path / "cache"))
+    digests = {}
+    for split, part in parquet.items():
+        digest = hashlib.sha256()
+        for row in part:  # the recipe as the card words it
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+            digest.update(b"\n")
+        digests[split] = digest.hexdigest()
+        assert f"- `{split}`: `{digests[split]}`" in card, split
+    from stancelab.data import columns_checksum
+
+    for split, digest in digests.items():  # load_from_disk gives the same rows
+        assert columns_checksum(load_export(exported)[split]) == digest
+    snippet = card.split("```python\n")[-1].split("```")[0]
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    code = snippet.replace("path/to/this/folder", str(exported))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"- `gold`: `{done.stdout.strip()}`" in card
+    aug = parquet["augmentation"]
+    changed = aug.map(lambda row, i: {"dyad": "" if i == 0 else row["dyad"]}, with_indices=True)
+    assert to_labelled(changed).checksum() == to_labelled(aug).checksum()
+    assert columns_checksum(changed) != columns_checksum(aug)
+    assert columns_checksum(aug.remove_columns("source")) != columns_checksum(aug)
 
 
 def test_export_replaces_its_own_output_and_refuses_other_folders(tmp_path):

@@ -13,15 +13,19 @@ The folder holds ``arrow/`` (``DatasetDict.save_to_disk``), ``data/<split>-*.par
 dataset card (``README.md``: counts, sources, licence notes, checksums) whose YAML header
 points ``datasets.load_dataset(out)`` and the Hub at the Parquet files. ``load_export(out)``
 reads it back as a ``DatasetDict``; ``to_labelled(split)`` turns a split into the
-``LabelledSet`` that training and evaluation use, every field as the JSONL source loads (the
-checksum covers only id, text and labels, so it cannot tell a lost dyad).
-Both are re-exported by ``stancelab.data``.
+``LabelledSet`` that training and evaluation use, every field as the JSONL source loads.
+The card gives two checksums per split: the data checksum of a run (id, text and labels
+only) and ``columns_checksum``, over every column, which tells a lost or changed dyad,
+source or provenance too. ``export``, ``load_export``, ``to_labelled`` and
+``columns_checksum`` are re-exported by ``stancelab.data``.
 
 ``datasets`` is imported only here, and only when these functions run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,6 +181,18 @@ def to_labelled(split: Dataset) -> LabelledSet:
     )
 
 
+def columns_checksum(split: Dataset) -> str:
+    """SHA-256 over every column of ``split``, row by row in order: each row as
+    ``datasets`` gives it (labels as ClassLabel indices), JSON with sorted keys, UTF-8, and a
+    newline. The card spells this recipe out so that anyone can recompute it without
+    stancelab; a run's data checksum covers only id, text and labels."""
+    digest = hashlib.sha256()
+    for row in split:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 def _counts(part: Dataset) -> dict:
     sets = [tuple(row) for row in part["labels"]]
     per_label = Counter(k for row in sets for k in row)
@@ -195,6 +211,7 @@ def dataset_card(dataset: DatasetDict, *, gold: str, augment_dir: str) -> str:
     counts = {split: _counts(part) for split, part in dataset.items()}
     exports = sorted({p["export"] for p in dataset["gold"]["provenance"] if p})
     checksums = {split: to_labelled(part).checksum() for split, part in dataset.items()}
+    whole = {split: columns_checksum(part) for split, part in dataset.items()}
     header = [
         "---",
         "license: other",
@@ -272,8 +289,25 @@ def dataset_card(dataset: DatasetDict, *, gold: str, augment_dir: str) -> str:
             "",
             "## Checksums",
             "",
-            "SHA-256 over the (id, text, labels) rows, computed like the data checksum in a "
-            "stancelab run's `run.json`:",
+            "Every column: SHA-256 over the split's rows in order, each row as `datasets` "
+            "gives it (`labels` as class indices) written as JSON with sorted keys, UTF-8, "
+            "followed by a newline. It changes when any field of any row is lost or changed:",
+            "",
+            *(f"- `{split}`: `{digest}`" for split, digest in whole.items()),
+            "",
+            "```python",
+            "import hashlib, json",
+            "from datasets import load_dataset",
+            "",
+            "digest = hashlib.sha256()",
+            'for row in load_dataset("path/to/this/folder")["gold"]:',
+            "    line = json.dumps(row, sort_keys=True, ensure_ascii=False)",
+            '    digest.update(line.encode("utf-8") + b"\\n")',
+            "print(digest.hexdigest())",
+            "```",
+            "",
+            "Data checksum: SHA-256 over the (id, text, labels) rows only, computed like the "
+            "data checksum in a stancelab run's `run.json`:",
             "",
             *(f"- `{split}`: `{digest}`" for split, digest in checksums.items()),
             "",
