@@ -1034,6 +1034,59 @@ def test_an_output_named_as_an_interrupted_runs_side_file_names_that_run(
     assert summary.resumed_from == 14 and len(read_rows(side)) == 40
 
 
+def test_an_empty_side_part_of_a_stopped_run_is_still_that_runs(run_dir, tmp_path):
+    """A stopped --documents run that has dropped no line yet has an empty side part: it was
+    taken as free, so a line-mode run to out.dropped.jsonl wrote there, and the stopped run
+    could not be resumed ("out.dropped.jsonl: exists")."""
+    model = resolve_model(run_dir)
+    clean = "The minister said the army will retaliate. He denied that troops shelled it.\n"
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": clean}) + "\n" for _ in range(20)), "utf-8")
+    out, other = tmp_path / "out.jsonl", tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"text": "We deny it."}) + "\n", encoding="utf-8")
+    side = dropped_path(out)
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, documents=True, chunk_size=7, progress=False)
+    assert side.with_name(side.name + ".part").read_bytes() == b""
+    with pytest.raises(InputError) as refused:
+        stream.predict_file(model, other, side, progress=False)
+    assert str(refused.value).startswith(
+        f"{side}: is the side file of an interrupted --documents run of --output out.jsonl "
+    )
+    assert not side.exists()
+    summary = stream.predict_file(model, source, out, documents=True, resume=True, progress=False)
+    assert summary.resumed_from == 14 and read_rows(side) == []
+
+
+def test_an_empty_part_with_another_runs_checkpoint_is_not_taken_as_a_side_part(run_dir, tmp_path):
+    """The other way round: a --documents run to out.dropped.jsonl stopped while every line
+    so far was dropped has an empty part file and a checkpoint; a --documents run to
+    out.jsonl took that part file as its own side part and renamed it into place, and the
+    stopped run's --resume then offered to replace out.jsonl's side file."""
+    model = resolve_model(run_dir)
+    furniture = tmp_path / "furniture.jsonl"
+    furniture.write_text(
+        "".join(json.dumps({"text": FURNITURE_ONLY[2]["text"]}) + "\n" for _ in range(20)),
+        encoding="utf-8",
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "We deny it."}) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    side = dropped_path(out)
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, furniture, side, documents=True, chunk_size=2, progress=False)
+    side_part = side.with_name(side.name + ".part")
+    assert side_part.read_bytes() == b""
+    with pytest.raises(InputError) as refused:
+        stream.predict_file(model, source, out, documents=True, progress=False)
+    assert str(refused.value).startswith(f"{side_part}: partial output exists without ")
+    assert not out.exists() and not side.exists()
+    summary = stream.predict_file(
+        model, furniture, side, documents=True, resume=True, progress=False
+    )
+    assert summary.resumed_from == 4 and read_rows(side) == []
+
+
 @pytest.mark.parametrize("name", ["nosuch", "nosuch.pdf", "nosuch.jsonl"])
 def test_a_missing_input_is_no_such_file_whatever_its_name(tmp_path, name):
     from stancelab.corpus.readers import read_records

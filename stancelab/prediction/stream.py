@@ -196,9 +196,11 @@ def _predict_locked(
         refuse_existing(output_path, "--output")
     interrupted = meta_path.exists() or any(os.fstat(f).st_size > 0 for f in parts)
     stray = not meta_path.exists() and os.fstat(fd).st_size == 0
-    if side is not None and stray and os.fstat(side.fd).st_size > 0:
-        # no checkpoint and no rows of this run, but rows in the side file's part file: most
-        # likely another run's, of --output OUT.dropped.jsonl: that file is in the way
+    theirs = side.part.with_name(side.part.name + ".json") if side else None
+    if side is not None and stray and (os.fstat(side.fd).st_size > 0 or theirs.exists()):
+        # no checkpoint and no rows of this run, but rows in the side file's part file, or
+        # the checkpoint of a run of --output OUT.dropped.jsonl (its part may be empty: a
+        # --documents run that has dropped every line so far): that run's, in the way
         if not overwrite:
             raise InputError(
                 f"{side.part}: partial output exists without this run's checkpoint "
@@ -208,14 +210,17 @@ def _predict_locked(
             )
         interrupted = False
     owner = _stopped_run_of_side_file(output_path)
-    if owner is not None and not meta_path.exists() and os.fstat(fd).st_size and not overwrite:
-        # no checkpoint of this run, but rows in its part file: most likely the side part of
-        # that stopped --documents run, which --resume finishes (and --overwrite would spoil)
+    if owner is not None and not meta_path.exists() and not overwrite:
+        # no checkpoint of this run: its part file is the side part of that stopped
+        # --documents run, which --resume finishes (and --overwrite would spoil), even when
+        # empty (no line dropped yet): an OUT written here would block that --resume
+        held = os.fstat(fd).st_size > 0
         raise InputError(
-            f"{part}: holds the dropped lines of an interrupted --documents run of --output "
-            f"{owner.name} (its checkpoint {owner.name}.part.json is there); finish that run "
-            "first (its command with --resume), choose another --output, or pass --overwrite "
-            "to replace them"
+            (f"{part}: holds the dropped lines" if held else f"{output_path}: is the side file")
+            + f" of an interrupted --documents run of --output {owner.name} (its checkpoint "
+            f"{owner.name}.part.json is there); finish that run first (its command with "
+            "--resume), choose another --output, or pass --overwrite to replace "
+            + ("them" if held else "it")
         )
     if resume and interrupted:
         if not meta_path.exists():
