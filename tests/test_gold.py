@@ -7,6 +7,7 @@ server tests in test_labelstudio.py check that shape against a real server).
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -418,13 +419,44 @@ def test_a_pull_record_is_stored_first_and_removed_when_its_export_never_came(tm
     with pytest.raises(InputError, match="never overwritten"):  # a record is never replaced
         store_export(path, b"[1]", PULL)
     assert list_exports(tmp_path)[0].pull == PULL
-    orphan = new_export_path(tmp_path, "proj")  # a pull killed between the links
-    pull_path(orphan).write_text(pull_path(path).read_text())
-    assert recover(tmp_path) == [f"removed {pull_path(orphan).name}, left by an import "
-                                 "interrupted before its export"]  # fmt: skip
+    # a pull killed between the links: its record is still linked to its temporary file
+    orphan, temporary = new_export_path(tmp_path, "proj"), tmp_path / ".export.ab12.pull.tmp"
+    temporary.write_text(pull_path(path).read_text())
+    os.link(temporary, pull_path(orphan))
+    assert recover(tmp_path) == [
+        f"removed {pull_path(orphan).name}, left by an import interrupted before its export",
+        "removed 1 temporary file(s) of interrupted imports",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [path.name, checksum_path(path).name, pull_path(path).name]
     )
+
+
+def test_a_pull_record_whose_export_was_deleted_by_hand_is_kept_and_reported(tmp_path):
+    """No interrupted import left it (its temporary file would still be linked to it): the
+    export was deleted by hand, and the record, the only account of that pull, was removed
+    in silence by the next `label gold` as debris."""
+    exports, gold = tmp_path / "exports", tmp_path / "gold.jsonl"
+    update_gold(exports, gold, ("team", dumps([task(1, "s1", ann(1, "a@x", ["threat"]))])))
+    path = store_export(
+        new_export_path(exports, "proj"), dumps([task(2, "s2", ann(2, "b@x", []))]), PULL
+    )
+    record, checksum = pull_path(path).read_bytes(), checksum_path(path).read_bytes()
+    path.unlink()  # by hand
+    killed, temporary = new_export_path(exports, "late"), exports / ".export.cd34.pull.tmp"
+    temporary.write_bytes(record)  # and the debris of a pull killed before its export's link
+    os.link(temporary, pull_path(killed))
+    done = runner.invoke(app, ["label", "gold", "--exports", str(exports), "--gold", str(gold)])
+    assert done.exit_code == 0, done.output
+    assert pull_path(path).is_file() and pull_path(path).read_bytes() == record
+    assert checksum_path(path).read_bytes() == checksum
+    assert not pull_path(killed).exists() and not temporary.exists()
+    assert f"note: removed {pull_path(killed).name}, left by an import interrupted" in done.stderr
+    assert (
+        f"note: kept {pull_path(path).name}: its export {path.name} was deleted, not by an "
+        "interrupted import; remove it by hand if the export was meant to go\n"
+    ) in done.stderr
+    assert load_labelled(gold).ids == ["s1"]
 
 
 def test_import_then_gold_commands(tmp_path):

@@ -190,8 +190,8 @@ def store_export(path: str | Path, data: bytes, pull: PullRecord | None = None) 
 
     All are written whole to temporary files first and then linked into place, the export
     last: a kill at any step leaves either no export, or an export with its full checksum and
-    pull record (plus temporary files and at most an orphan checksum or pull record, which
-    ``recover`` removes).
+    pull record (plus temporary files and at most an orphan checksum or pull record, still
+    linked to its temporary file, which ``recover`` removes).
     """
     path = Path(path)
     parse_name(path)
@@ -228,8 +228,11 @@ def recover(directory: str | Path) -> list[str]:
     - An export whose checksum file is missing or empty, and which is still hard-linked to
       its import's temporary file, was written whole before it was linked (the old import
       created the checksum afterwards): its checksum is computed and written.
-    - A checksum file or pull record without its export is an import or pull killed before
-      the export's link: removed.
+    - A checksum file or pull record without its export, still hard-linked to its import's
+      temporary file, is an import or pull killed before the export's link (``store_export``
+      removes its temporary files only once the export is linked): removed.
+    - One without its export and without such a link outlived an export deleted by hand: a
+      pull record is the only account of that pull, so both are kept, and reported.
     - Temporary files of imports (``.export.*.tmp``) are removed: no import is running.
     """
     directory = Path(directory)
@@ -237,6 +240,7 @@ def recover(directory: str | Path) -> list[str]:
         return []
     done = []
     temps = sorted(directory.glob(f"{_TMP_PREFIX}*.tmp"))
+    linked = {t.stat().st_ino for t in temps}
     inodes = {t.stat().st_ino for t in temps if not t.name.endswith(".sha256.tmp")}
     for path in sorted(directory.glob("*.json")):
         side = checksum_path(path)
@@ -248,9 +252,17 @@ def recover(directory: str | Path) -> list[str]:
             os.replace(side_tmp, side)
             done.append(f"recreated {side.name} for the interrupted import of {path.name}")
     for side in sorted([*directory.glob("*.json.sha256"), *directory.glob("*.json.pull")]):
-        if not side.with_name(side.name[: side.name.rindex(".")]).exists():
+        export = side.with_name(side.name[: side.name.rindex(".")])
+        if export.exists():
+            continue
+        if side.stat().st_ino in linked:
             side.unlink()
             done.append(f"removed {side.name}, left by an import interrupted before its export")
+        else:
+            done.append(
+                f"kept {side.name}: its export {export.name} was deleted, not by an "
+                "interrupted import; remove it by hand if the export was meant to go"
+            )
     for tmp in temps:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -168,6 +168,7 @@ class GoldUpdate:
     paths: dict[str, Path]
     stored: Path | None = None  # the export file this update added
     duplicate_of: Path | None = None  # the stored export with the same bytes, if any
+    recovered: list[str] = field(default_factory=list)  # what ``exports.recover`` did or kept
 
 
 def update_gold(
@@ -252,7 +253,7 @@ def _update_gold(
 ) -> GoldUpdate:
     from stancelab.annotation.exports import list_exports, new_export_path, recover, store_export
 
-    recover(exports_dir)  # debris of a killed import: we hold the lock, so nobody else's
+    recovered = recover(exports_dir)  # a killed import's debris (we hold the lock: none is running)
     stored_exports = list_exports(exports_dir)
     parsed = [(e.path.name, parse_export(read_text(e.path), e.path.name)) for e in stored_exports]
     target = duplicate = None
@@ -275,7 +276,8 @@ def _update_gold(
     report = gold_report(result)
     if target is not None:
         store_export(target, new[1], pull)
-    return GoldUpdate(result, report, write_gold(result, report, gold_path), target, duplicate)
+    paths = write_gold(result, report, gold_path)
+    return GoldUpdate(result, report, paths, target, duplicate, recovered)
 
 
 def gold_report(result: GoldResult) -> dict:

@@ -169,6 +169,8 @@ def _derive(
         inputs = [source] if source else []
         shown = origin or (str(source) if source else None)
         update = update_gold(exports, gold or GOLD_PATH, new, inputs, shown, pull)
+    for line in update.recovered:  # removed debris of a killed import; kept orphan records
+        typer.echo(f"note: {line}", err=True)
     if update.stored is not None:
         beside = ".sha256, .pull" if pull is not None else ".sha256"
         typer.echo(f"stored {update.stored} (+ {beside})")
