@@ -563,6 +563,34 @@ def test_a_folder_input_lists_its_linked_folders_as_ray_data_does(tmp_path):
     assert input_files(folder)[0] == files
 
 
+def test_a_folder_of_hidden_files_only_names_them(tmp_path):
+    """A folder holding only hidden inputs (".draft.jsonl", a "_old" folder) was called one
+    with no .txt, .jsonl or .csv files, as if it were empty."""
+    pytest.importorskip("ray")
+    from stancelab.errors import InputError
+    from stancelab.prediction.ray_files import input_files
+
+    folder = tmp_path / "articles"
+    (folder / "_old").mkdir(parents=True)
+    for name in (".draft.jsonl", "_old/a.txt", ".DS_Store"):
+        (folder / name).write_text('{"text": "We will strike."}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    ran = run_cli("--input", str(folder), "--output", str(out), "--engine", "ray")
+    assert ran.returncode == 1 and ran.stderr.count("\n") == 1, ran.stderr
+    assert ran.stderr == (
+        f"error: {folder}: no .txt, .jsonl or .csv files in this folder; skipped 2 hidden "
+        "file(s), whose path there begins with '.' or '_' (.draft.jsonl, _old/a.txt), as Ray "
+        "Data skips them: rename them to have them read\n"
+    )
+    assert not out.exists()
+    for name in (".b.csv", ".c.txt"):
+        (folder / name).write_text("text\nWe will strike.\n", encoding="utf-8")
+    with pytest.raises(
+        InputError, match=r"skipped 4 hidden .* \(.b.csv, .c.txt, .draft.jsonl, ...\)"
+    ):
+        input_files(folder)
+
+
 def test_without_ray_one_line_names_the_extra(tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("We will strike back.\n", encoding="utf-8")

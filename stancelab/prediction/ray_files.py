@@ -46,20 +46,35 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
     beginning with "." or "_" (a hidden file or folder; a "_" folder, which Ray Data and
     Arrow take for not data) is skipped."""
     if input_path.is_dir():
-        found = [
-            p
-            for p in sorted(_walked(input_path))
-            if p.suffix.lower() in SUFFIXES
-            and p.is_file()
-            and not p.relative_to(input_path).as_posix().startswith((".", "_"))
-        ]
+        found, skipped = [], []
+        for p in sorted(_walked(input_path)):
+            if not p.is_file():
+                continue
+            if p.relative_to(input_path).as_posix().startswith((".", "_")):
+                if p.name.lower().endswith(SUFFIXES):
+                    skipped.append(p.relative_to(input_path).as_posix())
+            elif p.suffix.lower() in SUFFIXES:
+                found.append(p)
         if not found:
-            raise InputError(f"{input_path}: no .txt, .jsonl or .csv files in this folder")
+            raise InputError(_no_files_message(input_path, skipped))
         return found, input_path
     refuse_unless_file(input_path)  # missing, or a FIFO: said so whatever its name
     if input_path.suffix.lower() not in SUFFIXES:
         raise InputError(f"{input_path}: unsupported input type; expected .txt, .jsonl or .csv")
     return [input_path], None
+
+
+def _no_files_message(folder: Path, skipped: list[str]) -> str:
+    """Why ``folder`` gives no input; it names the files skipped as hidden (``skipped``,
+    relative paths), so that a folder of them is not taken for an empty one."""
+    message = f"{folder}: no .txt, .jsonl or .csv files in this folder"
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        message += (
+            f"; skipped {len(skipped)} hidden file(s), whose path there begins with '.' or "
+            f"'_' ({shown}), as Ray Data skips them: rename them to have them read"
+        )
+    return message
 
 
 def _walked(folder: Path) -> Iterator[Path]:
