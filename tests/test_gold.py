@@ -39,6 +39,7 @@ from stancelab.annotation.tasks import (
     contexts,
     prediction_payload,
     read_predictions,
+    read_sentences,
 )
 from stancelab.annotation.votes import ADJUDICATOR_PREFIX, parse_export
 from stancelab.cli import app
@@ -611,6 +612,54 @@ def test_tasks_carry_context_from_the_same_document_by_index():
         and p["result"][0]["scores"]["denial"] == 0.1
     )
     assert prediction_payload(PreAnnotation((), None, "m"))["score"] is None
+
+
+def test_a_rows_meta_goes_into_its_task_whole_and_on_one_short_line(tmp_path):
+    path = tmp_path / "out.jsonl"  # a predict output: its records' other fields under meta
+    metas = [
+        {"source": "Dawn", "date": "2026-10-12", "pages": 3, "wire": True, "byline": None},
+        {"tags": ["a", "b"], "desk": {"city": "Lahore"}, "body": "word  \n" * 100, "k" * 40: "v"},
+        {f"f{i}": "y" * 70 for i in range(10)},
+        {},
+    ]
+    rows = [{"line": i, "id": f"s{i}", "text": f"S{i}.", "meta": m} for i, m in enumerate(metas)]
+    rows.append({"id": "s9", "text": "A corpus row."})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sentences = read_sentences(path)
+    data = {t["data"]["id"]: t["data"] for t in build_tasks(sentences, sentences)}
+    assert data["s0"].get("meta_line") == (
+        "source: Dawn · date: 2026-10-12 · pages: 3 · wire: true · byline: null"
+    )
+    assert [data[f"s{i}"]["meta"] for i in range(3)] == metas[:3]  # as given
+    word, y = "word " * 11 + "wo...", "y" * 57 + "..."
+    assert data["s1"]["meta_line"] == (
+        f'tags: ["a", "b"] · desk: {{"city": "Lahore"}} · body: {word} · {"k" * 27}...: v'
+    )
+    assert data["s2"]["meta_line"] == f"f0: {y} · f1: {y} · +8 more"
+    for sid in ("s3", "s9"):  # no fields: the task of a corpus row, as before
+        assert list(data[sid]) == ["text", "id", "doc_id", "index", "context"]
+    root = ET.fromstring(label_config())  # shown above the sentence, required of no task
+    (header,) = [h for h in root.iter("Header") if h.get("value") == "$meta_line"]
+    assert header.get("name") is None and list(root).index(header) + 1 == list(root).index(
+        root.find("Text")
+    )
+
+
+@pytest.mark.parametrize(
+    "meta, expected",
+    [
+        ('"Dawn"', "'meta' must be a JSON object"),
+        ('{"s": "\\ud800"}', "not valid Unicode"),
+        ('{"pages": NaN}', "holds NaN or Infinity"),
+    ],
+)
+def test_a_meta_that_cannot_be_pushed_is_one_line_naming_the_line(tmp_path, meta, expected):
+    path = tmp_path / "out.jsonl"
+    path.write_text(f'{{"id": "s1", "text": "A."}}\n{{"id": "s2", "text": "B.", "meta": {meta}}}\n')
+    env = {"LABEL_STUDIO_URL": "http://127.0.0.1:9", "LABEL_STUDIO_API_KEY": "token-x"}
+    done = runner.invoke(app, ["label", "push", "--sentences", str(path)], env=env)
+    assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
+    assert done.stderr.startswith(f"error: {path}:2: ") and expected in done.stderr
 
 
 def test_read_predictions_skips_and_counts_rows_it_cannot_use(tmp_path):

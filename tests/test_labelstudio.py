@@ -24,10 +24,14 @@ from typer.testing import CliRunner
 from stancelab.annotation.client import connect, find_project, sentence_tasks
 from stancelab.annotation.credentials import ServerError
 from stancelab.annotation.exports import list_exports
+from stancelab.annotation.gold import derive
+from stancelab.annotation.interface import label_config
 from stancelab.annotation.launcher import LS_VERSION
 from stancelab.annotation.server import ADMIN_FILE, LabelStudioServer, free_port
+from stancelab.annotation.votes import parse_export
 from stancelab.cli import app
 from stancelab.config import BaselineParams
+from stancelab.files import write_jsonl
 from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
 
@@ -168,6 +172,77 @@ def test_push_with_model_and_with_predictions_file(
             assert by_version["file-v1"]["result"][0]["value"]["choices"] == ["denial"]
         else:
             assert "file-v1" not in by_version
+
+
+def test_a_predict_rows_meta_is_shown_on_its_task_and_never_rewritten(
+    labelstudio, tmp_path, tiny_texts, tiny_labels, labels_dir
+):
+    creds = labelstudio.credentials
+    model_dir = tmp_path / "model"
+    BaselineModel(BaselineParams(inner_folds=3), seed=1).fit(tiny_texts, tiny_labels).save(
+        model_dir
+    )
+    records = tmp_path / "records.jsonl"
+    many = {f"field{i}": i for i in range(30)}
+    rows = [
+        {"id": "m1", "text": TINY[0][0], "source": "Dawn", "date": "2026-10-12"},
+        {"id": "m2", "text": TINY[3][0], "desk": {"outlet": "Dawn"}, "note": "x\n" * 200, **many},
+        {"id": "m3", "text": TINY[6][0]},
+    ]
+    records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    predict = ["predict", "--model", str(model_dir), "--input", str(records), "--output", str(out)]
+    done = runner.invoke(app, [*predict, "--no-progress"])
+    assert done.exit_code == 0, done.output
+    push = ["push", "--project", "with-meta", "--sentences", str(out), "--predictions", str(out)]
+    pushed = cli(push, creds)
+    assert pushed.exit_code == 0 and "3 new task(s) imported" in pushed.stdout, pushed.output
+    tasks = tasks_of(creds, "with-meta")
+    first = tasks["m1"][0].data
+    assert first.get("meta") == {"source": "Dawn", "date": "2026-10-12"}
+    assert first["meta_line"] == "source: Dawn · date: 2026-10-12"
+    line = tasks["m2"][0].data["meta_line"]  # one short line, whatever the record holds
+    assert line.startswith('desk: {"outlet": "Dawn"} · note: x x x') and "x..." in line
+    assert line.endswith(" more") and len(line) <= 160, line
+    assert len(tasks["m2"][0].data["meta"]) == 32  # all of it, as given
+    assert set(tasks["m3"][0].data) == {"text", "id", "doc_id", "index", "context"}
+
+    changed = tmp_path / "changed.jsonl"  # the same sentences, their records since edited
+    changed.write_text(out.read_text().replace("2026-10-12", "2026-10-13"))
+    again = cli([*push[:4], str(changed)], creds)
+    assert "0 new task(s) imported; 3 of 3" in again.stdout, again.output
+    assert "1 task(s) already in the project keep the meta they were pushed with" in again.stderr
+    assert "(first: sentence m1)" in again.stderr
+    suggest = ["suggest", "--project", "with-meta", "--sentences", str(changed), "--k", "3"]
+    assert cli([*suggest, "--strategy", "random"], creds).exit_code == 0
+    after = tasks_of(creds, "with-meta")
+    assert all(len(t) == 1 for t in after.values()) and after["m1"][0].data["rank"] >= 1
+    assert after["m1"][0].data["meta_line"] == "source: Dawn · date: 2026-10-12"  # kept
+
+    annotations = tmp_path / "ann.jsonl"
+    annotations.write_text('{"id": "m1", "labels": ["threat"]}\n{"id": "m3", "labels": []}\n')
+    recorded = cli(["record", str(annotations), "--annotator", "a@team.org", *push[1:3]], creds)
+    assert recorded.exit_code == 0, recorded.output
+    pulled = cli(["pull", "--project", "with-meta", *labels_dir["opts"]], creds)
+    assert pulled.exit_code == 0, pulled.output
+    (stored,) = list_exports(labels_dir["root"] / "exports")
+    export = json.loads(stored.path.read_text())
+    assert {t["data"]["id"]: t["data"].get("meta_line") for t in export}["m1"] == first["meta_line"]
+    for task in export:  # gold is the same as from the tasks without their meta
+        task["data"] = {k: v for k, v in task["data"].items() if k not in ("meta", "meta_line")}
+    bare = derive([(stored.path.name, parse_export(json.dumps(export), stored.path.name))])
+    write_jsonl(tmp_path / "bare.jsonl", bare.rows)
+    gold = labels_dir["root"] / "gold.jsonl"
+    assert gold.read_bytes() == (tmp_path / "bare.jsonl").read_bytes()
+    assert [json.loads(x)["id"] for x in gold.read_text().splitlines()] == ["m1", "m3"]
+
+    ls = connect(creds)  # a project made with the interface before meta_line
+    old = "".join(x for x in label_config().splitlines(True) if "$meta_line" not in x)
+    ls.projects.create(title="old-interface", label_config=old)
+    into_old = cli(["push", "--project", "old-interface", "--sentences", str(out)], creds)
+    assert into_old.exit_code == 0 and "3 new task(s) imported" in into_old.stdout
+    assert "this project's labelling interface does not show it" in into_old.stderr
+    assert tasks_of(creds, "old-interface")["m1"][0].data["meta"] == first["meta"]
 
 
 def test_annotators_skips_zero_choices_adjudication_and_agreement(

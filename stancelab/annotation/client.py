@@ -30,6 +30,7 @@ from stancelab.annotation.tasks import (
     ModelPredictor,
     PreAnnotation,
     build_tasks,
+    meta_notes,
     prediction_payload,
     read_annotation_file,
     read_sentences,
@@ -217,6 +218,8 @@ def push(
     ``predictor(sentences) -> {id: PreAnnotation}`` is called only for the sentences that need a
     prediction (new tasks, and existing tasks without one of that model version);
     ``predictions`` is the same mapping read from a file.
+    A task's data is never rewritten, its ``meta`` included (``meta_notes`` says when it differs
+    from the file's, or when the project's interface does not show it).
     """
     sentences = read_sentences(sentences_path)
     with api_errors(creds, "pushing tasks"), project_lock(creds, project):
@@ -237,6 +240,8 @@ def push(
         present = sentence_tasks(ls, proj.id)
         new = [s for s in sentences if s["id"] not in present]
         report.already_present = len(sentences) - len(new)
+        pushed = {sid: tasks[0].data or {} for sid, tasks in present.items()}
+        report.notes += meta_notes(sentences, pushed, proj.label_config, sentences_path)
         preds: dict[str, PreAnnotation] = {}
         lacking: list[tuple[int, dict]] = []  # (task id, sentence) needing a prediction
         if predictor is not None or predictions is not None:

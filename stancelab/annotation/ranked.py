@@ -12,7 +12,8 @@ follows its order. Pushes are idempotent like ``stancelab.annotation.client.push
 by
 the sentence id, an existing unannotated task is re-ranked in place, a prediction is added only
 if the task lacks one of that model version, and tasks ranked by an earlier run but not chosen
-now lose their rank. Annotated tasks are never changed. Callers hold
+now lose their rank. Annotated tasks are never changed, nor is a task's ``meta`` (the record's
+fields it was pushed with, as in ``push``). Callers hold
 ``stancelab.annotation.client.project_lock`` from their first read of the project to the last
 write, so a second run into the same project is refused, not interleaved.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stancelab.annotation.client import WRITE, import_in_chunks, sentence_tasks
-from stancelab.annotation.interface import label_config
+from stancelab.annotation.interface import META_LINE_NAME, META_NAME, label_config
 from stancelab.corpus.text import preview
 
 SUGGEST_VIEW = "stancelab: label next"
@@ -123,7 +124,10 @@ def push_ranked(
             continue
         task = tasks[0]
         old = dict(task.data or {})
-        data = {k: v for k, v in old.items() if k not in owned_keys} | payload["data"]
+        incoming = {
+            k: v for k, v in payload["data"].items() if k not in (META_NAME, META_LINE_NAME)
+        }
+        data = {k: v for k, v in old.items() if k not in owned_keys} | incoming
         if data != old:
             ls.tasks.update(id=str(task.id), data=data, request_options=WRITE)
             report.reranked += 1

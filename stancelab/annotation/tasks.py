@@ -3,7 +3,11 @@
 A task's data: ``text`` (the sentence), ``id`` (the stable sentence id: the key that makes
 pushes idempotent and exports mergeable), ``doc_id``, ``index``, and ``context``: up to
 ``CONTEXT_SENTENCES`` sentences before and after it in the same document, with the sentence
-itself marked » «.
+itself marked » «. A sentence whose row has a ``meta`` object (the record's other fields, as
+``stancelab predict --input`` writes them) also gets ``meta``, as given, and ``meta_line``: the
+fields on one line, "source: Dawn · date: 2026-10-12", which the interface shows above the
+sentence (``meta_line`` says how long and nested values are kept short). A row without it gets
+neither key, so its task is the same as before.
 
 A pre-annotation (Label Studio "prediction") carries the chosen labels as one ``choices``
 result, the per-label probabilities under the result's ``scores`` key, the ``model_version``,
@@ -17,6 +21,7 @@ predict run (``read_predictions``). Annotations made outside the browser come as
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -27,15 +32,24 @@ from stancelab.annotation.interface import (
     CONTEXT_MARK,
     CONTEXT_NAME,
     CONTROL_NAME,
+    META_LINE_NAME,
+    META_NAME,
     RESULT_TYPE,
     TEXT_NAME,
 )
+from stancelab.corpus.text import preview, unicode_problem
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
 from stancelab.paths import SENTENCES_PATH
 
 CONTEXT_SENTENCES = 2  # on each side
+# The fields line stays one short line whatever the record holds: the full fields are in
+# the task's ``meta`` (the Data Manager shows them).
+META_KEY_CHARS = 30
+META_VALUE_CHARS = 60
+META_LINE_CHARS = 160
+META_SEPARATOR = " · "
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,8 @@ def _unique_ids(
 
 
 def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
-    """The corpus file (``stancelab corpus``): rows with ``id`` and ``text``, unique ids."""
+    """The corpus file (``stancelab corpus``) or a predict output: rows with ``id`` and
+    ``text``, unique ids, and a ``meta`` object where the row has a non-empty one."""
     rows = []
     ids = _unique_ids(
         path, "'id' must be a non-empty string", lambda sid: f"duplicate sentence id {sid!r}"
@@ -74,9 +89,23 @@ def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
         index = row.get("index", len(rows))
         if not isinstance(index, int) or isinstance(index, bool):
             raise InputError(f"{where}: 'index' must be an integer")
-        rows.append(
-            {"id": sid, "doc_id": str(row.get("doc_id") or ""), "index": index, "text": text}
-        )
+        meta = row.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise InputError(
+                f"{where}: 'meta' must be a JSON object of the record's other fields "
+                "(as `stancelab predict` writes it)"
+            )
+        if meta:  # what the SDK cannot send (strict JSON, UTF-8) is refused here, by its line
+            try:
+                problem = unicode_problem(json.dumps(meta, ensure_ascii=False, allow_nan=False))
+            except ValueError:
+                problem = "holds NaN or Infinity, which is not JSON (write null or a string)"
+            if problem:
+                raise InputError(f"{where}: 'meta' {problem}")
+        sentence = {"id": sid, "doc_id": str(row.get("doc_id") or ""), "index": index, "text": text}
+        if meta:
+            sentence["meta"] = meta
+        rows.append(sentence)
     if not rows:
         raise InputError(f"{path}: no sentences; run `stancelab corpus` first")
     return rows
@@ -97,6 +126,58 @@ def contexts(sentences: Sequence[dict], k: int = CONTEXT_SENTENCES) -> dict[str,
                 [*before, f"{CONTEXT_MARK[0]}{s['text']}{CONTEXT_MARK[1]}", *after]
             )
     return out
+
+
+def meta_line(meta: dict) -> str:
+    """The fields on one line for annotators: "source: Dawn · date: 2026-10-12".
+
+    In the record's order; a string as it is, any other value as compact JSON (a list, an
+    object, ``true``, ``null``); white space runs and line breaks become one space. A key is cut
+    to ``META_KEY_CHARS`` and a value to ``META_VALUE_CHARS`` with "...", and the fields that
+    would take the line past ``META_LINE_CHARS`` are left out, counted as "+N more".
+    """
+    parts = []
+    for key, value in meta.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{preview(key, META_KEY_CHARS)}: {preview(shown, META_VALUE_CHARS)}")
+    line, kept = META_SEPARATOR.join(parts), len(parts)
+    while len(line) > META_LINE_CHARS and kept > 1:
+        kept -= 1
+        line = META_SEPARATOR.join([*parts[:kept], f"+{len(parts) - kept} more"])
+    return line
+
+
+def meta_notes(
+    sentences: Sequence[dict], pushed: dict[str, dict], config: str, source: str | Path
+) -> list[str]:
+    """Notes for a push of ``sentences`` into a project holding ``pushed`` (sentence id -> task
+    data) with the interface ``config``.
+
+    A pushed task's data is never rewritten (its annotations were made on what it showed): it
+    keeps the ``meta`` it was pushed with (none, if from a corpus file or an older stancelab),
+    and a note counts those whose ``meta`` differs from the file's. An interface from before
+    ``meta_line`` (the project made by an older stancelab) does not show the new tasks' meta.
+    """
+    notes = []
+    kept = [
+        s["id"]
+        for s in sentences
+        if s.get("meta") and s["id"] in pushed and pushed[s["id"]].get(META_NAME) != s["meta"]
+    ]
+    if kept:
+        notes.append(
+            f"{len(kept)} task(s) already in the project keep the meta they were pushed with, "
+            f"which differs from {source}'s (first: sentence {kept[0]}); a pushed task's data "
+            "is never rewritten: push into a new project to show the new meta"
+        )
+    new_meta = any(s.get("meta") and s["id"] not in pushed for s in sentences)
+    if new_meta and f"${META_LINE_NAME}" not in config:
+        notes.append(
+            "the new tasks' meta is in their data, but this project's labelling interface "
+            "does not show it; to show it, paste labels/label_config.xml into the project's "
+            "Settings > Labeling Interface"
+        )
+    return notes
 
 
 def set_score(labels: Sequence[str], scores: dict[str, float] | None) -> float | None:
@@ -141,6 +222,9 @@ def build_tasks(
                 CONTEXT_NAME: context[s["id"]],
             }
         }
+        if s.get("meta"):
+            task["data"][META_NAME] = s["meta"]
+            task["data"][META_LINE_NAME] = meta_line(s["meta"])
         pred = (predictions or {}).get(s["id"])
         if pred is not None:
             task["predictions"] = [prediction_payload(pred)]
