@@ -95,9 +95,12 @@ def jsonl_input(path: Path, n: int) -> Path:
     return path
 
 
-def local_rows(model_dir: Path, source: Path, tmp_path: Path, documents: bool = False) -> list:
-    out = tmp_path / f"local-{source.stem}.jsonl"
-    stream.predict_file(resolve_model(model_dir), source, out, documents=documents, progress=False)
+def local_rows(
+    model_dir: Path, source: Path, tmp_path: Path, documents: bool = False, meta=None
+) -> list:
+    out = tmp_path / f"local-{source.stem}{'-' + meta if meta else ''}.jsonl"
+    model = resolve_model(model_dir)
+    stream.predict_file(model, source, out, documents=documents, meta=meta, progress=False)
     return out.read_text(encoding="utf-8").splitlines()
 
 
@@ -166,6 +169,20 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
     lines, texts = table.column("line").to_pylist(), table.column("meta").to_pylist()
     column = dict(zip(lines, texts, strict=True))
     assert json.loads(column[2]) == metas[2] and column[1] is None
+
+    # --meta day: only that field, on both engines alike (error rows too); a field no record
+    # has is refused before any work, as locally
+    from stancelab.errors import InputError
+
+    with pytest.raises(InputError, match=r"in.jsonl: no record has the field 'dy' \(--meta\)"):
+        engine.predict_files(saved, source, tmp_path / "none.jsonl", meta="dy")
+    assert not (tmp_path / "none.jsonl").exists()
+    expected = local_rows(saved, source, tmp_path, meta="day")
+    engine.predict_files(saved, source, tmp_path / "day.jsonl", batch_size=32, meta="day")
+    got = ray_rows(tmp_path / "day.jsonl")
+    assert_same_rows(got, expected)
+    metas = {r["line"]: r.get("meta") for r in map(json.loads, got)}
+    assert metas[2] == {"day": 1} and metas[6] == {"day": 5} and metas[8] is None
 
 
 @slow

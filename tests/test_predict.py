@@ -956,6 +956,147 @@ def test_a_run_begun_before_other_fields_were_kept_is_not_continued_with_them(ru
         stream.predict_file(model, source, out, resume=True, progress=False)
 
 
+def test_meta_carries_only_the_fields_named_or_none(run_dir, tmp_path):
+    """--meta FIELD,... keeps those of a record's other fields (a page's raw HTML need not
+    be repeated on every row), --no-meta none; the rows are otherwise those of a run that
+    carries all, sentence rows of --documents and error rows too."""
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "date,id,text,source,html\n"
+        '2024-01-02,a,"We will strike back if they attack.",Dawn,<p>1</p>\n'
+        "2024-01-03,b,,Reuters,<p>2</p>\n",
+        encoding="utf-8",
+    )
+    everything = tmp_path / "all.jsonl"
+    stream.predict_file(model, source, everything, progress=False)
+    out = tmp_path / "two.jsonl"
+    stream.predict_file(model, source, out, meta="source,date", progress=False)
+    rows = read_rows(out)
+    assert [r["meta"] for r in rows] == [
+        {"date": "2024-01-02", "source": "Dawn"},  # in the input's order
+        {"date": "2024-01-03", "source": "Reuters"},  # an error row's too
+    ]
+    assert [{**r, "meta": None} for r in rows] == [
+        {**r, "meta": None} for r in read_rows(everything)
+    ]
+    again = tmp_path / "again.jsonl"  # one choice, however it is written
+    stream.predict_file(model, source, again, meta=[" date", "source", "date"], progress=False)
+    assert again.read_bytes() == out.read_bytes()
+    none = tmp_path / "none.jsonl"
+    stream.predict_file(model, source, none, meta=[], progress=False)
+    assert [r for r in read_rows(none)] == [
+        {k: v for k, v in r.items() if k != "meta"} for r in rows
+    ]
+
+    source = tmp_path / "docs.jsonl"  # a field only some records have: theirs only
+    records = [
+        {"id": "d", "text": ARTICLE, "outlet": "Dawn", "html": "<p>" * 50},
+        {"id": "e", "text": "Talks resume. We deny the claims.", "html": "<p>"},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "docs-out.jsonl"
+    stream.predict_file(model, source, out, documents=True, meta=["outlet"], progress=False)
+    rows = read_rows(out)
+    assert len(rows) == 6 and [r.get("meta") for r in rows] == [{"outlet": "Dawn"}] * 4 + [None] * 2
+
+    cli = run_cli(
+        "--model", str(run_dir), "--input", str(source), "--output", str(tmp_path / "c.jsonl"),
+        "--documents", "--no-progress", "--meta", "outlet",
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert (tmp_path / "c.jsonl").read_bytes() == out.read_bytes()
+    cli = run_cli(
+        "--model", str(run_dir), "--input", str(source), "--output", str(tmp_path / "n.jsonl"),
+        "--no-progress", "--no-meta",
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert all("meta" not in r for r in read_rows(tmp_path / "n.jsonl"))
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--meta", ""], "error: --meta '': an empty field name; name the fields to carry as"),
+        (["--meta", "date,"], "error: --meta 'date,': an empty field name;"),
+        (["--meta", "text"], "error: --meta text: 'text' is a row's own key, not meta;"),
+        (["--meta", "a", "--no-meta"], "error: give either --meta FIELD,... (those fields) or"),
+    ],
+)
+def test_a_bad_meta_option_is_one_line(run_dir, tmp_path, args, error):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "We deny it.", "date": 1}) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    cli = run_cli("--model", str(run_dir), "--input", str(source), "--output", str(out), *args)
+    assert cli.returncode == 1 and cli.stderr.startswith(error), cli.stderr
+    assert len(cli.stderr.splitlines()) == 1 and not out.exists()
+
+
+def test_a_meta_field_no_record_has_is_refused_before_anything_is_written(run_dir, tmp_path):
+    """A misspelt field would be left out of every row in silence: the input is read
+    through before anything is written anyway (for repeated ids), and that pass finds it."""
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.csv"
+    source.write_text('date,id,text,source\n2024-01-02,a,"We deny it.",Dawn\n', "utf-8")
+    with pytest.raises(InputError) as refused:
+        stream.predict_file(model, source, tmp_path / "o.jsonl", meta="date,sorce,x")
+    assert str(refused.value) == (
+        f"{source}:1: no columns 'sorce', 'x' (--meta); its other columns: date, source"
+    )
+    source = tmp_path / "in.jsonl"
+    lines = [{"text": "We deny it.", "day": 1}, {"text": "We will strike.", "html": "<p>"}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    for documents in (False, True):
+        with pytest.raises(InputError) as refused:
+            stream.predict_file(model, source, tmp_path / "o.jsonl", documents=documents, meta="dy")
+        assert str(refused.value) == (
+            f"{source}: no record has the field 'dy' (--meta); the other fields of its "
+            "records: day, html"
+        )
+    text = tmp_path / "in.txt"
+    text.write_text("We deny it.\n", encoding="utf-8")
+    with pytest.raises(InputError, match="a .txt input has no field but its text"):
+        stream.predict_file(model, text, tmp_path / "o.jsonl", meta="day")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.jsonl", "in.txt"]
+    stream.predict_file(
+        model, text, tmp_path / "o.jsonl", meta=[], progress=False
+    )  # nothing to drop
+
+
+def test_resume_refuses_a_run_begun_with_other_meta_fields(run_dir, tmp_path):
+    """One output never mixes rows that carry different fields."""
+    model = resolve_model(run_dir)
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"text": f"We will strike, says {i}.", "day": i, "html": "<p>"}) + "\n"
+            for i in range(40)
+        )
+    )
+    reference = tmp_path / "reference.jsonl"
+    stream.predict_file(model, source, reference, chunk_size=8, meta="day", progress=False)
+    out = tmp_path / "o.jsonl"
+    with predict_interrupted_at_chunk(3), pytest.raises(KeyboardInterrupt):
+        stream.predict_file(model, source, out, chunk_size=8, meta="day", progress=False)
+    part = out.with_name(out.name + ".part")
+    kept = part.read_bytes()
+    for other, carried in [
+        (None, "every other field (no --meta)"),
+        ([], "no other field (--no-meta)"),
+        ("day,html", "only day, html (--meta day,html)"),
+    ]:
+        with pytest.raises(InputError) as refused:
+            stream.predict_file(model, source, out, resume=True, meta=other, progress=False)
+        assert str(refused.value) == (
+            f"{part}: its rows carry only day (--meta day), this run's would carry {carried}, "
+            "and one output never mixes the two; resume with the same choice, or run with "
+            "--overwrite to start over"
+        )
+        assert part.read_bytes() == kept and not out.exists()
+    stream.predict_file(model, source, out, resume=True, meta="day", progress=False)
+    assert out.read_bytes() == reference.read_bytes()
+
+
 @pytest.mark.parametrize("documents", [False, True])
 def test_a_fifo_as_input_is_refused_before_it_is_opened(run_dir, tmp_path, documents):
     """An input is read more than once (ids checked, records counted, then labelled): a FIFO

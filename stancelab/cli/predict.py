@@ -52,6 +52,18 @@ def predict(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Ray workers (default: one per CPU of the cluster).")
     ] = None,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta",
+            metavar="FIELD[,FIELD...]",
+            help="With --input: carry only these of a record's other fields (JSON keys, CSV "
+            "columns) as each row's meta (default: all of them).",
+        ),
+    ] = None,
+    no_meta: Annotated[
+        bool, typer.Option("--no-meta", help="With --input: carry none of them (no meta).")
+    ] = False,
 ) -> None:
     """Label new text with stances and calibrated scores (sentences, articles or files)."""
     import json
@@ -66,6 +78,16 @@ def predict(
             "--output, --resume and --overwrite are for --input FILE; to keep the labels of "
             "sentences given here, use --json > FILE"
         )
+    if texts and (meta is not None or no_meta):
+        fail("--meta and --no-meta are for --input FILE: they choose the fields its rows carry")
+    if meta is not None and no_meta:
+        fail("give either --meta FIELD,... (those fields) or --no-meta (none), not both")
+    try:  # a bad field name is refused before the model loads
+        from stancelab.prediction.rows import meta_fields
+
+        meta = meta_fields([] if no_meta else meta)
+    except StancelabError as exc:
+        fail(str(exc))
     if engine not in ("local", "ray"):
         fail(f"--engine must be local or ray, got {engine!r}")
     if engine == "ray":
@@ -83,6 +105,7 @@ def predict(
             workers=workers,
             ray_address=ray_address,
             precision=precision,
+            meta=meta,
         )
         return
     try:
@@ -101,6 +124,7 @@ def predict(
                 overwrite=overwrite,
                 chunk_size=batch_size,
                 progress=progress,
+                meta=meta,
             )
             typer.echo(str(summary))
             return

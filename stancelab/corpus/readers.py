@@ -30,13 +30,16 @@ class Record:
     meta: dict | None = None
 
 
-def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
+def read_records(
+    path: Path, documents: bool = False, meta: tuple[str, ...] | None = None
+) -> Iterator[Record]:
     """Yield records lazily; per-record problems become ``Record.error``.
 
     ``.txt``: one record per non-blank line, or the whole file as one record with
     ``documents=True``; ``.jsonl``: ``text`` and optional ``id``; ``.csv``: a ``text`` column
     and an optional ``id`` column. A JSON line's other keys and a CSV's other columns (those
-    with a name) are the record's ``meta``.
+    with a name) are the record's ``meta``: all of them, or only those named in ``meta``
+    (``predict --meta``; empty: none).
     """
     suffix = path.suffix.lower()
     if path.is_dir():  # whatever its name: a folder of articles too
@@ -50,7 +53,7 @@ def read_records(path: Path, documents: bool = False) -> Iterator[Record]:
     # utf-8-sig: a byte order mark at the start (before a CSV header or the first JSON
     # line) is not part of the data
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
-        yield from parse_records(handle, suffix, str(path))
+        yield from parse_records(handle, suffix, str(path), meta)
 
 
 def refuse_unless_file(path: Path) -> None:
@@ -65,18 +68,21 @@ def refuse_unless_file(path: Path) -> None:
         )
 
 
-def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
+def parse_records(
+    handle: TextIO, suffix: str, name: str, meta: tuple[str, ...] | None = None
+) -> Iterator[Record]:
     """Records from one open ``.txt``, ``.jsonl`` or ``.csv`` file (not a ``documents``
     ``.txt``: that is one record), for ``read_records`` and the Ray engine's datasource
-    (``prediction.cluster``). Open it with ``errors="surrogateescape"`` and ``newline=""``.
+    (``prediction.cluster``), with the other fields named in ``meta`` (None: all) as
+    ``read_records``. Open it with ``errors="surrogateescape"`` and ``newline=""``.
     A file with a NUL byte (UTF-16, or binary) is refused as a whole, as ``read_text``
     refuses it, when the reader meets it: before any record for a UTF-16 file.
     """
     handle = _TextOnly(handle, name)
     if suffix == ".csv":
         for lineno, row, problem in iter_csv(name, handle):
-            meta = _meta({k: v for k, v in row.items() if k.strip()})
-            yield check(Record(lineno, row.get("id") or None, row.get("text"), problem, meta))
+            fields = _meta({k: v for k, v in row.items() if k.strip()}, meta)
+            yield check(Record(lineno, row.get("id") or None, row.get("text"), problem, fields))
         return
     for lineno, line in enumerate(_lines(handle), start=1):
         if suffix == ".txt":
@@ -93,25 +99,32 @@ def parse_records(handle: TextIO, suffix: str, name: str) -> Iterator[Record]:
         if not isinstance(row, dict):
             yield Record(lineno, None, None, "expected a JSON object")
             continue
-        raw_id, meta = row.get("id"), _meta(row)
+        raw_id, fields = row.get("id"), _meta(row, meta)
         if raw_id is None or isinstance(raw_id, str):
-            yield check(Record(lineno, raw_id, row.get("text"), meta=meta))
+            yield check(Record(lineno, raw_id, row.get("text"), meta=fields))
         elif isinstance(raw_id, int) and not isinstance(raw_id, bool):  # {"id": 7}: "7"
-            yield check(Record(lineno, str(raw_id), row.get("text"), meta=meta))
+            yield check(Record(lineno, str(raw_id), row.get("text"), meta=fields))
         elif isinstance(raw_id, float) and raw_id.is_integer():  # 7.0, as pandas writes ids
-            yield check(Record(lineno, str(int(raw_id)), row.get("text"), meta=meta))
+            yield check(Record(lineno, str(int(raw_id)), row.get("text"), meta=fields))
         else:  # str() would write true as "True" and an object as a Python repr
             kind = type(raw_id).__name__.replace("dict", "object").replace("list", "array")
             yield check(
                 Record(
-                    lineno, None, None, f"'id' must be a string or a whole number, not {kind}", meta
+                    lineno,
+                    None,
+                    None,
+                    f"'id' must be a string or a whole number, not {kind}",
+                    fields,
                 )
             )
 
 
-def _meta(row: dict) -> dict | None:
-    """The fields of an input row other than those predict reads, or None."""
-    return {k: v for k, v in row.items() if k not in READ_KEYS} or None
+def _meta(row: dict, meta: tuple[str, ...] | None = None) -> dict | None:
+    """The fields of an input row other than those predict reads (only those named in
+    ``meta``, in the row's order, unless it is None), or None."""
+    return {
+        k: v for k, v in row.items() if k not in READ_KEYS and (meta is None or k in meta)
+    } or None
 
 
 class _TextOnly:

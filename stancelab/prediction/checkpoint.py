@@ -1,7 +1,8 @@
 """The checkpoint of a streaming prediction (``stancelab.prediction.stream``): what it
 records after every chunk, how it is sealed, and the checks that an interrupted run's part
 files (the output's and, with ``documents``, the side file's) still hold exactly the bytes it
-recorded before ``--resume`` continues them."""
+recorded before ``--resume`` continues them, and that it carried the same other fields
+(``--meta``)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,38 @@ def seal(
     and SHA-256 (``documents`` only; without it a checkpoint's seal is as before)."""
     figures = [records_done, offset, sha256, counts] + ([side] if side is not None else [])
     return hashlib.sha256(json.dumps(figures, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def other_fields(input_path: Path, meta: tuple[str, ...] | None) -> str | list[str] | None:
+    """What the checkpoint records of the fields rows carry: None for a ``.txt`` input (it
+    has none), "meta" for all of them, else the list of those ``--meta`` names (sorted by
+    ``meta_fields``; empty with ``--no-meta``)."""
+    if input_path.suffix.lower() == ".txt":
+        return None
+    return "meta" if meta is None else list(meta)
+
+
+def _carried(fields: str | list[str]) -> str:
+    """What rows carry as ``meta`` by ``fields`` (as ``other_fields`` gives), for a message."""
+    if fields == "meta":
+        return "every other field (no --meta)"
+    if not fields:
+        return "no other field (--no-meta)"
+    return f"only {', '.join(fields)} (--meta {','.join(fields)})"
+
+
+def refuse_other_meta(part: Path, begun: dict, identity: dict) -> None:
+    """InputError when the interrupted run carried other fields than this one would
+    (``--meta``, ``--no-meta``), and only that differs: one output would mix their rows."""
+    changed = [k for k in identity if begun.get(k) != identity[k]]
+    before = begun.get("other_fields")
+    as_written = before == "meta" or (
+        isinstance(before, list) and all(isinstance(name, str) for name in before)
+    )
+    if changed != ["other_fields"] or not as_written:
+        return  # an earlier stancelab's checkpoint, or not as stancelab writes it
+    raise InputError(
+        f"{part}: its rows carry {_carried(before)}, this run's would carry "
+        f"{_carried(identity['other_fields'])}, and one output never mixes the two; resume "
+        "with the same choice, or run with --overwrite to start over"
+    )

@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from stancelab.prediction.rows import (
     Summary,
     dropped_note,
     flags_note,
+    meta_fields,
     refuse_repeated_input_ids,
     rows_for,
 )
@@ -265,15 +267,17 @@ def predict_files(
     workers: int | None = None,
     ray_address: str | None = None,
     precision: str | None = None,
+    meta: str | Iterable[str] | None = None,
 ) -> ClusterSummary:
     """``stancelab predict --engine ray``: files in, a folder of prediction files out.
 
     Joins the cluster at ``ray_address`` (or ``$RAY_ADDRESS``; one that is not a Ray head,
     ``check_ray_address``, is an ``InputError``), else starts a local Ray sized to the
-    machine (and stops it at the end); inside ``ray.init()`` it uses that one.
+    machine (and stops it at the end); inside ``ray.init()`` it uses that one; ``meta`` as
+    locally (``stream.predict_file``).
     """
     require_ray()
-
+    meta = meta_fields(meta)
     input_path, output_path = Path(input_path), followed(output_path)
     files, folder = input_files(input_path)
     # a folder's files may lie in folders it links to: an OUT there would be read as input
@@ -286,8 +290,8 @@ def predict_files(
     refuse_foreign_folder(output_path)
     if folder is None:  # a bad header (CSV without 'text') fails here, before Ray starts
         next(iter(read_records(input_path, documents)), None)
-    # two records (documents) of one id: refused before any work, as locally
-    refuse_repeated_input_ids(files, folder, documents=documents)
+    # ids repeated, or a --meta field no record has: refused before any work, as locally
+    refuse_repeated_input_ids(files, folder, documents=documents, meta=meta)
     import ray
 
     if not ray.is_initialized():  # a cluster that is not there: before the work, at once
@@ -303,6 +307,7 @@ def predict_files(
             workers=workers,
             ray_address=ray_address,
             precision=precision,
+            meta=meta,
         )
     except OSError as exc:  # a parent that is a file, an unwritable or full folder
         where = exc.filename or output_path
@@ -335,6 +340,7 @@ def _predict_into(
     workers,
     ray_address,
     precision,
+    meta,
 ) -> ClusterSummary:
     import ray
 
@@ -351,7 +357,7 @@ def _predict_into(
         # The workers may run elsewhere: absolute paths, a folder's files within it.
         within = folder.resolve() if folder is not None else None
         files = [within / p.relative_to(folder) if within else p.resolve() for p in files]
-        datasource = files_datasource([str(p) for p in files], documents, within)
+        datasource = files_datasource([str(p) for p in files], documents, within, meta)
         # Reading and writing take no CPU slot: the predicting actors hold them all, and a
         # read task waiting for a free CPU would never start.
         source = ray.data.read_datasource(datasource, num_cpus=0)

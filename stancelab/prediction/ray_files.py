@@ -94,9 +94,12 @@ def _walked(folder: Path) -> Iterator[Path]:
         yield from (Path(root, name) for name in names)
 
 
-def files_datasource(paths: list[str], documents: bool, folder: Path | None):
+def files_datasource(
+    paths: list[str], documents: bool, folder: Path | None, meta: tuple[str, ...] | None = None
+):
     """A Ray Data datasource that reads input files with ``readers.parse_records``; those of
-    a ``folder`` give their rows a ``path`` column."""
+    a ``folder`` give their rows a ``path`` column. ``meta``: the other fields kept (None:
+    all), dropped here, so that a field left out never travels through Ray."""
     import pyarrow as pa
     from ray.data.datasource import FileBasedDatasource
 
@@ -115,7 +118,7 @@ def files_datasource(paths: list[str], documents: bool, folder: Path | None):
     class FilesDatasource(FileBasedDatasource):
         def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
             chunk: list[Record] = []
-            for record in _records(f, path, documents, folder):
+            for record in _records(f, path, documents, folder, meta):
                 chunk.append(record)
                 if len(chunk) >= READ_ROWS:
                     yield _table(chunk, schema)
@@ -130,7 +133,9 @@ def files_datasource(paths: list[str], documents: bool, folder: Path | None):
     )
 
 
-def _records(f, path: str, documents: bool, folder: Path | None) -> Iterator[Record]:
+def _records(
+    f, path: str, documents: bool, folder: Path | None, meta: tuple[str, ...] | None
+) -> Iterator[Record]:
     suffix = Path(path).suffix.lower()
     if suffix == ".txt" and documents:
         from stancelab.files import decode_text
@@ -144,7 +149,7 @@ def _records(f, path: str, documents: bool, folder: Path | None) -> Iterator[Rec
     binary = io.BufferedReader(f) if not isinstance(f, io.BufferedIOBase) else f
     # as readers.read_records opens a file: a byte order mark is not part of the data
     handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    records = parse_records(handle, suffix, path)
+    records = parse_records(handle, suffix, path, meta)
     if not (documents and folder is not None):
         yield from records
         return

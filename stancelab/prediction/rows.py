@@ -2,7 +2,8 @@
 
 ``rows_for`` turns a chunk of read records into rows in input order: a good record's text,
 labels, scores, flags and model version (one row per sentence with ``documents``), a bad
-record's ``error``, and either with the record's other input fields as ``meta``; with
+record's ``error``, and either with the record's other input fields as ``meta`` (those
+read, ``--meta``: ``meta_fields``; a misspelt one is refused by the first pass); with
 ``documents`` also the lines dropped as page furniture, for the side file. ``Summary``
 counts a run's rows, error rows, flagged rows (``truncated``, ``foreign_script``) and
 dropped lines for the line printed at the end. Used by ``stancelab.prediction.stream``
@@ -11,11 +12,12 @@ dropped lines for the line printed at the end. Used by ``stancelab.prediction.st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stancelab.corpus.readers import Record, read_records, writable
+from stancelab.corpus.readers import READ_KEYS, Record, read_records, writable
+from stancelab.errors import InputError
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
 from stancelab.prediction.api import FLAGS, predictions_for
 
@@ -132,8 +134,72 @@ def txt_document_id(path: Path, folder: Path | None = None) -> str:
     return named.with_suffix("").as_posix()
 
 
+def meta_fields(names: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """The other fields ``--meta`` names (``"date,source"``, or a list of such), for
+    ``read_records``: each once, sorted, so that one choice is recorded alike however it was
+    written (rows keep each record's own order); None (every field) stays None, and no name
+    at all (``--no-meta``) carries none. InputError for an empty name or one that predict
+    reads itself (``id``, ``text``): those are each row's own keys."""
+    if names is None:
+        return None
+    given = [names] if isinstance(names, str) else list(names)
+    fields = [name.strip() for item in given for name in item.split(",")]
+    if "" in fields:
+        raise InputError(
+            f"--meta {','.join(given)!r}: an empty field name; name the fields to carry as "
+            "FIELD,FIELD (or carry none with --no-meta)"
+        )
+    own = sorted(set(fields) & set(READ_KEYS))
+    if own:
+        are = "is a row's own key" if len(own) == 1 else "are each row's own keys"
+        raise InputError(
+            f"--meta {','.join(own)}: {' and '.join(map(repr, own))} {are}, not meta; "
+            "--meta names the input's other fields"
+        )
+    return tuple(sorted(set(fields)))
+
+
+class _FieldsSeen:
+    """Of the fields ``--meta`` names, those some record has, and (to name them when one is
+    missing) the first 50 other field names met: never every key of a large input."""
+
+    def __init__(self, wanted: tuple[str, ...] | None) -> None:
+        self.wanted, self.found, self.others = wanted or (), set(), set()
+
+    def add(self, record: Record) -> None:
+        for name in record.meta or ():
+            if name in self.wanted:
+                self.found.add(name)
+            elif len(self.others) < 50:
+                self.others.add(name)
+
+    def refuse_missing(self, files: list[Path], folder: Path | None) -> None:
+        missing = [name for name in self.wanted if name not in self.found]
+        if not missing:
+            return
+        named, s = ", ".join(map(repr, missing)), "s" if len(missing) > 1 else ""
+        others = ", ".join(sorted(self.found | self.others))
+        if folder is None and files[0].suffix.lower() == ".csv":  # known from the header
+            where, what = f"{files[0]}:1", f"no column{s} {named} (--meta)"
+            others = f"its other columns: {others}" if others else "it has no other column"
+        else:
+            where, what = f"{folder or files[0]}", f"no record has the field{s} {named} (--meta)"
+            others = (
+                f"the other fields of its records: {others}"
+                if others
+                else "its records have no field but id and text"
+            )
+            if all(p.suffix.lower() == ".txt" for p in files):
+                others = "a .txt input has no field but its text"
+        raise InputError(f"{where}: {what}; {others}")
+
+
 def refuse_repeated_input_ids(
-    files: list[Path], folder: Path | None = None, *, documents: bool
+    files: list[Path],
+    folder: Path | None = None,
+    *,
+    documents: bool,
+    meta: tuple[str, ...] | None = None,
 ) -> int:
     """InputError naming both places when two records of an input (one file, or the
     ``files`` of ``folder`` on the Ray engine) would have the same id in the output. With
@@ -145,41 +211,52 @@ def refuse_repeated_input_ids(
     ``id`` pairs each with both). The files are read through once for this (a ``documents``
     ``.txt`` file is named, not read), before anything is written; the ids are those of
     every run on it, a resumed one too; they are kept as hashes (8 bytes a record), and
-    read again only when two hashes are alike. Returns the number of records, for the
-    progress bar: counted in the same pass, so the input is not read a third time."""
+    read again only when two hashes are alike. In the same pass, the fields named in
+    ``meta`` (``--meta``): an InputError if no record of an input with records has one of
+    them, which would be left out of every row in silence (a misspelt name). Returns the
+    number of records, for the progress bar: counted in the same pass, so the input is not
+    read a third time."""
     from stancelab.corpus.ingest import refuse_repeated_ids
 
     records = 0
+    seen = _FieldsSeen(meta)
 
     def ids() -> Iterator[tuple[str, str]]:  # read again only to name a repeat
         nonlocal records
         records = 0
         for path in files:
-            named = _document_ids(path, folder) if documents else _record_ids(path)
+            named = _document_ids(path, folder, seen) if documents else _record_ids(path, seen)
             for name, where in named:
                 records += 1
                 if name is not None:
                     yield name, where
 
     refuse_repeated_ids(ids, documents=documents)
+    if records:
+        seen.refuse_missing(files, folder)
     return records
 
 
-def _record_ids(path: Path) -> Iterator[tuple[str | None, str]]:
+def _record_ids(path: Path, seen: _FieldsSeen) -> Iterator[tuple[str | None, str]]:
     """(id, where) of each line-mode record of one input file, in reading order; the id is
     None for a record without one (its row has none: nothing to match it on). A bad record
-    with an id keeps it in its error row, so it counts."""
+    with an id keeps it in its error row, so it counts. Its fields go to ``seen``."""
     for r in read_records(path):
+        seen.add(r)
         yield r.id or None, f"{path}:{r.line}"
 
 
-def _document_ids(path: Path, folder: Path | None) -> Iterator[tuple[str | None, str]]:
+def _document_ids(
+    path: Path, folder: Path | None, seen: _FieldsSeen
+) -> Iterator[tuple[str | None, str]]:
     """(document id, where) of each record of one input file, in reading order; the id is
-    None for a bad record without one (it gets no sentences, so no id)."""
+    None for a bad record without one (it gets no sentences, so no id). Its fields go to
+    ``seen``."""
     if path.suffix.lower() == ".txt":
         yield txt_document_id(path, folder), str(path)
         return
     for r in read_records(path, documents=True):
+        seen.add(r)
         if r.id or r.error is None:
             name = document_id(r, path, folder)
             yield name, f"{path}:{r.line}" + ("" if r.id else f" (no id: named {name})")

@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from stancelab.corpus.ingest import SPLITTING, dropped_path, holds_own_side_file
@@ -53,12 +53,15 @@ from stancelab.prediction.checkpoint import (
     SideFile,
     check_kept,
     check_side_kept,
+    other_fields,
+    refuse_other_meta,
     seal,
 )
 from stancelab.prediction.rows import (
     ChunkRows,
     Summary,
     count_rows,
+    meta_fields,
     refuse_repeated_input_ids,
     rows_for,
 )
@@ -74,7 +77,10 @@ def predict_file(
     overwrite: bool = False,
     chunk_size: int = 256,
     progress: bool = True,
+    meta: str | Iterable[str] | None = None,
 ) -> Summary:
+    """``meta``: the other fields rows carry (None: all, empty: none; ``rows.meta_fields``)."""
+    meta = meta_fields(meta)
     input_path, output_path = Path(input_path), followed(output_path)
     part = output_path.with_name(output_path.name + ".part")
     meta_path = output_path.with_name(output_path.name + ".part.json")
@@ -91,9 +97,9 @@ def predict_file(
         output_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{output_path.parent}: cannot create ({exc.strerror or exc})") from None
-    records = read_records(input_path, documents)
+    records = read_records(input_path, documents, meta)
     first = next(records, None)  # validates the input before anything is written
-    total = refuse_repeated_input_ids([input_path], documents=documents)
+    total = refuse_repeated_input_ids([input_path], documents=documents, meta=meta)
     records = _chain(first, records)
     busy = (
         f"{output_path}: another stancelab predict is writing this output (it holds {part.name}); "
@@ -124,6 +130,7 @@ def predict_file(
                     chunk_size=chunk_size,
                     progress=progress,
                     total=total,
+                    meta=meta,
                 )
             except InputError:
                 # refused before writing: leave no empty part file behind (an error met
@@ -163,9 +170,10 @@ def _predict_locked(
     chunk_size: int,
     progress: bool,
     total: int,
+    meta: tuple[str, ...] | None,
 ) -> Summary:
     """``total``: the number of records; with ``documents``, ``side``: the side file of
-    dropped lines."""
+    dropped lines; ``meta``: the other fields carried (None: all)."""
     stat = input_path.stat()
     identity = {
         "input": str(input_path.resolve()),
@@ -173,9 +181,9 @@ def _predict_locked(
         "input_mtime_ns": stat.st_mtime_ns,
         "documents": documents,
         "splitting": SPLITTING if documents else None,  # documents into sentences
-        # a JSON line's other keys and a CSV's other columns go to each row's "meta" (an
-        # earlier stancelab dropped them: its rows must not be continued with such rows)
-        "other_fields": None if input_path.suffix.lower() == ".txt" else "meta",
+        # the other fields each row carries as "meta": all, or those --meta names (an earlier
+        # stancelab dropped them); rows of two choices must never share one output
+        "other_fields": other_fields(input_path, meta),
         "model_version": model.model_version,
         "text_form": model.text_form_,  # how the model reads text (None: as given)
         "engine": model.engine,  # int8 and fp32 scores must not be mixed in one output
@@ -227,16 +235,17 @@ def _predict_locked(
             raise InputError(
                 f"{part}: has no checkpoint {meta_path.name}; rerun with --overwrite to start over"
             )
-        meta = read_json_object(meta_path)
-        if {k: meta.get(k) for k in identity} != identity:
+        begun = read_json_object(meta_path)
+        if {k: begun.get(k) for k in identity} != identity:
+            refuse_other_meta(part, begun, identity)
             raise InputError(
                 f"{part}: was written for another input, model or precision"
-                f"{_difference(meta, identity)}; resume with the same ones, or run with "
+                f"{_difference(begun, identity)}; resume with the same ones, or run with "
                 "--overwrite to start over"
             )
-        skip, offset, written = check_kept(fd, part, meta, summary, documents)
+        skip, offset, written = check_kept(fd, part, begun, summary, documents)
         if side is not None:
-            side_offset, side_written = check_side_kept(side, meta, overwrite)
+            side_offset, side_written = check_side_kept(side, begun, overwrite)
     elif interrupted and not overwrite:
         raise InputError(
             f"{part}: an interrupted run's partial output exists; pass --resume to continue it "
