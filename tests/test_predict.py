@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -912,6 +913,7 @@ def test_other_input_fields_are_carried_to_each_row_as_meta(run_dir, tmp_path):
         {"id": "y", "text": "Talks resume.", "tags": ["talks"], "score": None},
         {"id": "z", "text": "No other field."},
         {"id": "w", "text": "Bad field.", "note": "\ud800"},  # a lone surrogate, escaped
+        {"id": "v", "text": "Talks resume.", "reading": math.nan, "peak": [-math.inf, 1.5]},
     ]
     source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     out = tmp_path / "jsonl.jsonl"
@@ -922,9 +924,14 @@ def test_other_input_fields_are_carried_to_each_row_as_meta(run_dir, tmp_path):
     assert "meta" not in rows[2]  # no other field: no key
     # a field that cannot be written as UTF-8 is spelled out; the record is still labelled
     assert rows[3]["meta"] == {"note": "\\ud800"} and "labels" in rows[3]
+    # NaN and Infinity (which Python's JSON reader takes in) are null, as JSON.stringify writes
+    # them: every line is strict JSON, which jq, browsers and Label Studio read
+    assert rows[4]["meta"] == {"reading": None, "peak": [None, 1.5]} and "labels" in rows[4]
+    written = out.read_text(encoding="utf-8")
+    assert "NaN" not in written and "Infinity" not in written
     assert summary.errors == 0
     predictions, _ = read_predictions(out)  # label push reads such rows
-    assert sorted(predictions) == ["w", "x", "y", "z"]
+    assert sorted(predictions) == ["v", "w", "x", "y", "z"]
 
     source = tmp_path / "docs.jsonl"
     source.write_text(json.dumps({"id": "d", "text": ARTICLE, "outlet": "Dawn"}) + "\n", "utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,8 +188,13 @@ def writable(value):
     """``value`` (a record's other field: text, number, list, object) with every string that
     cannot be written as UTF-8 spelled out instead: the bytes a file could not decode as
     ``\\xff`` (they were read as lone surrogates), any other lone surrogate (a JSON
-    ``"\\ud800"`` escape) as ``\\ud800``. Such a field is one predict does not read: the
+    ``"\\ud800"`` escape) as ``\\ud800``; and a number that JSON has no form for (``NaN``,
+    ``Infinity``, which Python's JSON reader takes in) as ``null``, as JavaScript's
+    ``JSON.stringify`` and pandas' ``to_json`` write it: the output stays strict JSON, which
+    ``jq``, browsers and Label Studio read. Such a field is one predict does not read: the
     record is still labelled, and the escapes show what was there."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, str):
         if unicode_problem(value) is None:
             return value

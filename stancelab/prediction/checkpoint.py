@@ -145,3 +145,18 @@ def refuse_other_meta(part: Path, begun: dict, identity: dict) -> None:
         f"{_carried(identity['other_fields'])}, and one output never mixes the two; resume "
         "with the same choice, or run with --overwrite to start over"
     )
+
+
+def difference(meta: dict, identity: dict) -> str:
+    """What differs between a checkpoint's ``meta`` and this run's ``identity``, said for
+    the refusal of a ``--resume`` (" (it used onnx-fp32, this run onnx-int8)")."""
+    if "engine" not in meta:
+        return " (it was begun by an earlier stancelab, which did not record the engine)"
+    changed = [k for k in identity if meta.get(k) != identity[k]]
+    if changed == ["engine"]:
+        return f" (it used {meta['engine']}, this run {identity['engine']})"
+    if changed == ["splitting"]:
+        return " (its documents were split into sentences by an earlier stancelab)"
+    if changed == ["other_fields"]:
+        return " (it was begun by an earlier stancelab, which dropped the input's other fields)"
+    return f" (different: {', '.join(changed)})"

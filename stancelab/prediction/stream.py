@@ -53,6 +53,7 @@ from stancelab.prediction.checkpoint import (
     SideFile,
     check_kept,
     check_side_kept,
+    difference,
     other_fields,
     refuse_other_meta,
     seal,
@@ -240,7 +241,7 @@ def _predict_locked(
             refuse_other_meta(part, begun, identity)
             raise InputError(
                 f"{part}: was written for another input, model or precision"
-                f"{_difference(begun, identity)}; resume with the same ones, or run with "
+                f"{difference(begun, identity)}; resume with the same ones, or run with "
                 "--overwrite to start over"
             )
         skip, offset, written = check_kept(fd, part, begun, summary, documents)
@@ -334,19 +335,6 @@ def refuse_model_as_output(model: StanceModel, output: Path) -> None:
     run_dir = getattr(model, "run_dir_", None)
     if run_dir is not None:
         refuse_input_as_output(output, [run_dir], "model")
-
-
-def _difference(meta: dict, identity: dict) -> str:
-    if "engine" not in meta:
-        return " (it was begun by an earlier stancelab, which did not record the engine)"
-    changed = [k for k in identity if meta.get(k) != identity[k]]
-    if changed == ["engine"]:
-        return f" (it used {meta['engine']}, this run {identity['engine']})"
-    if changed == ["splitting"]:
-        return " (its documents were split into sentences by an earlier stancelab)"
-    if changed == ["other_fields"]:
-        return " (it was begun by an earlier stancelab, which dropped the input's other fields)"
-    return f" (different: {', '.join(changed)})"
 
 
 def _chain(first: Record | None, rest: Iterator[Record]) -> Iterator[Record]:
