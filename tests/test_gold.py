@@ -7,6 +7,7 @@ server tests in test_labelstudio.py check that shape against a real server).
 from __future__ import annotations
 
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -37,6 +38,7 @@ from stancelab.annotation.tasks import (
     PreAnnotation,
     build_tasks,
     contexts,
+    meta_notes,
     prediction_payload,
     read_predictions,
     read_sentences,
@@ -645,21 +647,62 @@ def test_a_rows_meta_goes_into_its_task_whole_and_on_one_short_line(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "meta, expected",
-    [
-        ('"Dawn"', "'meta' must be a JSON object"),
-        ('{"s": "\\ud800"}', "not valid Unicode"),
-        ('{"pages": NaN}', "holds NaN or Infinity"),
-    ],
-)
-def test_a_meta_that_cannot_be_pushed_is_one_line_naming_the_line(tmp_path, meta, expected):
+def test_a_meta_that_is_not_an_object_is_one_line_naming_the_line(tmp_path):
     path = tmp_path / "out.jsonl"
-    path.write_text(f'{{"id": "s1", "text": "A."}}\n{{"id": "s2", "text": "B.", "meta": {meta}}}\n')
+    path.write_text('{"id": "s1", "text": "A."}\n{"id": "s2", "text": "B.", "meta": "Dawn"}\n')
     env = {"LABEL_STUDIO_URL": "http://127.0.0.1:9", "LABEL_STUDIO_API_KEY": "token-x"}
     done = runner.invoke(app, ["label", "push", "--sentences", str(path)], env=env)
     assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
-    assert done.stderr.startswith(f"error: {path}:2: ") and expected in done.stderr
+    assert done.stderr.startswith(f"error: {path}:2: 'meta' must be a JSON object")
+
+
+def test_a_predict_outputs_error_rows_and_rows_without_id_are_skipped_and_counted(tmp_path):
+    """A predict output is pushed as it is: error rows (nothing labelled) and rows of an
+    input without ids are passed over with a note, and a meta that predict would have
+    repaired (NaN, broken Unicode) is repaired as predict repairs it."""
+    path = tmp_path / "out.jsonl"
+    rows = [
+        {"line": 1, "id": "s1", "text": "We will strike.", "labels": [], "model_version": "m"},
+        {"line": 2, "id": "s2", "error": "text is empty"},
+        {"line": 3, "id": None, "text": "No id.", "labels": [], "model_version": "m"},
+        {"line": 4, "id": "s4", "text": "We deny it.", "meta": {"n": math.nan, "s": "\ud800"}},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    notes: list[str] = []
+    sentences = read_sentences(path, notes)
+    assert [s["id"] for s in sentences] == ["s1", "s4"]
+    assert sentences[1]["meta"] == {"n": None, "s": "\\ud800"}
+    assert notes == [
+        f"skipped 1 row(s) of {path} with an error (predict could not label them)",
+        f"skipped 1 row(s) of {path} with no id (their input records had none; give them an "
+        "id field to push them)",
+    ]
+    path.write_text(json.dumps(rows[1]) + "\n")
+    with pytest.raises(InputError, match=r"no sentences \(skipped: 1 with an error"):
+        read_sentences(path)
+    path.write_text(json.dumps({"id": None, "text": "A corpus row without id."}) + "\n")
+    with pytest.raises(InputError, match="'id' must be a non-empty string"):
+        read_sentences(path)  # not a predict output: a row without id is an error, as before
+
+
+def test_a_push_of_large_meta_gets_a_note_naming_the_first_task():
+    """A record's raw HTML in every one of its sentence tasks: pushed in full, with a note
+    that says how to keep only the fields annotators need."""
+    page = {"source": "Dawn", "html": "<p>" + "x" * 12_000 + "</p>"}
+    sentences = [
+        {"id": "a", "text": "A.", "meta": {"source": "Dawn"}},
+        {"id": "b", "text": "B.", "meta": page},
+        {"id": "c", "text": "C.", "meta": page},
+        {"id": "d", "text": "D.", "meta": page},
+    ]
+    config = "<View>$meta_line</View>"
+    notes = meta_notes(sentences, {"d": {"meta": page}}, config, "out.jsonl")
+    assert notes == [
+        "2 new task(s) carry more than 10 kB of meta each (first: sentence b, 12 kB), in full "
+        "in the server's database; `stancelab predict --meta FIELD,...` keeps only the fields "
+        "annotators need"
+    ]
+    assert meta_notes(sentences[:1], {}, config, "out.jsonl") == []
 
 
 def test_read_predictions_skips_and_counts_rows_it_cannot_use(tmp_path):

@@ -101,7 +101,8 @@ def suggest(
         raise InputError("--k must be at least 1")
     if strategy == "uncertainty" and predictor is None:
         raise InputError("--strategy uncertainty needs a model (--model DIR)")
-    sentences = read_sentences(sentences_path)
+    skipped: list[str] = []  # a predict output's error rows and rows without an id
+    sentences = read_sentences(sentences_path, skipped)
     gold = load_labelled(gold_path) if gold_path and Path(gold_path).exists() else None
     gold_ids = set(gold.ids) if gold else set()
     with api_errors(creds, "suggesting tasks"), project_lock(creds, project):
@@ -137,6 +138,7 @@ def suggest(
         report = push_ranked(
             ls, proj, created, payloads, "rank", SUGGEST_KEYS, SUGGEST_VIEW, present
         )
+    report.notes[:0] = skipped
     if proj.label_config.strip() != label_config().strip():
         report.notes.append(
             "the project's labelling interface differs from labels/label_config.xml"

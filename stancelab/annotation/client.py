@@ -221,11 +221,12 @@ def push(
     A task's data is never rewritten, its ``meta`` included (``meta_notes`` says when it differs
     from the file's, or when the project's interface does not show it).
     """
-    sentences = read_sentences(sentences_path)
+    skipped: list[str] = []  # a predict output's error rows and rows without an id
+    sentences = read_sentences(sentences_path, skipped)
     with api_errors(creds, "pushing tasks"), project_lock(creds, project):
         ls = connect(creds)
         proj, created = project_for(ls, project)
-        report = PushReport(project, proj.id, created, len(sentences))
+        report = PushReport(project, proj.id, created, len(sentences), notes=skipped)
         if proj.label_config.strip() != label_config().strip():
             report.notes.append(
                 "the project's labelling interface differs from "

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,8 @@ from stancelab.annotation.interface import (
     RESULT_TYPE,
     TEXT_NAME,
 )
-from stancelab.corpus.text import preview, unicode_problem
+from stancelab.corpus.readers import writable
+from stancelab.corpus.text import preview
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
@@ -50,6 +51,9 @@ META_KEY_CHARS = 30
 META_VALUE_CHARS = 60
 META_LINE_CHARS = 160
 META_SEPARATOR = " · "
+# A task whose meta is larger than this gets a note at push (a record's raw HTML, say, in
+# every one of its sentence tasks).
+META_NOTE_BYTES = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,18 @@ class PreAnnotation:
 
 
 def _unique_ids(
-    path: str | Path, bad_id: str, duplicate: Callable[[str], str]
+    path: str | Path,
+    bad_id: str,
+    duplicate: Callable[[str], str],
+    skip: Callable[[dict], str | None] = lambda row: None,
 ) -> Iterator[tuple[str, str, dict]]:
-    """``(where, id, row)`` per JSONL row; an error for a missing, empty or repeated ``id``."""
+    """``(where, id, row)`` per JSONL row; an error for a missing, empty or repeated ``id``.
+    A row for which ``skip`` gives a reason is passed over first."""
     seen: set[str] = set()
     for lineno, row in iter_jsonl(path):
         where = f"{path}:{lineno}"
+        if skip(row):
+            continue
         sid = row.get("id")
         if not isinstance(sid, str) or not sid:
             raise InputError(f"{where}: {bad_id}")
@@ -75,12 +85,35 @@ def _unique_ids(
         yield where, sid, row
 
 
-def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
+def _not_a_sentence(row: dict) -> str | None:
+    """Why a row of a predict output is no sentence to push: an error row (nothing was
+    labelled), or a row without an id (its input had none: no key to match a task on)."""
+    if "error" in row:
+        return "an error (predict could not label them)"
+    if row.get("id") is None and "model_version" in row:
+        return "no id (their input records had none; give them an id field to push them)"
+    return None
+
+
+def read_sentences(path: str | Path = SENTENCES_PATH, notes: list[str] | None = None) -> list[dict]:
     """The corpus file (``stancelab corpus``) or a predict output: rows with ``id`` and
-    ``text``, unique ids, and a ``meta`` object where the row has a non-empty one."""
+    ``text``, unique ids, and a ``meta`` object where the row has a non-empty one, with
+    ``readers.writable``'s repairs (NaN as null, broken Unicode spelled out), as predict
+    writes it. A predict output's error rows and rows without an id are passed over, and a
+    note in ``notes`` counts them."""
     rows = []
+    skipped: Counter[str] = Counter()
+
+    def skip(row: dict) -> str | None:
+        reason = _not_a_sentence(row)
+        skipped[reason] += reason is not None
+        return reason
+
     ids = _unique_ids(
-        path, "'id' must be a non-empty string", lambda sid: f"duplicate sentence id {sid!r}"
+        path,
+        "'id' must be a non-empty string",
+        lambda sid: f"duplicate sentence id {sid!r}",
+        skip,
     )
     for where, sid, row in ids:
         text = row.get("text")
@@ -95,19 +128,22 @@ def read_sentences(path: str | Path = SENTENCES_PATH) -> list[dict]:
                 f"{where}: 'meta' must be a JSON object of the record's other fields "
                 "(as `stancelab predict` writes it)"
             )
-        if meta:  # what the SDK cannot send (strict JSON, UTF-8) is refused here, by its line
-            try:
-                problem = unicode_problem(json.dumps(meta, ensure_ascii=False, allow_nan=False))
-            except ValueError:
-                problem = "holds NaN or Infinity, which is not JSON (write null or a string)"
-            if problem:
-                raise InputError(f"{where}: 'meta' {problem}")
         sentence = {"id": sid, "doc_id": str(row.get("doc_id") or ""), "index": index, "text": text}
         if meta:
-            sentence["meta"] = meta
+            sentence["meta"] = writable(meta)  # strict JSON and UTF-8, which the SDK sends
         rows.append(sentence)
+    for reason, count in skipped.items():
+        if count and notes is not None:
+            notes.append(f"skipped {count} row(s) of {path} with {reason}")
     if not rows:
-        raise InputError(f"{path}: no sentences; run `stancelab corpus` first")
+        raise InputError(
+            f"{path}: no sentences"
+            + (
+                f" (skipped: {', '.join(f'{n} with {r}' for r, n in skipped.items())})"
+                if skipped
+                else "; run `stancelab corpus` first"
+            )
+        )
     return rows
 
 
@@ -136,15 +172,21 @@ def meta_line(meta: dict) -> str:
     to ``META_KEY_CHARS`` and a value to ``META_VALUE_CHARS`` with "...", and the fields that
     would take the line past ``META_LINE_CHARS`` are left out, counted as "+N more".
     """
-    parts = []
+    parts: list[str] = []
     for key, value in meta.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         parts.append(f"{preview(key, META_KEY_CHARS)}: {preview(shown, META_VALUE_CHARS)}")
-    line, kept = META_SEPARATOR.join(parts), len(parts)
-    while len(line) > META_LINE_CHARS and kept > 1:
+        if len(META_SEPARATOR.join(parts)) > META_LINE_CHARS:
+            break  # the line is full: the fields after these are only counted
+    if len(META_SEPARATOR.join(parts)) <= META_LINE_CHARS:
+        return META_SEPARATOR.join(parts)
+    kept = len(parts)
+    while kept > 1:  # fewest fields cut that leave room for "+N more"
         kept -= 1
-        line = META_SEPARATOR.join([*parts[:kept], f"+{len(parts) - kept} more"])
-    return line
+        line = META_SEPARATOR.join([*parts[:kept], f"+{len(meta) - kept} more"])
+        if len(line) <= META_LINE_CHARS:
+            return line
+    return META_SEPARATOR.join([parts[0], f"+{len(meta) - 1} more"]) if len(meta) > 1 else parts[0]
 
 
 def meta_notes(
@@ -176,6 +218,19 @@ def meta_notes(
             "the new tasks' meta is in their data, but this project's labelling interface "
             "does not show it; to show it, paste labels/label_config.xml into the project's "
             "Settings > Labeling Interface"
+        )
+    sizes = [
+        (len(json.dumps(s["meta"], ensure_ascii=False).encode()), s["id"])
+        for s in sentences
+        if s.get("meta") and s["id"] not in pushed
+    ]
+    large = [(size, sid) for size, sid in sizes if size > META_NOTE_BYTES]
+    if large:
+        notes.append(
+            f"{len(large)} new task(s) carry more than {META_NOTE_BYTES // 1000} kB of meta each "
+            f"(first: sentence {large[0][1]}, {large[0][0] / 1000:.0f} kB), in full in the "
+            "server's database; `stancelab predict --meta FIELD,...` keeps only the fields "
+            "annotators need"
         )
     return notes
 
