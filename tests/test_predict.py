@@ -1048,8 +1048,14 @@ def test_a_meta_field_no_record_has_is_refused_before_anything_is_written(run_di
     with pytest.raises(InputError) as refused:
         stream.predict_file(model, source, tmp_path / "o.jsonl", meta="date,sorce,x")
     assert str(refused.value) == (
-        f"{source}:1: no columns 'sorce', 'x' (--meta); its other columns: date, source"
+        f"{source}:1: no columns 'sorce', 'x' (--meta); its other columns: 'date', 'source'"
     )
+    spaced = tmp_path / "spaced.csv"  # a spreadsheet's header "date, source": a name matches
+    spaced.write_text('id,text, source ,date\na,"We deny it.",Dawn,2024-01-02\n', "utf-8")
+    out = tmp_path / "spaced.jsonl"
+    stream.predict_file(model, spaced, out, meta="source", progress=False)
+    assert read_rows(out)[0]["meta"] == {" source ": "Dawn"}  # the key as the header gives it
+    out.unlink()
     source = tmp_path / "in.jsonl"
     lines = [{"text": "We deny it.", "day": 1}, {"text": "We will strike.", "html": "<p>"}]
     source.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
@@ -1058,13 +1064,18 @@ def test_a_meta_field_no_record_has_is_refused_before_anything_is_written(run_di
             stream.predict_file(model, source, tmp_path / "o.jsonl", documents=documents, meta="dy")
         assert str(refused.value) == (
             f"{source}: no record has the field 'dy' (--meta); the other fields of its "
-            "records: day, html"
+            "records: 'day', 'html'"
         )
     text = tmp_path / "in.txt"
     text.write_text("We deny it.\n", encoding="utf-8")
     with pytest.raises(InputError, match="a .txt input has no field but its text"):
         stream.predict_file(model, text, tmp_path / "o.jsonl", meta="day")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.jsonl", "in.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.csv",
+        "in.jsonl",
+        "in.txt",
+        "spaced.csv",
+    ]
     stream.predict_file(
         model, text, tmp_path / "o.jsonl", meta=[], progress=False
     )  # nothing to drop

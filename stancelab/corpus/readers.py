@@ -122,9 +122,10 @@ def parse_records(
 
 def _meta(row: dict, meta: tuple[str, ...] | None = None) -> dict | None:
     """The fields of an input row other than those predict reads (only those named in
-    ``meta``, in the row's order, unless it is None), or None."""
+    ``meta``, in the row's order, unless it is None), or None. A name matches a field with
+    white space around it (a spreadsheet's header `date, source`), which keeps its key."""
     return {
-        k: v for k, v in row.items() if k not in READ_KEYS and (meta is None or k in meta)
+        k: v for k, v in row.items() if k not in READ_KEYS and (meta is None or k.strip() in meta)
     } or None
 
 

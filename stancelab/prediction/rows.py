@@ -168,8 +168,8 @@ class _FieldsSeen:
 
     def add(self, record: Record) -> None:
         for name in record.meta or ():
-            if name in self.wanted:
-                self.found.add(name)
+            if name.strip() in self.wanted:
+                self.found.add(name.strip())
             elif len(self.others) < 50:
                 self.others.add(name)
 
@@ -178,7 +178,7 @@ class _FieldsSeen:
         if not missing:
             return
         named, s = ", ".join(map(repr, missing)), "s" if len(missing) > 1 else ""
-        others = ", ".join(sorted(self.found | self.others))
+        others = ", ".join(map(repr, sorted(self.found | self.others)))
         if folder is None and files[0].suffix.lower() == ".csv":  # known from the header
             where, what = f"{files[0]}:1", f"no column{s} {named} (--meta)"
             others = f"its other columns: {others}" if others else "it has no other column"
