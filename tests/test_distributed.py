@@ -203,12 +203,13 @@ def test_an_error_met_by_another_process_alone_is_printed_naming_its_rank(
     assert launched_errors(result) == ["[default1]:error: rank 1: disk of rank 1: full"]
 
 
-def test_a_usage_error_is_printed_once_by_a_launch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["training.train", "training.evaluate"])
+def test_a_usage_error_is_printed_once_by_a_launch(module: str, tmp_path: Path) -> None:
     """Every process parses the same command line: argparse's error comes from the first
     process alone, as ``print_error``'s lines do."""
-    result = launch(tmp_path, "--tee", "3", "-m", "training.train", "--no-such-option")
+    result = launch(tmp_path, "--tee", "3", "-m", module, "--no-such-option")
     assert result.returncode == 1  # the launcher's status when a process failed
-    errors = [line for line in result.stderr.splitlines() if "training.train: error:" in line]
+    errors = [line for line in result.stderr.splitlines() if f"{module}: error:" in line]
     assert len(errors) == 1 and errors[0].startswith("[default0]:"), result.stderr[-2000:]
 
 

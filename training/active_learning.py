@@ -14,13 +14,12 @@ section from ``stancelab.active.simreport.report_section(out)``. The default run
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from stancelab.errors import USER_ERRORS, print_error
+from stancelab.errors import USER_ERRORS, ArgumentParser, print_error
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
@@ -30,7 +29,7 @@ def parse_args(argv: list[str] | None):
     from stancelab.active.simulation import Setup
 
     d = Setup()
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m training.active_learning", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")

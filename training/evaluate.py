@@ -25,16 +25,14 @@ import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, print_error
+from stancelab.errors import USER_ERRORS, ArgumentParser, print_error
 from stancelab.paths import REPORTS_DIR
 
 DEFAULT_OUT = REPORTS_DIR
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("configs", nargs="*", type=Path, help="model configs (YAML) to compare")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"

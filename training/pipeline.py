@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, InputError, print_error
+from stancelab.errors import USER_ERRORS, ArgumentParser, InputError, print_error
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
@@ -160,9 +160,7 @@ def run_steps(
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    parser = argparse.ArgumentParser(
-        prog="python -m training.pipeline", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m training.pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full evaluation protocol (slower)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"report folder (default {OUT})")
     parser.add_argument(

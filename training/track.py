@@ -11,18 +11,15 @@ work was saved: the scripts' error names this command.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, print_error
+from stancelab.errors import USER_ERRORS, ArgumentParser, print_error
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.track", description=__doc__.split("\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m training.track", description=__doc__.split("\n")[0])
     parser.add_argument(
         "paths",
         nargs="+",
