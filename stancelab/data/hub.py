@@ -300,7 +300,7 @@ def dataset_card(dataset: DatasetDict, *, gold: str, augment_dir: str) -> str:
             "from datasets import load_dataset",
             "",
             "digest = hashlib.sha256()",
-            'for row in load_dataset("path/to/this/folder")["gold"]:',
+            'for row in load_dataset("path/to/this/folder")["gold"]:  # or another split',
             "    line = json.dumps(row, sort_keys=True, ensure_ascii=False)",
             '    digest.update(line.encode("utf-8") + b"\\n")',
             "print(digest.hexdigest())",

@@ -130,29 +130,33 @@ def _carried(fields: str | list[str]) -> str:
     return f"only {', '.join(fields)} (--meta {','.join(fields)})"
 
 
-def refuse_other_meta(part: Path, begun: dict, identity: dict) -> None:
-    """InputError when the interrupted run carried other fields than this one would
-    (``--meta``, ``--no-meta``), and only that differs: one output would mix their rows."""
+def refuse_other_run(part: Path, begun: dict, identity: dict) -> None:
+    """InputError when the checkpoint ``begun`` of the interrupted run in ``part`` was not
+    written for this run's ``identity`` (another input, model, precision or choice of other
+    fields), saying what differs; ``--resume`` must not continue it."""
     changed = [k for k in identity if begun.get(k) != identity[k]]
+    if not changed:
+        return
     before = begun.get("other_fields")
     as_written = before == "meta" or (
         isinstance(before, list) and all(isinstance(name, str) for name in before)
     )
-    if changed != ["other_fields"] or not as_written:
-        return  # an earlier stancelab's checkpoint, or not as stancelab writes it
+    if changed == ["other_fields"] and as_written:  # --meta, --no-meta: one output, one choice
+        raise InputError(
+            f"{part}: its rows carry {_carried(before)}, this run's would carry "
+            f"{_carried(identity['other_fields'])}, and one output never mixes the two; resume "
+            "with the same choice, or run with --overwrite to start over"
+        )
     raise InputError(
-        f"{part}: its rows carry {_carried(before)}, this run's would carry "
-        f"{_carried(identity['other_fields'])}, and one output never mixes the two; resume "
-        "with the same choice, or run with --overwrite to start over"
+        f"{part}: was written for another input, model or precision"
+        f"{_difference(begun, identity, changed)}; resume with the same ones, or run with "
+        "--overwrite to start over"
     )
 
 
-def difference(meta: dict, identity: dict) -> str:
-    """What differs between a checkpoint's ``meta`` and this run's ``identity``, said for
-    the refusal of a ``--resume`` (" (it used onnx-fp32, this run onnx-int8)")."""
+def _difference(meta: dict, identity: dict, changed: list[str]) -> str:
     if "engine" not in meta:
         return " (it was begun by an earlier stancelab, which did not record the engine)"
-    changed = [k for k in identity if meta.get(k) != identity[k]]
     if changed == ["engine"]:
         return f" (it used {meta['engine']}, this run {identity['engine']})"
     if changed == ["splitting"]:

@@ -53,9 +53,8 @@ from stancelab.prediction.checkpoint import (
     SideFile,
     check_kept,
     check_side_kept,
-    difference,
     other_fields,
-    refuse_other_meta,
+    refuse_other_run,
     seal,
 )
 from stancelab.prediction.rows import (
@@ -237,13 +236,7 @@ def _predict_locked(
                 f"{part}: has no checkpoint {meta_path.name}; rerun with --overwrite to start over"
             )
         begun = read_json_object(meta_path)
-        if {k: begun.get(k) for k in identity} != identity:
-            refuse_other_meta(part, begun, identity)
-            raise InputError(
-                f"{part}: was written for another input, model or precision"
-                f"{difference(begun, identity)}; resume with the same ones, or run with "
-                "--overwrite to start over"
-            )
+        refuse_other_run(part, begun, identity)
         skip, offset, written = check_kept(fd, part, begun, summary, documents)
         if side is not None:
             side_offset, side_written = check_side_kept(side, begun, overwrite)
