@@ -132,6 +132,27 @@ def test_benchmark_entry_point_writes_its_outputs(tmp_path):
     assert section in (tmp_path / "active_learning.md").read_text()
 
 
+@pytest.mark.parametrize(
+    "given, named",
+    [
+        (["--n-boot", "0"], "--n-boot"),  # a traceback after the whole simulation
+        (["--folds", "1"], "--folds"),  # ran 2 folds, reported "1-fold" and a pool of 0
+        (["--folds", "500"], "--folds"),  # ran one fold per sentence (169), reported 500
+        (["--warm-start", "-5"], "--warm-start"),  # started from all but 5 authored sentences
+    ],
+)
+def test_benchmark_refuses_settings_out_of_range_before_the_work(tmp_path, capsys, given, named):
+    from training.active_learning import main
+
+    out = tmp_path / "report"
+    args = ["--out", str(out), "--seeds", "1", "--folds", "2", "--warm-start", "60"]
+    args += ["--batch", "10", "--budget", "10", "--workers", "1", "--n-boot", "100", *given]
+    assert main(args) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
 # --- augmentation copies of gold sentences: left out of training, and said so ---------------
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -173,11 +173,18 @@ def simulate(setup: Setup, log=print) -> dict:
         raise InputError(f"unknown strategy: {', '.join(sorted(unknown))}")
     if setup.seeds < 1 or setup.batch < 1 or setup.budget < setup.batch:
         raise InputError("need --seeds >= 1, --batch >= 1 and --budget >= --batch")
+    # Checked before the work: the fold split would quietly run 2 folds for 1 (and one per
+    # sentence for more than the gold set holds), a negative warm start would slice all but
+    # that many sentences, and the bootstrap needs resamples (as training.evaluate's).
+    if setup.folds < 2 or setup.warm_start < 1 or setup.n_boot < 100:
+        raise InputError("need --folds >= 2, --warm-start >= 1 and --n-boot >= 100")
     started = time.perf_counter()
     config = load_config(setup.config)
     if config.model != "baseline":
         raise InputError(f"{setup.config}: the simulation fits the baseline, not {config.model}")
     gold = load_labelled(config.data.gold, default_source="corpus")
+    if setup.folds > len(gold):
+        raise InputError(f"--folds {setup.folds} exceeds the {len(gold)} gold sentences")
     aug = load_augmentation(config.data.augment_dir)
     # as in a training run: a copy of a gold sentence would leak a test sentence into training
     notes: list[str] = []
