@@ -615,6 +615,37 @@ def test_pipeline_runs_end_to_end(tmp_path, fixture_dir, monkeypatch, capsys):
     )
 
 
+@pytest.mark.parametrize("second", ["same name", "bad key"])
+def test_pipeline_refuses_configs_it_cannot_compare_before_any_step(
+    tmp_path, fixture_dir, monkeypatch, capsys, second
+):
+    """Two configs of one name, or a config with a mistake, are refused before the corpus
+    step and the training: before, the first config's run replaced runs/<name>, the second
+    config's replaced it again, and only then did the evaluation refuse them."""
+    from conftest import tree_snapshot
+    from reliability_common import one_error_line
+
+    from stancelab.models.fit import train_run
+    from training.pipeline import main
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "seeds", tmp_path / "seeds")
+    shutil.copy(fixture_dir / "gold.jsonl", _write(tmp_path / "labels" / "gold.jsonl", []))
+    (tmp_path / "labels" / "exports").mkdir()
+    monkeypatch.chdir(tmp_path)
+    gold, augment = Path("labels/gold.jsonl"), fixture_dir / "augment"
+    first = _config(tmp_path / "p.yaml", "base_p", gold, augment, False)
+    extra = ", C: 1.0" if second == "same name" else ", bogus: 1"
+    other = _config(
+        tmp_path / "q.yaml", "base_p" if second == "same name" else "q", gold, augment, True, extra
+    )
+    train_run(first, out=tmp_path / "runs" / "base_p")  # the user's earlier run
+    before = tree_snapshot(tmp_path)
+    assert main(["--configs", str(first), str(other), "--quiet", "--skip-active-learning"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert ("distinct names" if second == "same name" else "bogus") in line
+    assert tree_snapshot(tmp_path) == before  # no corpus, no run replaced, no report
+
+
 def test_leave_dyads_out_scores_each_authored_sentence_once_on_unseen_dyads(fixture_dir):
     protocol = Protocol(
         "dyads",

@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # Held from before the first step to the report, which replaces --out whole.
         with report_folder(args.out, overwrite=args.overwrite) as staging:
+            from stancelab.evaluation.crossval import load_configs
+
+            load_configs(args.configs)  # a mistake, or two of one name: before any run is replaced
             outputs, trained = run_steps(args, command, staging, started, steps)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         return print_error(exc)

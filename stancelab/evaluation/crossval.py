@@ -120,7 +120,10 @@ def _plan(
     return jobs
 
 
-def _load(config_paths: Sequence[str | Path]) -> tuple[list[RunConfig], LabelledSet]:
+def load_configs(config_paths: Sequence[str | Path]) -> list[RunConfig]:
+    """The configs to compare; ConfigError for a mistake in one, two of one name or two
+    gold sets. ``training.pipeline`` calls it before its first step, so that it never trains
+    (and replaces runs/<name>) for an evaluation that would refuse the configs."""
     configs = [load_config(p) for p in config_paths]
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
@@ -131,6 +134,11 @@ def _load(config_paths: Sequence[str | Path]) -> tuple[list[RunConfig], Labelled
             f"configs use different gold sets ({', '.join(sorted(golds))}); "
             "models are compared on one gold set"
         )
+    return configs
+
+
+def _load(config_paths: Sequence[str | Path]) -> tuple[list[RunConfig], LabelledSet]:
+    configs = load_configs(config_paths)
     gold = load_labelled(configs[0].data.gold, default_source="corpus")
     for config in configs:
         check_corpus_rows(config, gold)
