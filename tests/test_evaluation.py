@@ -371,6 +371,28 @@ def test_a_file_the_model_was_trained_on_is_not_reported_as_held_out(fixture_dir
     assert "was not checked" in " ".join(result.notes)
 
 
+@pytest.mark.parametrize("content", ["{}", '{"hashes": null}', '{"hashes": "0a1b"}', "[]"])
+def test_a_damaged_list_of_training_sentences_is_an_error_not_none_seen(
+    fixture_dir, tmp_path, capsys, content
+):
+    """Before, a training_texts.json without its list of hashes read as an empty list:
+    "None of the N sentences are in run's training data", and no caution, on the very
+    sentences the model was trained on."""
+    from reliability_common import one_error_line
+
+    from stancelab.models.fit import train_run
+    from training.evaluate import main
+
+    run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out  # trained on TINY
+    (run / "training_texts.json").write_text(content, encoding="utf-8")
+    out = tmp_path / "report"
+    args = ["--model", str(run), "--data", str(fixture_dir / "gold.jsonl"), "--out", str(out)]
+    assert main([*args, "--quiet", "--n-boot", "100"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {run / 'training_texts.json'}: ")
+    assert not out.exists()
+
+
 def test_an_evaluation_report_holds_no_active_learning_section_it_did_not_run(
     fixture_dir, tmp_path
 ):

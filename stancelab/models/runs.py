@@ -20,6 +20,7 @@ from typing import Any
 from stancelab import __version__
 from stancelab.corpus.text import copy_key
 from stancelab.data.labelled import LabelledSet
+from stancelab.errors import InputError
 from stancelab.files import atomic_open, read_json_object, write_json
 from stancelab.labels import LABELS, SCHEME, display
 from stancelab.models.base import launched_processes
@@ -69,7 +70,14 @@ def seen_in_training(run_dir: str | Path, texts: list[str]) -> list[bool] | None
     path = Path(run_dir) / TRAINING_TEXTS
     if not path.is_file():
         return None
-    seen = set(read_json_object(path).get("hashes") or ())
+    hashes = read_json_object(path).get("hashes")
+    # A list without its hashes would read as "none of these sentences was trained on".
+    if not (hashes and isinstance(hashes, list) and all(isinstance(h, str) for h in hashes)):
+        raise InputError(
+            f"{path}: 'hashes' is not the list of the run's training sentences; restore the "
+            "file, or remove it to score without checking which sentences the model learned from"
+        )
+    seen = set(hashes)
     return [text_hash(t) in seen for t in texts]
 
 
