@@ -227,6 +227,38 @@ def test_a_run_that_cannot_be_written_leaves_the_old_run_as_it_was(tmp_path, tin
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.parametrize("command", ["training.evaluate", "data export"])
+def test_a_full_disk_while_writing_a_report_or_export_names_the_output(
+    run_dir, tmp_path, tiny_gold, command
+):
+    """A write that fails for want of space names no file (``write``, pyarrow's close): the
+    one line said only "No space left on device". It names the output it was writing."""
+    # As on a full disk: the child may not write a file over 4 kB (RLIMIT_FSIZE: the write
+    # fails with an OSError that names no file), so the report or export fails part-way.
+    augment = tmp_path / "augment"
+    augment.mkdir()
+    (augment / "a.jsonl").write_text(tiny_gold.read_text().replace('"s', '"a'))
+    out = tmp_path / "out"
+    if command == "training.evaluate":
+        call = "from training.evaluate import main\nsys.exit(main(sys.argv[1:]))\n"
+        argv = ["--model", str(run_dir), "--data", str(tiny_gold), "--out", str(out), "--quiet"]
+        argv += ["--n-boot", "100"]
+    else:
+        call = "from stancelab.cli import main\nmain()\n"  # typer exits with the status
+        argv = ["data", "export", "--out", str(out), "--gold", str(tiny_gold)]
+        argv += ["--augment-dir", str(augment)]
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n" + call
+    )
+    child = run("-c", script, *argv)
+    assert child.returncode == 1
+    assert one_error_line(child.stderr) == f"error: {out}: File too large"
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_rerun_without_resume_does_not_silently_start_over(run_dir, tmp_path):
     model = resolve_model(run_dir)
     source = many_lines(tmp_path / "in.txt", 20)

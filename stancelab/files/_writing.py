@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import json
@@ -34,10 +35,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             os.fsync(handle.fileno())
         os.chmod(tmp, kept_mode(path, 0o666 & ~current_umask()))  # mkstemp makes 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        if (named := _named(exc, path, tmp)) is exc:
+            raise
+        raise named from exc
 
 
 # A temporary file this old in a cache folder belongs to a write that was killed (SIGKILL,
@@ -165,9 +168,28 @@ def written_whole(
         try:
             yield part
             move_into_place(part, output)
-        except BaseException:
+        except BaseException as exc:
             remove_path(part)
-            raise
+            if (named := _named(exc, output, part)) is exc:
+                raise
+            raise named from exc
+
+
+# A write that fails for want of room: the error names no file (``write``, a library's close).
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _named(exc: BaseException, output: Path, temporary: str | os.PathLike) -> BaseException:
+    """``exc``, or for a full disk (or quota, or file size limit) met while writing
+    ``output`` through ``temporary`` (its temporary file or folder), the same error naming
+    ``output``: the one line a command prints says which output did not fit, not a
+    temporary name that is gone, nor nothing at all."""
+    if not (isinstance(exc, OSError) and exc.errno in _NO_ROOM):
+        return exc
+    inside = exc.filename is not None and str(exc.filename).startswith(str(temporary))
+    if exc.filename is not None and not inside:
+        return exc  # another file, named already
+    return OSError(exc.errno, exc.strerror, str(output))
 
 
 # Names of a process's open files (``/dev/stdout`` links to ``/proc/self/fd/1``).
