@@ -266,7 +266,8 @@ def _build(cls: type, raw: Any, where: str, hints: dict | None = None) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    # str(): YAML reads a key such as ``1:`` or ``on:`` as a number or a boolean.
+    unknown = sorted(str(key) for key in set(raw) - set(fields))
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)} in {cls.__name__}; "

@@ -123,6 +123,14 @@ def test_gold_without_a_positive_example_of_a_label_is_one_line(tmp_path):
         (lambda t, c: None, ["--set", "name=a//b"], "is not a run name"),
         (lambda t, c: None, ["--set", "name=../elsewhere"], "is not a run name"),
         (lambda t, c: (t / "a.txt").write_text("x"), ["--out", "{tmp}/a.txt/sub"], "a.txt/sub"),
+        # A key YAML reads as a number or a boolean (``1:``, ``on:``): a TypeError traceback.
+        (lambda t, c: c.write_text(c.read_text() + "1: 2\n"), [], "unknown key(s) 1 in RunConfig"),
+        (
+            lambda t, c: c.write_text(c.read_text().replace("params: {}", "params: {on: 2}")),
+            [],
+            "unknown key(s) True in BaselineParams",
+        ),
+        (lambda t, c: None, ["--set", "params={1: 2}"], "unknown key(s) 1 in BaselineParams"),
     ],
 )
 def test_config_and_path_mistakes_of_training_get_one_line(
