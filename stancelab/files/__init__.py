@@ -7,10 +7,18 @@ crash or an error never leaves a half-written file behind and never clobbers the
 its readers' side),
 ``refuse_input_as_output`` an output that would replace an input, ``refuse_existing`` one
 that exists (unless ``--overwrite``), and ``check_output_path`` one that cannot be written.
-Writing lives in ``_writing``, reading in ``_reading``; import from here.
+Writing lives in ``_writing`` (its locks in ``_locks``), reading in ``_reading``; import from
+here.
 """
 
 from stancelab.errors import InputError
+from stancelab.files._locks import (
+    exclusive_lock,
+    lock_file,
+    output_lock,
+    process_alive,
+    shared_lock,
+)
 from stancelab.files._reading import (
     CSV_FIELD_LIMIT,
     checksum_path,
@@ -30,19 +38,14 @@ from stancelab.files._writing import (
     copy_linked,
     current_umask,
     dumps_jsonl_row,
-    exclusive_lock,
     followed,
     kept_mode,
-    lock_file,
     move_into_place,
-    output_lock,
-    process_alive,
     refuse_existing,
     refuse_input_as_output,
     remove_path,
     remove_stale_temporaries,
     restore_replaced,
-    shared_lock,
     temporary_folder,
     write_json,
     write_jsonl,
