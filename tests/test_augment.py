@@ -172,3 +172,13 @@ def test_two_spellings_of_one_dyad_are_refused(tmp_path, spelling):
     with pytest.raises(InputError, match=re.escape(message)):
         load_augmentation(tmp_path)
     assert len(set(load_augmentation("labels/augment").dyads)) == 89  # the shipped set is clean
+
+
+def test_a_file_whose_suffix_is_in_capitals_is_read_too(tmp_path):
+    """``X.JSONL`` from another system is part of the set: skipping it would train on less,
+    and nothing would say so."""
+    for name, row_id in (("a.jsonl", "a1"), ("b.JSONL", "b1"), ("c.Jsonl", "c1")):
+        row = {"id": row_id, "text": f"Sentence {row_id}.", "labels": [], "dyad": "A–B"}
+        (tmp_path / name).write_text(json.dumps(row) + "\n", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("not a set\n", encoding="utf-8")
+    assert load_augmentation(tmp_path).ids == ["a1", "b1", "c1"]

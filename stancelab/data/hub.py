@@ -30,7 +30,12 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stancelab.data.labelled import LabelledSet, load_augmentation, load_labelled
+from stancelab.data.labelled import (
+    LabelledSet,
+    augmentation_files,
+    load_augmentation,
+    load_labelled,
+)
 from stancelab.errors import InputError
 from stancelab.files import (
     atomic_open,
@@ -104,7 +109,7 @@ def build(gold: str | Path = GOLD_PATH, augment_dir: str | Path = AUGMENT_DIR) -
     gold_set = load_labelled(gold, default_source="corpus")
     aug_set = load_augmentation(augment_dir)
     gold_raw = [row for _, row in iter_jsonl(gold)]
-    aug_raw = [row for f in sorted(Path(augment_dir).glob("*.jsonl")) for _, row in iter_jsonl(f)]
+    aug_raw = [row for f in augmentation_files(augment_dir) for _, row in iter_jsonl(f)]
     schema = features()
     return DatasetDict(
         {

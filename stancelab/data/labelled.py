@@ -137,10 +137,19 @@ def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
     return LabelledSet(ids, texts, labels, doc_ids, sources, dyads)
 
 
-def load_augmentation(directory: str | Path = AUGMENT_DIR) -> LabelledSet:
-    """All ``*.jsonl`` files of the augmentation folder, in name order."""
+def augmentation_files(directory: str | Path = AUGMENT_DIR) -> list[Path]:
+    """The augmentation folder's ``.jsonl`` files, the suffix in any case (``X.JSONL`` from
+    another system too: skipping it would train on less in silence), in name order."""
     directory = Path(directory)
-    files = sorted(directory.glob("*.jsonl"))
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() == ".jsonl" and p.is_file())
+
+
+def load_augmentation(directory: str | Path = AUGMENT_DIR) -> LabelledSet:
+    """All ``.jsonl`` files of the augmentation folder (``augmentation_files``), in name order."""
+    directory = Path(directory)
+    files = augmentation_files(directory)
     if not files:
         raise InputError(f"{directory}: no augmentation .jsonl files")
     parts = [load_labelled(f, default_source="authored") for f in files]

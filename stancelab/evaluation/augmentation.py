@@ -17,7 +17,7 @@ import numpy as np
 
 from stancelab.config import RunConfig
 from stancelab.corpus.text import copy_key
-from stancelab.data.labelled import LabelledSet, load_augmentation
+from stancelab.data.labelled import LabelledSet, augmentation_files, load_augmentation
 
 NEAR_COPY = 0.8  # share of words (Jaccard) from which a sentence counts as a copy of another
 
@@ -47,7 +47,7 @@ def augmentation_set(
 ) -> LabelledSet | None:
     """The augmentation set minus any sentence that copies a corpus sentence (it could leak)."""
     directory = Path(config.data.augment_dir)
-    if not config.data.augment and not any(directory.glob("*.jsonl")):
+    if not config.data.augment and not augmentation_files(directory):
         return None
     aug = load_augmentation(directory)
     keep = unseen_noted(aug, corpus, notes, "every training fold")
