@@ -12,6 +12,7 @@ import pytest
 
 from stancelab.corpus.ingest import ingest
 from stancelab.data.labelled import load_augmentation, load_labelled
+from stancelab.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "labels" / "gold.jsonl"
@@ -152,3 +153,25 @@ def test_training_leaves_out_augmentation_sentences_that_copy_a_gold_sentence(tm
     run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
     assert run["data"]["sentences"] == len(rows) and run["notes"] == result.notes
     assert result.notes[0] in (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_labelled_files_id_is_a_string_or_a_whole_number(tmp_path):
+    """As in ``corpus``: ``{"id": 0}`` is "0" (it was named by its line), a boolean or an
+    object is refused naming the line (``true`` was the id "True"), and a row without an id
+    is named by its file and line, as before."""
+    path = tmp_path / "set.jsonl"
+    rows = [{"id": 0}, {"id": 7.0}, {"id": "s2"}, {}, {"id": ""}]
+    path.write_text(
+        "".join(
+            json.dumps({**r, "text": f"Sentence {i}.", "labels": []}) + "\n"
+            for i, r in enumerate(rows)
+        )
+    )
+    assert load_labelled(path).ids == ["0", "7", "s2", "set:4", "set:5"]
+    for bad, kind in ((True, "bool"), ([1], "array"), (1.5, "float")):
+        path.write_text(json.dumps({"id": bad, "text": "A.", "labels": []}) + "\n")
+        with pytest.raises(InputError) as refused:
+            load_labelled(path)
+        assert (
+            str(refused.value) == f"{path}:1: 'id' must be a string or a whole number, not {kind}"
+        )

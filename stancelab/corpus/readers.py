@@ -100,24 +100,27 @@ def parse_records(
         if not isinstance(row, dict):
             yield Record(lineno, None, None, "expected a JSON object")
             continue
-        raw_id, fields = row.get("id"), _meta(row, meta)
-        if raw_id is None or isinstance(raw_id, str):
-            yield check(Record(lineno, raw_id, row.get("text"), meta=fields))
-        elif isinstance(raw_id, int) and not isinstance(raw_id, bool):  # {"id": 7}: "7"
-            yield check(Record(lineno, str(raw_id), row.get("text"), meta=fields))
-        elif isinstance(raw_id, float) and raw_id.is_integer():  # 7.0, as pandas writes ids
-            yield check(Record(lineno, str(int(raw_id)), row.get("text"), meta=fields))
-        else:  # str() would write true as "True" and an object as a Python repr
-            kind = type(raw_id).__name__.replace("dict", "object").replace("list", "array")
-            yield check(
-                Record(
-                    lineno,
-                    None,
-                    None,
-                    f"'id' must be a string or a whole number, not {kind}",
-                    fields,
-                )
-            )
+        fields = _meta(row, meta)
+        try:
+            record_id, problem = id_text(row.get("id")), None
+        except ValueError as exc:
+            record_id, problem = None, str(exc)
+        text = None if problem else row.get("text")
+        yield check(Record(lineno, record_id, text, problem, fields))
+
+
+def id_text(raw_id: object) -> str | None:
+    """A JSON record's ``id`` as text: a string as given, a whole number as its digits
+    (``{"id": 7}``: "7"; 7.0, as pandas writes ids), None for none; ValueError for anything
+    else: ``str()`` would write ``true`` as "True" and an object as a Python repr."""
+    if raw_id is None or isinstance(raw_id, str):
+        return raw_id
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        return str(raw_id)
+    if isinstance(raw_id, float) and raw_id.is_integer():
+        return str(int(raw_id))
+    kind = type(raw_id).__name__.replace("dict", "object").replace("list", "array")
+    raise ValueError(f"'id' must be a string or a whole number, not {kind}")
 
 
 def _meta(row: dict, meta: tuple[str, ...] | None = None) -> dict | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stancelab.corpus.readers import id_text
 from stancelab.corpus.text import text_problem, unicode_problem
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
@@ -114,7 +115,11 @@ def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
             labels.append(normalize(raw, where=where))
         except UnknownLabelError as exc:
             raise InputError(str(exc)) from None
-        row_id = str(row.get("id") or f"{path.stem}:{lineno}")
+        try:
+            given = id_text(row.get("id"))
+        except ValueError as exc:  # {"id": true} was "True", {"id": 0} the line's name
+            raise InputError(f"{where}: {exc}") from None
+        row_id = given or f"{path.stem}:{lineno}"
         if row_id in seen:
             raise InputError(f"{where}: duplicate id {row_id!r}")
         seen.add(row_id)
