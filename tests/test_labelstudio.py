@@ -395,6 +395,39 @@ def test_an_annotation_deleted_in_label_studio_leaves_gold_at_the_next_pull(
     assert {k: after[k] for k in before} == before and len(after) == len(before) + 2
 
 
+def test_an_export_downloaded_from_the_ui_counts_each_annotator_once(
+    labelstudio, sentences, tmp_path, labels_dir
+):
+    creds = labelstudio.credentials
+    cli(["push", "--project", "ui-export", "--sentences", str(sentences)], creds)
+    rows = {"d0-s0": ["threat"], "d0-s1": []}
+    for who in ("a@team.org", "b@team.org"):
+        path = tmp_path / f"{who}.jsonl"
+        path.write_text("".join(json.dumps({"id": k, "labels": v}) + "\n" for k, v in rows.items()))
+        args = ["record", str(path), "--annotator", who, "--project", "ui-export"]
+        assert cli(args, creds).exit_code == 0
+    ls = connect(creds)
+    project = find_project(ls, "ui-export")
+    ui = tmp_path / "downloaded-from-the-ui.json"  # Export > JSON in the browser: user ids only
+    ui.write_bytes(b"".join(ls.projects.exports.download_sync(project.id, export_type="JSON")))
+    assert {
+        type(a["completed_by"]) for t in json.loads(ui.read_bytes()) for a in t["annotations"]
+    } == {int}
+    a_id = next(u.id for u in ls.users.list() if u.email == "a@team.org")
+    task_id = tasks_of(creds, "ui-export")["d0-s0"][0].id
+    (mine,) = [a for a in ls.annotations.list(id=task_id) if a.completed_by == a_id]
+    ls.annotations.update(mine.id, result=[])  # a@x changes their mind: no threat after all
+    assert cli(["pull", "--project", "ui-export", *labels_dir["opts"]], creds).exit_code == 0
+    imported = cli(["import", str(ui), *labels_dir["opts"]], creds)
+    assert imported.exit_code == 0, imported.output
+    gold = {r["id"]: r for r in map(json.loads, (labels_dir["root"] / "gold.jsonl").open())}
+    assert "d0-s0" not in gold  # a@x's latest (none) against b@x's threat: a tie, not threat
+    assert gold["d0-s1"]["provenance"]["annotators"] == ["a@team.org", "b@team.org"]
+    report = json.loads((labels_dir["root"] / "agreement.json").read_text())
+    assert list(report["annotators"]) == ["a@team.org", "b@team.org"]
+    assert report["ties"][0]["votes"] == {"a@team.org": [], "b@team.org": ["threat"]}
+
+
 def test_bad_annotation_files_are_rejected_before_any_write(labelstudio, sentences, tmp_path):
     creds = labelstudio.credentials
     cli(["push", "--project", "record-checks", "--sentences", str(sentences)], creds)

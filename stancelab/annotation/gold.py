@@ -15,6 +15,8 @@ Rules, in order:
   does not matter: re-importing an old export changes nothing (but for the deleted votes it
   holds, below), and votes from different projects (a ``label review`` project, a second
   team's project) are added to the others, not put in their place.
+- An annotator an export names by user id only (downloaded from the UI) is the email a pull
+  gives the same annotation (``votes.named_annotators``), so one person is one annotator.
 - An annotation deleted in Label Studio is not counted once a later ``label pull`` of its
   project shows it gone (``deleted_annotations``); the report says how many. An export
   without a pull record (imported, or pulled by an older stancelab) still counts every

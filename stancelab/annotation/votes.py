@@ -12,8 +12,8 @@ Label Studio. ``stancelab.annotation.gold`` turns the merged votes into gold lab
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,13 @@ class Vote:
     annotation_id: int
     updated: str  # ISO time, orders an annotator's annotations
     export: str = ""  # the export file it was read from
+    user_id: int | None = None  # Label Studio's id of the annotator, when the export gives it
+    created: str = ""  # the annotation's creation time, which an edit leaves as it was
+
+    @property
+    def unnamed(self) -> bool:
+        """Known by user id only: an export downloaded from the UI gives no emails."""
+        return self.user_id is not None and self.annotator == f"user {self.user_id}"
 
     @property
     def adjudicator(self) -> bool:
@@ -111,15 +118,17 @@ class AnnotatedSentence:
         return sum(len(seen) - 1 for seen in self.history.values() if seen)
 
 
-def _annotator(completed_by: object, where: str) -> str:
+def _annotator(completed_by: object, where: str) -> tuple[str, int | None]:
+    """The annotator's name (their email, else ``user <id>``) and user id."""
     if isinstance(completed_by, dict):
         email, uid = completed_by.get("email"), completed_by.get("id")
+        uid = uid if isinstance(uid, int) and not isinstance(uid, bool) else None
         if isinstance(email, str) and email:
-            return email
-        if isinstance(uid, int):
-            return f"user {uid}"
+            return email, uid
+        if uid is not None:
+            return f"user {uid}", uid
     elif isinstance(completed_by, int) and not isinstance(completed_by, bool):
-        return f"user {completed_by}"
+        return f"user {completed_by}", completed_by
     raise InputError(f"{where}: 'completed_by' is missing or malformed")
 
 
@@ -207,16 +216,18 @@ def parse_export(
             cancelled = ann.get("was_cancelled", False)
             if not isinstance(cancelled, bool):
                 raise InputError(f"{at}: 'was_cancelled' must be true or false")
-            who = _annotator(ann.get("completed_by"), at)
+            who, uid = _annotator(ann.get("completed_by"), at)
             labels = _labels_of(ann.get("result"), at)
-            updated = ann.get("updated_at") or ann.get("created_at") or ""
-            if not isinstance(updated, str):
-                raise InputError(f"{at}: 'updated_at' must be an ISO time")
-            try:
-                _time(updated)
-            except ValueError:
-                raise InputError(f"{at}: 'updated_at' {updated!r} is not an ISO time") from None
-            sentence.add(Vote(who, labels, aid, updated, source), cancelled)
+            created = ann.get("created_at") or ""
+            updated = ann.get("updated_at") or created
+            for key, value in (("updated_at", updated), ("created_at", created)):
+                if not isinstance(value, str):
+                    raise InputError(f"{at}: {key!r} must be an ISO time")
+                try:
+                    _time(value)
+                except ValueError:
+                    raise InputError(f"{at}: {key!r} {value!r} is not an ISO time") from None
+            sentence.add(Vote(who, labels, aid, updated, source, uid, created), cancelled)
     return out
 
 
@@ -226,10 +237,14 @@ def merge(
 ) -> dict[str, AnnotatedSentence]:
     """Exports in the order they were stored. Per sentence, every annotation of any export
     (``AnnotatedSentence.add``) but those ``deleted`` (by export name, from
-    ``deleted_annotations``): each annotator's latest counts, the others are superseded."""
+    ``deleted_annotations``): each annotator's latest counts, the others are superseded. An
+    annotator an export knows by user id only is counted under the email another export
+    gives them (``named_annotators``)."""
     merged: dict[str, AnnotatedSentence] = {}
+    names = named_annotators(exports)
     for name, sentences in exports:
         gone = (deleted or {}).get(name, set())
+        alias = names.get(name, {})
         for sid, sentence in sentences.items():
             into = merged.get(sid)
             if into is None:
@@ -239,9 +254,47 @@ def merge(
             for cancelled, held in ((False, sentence.history), (True, sentence.skips)):
                 for seen in held.values():
                     for vote in seen.values():
-                        if vote.annotation_id not in gone:
-                            into.add(vote, cancelled)
+                        if vote.annotation_id in gone:
+                            continue
+                        if vote.annotator in alias:
+                            vote = replace(vote, annotator=alias[vote.annotator])
+                        into.add(vote, cancelled)
     return merged
+
+
+def _every_vote(sentences: dict[str, AnnotatedSentence]) -> Iterator[tuple[str, Vote]]:
+    for sid, sentence in sentences.items():
+        for held in (sentence.history, sentence.skips):
+            for seen in held.values():
+                for vote in seen.values():
+                    yield sid, vote
+
+
+def named_annotators(
+    exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
+) -> dict[str, dict[str, str]]:
+    """Per export, the email of each annotator it knows by user id only (``user 2``).
+
+    An export downloaded from Label Studio's UI gives user ids where a pull gives emails:
+    counted apart, one person would be two annotators, their old vote outliving their
+    change of mind and the adjudicator a plain voter. An annotation that both hold (the
+    same sentence, annotation id, user id and creation time, to the microsecond) is one
+    annotation of one server, so that user id is that email in the whole export. A user id
+    no such annotation names stays ``user <id>``: another server's user 2 is someone else.
+    """
+    known: dict[tuple, str] = {}
+    for _, sentences in exports:
+        for sid, vote in _every_vote(sentences):
+            if vote.user_id is not None and vote.created and not vote.unnamed:
+                known[(sid, vote.annotation_id, vote.user_id, vote.created)] = vote.annotator
+    out: dict[str, dict[str, str]] = {}
+    for name, sentences in exports:
+        for sid, vote in _every_vote(sentences):
+            key = (sid, vote.annotation_id, vote.user_id, vote.created)
+            if vote.unnamed and key in known:
+                email = known[key]
+                out.setdefault(name, {})[vote.annotator] = email
+    return out
 
 
 def deleted_annotations(
