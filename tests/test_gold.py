@@ -588,6 +588,26 @@ def test_an_error_in_an_imported_file_names_that_file_and_creates_nothing(tmp_pa
     )
 
 
+def test_one_sentence_id_with_two_texts_in_two_exports_is_refused(tmp_path):
+    labels = tmp_path / "labels"
+    opts = ["--exports", str(labels / "exports"), "--gold", str(labels / "gold.jsonl")]
+    ours = tmp_path / "ours.json"
+    ours.write_bytes(dumps([task(1, "1", ann(1, "a@x", ["threat"]), text="We will strike.")]))
+    assert runner.invoke(app, ["label", "import", str(ours), *opts]).exit_code == 0
+    before = tree_snapshot(labels)
+    theirs = tmp_path / "theirs.json"  # another team's corpus, its ids 1, 2, ... too
+    votes = (ann(1, "p@y", []), ann(2, "q@y", []))
+    theirs.write_bytes(dumps([task(1, "1", *votes, text="Talks resumed on Monday.")]))
+    done = runner.invoke(app, ["label", "import", str(theirs), *opts])
+    assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
+    (stored,) = list_exports(labels / "exports")
+    assert done.stderr.startswith(
+        f"error: {theirs}: sentence 1 is 'Talks resumed on Monday.' but 'We will strike.' in "
+        f"{stored.path.name}"
+    )
+    assert tree_snapshot(labels) == before  # the threat was not outvoted by another sentence
+
+
 # -- tasks and pre-annotations -------------------------------------------------------------
 
 

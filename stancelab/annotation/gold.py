@@ -7,7 +7,8 @@ every export in ``labels/exports/`` and writes ``labels/gold.jsonl`` plus the ag
 Rules, in order:
 - Validation is strict: an unknown label, a result from another control than ``labels``, a
   malformed annotation or a task without a sentence id (``data.id``) is an error that names
-  the file, the task and the annotation. Nothing is dropped or coerced.
+  the file, the task and the annotation. Nothing is dropped or coerced. A sentence id with
+  another text than in a stored export is an error too: the votes would not be on one sentence.
 - An annotation with no choice means *none*; a cancelled (skipped) annotation is not a label.
 - One vote per annotator and sentence, across all exports: the annotator's latest annotation
   of the sentence by the annotation's own time (``updated_at``, else ``created_at``; at equal
@@ -112,11 +113,13 @@ class GoldResult:
 def derive(
     exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
     pulls: Mapping[str, PullRecord] | None = None,
+    shown: Mapping[str, str] | None = None,
 ) -> GoldResult:
     """Gold from the exports (name, sentences) in the order they were stored; ``pulls``: the
-    pull records of those ``label pull`` took, by name."""
+    pull records of those ``label pull`` took, by name; ``shown``: how errors name an export
+    not stored yet."""
     deleted = deleted_annotations(exports, pulls or {})
-    merged = merge(exports, deleted)
+    merged = merge(exports, deleted, shown)
     gone = {  # (sentence, annotation) a later pull shows deleted
         (sid, aid)
         for name, sentences in exports
@@ -274,7 +277,7 @@ def _update_gold(
     pulls = {e.path.name: e.pull for e in stored_exports if e.pull is not None}
     if target is not None and pull is not None:
         pulls[target.name] = pull
-    result = derive(parsed, pulls)
+    result = derive(parsed, pulls, {target.name: origin} if target and origin else None)
     report = gold_report(result)
     if target is not None:
         store_export(target, new[1], pull)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
+from stancelab.corpus.text import preview
 from stancelab.errors import InputError
 from stancelab.labels import LABELS
 
@@ -234,12 +235,18 @@ def parse_export(
 def merge(
     exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],
     deleted: Mapping[str, set[int]] | None = None,
+    shown: Mapping[str, str] | None = None,
 ) -> dict[str, AnnotatedSentence]:
     """Exports in the order they were stored. Per sentence, every annotation of any export
     (``AnnotatedSentence.add``) but those ``deleted`` (by export name, from
     ``deleted_annotations``): each annotator's latest counts, the others are superseded. An
     annotator an export knows by user id only is counted under the email another export
-    gives them (``named_annotators``)."""
+    gives them (``named_annotators``).
+
+    One sentence id with two texts in two exports (another team's corpus whose ids are
+    ``1``, ``2``, ...) is an InputError naming both, as it is within one export: merged, the
+    votes on one sentence would decide another's gold labels. Errors name an export as
+    ``shown`` gives it (the file being imported, not yet stored under its name)."""
     merged: dict[str, AnnotatedSentence] = {}
     names = named_annotators(exports)
     for name, sentences in exports:
@@ -250,6 +257,14 @@ def merge(
             if into is None:
                 into = merged[sid] = AnnotatedSentence(
                     sid, sentence.doc_id, sentence.text, sentence.first_export
+                )
+            elif into.text != sentence.text:
+                first = (shown or {}).get(into.first_export, into.first_export)
+                raise InputError(
+                    f"{(shown or {}).get(name, name)}: sentence {sid} is {preview(sentence.text)!r}"
+                    f" but {preview(into.text)!r} in {first}; a sentence id must name one "
+                    "sentence in every export (give the other sentences ids of their own, as "
+                    "`stancelab corpus` does, and push them again)"
                 )
             for cancelled, held in ((False, sentence.history), (True, sentence.skips)):
                 for seen in held.values():
