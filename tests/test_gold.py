@@ -549,6 +549,29 @@ def test_gold_is_refused_where_it_would_replace_an_input_or_cannot_be_written(tm
     assert again.exit_code == 0, again.output  # the exports folder still reads
 
 
+@pytest.mark.parametrize("name", ["mine.jsonl", "agreement.md"])
+def test_a_file_of_yours_is_never_replaced_by_the_gold_set_or_its_report(tmp_path, name):
+    labels = tmp_path / "labels"
+    exports, kept = labels / "exports", labels / "gold.jsonl"
+    update_gold(exports, kept, ("ok", dumps([task(1, "s1", ann(1, "a@x", ["threat"]))])))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mine.jsonl").write_text('{"text": "We will strike.", "labels": ["threat"]}\n')
+    (data / "agreement.md").write_text("# Notes of the team\n")
+    gold = data / ("mine.jsonl" if name == "mine.jsonl" else "gold.jsonl")
+    raw = tmp_path / "team.json"
+    raw.write_bytes(dumps([task(2, "s2", ann(2, "a@x", []))]))
+    before = tree_snapshot(tmp_path)
+    for command in (["gold"], ["import", str(raw)]):
+        opts = ["--exports", str(exports), "--gold", str(gold)]
+        done = runner.invoke(app, ["label", *command, *opts])
+        assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
+        assert done.stderr.startswith(f"error: {data / name}: exists and is not a ")
+        assert tree_snapshot(tmp_path) == before
+    again = runner.invoke(app, ["label", "gold", "--exports", str(exports), "--gold", str(kept)])
+    assert again.exit_code == 0, again.output  # its own earlier output is replaced, as ever
+
+
 @pytest.mark.parametrize("where", ["a file", "under a file"])
 def test_an_exports_folder_that_is_a_file_is_refused_before_anything_is_stored(tmp_path, where):
     raw = tmp_path / "team.json"

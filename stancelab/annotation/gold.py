@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +223,8 @@ def check_gold_paths(
     """InputError when the exports folder is a file (or, when ``storing`` an export, cannot
     be written), or when the gold set or its agreement report would land inside the exports
     folder (its exports are immutable, and any other ``.json`` there stops every later
-    derivation) or on an input file, or cannot be written (a folder, under a file)."""
+    derivation) or on an input file, or cannot be written (a folder, under a file), or would
+    replace a file that no derivation wrote."""
     if storing:
         check_output_path(exports_dir, "--exports", folder=True)
     elif exports_dir.exists() and not exports_dir.is_dir():
@@ -238,6 +240,30 @@ def check_gold_paths(
             )
         refuse_input_as_output(target, inputs)
         check_output_path(target, "--gold", jsonl=target == gold_path)
+        if target.is_file() and not _written_by_gold(target, target == gold_path):
+            what = "--gold" if target == gold_path else f"the agreement report beside {gold_path}"
+            raise InputError(
+                f"{target}: exists and is not a {'gold set' if target == gold_path else 'report'}"
+                f" that `stancelab label gold` wrote; {what} would replace it: choose another "
+                "--gold (a file of yours is never overwritten)"
+            )
+
+
+def _written_by_gold(path: Path, gold: bool) -> bool:
+    """Whether ``path`` is a file this module wrote (a derivation replaces its own files):
+    gold rows each carry ``provenance``, agreement.json its ``policy``, agreement.md its
+    title. Anything else there (an augmentation file, notes) is a user's file."""
+    try:
+        text = read_text(path)
+        if gold:
+            rows = [json.loads(line) for line in text.split("\n") if line.strip()]
+            return all(isinstance(r, dict) and isinstance(r.get("provenance"), dict) for r in rows)
+        if path.suffix == ".json":
+            report = json.loads(text)
+            return isinstance(report, dict) and {"policy", "labels"} <= report.keys()
+        return text.startswith("# Annotation agreement\n")
+    except (InputError, ValueError):
+        return False
 
 
 def gold_paths(gold_path: Path) -> dict[str, Path]:
