@@ -210,12 +210,17 @@ def test_one_vote_per_annotator_the_latest():
         ),
         ([{"id": 9, "data": {"text": "No id."}, "annotations": []}], ["task 9", "sentence id"]),
         ([{"id": 9, "data": {"text": "x", "id": "s9"}, "label": "threat"}], ["task 9", "JSON_MIN"]),
+        (  # a row of a real JSON_MIN export: the task's fields flattened, its id the task's
+            [{"text": "x", "id": 9, "labels": "threat", "annotator": 2, "annotation_id": 5}],
+            ["task 9", "a row of a JSON_MIN export", "export the project as full 'JSON'"],
+        ),
+        (b'"annotation_id","annotator","id","labels","text"\n', ["not valid JSON", "full 'JSON'"]),
         ({"tasks": []}, ["expected a list of tasks"]),
     ],
 )
 def test_malformed_exports_are_errors_that_name_the_task(tasks, expected):
     with pytest.raises(InputError) as info:
-        parse_export(dumps(tasks), "bad.json")
+        parse_export(tasks if isinstance(tasks, bytes) else dumps(tasks), "bad.json")
     message = str(info.value)
     assert message.startswith("bad.json") and "\n" not in message
     for part in expected:

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from stancelab.annotation.exports import PullRecord
 
 ADJUDICATOR_PREFIX = "adjudicator"  # e.g. adjudicator@team.org, adjudicator.lee@team.org
+FULL_JSON = (  # the remedy for an export in another format than the one gold reads
+    "export the project as full 'JSON' (JSON_MIN, CSV and TSV flatten the annotations and "
+    "drop skipped tasks) or use `stancelab label pull`"
+)
 
 
 @dataclass(frozen=True)
@@ -178,13 +182,18 @@ def parse_export(
     try:
         tasks = json.loads(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{shown}: not valid JSON ({exc})") from None
+        raise InputError(f"{shown}: not valid JSON ({exc}); {FULL_JSON}") from None
     if not isinstance(tasks, list):
         raise InputError(f"{shown}: expected a list of tasks (Label Studio 'JSON' export)")
     out: dict[str, AnnotatedSentence] = {}
     for n, task in enumerate(tasks):
         tid = task.get("id", f"#{n}") if isinstance(task, dict) else f"#{n}"
         where = f"{shown}: task {tid}"
+        if isinstance(task, dict) and "data" not in task and "annotation_id" in task:
+            raise InputError(
+                f"{where}: a row of a JSON_MIN export (one row per annotation, no 'data'); "
+                f"{FULL_JSON}"
+            )
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise InputError(f"{where}: not a task object with 'data'")
         data_ = task["data"]
@@ -196,10 +205,7 @@ def parse_export(
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{where} (sentence {sid}): no text in data.{TEXT_NAME}")
         if "annotations" not in task:
-            raise InputError(
-                f"{where}: no 'annotations' list; export the project as full "
-                "'JSON' (JSON_MIN drops skipped tasks and reshapes labels)"
-            )
+            raise InputError(f"{where}: no 'annotations' list; {FULL_JSON}")
         if not isinstance(task["annotations"], list):
             raise InputError(f"{where}: 'annotations' must be a list")
         sentence = out.get(sid)
