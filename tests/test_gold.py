@@ -319,6 +319,36 @@ def test_reimporting_an_old_export_changes_nothing(tmp_path):
     assert [r["provenance"]["annotators"] for r in rows] == [["a@x", "b@x", "c@x"]] * 2
 
 
+def test_annotators_known_by_user_id_only_are_warned_of_until_a_pull_names_them(tmp_path):
+    labels = tmp_path / "labels"
+    opts = ["--exports", str(labels / "exports"), "--gold", str(labels / "gold.jsonl")]
+    pulled = [  # as `label pull` has them: user objects with emails
+        task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "adjudicator@x", [])),
+        task(2, "s2", ann(3, "a@x", [])),
+    ]
+    uid = {"a@x": 2, "adjudicator@x": 4}
+    for a in (a for t in pulled for a in t["annotations"]):
+        a["completed_by"]["id"] = uid[a["completed_by"]["email"]]
+    ui = json.loads(dumps(pulled))  # as Export > JSON in the browser has them: user ids
+    for a in (a for t in ui for a in t["annotations"]):
+        a["completed_by"] = a["completed_by"]["id"]
+    (tmp_path / "ui.json").write_text(json.dumps(ui))
+    (tmp_path / "pulled.json").write_bytes(dumps(pulled))
+    done = runner.invoke(app, ["label", "import", str(tmp_path / "ui.json"), *opts])
+    assert done.exit_code == 0, done.output
+    assert done.stderr == (
+        "warning: 2 annotator(s) known by user id only (user 2, user 4), as an "
+        "export downloaded from the UI gives them: none counts as an adjudicator, and one id in "
+        "exports of two servers is one annotator; `stancelab label pull` the project to have "
+        "their emails\n"
+    )
+    done = runner.invoke(app, ["label", "import", str(tmp_path / "pulled.json"), *opts])
+    assert done.exit_code == 0 and done.stderr == "", done.output
+    rows = {r["id"]: r for r in map(json.loads, (labels / "gold.jsonl").open())}
+    assert rows["s1"]["labels"] == [] and rows["s1"]["provenance"]["adjudicated"] is True
+    assert rows["s1"]["provenance"]["annotators"] == ["a@x", "adjudicator@x"]
+
+
 def test_a_review_vote_is_one_more_vote_not_the_only_one():
     main = parse_export(
         dumps([task(1, "s1", ann(1, "a@x", ["threat"]), ann(2, "b@x", ["threat"]))]), "main.json"

@@ -110,6 +110,12 @@ class GoldResult:
     exports: list[str]
     deleted: dict[str, int] = field(default_factory=lambda: {"dropped": 0, "still_counted": 0})
 
+    @property
+    def unnamed(self) -> list[str]:
+        """Annotators no export names by email (``user <id>``): none can be an adjudicator."""
+        votes = (v for s in self.sentences.values() for v in s.votes.values())
+        return sorted({v.annotator for v in votes if v.unnamed})
+
 
 def derive(
     exports: Sequence[tuple[str, dict[str, AnnotatedSentence]]],

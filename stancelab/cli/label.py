@@ -183,6 +183,15 @@ def _derive(
     )
     if any(result.deleted.values()):
         typer.echo(deleted_line(update.report))
+    if result.unnamed:
+        shown = ", ".join(result.unnamed[:5]) + (", ..." if len(result.unnamed) > 5 else "")
+        typer.echo(
+            f"warning: {len(result.unnamed)} annotator(s) known by user id only ({shown}), as "
+            "an export downloaded from the UI gives them: none counts as an adjudicator, and "
+            "one id in exports of two servers is one annotator; `stancelab label pull` the "
+            "project to have their emails",
+            err=True,
+        )
     if result.ties:
         typer.echo(f"{len(result.ties)} sentence(s) tied, to adjudicate: see {paths['markdown']}")
     parts = []
