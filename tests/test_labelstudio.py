@@ -573,3 +573,12 @@ def test_a_second_server_on_a_running_data_dir_is_refused(labelstudio):
         second.start()
     assert second.process is None
     assert httpx.get(f"{labelstudio.url}/health").json() == {"status": "UP"}
+
+
+def test_a_restarted_server_keeps_its_url_which_pull_records_name(labelstudio, tmp_path):
+    data = tmp_path / "data"  # a new port each start would be another project to pull records
+    with LabelStudioServer(data, template=labelstudio.template, log=lambda m: None) as first:
+        url = first.url
+    with LabelStudioServer(data, template=labelstudio.template, log=lambda m: None) as again:
+        assert again.url == url
+        assert httpx.get(f"{url}/health").json() == {"status": "UP"}

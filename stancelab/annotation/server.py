@@ -3,8 +3,9 @@
 ``stancelab label serve [--data-dir DIR] [--port N]`` runs ``LabelStudioServer`` in the
 foreground. ``LabelStudioServer`` is also a context manager (the tests' session fixture uses
 it): it starts ``label-studio`` from the ``annotate`` extra bound to 127.0.0.1 on a free
-port, in a clean environment (a stray ``PORT``, ``HOST`` or ``USERNAME`` would leak into
-its settings), with telemetry and version checks off and sign-up disabled, waits for
+port (the data dir's port of its last start when that is free, so its URL stays the one that
+pull records name), in a clean environment (a stray ``PORT``, ``HOST`` or ``USERNAME``
+would leak into its settings), with telemetry and version checks off and sign-up disabled, waits for
 ``/health`` on the process it started, checks that the admin token works, and stops it
 with SIGTERM.
 
@@ -44,12 +45,14 @@ from stancelab.annotation.launcher import (
     label_studio_executable,
     server_env,
 )
+from stancelab.files import atomic_open
 from stancelab.paths import state_dir
 
 ADMIN_EMAIL = "admin@stancelab.local"
 ADMIN_FILE = "stancelab-admin.json"
 LOG_FILE = "server.log"
 LOCK_FILE = ".stancelab-serve.lock"  # held while a server runs: one server per data dir
+PORT_FILE = "stancelab-port"  # the port of the last start, taken again when free
 START_TIMEOUT = 180.0  # generous: a bare data dir runs every migration before it starts
 
 
@@ -151,7 +154,7 @@ class LabelStudioServer:
         self._acquire_lock()
         try:
             admin = self._prepare_data_dir()
-            port = self.port or free_port()
+            port = self.port or self._last_port() or free_port()
             if not _port_is_free(port):
                 raise ServerError(f"port {port} is busy; choose another --port or leave it out")
         except BaseException:
@@ -183,10 +186,25 @@ class LabelStudioServer:
         except BaseException:
             self.stop()
             raise
+        with atomic_open(self.data_dir / PORT_FILE) as handle:
+            handle.write(f"{port}\n")
         self.credentials = creds
         self.admin_email = admin["email"]
         self.startup_seconds = time.monotonic() - started
         return creds
+
+    def _last_port(self) -> int | None:
+        """The port of this data dir's last start, if it is free now. The URL is part of a
+        project's identity in pull records (``stancelab.annotation.exports.PullRecord``): a
+        new port each start would keep every later pull from showing a deletion."""
+        try:
+            port = int((self.data_dir / PORT_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if 0 < port < 65536 and _port_is_free(port):
+            return port
+        self.log(f"note: port {port} of the last start is taken; the server gets a new URL")
+        return None
 
     def _wait_healthy(self, url: str, deadline: float) -> None:
         import httpx
