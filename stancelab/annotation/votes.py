@@ -301,7 +301,8 @@ def named_annotators(
     change of mind and the adjudicator a plain voter. An annotation that both hold (the
     same sentence, annotation id, user id and creation time, to the microsecond) is one
     annotation of one server, so that user id is that email in the whole export. A user id
-    no such annotation names stays ``user <id>``: another server's user 2 is someone else.
+    no such annotation names stays ``user <id>`` (the summary warns of it): another server's
+    user 2 in another export would be counted as the same annotator.
     """
     known: dict[tuple, str] = {}
     for _, sentences in exports:
