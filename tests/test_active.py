@@ -230,6 +230,19 @@ def project_tasks(creds, title: str) -> list:
     return sorted(ls.tasks.list(project=pid, fields="all"), key=lambda t: t.id)
 
 
+def test_suggest_with_a_gold_file_that_is_not_there_is_refused_before_the_server(tmp_path):
+    from stancelab.cli import app
+
+    sentences = tmp_path / "sentences.jsonl"
+    sentences.write_text(json.dumps({"id": "s1", "doc_id": "d", "text": TINY[0][0]}) + "\n")
+    typo = tmp_path / "labels" / "gld.jsonl"  # gold.jsonl mistyped: nothing would be left out
+    args = ["label", "suggest", "--strategy", "random", "--sentences", str(sentences)]
+    env = {"LABEL_STUDIO_URL": "http://127.0.0.1:9", "LABEL_STUDIO_API_KEY": "token-123456"}
+    done = runner.invoke(app, [*args, "--gold", str(typo)], env=env)
+    assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
+    assert done.stderr.startswith(f"error: {typo}: no such file (--gold)"), done.stderr
+
+
 @pytest.fixture
 def tiny_model(tmp_path, tiny_texts, tiny_labels) -> Path:
     model = BaselineModel(BaselineParams(inner_folds=3), seed=1).fit(tiny_texts, tiny_labels)

@@ -267,6 +267,8 @@ def suggest(
 
     if strategy not in STRATEGIES:
         fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if gold is not None and not gold.is_file():  # a typo would suggest labelled sentences
+        fail(f"{gold}: no such file (--gold); leave it out while there is no gold set")
     directory = model or default_model_dir()
     with one_line_errors():
         # Without --model a missing default model only matters to the uncertainty strategy.
