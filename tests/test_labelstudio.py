@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -582,3 +583,18 @@ def test_a_restarted_server_keeps_its_url_which_pull_records_name(labelstudio, t
     with LabelStudioServer(data, template=labelstudio.template, log=lambda m: None) as again:
         assert again.url == url
         assert httpx.get(f"{url}/health").json() == {"status": "UP"}
+
+
+def test_a_port_whose_server_just_stopped_is_not_busy(labelstudio, tmp_path):
+    # what a server that served a request and stopped leaves on its port: TIME_WAIT
+    listener = socket.create_server(("127.0.0.1", 0))  # SO_REUSEADDR, as Label Studio's own
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # the server closes first ...
+    assert client.recv(1) == b""  # ... the client sees it and closes too
+    client.close()
+    listener.close()
+    server = LabelStudioServer(tmp_path / "data", port=port, template=labelstudio.template)
+    with server:
+        assert server.url == f"http://127.0.0.1:{port}"

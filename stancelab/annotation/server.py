@@ -67,7 +67,11 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """No server listens on ``port``. The connections a server that just stopped had closed
+    linger for a minute (TIME_WAIT); Label Studio binds over them with SO_REUSEADDR, as this
+    check does, so a restart keeps its port. A listening socket still makes the bind fail."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
