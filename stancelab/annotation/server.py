@@ -183,9 +183,12 @@ class LabelStudioServer:
                 start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
+        launched = time.monotonic()
         creds = Credentials(f"http://127.0.0.1:{port}", admin["token"], source=str(self.data_dir))
         try:
-            self._wait_healthy(creds.url, started + timeout)
+            # from the launch: building the template first (once; minutes on a busy
+            # machine) must not eat into the server's own time to start
+            self._wait_healthy(creds.url, launched + timeout)
             self._check_token(creds)
         except BaseException:
             self.stop()
