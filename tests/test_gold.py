@@ -317,6 +317,9 @@ def test_reimporting_an_old_export_changes_nothing(tmp_path):
     assert after["gold.jsonl"] == derived["gold.jsonl"]  # c@x's votes are all still there
     rows = [json.loads(line) for line in gold.read_text().splitlines()]
     assert [r["provenance"]["annotators"] for r in rows] == [["a@x", "b@x", "c@x"]] * 2
+    # the agreement report names the folder it was derived from, not the default one
+    agreement = (gold.parent / "agreement.md").read_text()
+    assert f"3 export(s) in `{exports}/`" in agreement and "in `labels/exports/`" not in agreement
 
 
 def test_annotators_known_by_user_id_only_are_warned_of_until_a_pull_names_them(tmp_path):

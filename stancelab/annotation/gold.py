@@ -61,7 +61,7 @@ from stancelab.files import (
     write_jsonl,
 )
 from stancelab.labels import LABELS
-from stancelab.paths import GOLD_PATH
+from stancelab.paths import EXPORTS_DIR, GOLD_PATH
 
 POLICY = (  # written into agreement.json: the shipped one must stay what the exports derive
     "one vote per annotator (their latest annotation); cancelled annotations are not votes, nor "
@@ -313,7 +313,7 @@ def _update_gold(
     report = gold_report(result)
     if target is not None:
         store_export(target, new[1], pull)
-    paths = write_gold(result, report, gold_path)
+    paths = write_gold(result, report, gold_path, exports_dir)
     return GoldUpdate(result, report, paths, target, duplicate, recovered)
 
 
@@ -323,7 +323,12 @@ def gold_report(result: GoldResult) -> dict:
     return {**agreement_report(result), "policy": POLICY}
 
 
-def write_gold(result: GoldResult, report: dict, gold_path: str | Path = GOLD_PATH) -> dict:
+def write_gold(
+    result: GoldResult,
+    report: dict,
+    gold_path: str | Path = GOLD_PATH,
+    exports_dir: str | Path = EXPORTS_DIR,
+) -> dict:
     """Write the gold JSONL and the agreement report beside it (each file atomically)."""
     from stancelab.annotation.agreement import report_markdown
 
@@ -331,5 +336,5 @@ def write_gold(result: GoldResult, report: dict, gold_path: str | Path = GOLD_PA
     write_jsonl(paths["gold"], result.rows)
     write_json(paths["agreement"], report)
     with atomic_open(paths["markdown"]) as handle:
-        handle.write(report_markdown(report))
+        handle.write(report_markdown(report, exports_dir))
     return paths
