@@ -139,6 +139,7 @@ def test_benchmark_entry_point_writes_its_outputs(tmp_path):
         (["--folds", "1"], "--folds"),  # ran 2 folds, reported "1-fold" and a pool of 0
         (["--folds", "500"], "--folds"),  # ran one fold per sentence (169), reported 500
         (["--warm-start", "-5"], "--warm-start"),  # started from all but 5 authored sentences
+        (["--budget", "25"], "--budget 25 is not a multiple of --batch 10"),  # stopped at 20
     ],
 )
 def test_benchmark_refuses_settings_out_of_range_before_the_work(tmp_path, capsys, given, named):

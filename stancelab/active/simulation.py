@@ -173,6 +173,12 @@ def simulate(setup: Setup, log=print) -> dict:
         raise InputError(f"unknown strategy: {', '.join(sorted(unknown))}")
     if setup.seeds < 1 or setup.batch < 1 or setup.budget < setup.batch:
         raise InputError("need --seeds >= 1, --batch >= 1 and --budget >= --batch")
+    if setup.budget % setup.batch:  # rounds of --batch sentences: it would stop short, unsaid
+        low = setup.budget - setup.budget % setup.batch
+        raise InputError(
+            f"--budget {setup.budget} is not a multiple of --batch {setup.batch} (each round "
+            f"labels --batch sentences); use --budget {low} or {low + setup.batch}"
+        )
     # Checked before the work: the fold split would quietly run 2 folds for 1 (and one per
     # sentence for more than the gold set holds), a negative warm start would slice all but
     # that many sentences, and the bootstrap needs resamples (as training.evaluate's).
