@@ -663,10 +663,36 @@ def test_one_sentence_id_with_two_texts_in_two_exports_is_refused(tmp_path):
     assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
     (stored,) = list_exports(labels / "exports")
     assert done.stderr.startswith(
-        f"error: {theirs}: sentence 1 is 'Talks resumed on Monday.' but 'We will strike.' in "
-        f"{stored.path.name}"
+        f"error: {theirs}: sentence 1 reads 'Talks resumed on Monday.' from character 1, but "
+        f"'We will strike.' in {stored.path.name}; a sentence id must name one sentence"
     )
     assert tree_snapshot(labels) == before  # the threat was not outvoted by another sentence
+    # the same sentence, wrapped at another place (its id, from stancelab corpus, hashes the
+    # text on one line): one sentence, whose votes count together
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_bytes(dumps([task(1, "1", ann(3, "b@x", ["threat"]), text="We will\nstrike.")]))
+    done = runner.invoke(app, ["label", "import", str(wrapped), *opts])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in (labels / "gold.jsonl").read_text().splitlines()]
+    assert [r["provenance"]["annotators"] for r in rows] == [["a@x", "b@x"]]
+    # two stored exports that part late: shown from where they part, and how to undo it
+    late = "The minister said on Monday that the army will strike back at once."
+    other = late.replace("at once", "if attacked")
+    exports = [
+        ("one.json", parse_export(dumps([task(1, "2", ann(1, "a@x", []), text=late)]), "one.json")),
+        (
+            "two.json",
+            parse_export(dumps([task(1, "2", ann(2, "b@x", []), text=other)]), "two.json"),
+        ),
+    ]
+    with pytest.raises(InputError) as refused:
+        derive(exports)
+    assert str(refused.value) == (
+        "two.json: sentence 2 reads '...my will strike back if attacked.' from character 60, "
+        "but '...my will strike back at once.' in one.json; both exports are stored: a "
+        "sentence id must name one sentence in every export; remove the export that holds the "
+        "wrong text from the exports folder, with its .sha256 and .pull files"
+    )
 
 
 # -- tasks and pre-annotations -------------------------------------------------------------

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from stancelab.annotation.interface import CONTROL_NAME, RESULT_TYPE, TEXT_NAME
-from stancelab.corpus.text import preview
+from stancelab.corpus.text import one_line, preview
 from stancelab.errors import InputError
 from stancelab.labels import LABELS
 
@@ -264,13 +264,9 @@ def merge(
                 into = merged[sid] = AnnotatedSentence(
                     sid, sentence.doc_id, sentence.text, sentence.first_export
                 )
-            elif into.text != sentence.text:
-                first = (shown or {}).get(into.first_export, into.first_export)
+            elif one_line(into.text) != one_line(sentence.text):  # what the id stands for
                 raise InputError(
-                    f"{(shown or {}).get(name, name)}: sentence {sid} is {preview(sentence.text)!r}"
-                    f" but {preview(into.text)!r} in {first}; a sentence id must name one "
-                    "sentence in every export (give the other sentences ids of their own, as "
-                    "`stancelab corpus` does, and push them again)"
+                    _other_text(sid, into, sentence, name, (shown or {}).get(name, name), shown)
                 )
             for cancelled, held in ((False, sentence.history), (True, sentence.skips)):
                 for seen in held.values():
@@ -281,6 +277,44 @@ def merge(
                             vote = replace(vote, annotator=alias[vote.annotator])
                         into.add(vote, cancelled)
     return merged
+
+
+def _other_text(
+    sid: str,
+    first: AnnotatedSentence,
+    other: AnnotatedSentence,
+    name: str,
+    named: str,
+    shown: Mapping[str, str] | None,
+) -> str:
+    """The refusal of an export ``named`` that gives sentence ``sid`` another text than the
+    export it was first read from: both texts from where they part (their starts may be
+    alike), and a remedy that fits (an export being imported, or two stored ones)."""
+    a, b = one_line(first.text), one_line(other.text)
+    at = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    start = max(0, at - 20)
+
+    def around(text: str) -> str:
+        return ("..." if start else "") + preview(text[start:], 60)
+
+    where = (shown or {}).get(first.first_export, first.first_export)
+    if name in (shown or {}):  # the export being imported or pulled
+        remedy = (
+            "a sentence id must name one sentence in every export (give the other sentences "
+            "ids of their own, as `stancelab corpus` does, and push them again)"
+        )
+    else:
+        remedy = (
+            "both exports are stored: a sentence id must name one sentence in every export; "
+            "remove the export that holds the wrong text from the exports folder, with its "
+            ".sha256 and .pull files"
+        )
+    return (
+        f"{named}: sentence {sid} reads {around(b)!r} from character {at + 1}, but "
+        f"{around(a)!r} in {where}; {remedy}"
+    )
 
 
 def _every_vote(sentences: dict[str, AnnotatedSentence]) -> Iterator[tuple[str, Vote]]:
