@@ -269,9 +269,16 @@ def _build(cls: type, raw: Any, where: str, hints: dict | None = None) -> Any:
     # str(): YAML reads a key such as ``1:`` or ``on:`` as a number or a boolean.
     unknown = sorted(str(key) for key in set(raw) - set(fields))
     if unknown:
+        read_as = [k for k in set(raw) - set(fields) if not isinstance(k, str)]
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)} in {cls.__name__}; "
             f"valid keys: {', '.join(fields)}"
+            + (
+                " (YAML reads a key such as on, yes, no or 1 as a boolean or a number: quote "
+                "it if it is meant as a name)"
+                if read_as
+                else ""
+            )
         )
     types_ = typing.get_type_hints(cls)
     kwargs = {}

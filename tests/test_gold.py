@@ -773,11 +773,12 @@ def test_a_predict_outputs_error_rows_and_rows_without_id_are_skipped_and_counte
         {"line": 2, "id": "s2", "error": "text is empty"},
         {"line": 3, "id": None, "text": "No id.", "labels": [], "model_version": "m"},
         {"line": 4, "id": "s4", "text": "We deny it.", "meta": {"n": math.nan, "s": "\ud800"}},
+        {"line": 5, "id": "s5", "text": "Talks.", "error": None},  # a Parquet output's null
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     notes: list[str] = []
     sentences = read_sentences(path, notes)
-    assert [s["id"] for s in sentences] == ["s1", "s4"]
+    assert [s["id"] for s in sentences] == ["s1", "s4", "s5"]
     assert sentences[1]["meta"] == {"n": None, "s": "\\ud800"}
     assert notes == [
         f"skipped 1 row(s) of {path} with an error (predict could not label them)",

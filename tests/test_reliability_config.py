@@ -128,7 +128,7 @@ def test_gold_without_a_positive_example_of_a_label_is_one_line(tmp_path):
         (
             lambda t, c: c.write_text(c.read_text().replace("params: {}", "params: {on: 2}")),
             [],
-            "unknown key(s) True in BaselineParams",
+            "unknown key(s) True in BaselineParams; valid keys: word_ngrams,",
         ),
         (lambda t, c: None, ["--set", "params={1: 2}"], "unknown key(s) 1 in BaselineParams"),
     ],
@@ -145,6 +145,8 @@ def test_config_and_path_mistakes_of_training_get_one_line(
     assert ran.returncode == 1
     line = one_error_line(ran.stderr)
     assert expected in line, line
+    if "unknown key(s) True" in expected:  # why YAML read it so, and what to do
+        assert line.endswith("as a boolean or a number: quote it if it is meant as a name)")
 
 
 @pytest.mark.parametrize("value", ["[1,", "{", "'x", "*a", ": x"])

@@ -45,6 +45,7 @@ from stancelab.annotation.tasks import (
     PreAnnotation,
     build_tasks,
     contexts,
+    meta_notes,
     prediction_payload,
     read_sentences,
 )
@@ -139,6 +140,8 @@ def suggest(
             ls, proj, created, payloads, "rank", SUGGEST_KEYS, SUGGEST_VIEW, present
         )
     report.notes[:0] = skipped
+    pushed = {sid: tasks[0].data or {} for sid, tasks in present.items()}
+    report.notes += meta_notes(chosen, pushed, proj.label_config, sentences_path)
     if proj.label_config.strip() != label_config().strip():
         report.notes.append(
             "the project's labelling interface differs from labels/label_config.xml"

@@ -250,8 +250,8 @@ def check_gold_paths(
             what = "--gold" if target == gold_path else f"the agreement report beside {gold_path}"
             raise InputError(
                 f"{target}: exists and is not a {'gold set' if target == gold_path else 'report'}"
-                f" that `stancelab label gold` wrote; {what} would replace it: choose another "
-                "--gold (a file of yours is never overwritten)"
+                f" that `stancelab label gold` wrote; {what} would replace it: move it aside or "
+                "choose another --gold (a file of yours is never overwritten)"
             )
 
 

@@ -88,7 +88,7 @@ def _unique_ids(
 def _not_a_sentence(row: dict) -> str | None:
     """Why a row of a predict output is no sentence to push: an error row (nothing was
     labelled), or a row without an id (its input had none: no key to match a task on)."""
-    if "error" in row:
+    if row.get("error"):  # as read_predictions: "error": null (a Parquet output's) is none
         return "an error (predict could not label them)"
     if row.get("id") is None and "model_version" in row:
         return "no id (their input records had none; give them an id field to push them)"
