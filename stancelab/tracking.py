@@ -381,5 +381,16 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--experiment",
         default=EXPERIMENT,
+        type=experiment_name,
         help=f"MLflow experiment name (default {EXPERIMENT!r})",
     )
+
+
+def experiment_name(text: str) -> str:
+    """``--experiment``: a name MLflow takes; an empty one is a usage error naming the option
+    (MLflow's own refusal would read as a store that does not answer)."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an MLflow experiment needs a name")
+    return text

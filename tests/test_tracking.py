@@ -374,3 +374,26 @@ def test_the_recording_lock_is_keyed_by_the_store_not_by_how_its_uri_is_written(
     assert store_key("mlruns") == store_key(f"file://{tmp_path}/mlruns")
     assert store_key("http://h:5000/") == store_key("http://h:5000")
     assert store_key("http://h:5000") != store_key("http://h:5001")
+
+
+@pytest.mark.parametrize("module", ["training.track", "training.train", "training.evaluate"])
+def test_an_empty_experiment_name_is_a_usage_error_naming_the_option(module, tmp_path):
+    """MLflow's refusal of an empty name read as a store that does not answer ("fix
+    MLFLOW_TRACKING_URI"): the option is named instead, before anything runs."""
+    root = Path(__file__).resolve().parent.parent
+    args = ["runs/none"]
+    if module != "training.track":  # elsewhere than the repository, should it run
+        args = [str(root / "configs/baseline.yaml"), "--out", str(tmp_path / "o")]
+    env = {**os.environ, "PYTHONPATH": str(root), "STANCELAB_HOME": str(tmp_path / "home")}
+    ran = subprocess.run(
+        [sys.executable, "-m", module, *args, "--experiment", " "],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[-1] == (
+        f"python -m {module}: error: argument --experiment: an MLflow experiment needs a name"
+    )

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--experiment",
         default=tracking.EXPERIMENT,
+        type=tracking.experiment_name,
         help=f"MLflow experiment name (default {tracking.EXPERIMENT!r})",
     )
     args = parser.parse_args(argv)
