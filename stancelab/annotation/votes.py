@@ -89,13 +89,16 @@ class AnnotatedSentence:
         ):
             seen[vote.annotation_id] = vote
 
+    def held(self) -> Iterator[tuple[Vote, bool]]:
+        """Every annotation held, cancelled ones too, each with whether it was cancelled."""
+        for cancelled, held in ((False, self.history), (True, self.skips)):
+            for seen in held.values():
+                for vote in seen.values():
+                    yield vote, cancelled
+
     def times(self) -> dict[int, str]:
         """Every annotation held, cancelled ones too, with its own time."""
-        return {
-            aid: vote.updated
-            for seen in (*self.history.values(), *self.skips.values())
-            for aid, vote in seen.items()
-        }
+        return {vote.annotation_id: vote.updated for vote, _ in self.held()}
 
     @property
     def votes(self) -> dict[str, Vote]:
@@ -268,14 +271,12 @@ def merge(
                 raise InputError(
                     _other_text(sid, into, sentence, name, (shown or {}).get(name, name), shown)
                 )
-            for cancelled, held in ((False, sentence.history), (True, sentence.skips)):
-                for seen in held.values():
-                    for vote in seen.values():
-                        if vote.annotation_id in gone:
-                            continue
-                        if vote.annotator in alias:
-                            vote = replace(vote, annotator=alias[vote.annotator])
-                        into.add(vote, cancelled)
+            for vote, cancelled in sentence.held():
+                if vote.annotation_id in gone:
+                    continue
+                if vote.annotator in alias:
+                    vote = replace(vote, annotator=alias[vote.annotator])
+                into.add(vote, cancelled)
     return merged
 
 
@@ -319,10 +320,8 @@ def _other_text(
 
 def _every_vote(sentences: dict[str, AnnotatedSentence]) -> Iterator[tuple[str, Vote]]:
     for sid, sentence in sentences.items():
-        for held in (sentence.history, sentence.skips):
-            for seen in held.values():
-                for vote in seen.values():
-                    yield sid, vote
+        for vote, _ in sentence.held():
+            yield sid, vote
 
 
 def named_annotators(
