@@ -18,7 +18,6 @@ config's ``auto``). Writes ``benchmarks/results/choose_layers.json`` for fp32 an
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from stancelab.data.labelled import load_augmentation, load_labelled
 from stancelab.evaluation.crossval import fit_model, score, unseen
 from stancelab.evaluation.metrics import summarize
 from stancelab.evaluation.protocol import AUGMENTED, FULL, build_dyad_folds, training_set
+from stancelab.files import write_json
 from stancelab.models.transformer.network import inference_device, training_precision
 from stancelab.paths import usable_cores
 
@@ -100,8 +100,7 @@ def main() -> None:
         "precision": precision,
         "candidates": rows,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(out, result)
     print(f"-> {out}")
 
 

@@ -23,7 +23,6 @@ swings much less.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -116,8 +115,9 @@ def main() -> None:
         f"machine: {report['machine']}; load average before {report['load_before'][0]:.1f}, "
         f"after {report['load_after'][0]:.1f}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from stancelab.files import write_json
+
+    write_json(args.out, report)
     print(f"-> {args.out}")
 
 

@@ -31,6 +31,7 @@ from label_prior import harness_folds  # the harness's folds, shared by the benc
 from stancelab.config import load_config
 from stancelab.evaluation.crossval import fit_model, score
 from stancelab.evaluation.metrics import label_f1, macro_f1, paired_bootstrap
+from stancelab.files import write_json
 from stancelab.paths import usable_cores
 
 RESULTS = Path(__file__).parent / "results"
@@ -98,8 +99,7 @@ def pool(paths: list[Path], out: Path) -> None:
         "repeat": results[0]["repeat"],
         "summary": summary,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(pooled, indent=1) + "\n", encoding="utf-8")
+    write_json(out, pooled)
     print(json.dumps(summary, indent=1))
     print(f"-> {out}")
 
@@ -179,8 +179,7 @@ def main() -> None:
         "summary": summary,
         "fits": fits,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_json(args.out, result)
     print(json.dumps(summary, indent=1))
     print(f"-> {args.out}")
 

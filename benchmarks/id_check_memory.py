@@ -72,8 +72,9 @@ def main() -> None:
             "read_only": measure(path, check=False),
             "id_check": measure(path, check=True),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    from stancelab.files import write_json
+
+    write_json(args.out, result)
     print(json.dumps(result, indent=1))
     print(f"-> {args.out}")
 

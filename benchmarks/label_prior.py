@@ -42,6 +42,7 @@ from stancelab.evaluation.protocol import (
     build_folds,
     training_set,
 )
+from stancelab.files import write_json
 from stancelab.models.calibration import tune_thresholds
 from stancelab.models.transformer.model import holdout_split
 from stancelab.paths import usable_cores
@@ -134,8 +135,7 @@ def main() -> None:
         "summary": summarise(fits, [c.name for c in configs]),
         "fits": fits,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_json(args.out, result)
     print(json.dumps(result["summary"], indent=1))
     print(f"-> {args.out}")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -135,8 +134,9 @@ def main() -> None:
         f"(sources: {', '.join(result['sources'])}; {len(rows)} gold sentences; flagged by "
         f"both: {result['flagged_by_both']}, now {len(new)}, before {len(old)})"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from stancelab.files import write_json
+
+    write_json(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -35,6 +35,7 @@ from stancelab.config import load_config  # noqa: E402
 from stancelab.data.labelled import label_matrix, load_labelled  # noqa: E402
 from stancelab.evaluation.augmentation import augmentation_set  # noqa: E402
 from stancelab.evaluation.protocol import AUGMENTED, DEFAULT, build_folds, training_set  # noqa: E402
+from stancelab.files import write_json  # noqa: E402
 from stancelab.models.fit import training_data  # noqa: E402
 from stancelab.models.transformer.batches import LengthGroupedBatches  # noqa: E402
 from stancelab.models.transformer.model import holdout_split  # noqa: E402
@@ -173,8 +174,7 @@ def main() -> None:
         },
         "floor": floors,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps(result["rates_gflops"]))
     for epochs, floor in floors.items():
         print(f"{epochs}: {json.dumps(floor)}")

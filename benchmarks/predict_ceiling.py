@@ -234,8 +234,9 @@ def main() -> None:
         "int8_with_fp32_recheck": recheck,
         "int8_alone_vs_in_batch": batch_dependence,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from stancelab.files import write_json
+
+    write_json(args.out, report)
     print(f"machine: {report['machine']}")
     print(f"fp32 ceiling: {json.dumps(ceiling)}")
     print(f"ONNX fp32: {report['onnx_fp32_per_second']} sentences/s")

@@ -157,8 +157,9 @@ def main() -> None:
         )
     report["runs"] = runs
     print(json.dumps(report["machine"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from stancelab.files import write_json
+
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

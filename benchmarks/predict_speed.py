@@ -246,8 +246,9 @@ def main() -> None:
     }
     if not args.transformer_only:
         report["streaming_transformer"] = [streaming(args.transformer, n) for n in (2000, 20000)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from stancelab.files import write_json
+
+    write_json(args.out, report)
     print(f"machine: {report['machine']}")
     columns = (
         ("batch", "batch", "{}"),

@@ -16,7 +16,6 @@ the full ensemble with the first fit alone, which is what the default ships. Wri
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from stancelab.data.labelled import load_augmentation, load_labelled
 from stancelab.evaluation.crossval import fit_model, score, unseen
 from stancelab.evaluation.metrics import macro_f1, paired_bootstrap
 from stancelab.evaluation.protocol import AUGMENTED, FULL, build_dyad_folds, training_set
+from stancelab.files import write_json
 from stancelab.paths import usable_cores
 
 RESULTS = Path(__file__).parent / "results"
@@ -99,8 +99,7 @@ def main() -> None:
             "ensemble_minus_first_fit": compared,
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, result)
     print(f"-> {args.out}")
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from stancelab.corpus.ingest import Document, segment_document
+from stancelab.files import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (100_000, 1_000_000)
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(large / small, 2),
     }
     print(json.dumps(result, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     return 0
 
 
