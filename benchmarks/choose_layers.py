@@ -24,7 +24,8 @@ from pathlib import Path
 
 from stancelab.config import PRECISIONS, load_config
 from stancelab.data.labelled import load_augmentation, load_labelled
-from stancelab.evaluation.crossval import fit_model, score, unseen
+from stancelab.evaluation.augmentation import unseen
+from stancelab.evaluation.crossval import fit_model, score
 from stancelab.evaluation.metrics import summarize
 from stancelab.evaluation.protocol import AUGMENTED, FULL, build_dyad_folds, training_set
 from stancelab.files import write_json
