@@ -393,6 +393,39 @@ def test_a_damaged_list_of_training_sentences_is_an_error_not_none_seen(
     assert not out.exists()
 
 
+def test_a_failed_report_run_leaves_no_folder_it_created(fixture_dir, tmp_path, capsys):
+    """Before, a run refused after it had made the missing folders above --out left them
+    there, empty."""
+    from reliability_common import one_error_line
+
+    from stancelab.models.fit import train_run
+    from training.active_learning import main as active_learning
+    from training.evaluate import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: nonsense\n", encoding="utf-8")
+    run = train_run(fixture_dir / "b.yaml", out=tmp_path / "run").out
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "We will strike.", "labels": ["threat"]}\nnot json\n')
+    (tmp_path / "mine").mkdir()  # a folder of the user's: it stays
+    before = sorted(tmp_path.rglob("*"))
+    for refused, why in (
+        (lambda out: main([str(bad), "--out", str(out), "--quiet"]), "bad.yaml"),
+        (
+            lambda out: main(["--model", str(run), "--data", str(broken), "--out", str(out)]),
+            "broken.jsonl:2",
+        ),
+        (
+            lambda out: active_learning(["--config", str(bad), "--out", str(out), "--folds", "2"]),
+            "bad.yaml",
+        ),
+    ):
+        for parent in ("new", "mine"):
+            assert refused(tmp_path / parent / "deeper" / "report") == 1
+            assert why in one_error_line(capsys.readouterr().err)
+            assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_an_evaluation_report_holds_no_active_learning_section_it_did_not_run(
     fixture_dir, tmp_path
 ):

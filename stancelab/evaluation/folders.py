@@ -19,6 +19,7 @@ from stancelab.files import (
     copy_linked,
     followed,
     output_lock,
+    parents_made,
     read_json_object,
     restore_replaced,
     written_whole,
@@ -72,8 +73,7 @@ def report_lock(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     add their files to the folder (``training.active_learning``)."""
     out = followed(out)
     refuse_foreign(out, overwrite)  # before any work
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(out, WRITERS, "--out"):
+    with parents_made(out), output_lock(out, WRITERS, "--out"):
         restore_replaced(out, locked=True)  # what a killed report_folder had moved aside
         refuse_foreign(out, overwrite)  # again, under the lock
         yield out

@@ -69,8 +69,7 @@ def written_whole(
     into, moved into place (replacing ``output``) when the block ends, removed if it fails.
     So a failed or killed writer leaves the old ``output`` as it was; what a killed one left
     (the old output moved aside, its temporary folder) is put back or removed first."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(output, command, option):
+    with parents_made(output), output_lock(output, command, option):
         restore_replaced(output, locked=True)
         for debris in output.parent.glob(f".{glob.escape(output.name)}.part-*"):
             remove_path(debris)  # left by a killed run: none is writing (we hold the lock)
@@ -83,6 +82,28 @@ def written_whole(
             if (named := _named(exc, output, part)) is exc:
                 raise
             raise named from exc
+
+
+@contextlib.contextmanager
+def parents_made(output: Path) -> Iterator[None]:
+    """Create the missing folders above ``output`` for the block; if it fails, remove those
+    still empty, so a refused or failed run leaves no folder it created. Enter it before
+    ``output_lock``, whose lock file in that folder is gone by then."""
+    missing = []
+    parent = output.parent
+    while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # the deepest first; one that holds something stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 # A write that fails for want of room: the error names no file (``write``, a library's close).
