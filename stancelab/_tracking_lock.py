@@ -22,23 +22,38 @@ def recording(uri: str, experiment: str, source: str, what: str) -> Iterator[Non
     import hashlib
 
     from stancelab.files import lock_file
-    from stancelab.paths import state_dir
 
     key = hashlib.sha256(f"{store_key(uri)}\0{experiment}\0{source}".encode()).hexdigest()
-    folder = state_dir() / "locks"
     busy = (
         f"another process is recording {what!r} in MLflow experiment {experiment!r} at {uri} "
         "now; wait for it to finish"
     )
     with contextlib.ExitStack() as held:
         try:  # only taking the lock is reported here, not what the block raises
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = lock_folder()
             held.enter_context(lock_file(folder / f"mlflow-{key[:32]}.lock", busy))
         except OSError as exc:
             raise TrackingError(f"{folder}: cannot hold a lock ({os_error_line(exc)})") from None
         except InputError as exc:
             raise TrackingError(str(exc)) from None
         yield
+
+
+def lock_folder() -> Path:
+    """The folder of the recording locks (``locks/`` in the state directory), created; a
+    ``TrackingError`` when the state directory cannot be a folder, saying what to do: the
+    command that records later would fail the same way until then. ``check_store`` calls
+    it before the work, so that case is found before anything is run."""
+    from stancelab.paths import state_dir, state_dir_problem
+
+    if problem := state_dir_problem():
+        raise TrackingError(problem)
+    folder = state_dir() / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingError(f"{folder}: cannot hold a lock ({os_error_line(exc)})") from None
+    return folder
 
 
 def store_key(uri: str) -> str:

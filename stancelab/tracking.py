@@ -41,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from stancelab._tracking_lock import recording, sqlite_file
+from stancelab._tracking_lock import lock_folder, recording, sqlite_file
 from stancelab.errors import TrackingError, first_line, os_error_line
 
 EXPERIMENT = "stancelab"  # the project's name: the default experiment
@@ -71,6 +71,10 @@ def check_store(experiment: str = EXPERIMENT) -> None:
     experiment, else a ``TrackingError`` naming the URI. A SQLite file is opened directly
     first (MLflow retries a database it cannot open for about 100 s), and an HTTP store gets
     one request bounded by ``PROBE_HTTP``."""
+    try:
+        lock_folder()  # where the recording after the work takes its lock
+    except TrackingError as exc:
+        raise TrackingError(f"{exc}; nothing was run") from None
     mlflow = _mlflow()
     uri = mlflow.get_tracking_uri()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -360,6 +361,40 @@ def test_two_processes_recording_the_same_run_at_once_record_it_once(
     assert len(runs) == 1, outcomes
     assert outcomes.count("recorded") == 1, outcomes
     assert not list((tmp_path / "home" / "locks").iterdir())  # released and removed
+
+
+def test_a_state_directory_that_is_a_file_is_named_before_any_work(
+    tmp_path, tiny_config, monkeypatch, capsys
+):
+    """Before, training ran, then the recording lock failed with "Not a directory" and the
+    line said to record later with ``training.track``, which failed the same way."""
+    pytest.importorskip("mlflow")
+    from stancelab._tracking_lock import recording
+    from stancelab.errors import TrackingError
+    from training.track import main as track
+    from training.train import main as train
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    assert train([str(tiny_config), "--out", "run"]) == 0  # recorded: the state dir is a folder
+    home = tmp_path / "home"
+    home.write_text("", encoding="utf-8")
+    said = (
+        f"error: STANCELAB_HOME={home} is a file; stancelab keeps its state (caches, locks) in "
+        "a folder: set STANCELAB_HOME to a folder (it is created if missing), or unset it to "
+        "use ~/.local/share/stancelab; nothing was run"
+    )
+    monkeypatch.setenv("STANCELAB_HOME", str(home))
+    assert train([str(tiny_config), "--out", "again"]) == 1
+    assert the_error(capsys.readouterr().err) == said
+    assert not (tmp_path / "again").exists()
+    assert track(["run"]) == 1
+    assert the_error(capsys.readouterr().err) == said
+    monkeypatch.setenv("STANCELAB_HOME", str(home / "state"))  # under the file
+    under = f"STANCELAB_HOME={home / 'state'} is under {home}, which is a file; "
+    with pytest.raises(TrackingError, match=f"^{re.escape(under)}"):
+        with recording("sqlite:///mlflow.db", "tests", "0a1b", "run"):
+            pass
 
 
 def test_the_recording_lock_is_keyed_by_the_store_not_by_how_its_uri_is_written(
