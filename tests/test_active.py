@@ -232,7 +232,12 @@ def project_tasks(creds, title: str) -> list:
 
 
 def test_suggest_with_a_gold_file_that_is_not_there_is_refused_before_the_server(tmp_path):
+    """By the command and, with the same line, by the Python API (which went on as if there
+    were no gold set)."""
+    from stancelab.active.assist import suggest
+    from stancelab.annotation.credentials import Credentials
     from stancelab.cli import app
+    from stancelab.errors import InputError
 
     sentences = tmp_path / "sentences.jsonl"
     sentences.write_text(json.dumps({"id": "s1", "doc_id": "d", "text": TINY[0][0]}) + "\n")
@@ -242,6 +247,10 @@ def test_suggest_with_a_gold_file_that_is_not_there_is_refused_before_the_server
     done = runner.invoke(app, [*args, "--gold", str(typo)], env=env)
     assert done.exit_code == 1 and done.stderr.count("\n") == 1, done.output
     assert done.stderr.startswith(f"error: {typo}: no such file (--gold)"), done.stderr
+    creds = Credentials(env["LABEL_STUDIO_URL"], env["LABEL_STUDIO_API_KEY"])
+    with pytest.raises(InputError) as refused:
+        suggest(creds, "p", sentences, predictor=None, k=1, strategy="random", gold_path=typo)
+    assert f"error: {refused.value}\n" == done.stderr
 
 
 @pytest.fixture

@@ -84,6 +84,16 @@ class SuggestResult:
         return out + r.footer(SUGGEST_VIEW, self.chosen)
 
 
+def check_gold(gold_path: str | Path | None) -> None:
+    """InputError when a gold set is given (``None``: there is none yet) but is not there:
+    a typo would go on as if there were no gold set and suggest sentences already labelled.
+    ``suggest`` checks it, and the command before it loads the model."""
+    if gold_path is not None and not Path(gold_path).is_file():
+        raise InputError(
+            f"{gold_path}: no such file (--gold); leave it out while there is no gold set"
+        )
+
+
 def suggest(
     creds: Credentials,
     project: str,
@@ -95,16 +105,18 @@ def suggest(
     gold_path: str | Path | None,
     seed: int = 0,
 ) -> SuggestResult:
-    """Choose the K sentences to label next and push them in that order (idempotent)."""
+    """Choose the K sentences to label next and push them in that order (idempotent).
+    ``gold_path`` None: no gold set yet; a path given must be there (``check_gold``)."""
     from stancelab.active.selection import select
 
     if k < 1:
         raise InputError("--k must be at least 1")
     if strategy == "uncertainty" and predictor is None:
         raise InputError("--strategy uncertainty needs a model (--model DIR)")
+    check_gold(gold_path)
     skipped: list[str] = []  # a predict output's error rows and rows without an id
     sentences = read_sentences(sentences_path, skipped)
-    gold = load_labelled(gold_path) if gold_path and Path(gold_path).exists() else None
+    gold = load_labelled(gold_path) if gold_path is not None else None
     gold_ids = set(gold.ids) if gold else set()
     with api_errors(creds, "suggesting tasks"), project_lock(creds, project):
         ls = connect(creds)

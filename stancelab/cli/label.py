@@ -259,6 +259,7 @@ def suggest(
     seed: Annotated[int, typer.Option(help="Seed for ties and for random.")] = 0,
 ) -> None:
     """Choose the K sentences to label next; push them in that order, with pre-annotations."""
+    from stancelab.active.assist import check_gold
     from stancelab.active.assist import suggest as choose_and_push
     from stancelab.active.selection import STRATEGIES
     from stancelab.annotation.credentials import load_credentials
@@ -267,10 +268,9 @@ def suggest(
 
     if strategy not in STRATEGIES:
         fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    if gold is not None and not gold.is_file():  # a typo would suggest labelled sentences
-        fail(f"{gold}: no such file (--gold); leave it out while there is no gold set")
     directory = model or default_model_dir()
     with one_line_errors():
+        check_gold(gold)  # before the model loads
         # Without --model a missing default model only matters to the uncertainty strategy.
         use_model = model is not None or strategy == "uncertainty" or directory.exists()
         predictor = ModelPredictor(directory) if use_model else None
@@ -281,7 +281,7 @@ def suggest(
             predictor=predictor,
             k=k,
             strategy=strategy,
-            gold_path=gold or GOLD_PATH,
+            gold_path=gold or (GOLD_PATH if GOLD_PATH.exists() else None),  # may be missing
             seed=seed,
         )
     for line in result.lines():
