@@ -214,6 +214,15 @@ def test_one_vote_per_annotator_the_latest():
             [{"text": "x", "id": 9, "labels": "threat", "annotator": 2, "annotation_id": 5}],
             ["task 9", "a row of a JSON_MIN export", "export the project as full 'JSON'"],
         ),
+        (  # one of an older Label Studio, without annotation_id; one of a zero-choice vote
+            [{"text": "x", "id": 9, "labels": "threat", "annotator": 2, "lead_time": 3.5}],
+            ["task 9", "a row of a JSON_MIN export", "export the project as full 'JSON'"],
+        ),
+        (
+            [{"id": 9, "text": "x"}],
+            ["task 9", "a row of a JSON_MIN export", "export the project as full 'JSON'"],
+        ),
+        ([{"id": 9, "created_at": "2026-01-01"}], ["task 9", "not a task object with 'data'"]),
         (b'"annotation_id","annotator","id","labels","text"\n', ["not valid JSON", "full 'JSON'"]),
         ({"tasks": []}, ["expected a list of tasks"]),
     ],
