@@ -471,6 +471,35 @@ def test_an_active_learning_run_into_a_pipeline_report_replaces_the_reports_sect
     assert f"its section in {out / 'report.md'}" in capsys.readouterr().out
 
 
+def test_a_killed_active_learning_run_leaves_the_report_folder_as_it_was(evaluated, tmp_path):
+    """Before, a run killed between writing its files and its section in report.md left the
+    replaced run's table in the report under the new run's figure and active_learning.json."""
+    from conftest import tree_snapshot
+    from reliability_common import start_paused
+
+    from stancelab.active.simreport import report_section
+    from training.active_learning import main as active_learning
+
+    out = tmp_path / "latest"  # as training.pipeline writes it: benchmark first, then report
+    args = ["--out", str(out), "--seeds", "1", "--folds", "2", "--warm-start", "60"]
+    args += ["--workers", "1", "--n-boot", "100", "--batch", "10"]
+    assert active_learning([*args, "--budget", "10"]) == 0
+    write_outputs(evaluated[0], out, command="pytest", sections=[report_section(out)])
+    before = tree_snapshot(out)
+    killed, _ = start_paused(  # the simulation done, about to put its section in report.md
+        tmp_path,
+        "stancelab.active.simreport:refresh_report",
+        ["training.active_learning", *args, "--budget", "20"],
+    )
+    killed.kill()
+    killed.communicate()
+    assert tree_snapshot(out) == before
+    assert active_learning([*args, "--budget", "20"]) == 0  # what the kill left is cleared
+    new = report_section(out)
+    assert "| 20 |" in new and (out / "report.md").read_text().endswith(new.rstrip("\n") + "\n")
+    assert sorted(p.name for p in tmp_path.glob(".*")) == []  # no lock or temporary folder
+
+
 def test_an_out_folder_of_other_files_is_refused_and_an_earlier_report_replaced_whole(
     evaluated, fixture_dir, tmp_path, capsys, monkeypatch
 ):

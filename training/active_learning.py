@@ -91,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         from stancelab.files import check_output_path
 
         check_output_path(args.out, "--out", folder=True)  # before the work, not at its end
-        from stancelab.evaluation.folders import report_lock
+        from stancelab.evaluation.folders import report_folder
 
-        with report_lock(args.out, overwrite=args.overwrite) as out:  # for the whole run
-            run(setup, args.out, command, staging=out)
+        # Held for the whole run; the folder, its report.md among it, changes in one step.
+        with report_folder(args.out, overwrite=args.overwrite, adding=True) as staging:
+            run(setup, args.out, command, staging=staging)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         return print_error(exc)
     return 0

@@ -1,10 +1,10 @@
 """Report folders (``--out`` of ``training.evaluate``, ``training.pipeline`` and
 ``training.active_learning``, default ``reports/latest``).
 
-A report folder is held by one writer at a time (``report_folder``, ``report_lock``): a
-second evaluation, pipeline or active-learning run into it is refused at once. It may be
-missing, empty or an earlier report, which is replaced whole; a folder of other files is
-refused unless ``--overwrite``, and even then only the report's files in it are replaced.
+A report folder is held by one writer at a time (``report_folder``): a second evaluation,
+pipeline or active-learning run into it is refused at once. It may be missing, empty or an
+earlier report, which is replaced whole; a folder of other files is refused unless
+``--overwrite``, and even then only the report's files in it are replaced.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from stancelab.evaluation.plots import FIGURES
 from stancelab.files import (
     copy_linked,
     followed,
-    output_lock,
-    parents_made,
     read_json_object,
-    restore_replaced,
     written_whole,
 )
 
@@ -67,33 +64,34 @@ def refuse_foreign(out: Path, overwrite: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def report_lock(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Hold the report folder ``out`` for the block (a second writer is refused at once),
-    after ``refuse_foreign``; yields it (where it points, if it is a link). For writers that
-    add their files to the folder (``training.active_learning``)."""
-    out = followed(out)
-    refuse_foreign(out, overwrite)  # before any work
-    with parents_made(out), output_lock(out, WRITERS, "--out"):
-        restore_replaced(out, locked=True)  # what a killed report_folder had moved aside
-        refuse_foreign(out, overwrite)  # again, under the lock
-        yield out
-
-
-@contextlib.contextmanager
-def report_folder(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Hold the report folder ``out`` for the block like ``report_lock``, and yield a new
-    temporary folder beside it to write the report into. When the block ends it replaces
-    ``out`` whole, so a failed or interrupted run leaves the old folder as it was, never a
-    mix of old and new files. What ``out`` held besides an earlier report's files (the
-    active-learning benchmark's, a file of the user's) is carried over."""
+def report_folder(
+    out: str | Path, *, overwrite: bool = False, adding: bool = False
+) -> Iterator[Path]:
+    """Hold the report folder ``out`` for the block (a second writer is refused at once,
+    after ``refuse_foreign``), and yield a new temporary folder beside it to write the
+    report into. When the block ends it replaces ``out`` whole, so a failed or interrupted
+    run leaves the old folder as it was, never a mix of old and new files. What ``out`` held
+    besides an earlier report's files (the active-learning benchmark's, a file of the
+    user's) is carried over. With ``adding`` (``training.active_learning``, which adds its
+    files to a report) the temporary folder starts as a copy of ``out`` and all of it is
+    kept: the block replaces files in it (its section in report.md among them) and a kill
+    never leaves some of them new and the others old."""
     out = followed(out)
     refuse_foreign(out, overwrite)  # before any work
     with written_whole(out, WRITERS, "--out") as staging:
         refuse_foreign(out, overwrite)  # again, under the lock
+        if adding:
+            _carry_over(out, staging)
         yield staging
-        if out.is_dir():
-            earlier = REPORT_FILES if is_report(out) else ()
-            for entry in out.iterdir():
-                kept = staging / entry.name
-                if entry.name not in earlier and not (kept.exists() or kept.is_symlink()):
-                    copy_linked(entry, kept)
+        _carry_over(out, staging, () if adding or not is_report(out) else REPORT_FILES)
+
+
+def _carry_over(out: Path, staging: Path, dropped: tuple[str, ...] = ()) -> None:
+    """Copy (as hard links) what ``out`` holds into ``staging``, but for the names in
+    ``dropped`` and those ``staging`` holds already."""
+    if not out.is_dir():
+        return
+    for entry in out.iterdir():
+        kept = staging / entry.name
+        if entry.name not in dropped and not (kept.exists() or kept.is_symlink()):
+            copy_linked(entry, kept)
