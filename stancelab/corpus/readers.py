@@ -125,11 +125,19 @@ def id_text(raw_id: object) -> str | None:
 
 def _meta(row: dict, meta: tuple[str, ...] | None = None) -> dict | None:
     """The fields of an input row other than those predict reads (only those named in
-    ``meta``, in the row's order, unless it is None), or None. A name matches a field with
-    white space around it (a spreadsheet's header `date, source`), which keeps its key."""
+    ``meta``, in the row's order, unless it is None), or None; a field keeps its key."""
     return {
-        k: v for k, v in row.items() if k not in READ_KEYS and (meta is None or k.strip() in meta)
+        k: v
+        for k, v in row.items()
+        if k not in READ_KEYS and (meta is None or meta_name(k, meta) is not None)
     } or None
+
+
+def meta_name(key: str, meta: tuple[str, ...]) -> str | None:
+    """The ``--meta`` name (of ``meta``) that the field ``key`` is, or None: a name matches
+    a field with white space around it (a spreadsheet's header `date, source`)."""
+    name = key.strip()
+    return name if name in meta else None
 
 
 class _TextOnly:

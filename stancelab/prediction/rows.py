@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stancelab.corpus.readers import READ_KEYS, Record, read_records, writable
+from stancelab.corpus.readers import READ_KEYS, Record, meta_name, read_records, writable
 from stancelab.errors import InputError
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
 from stancelab.prediction.api import FLAGS, predictions_for
@@ -168,8 +168,8 @@ class _FieldsSeen:
 
     def add(self, record: Record) -> None:
         for name in record.meta or ():
-            if name.strip() in self.wanted:
-                self.found.add(name.strip())
+            if (named := meta_name(name, self.wanted)) is not None:
+                self.found.add(named)
             elif len(self.others) < 50:
                 self.others.add(name)
 
