@@ -73,7 +73,7 @@ def main() -> None:
         model = fit_model(config, train, 0)
         seconds = time.perf_counter() - started
         proba, pred = score(model, test.texts, spec)
-        summary = summarize(test.y, proba, pred)
+        summary = summarize(test.y, proba, pred, groups=test.dyads, unit="dyads")
         f1 = summary["overall"]["macro_f1"]
         row = {
             "cached_layers": k,

@@ -45,7 +45,7 @@ def main() -> None:
     aug = load_augmentation(config.data.augment_dir)
     aug = aug.subset(sorted(unseen(aug, corpus), key=lambda i: aug.ids[i]))
     folds = build_dyad_folds(aug, FULL)
-    rows, pooled = [], {"y": [], "single": [], "ensemble": []}
+    rows, pooled = [], {"y": [], "dyads": [], "single": [], "ensemble": []}
     for f in args.folds:
         train = training_set(aug, corpus, folds[f], AUGMENTED, FULL.seed)
         test = aug.subset(folds[f].test)
@@ -77,12 +77,13 @@ def main() -> None:
             }
         )
         pooled["y"].append(test.y)
+        pooled["dyads"] += test.dyads
         pooled["single"].append((probas[0], (probas[0] >= cuts[0]).astype(int)))
         pooled["ensemble"].append(ensembles[args.members])
     y = np.concatenate(pooled["y"])
     single = tuple(np.concatenate([p[i] for p in pooled["single"]]) for i in (0, 1))
     ensemble = tuple(np.concatenate([p[i] for p in pooled["ensemble"]]) for i in (0, 1))
-    compared = paired_bootstrap(y, ensemble, single)
+    compared = paired_bootstrap(y, ensemble, single, groups=pooled["dyads"], unit="dyads")
     print(
         f"pooled over folds {args.folds}: ensemble of {args.members} − first fit "
         f"{compared['difference']:+.4f} [{compared['ci'][0]:+.4f}, {compared['ci'][1]:+.4f}], "

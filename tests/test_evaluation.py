@@ -757,7 +757,10 @@ def test_leave_dyads_out_scores_each_authored_sentence_once_on_unseen_dyads(fixt
     assert set(metrics["results"]) == {"kfold", "dyads"}
     assert metrics["results"]["dyads"]["base_a"]["corpus+augment"]["sentences"] == len(AUGMENT)
     assert metrics["data"]["dyads"]["dyads"] == 5
+    # its figures are for unseen conflicts: the intervals draw whole dyads, and say so
+    assert metrics["results"]["dyads"]["base_a"]["corpus+augment"]["resampled"] == "whole dyads"
     assert "## Leave dyads out (unseen conflicts)" in outputs.report.read_text()
+    assert "(leaving dyads out: over whole dyads," in outputs.report.read_text()
 
 
 @pytest.mark.parametrize(

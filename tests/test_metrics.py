@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
+from stancelab.data.labelled import LabelledSet
+from stancelab.evaluation.comparison import compare, summarize_run
 from stancelab.evaluation.erroranalysis import ALL_FAIL, DISAGREE, select_cases
 from stancelab.evaluation.metrics import (
     expected_calibration_error,
@@ -18,6 +20,9 @@ from stancelab.evaluation.metrics import (
     resample_weights,
     summarize,
 )
+from stancelab.evaluation.protocol import Protocol
+from stancelab.evaluation.results import EvaluationResult, Run
+from stancelab.labels import LABELS
 
 # Four sentences, labels in scheme order (threat, conditional_deescalation, accusation, denial).
 Y = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
@@ -221,3 +226,50 @@ def test_select_cases_ranks_failures_and_disagreements():
     )
     # Sentences 0 and 2 fail in both (0 by a larger margin); 1: only a is right; 3: both right.
     assert [(c["index"], c["kind"]) for c in cases] == [(0, ALL_FAIL), (2, ALL_FAIL), (1, DISAGREE)]
+
+
+def _dyad_result(seed: int) -> tuple[EvaluationResult, float]:
+    """Leave-dyads-out predictions of two models on 30 conflicts of 12 sentences, and the
+    population exact-set accuracy of the first. Whether a model gets a sentence right is
+    decided per conflict (a conflict it reads right or wrong, as a new conflict's wording
+    is), so the sentences of one conflict are not independent draws."""
+    rng = np.random.default_rng(seed)
+    dyads = [f"c{i // 12}" for i in range(360)]
+    y = (rng.random((360, 4)) < 0.3).astype(int)
+    right_a = np.repeat(rng.random(30) < 0.7, 12)[:, None]
+    right_b = np.repeat(rng.random(30) < 0.7, 12)[:, None]
+    pred_a, pred_b = np.where(right_a, y, 1 - y), np.where(right_b, y, 1 - y)
+    data = LabelledSet(
+        [f"s{i}" for i in range(360)],
+        [f"sentence {i}" for i in range(360)],
+        [tuple(n for n, on in zip(LABELS, row, strict=True) if on) for row in y],
+        dyads=dyads,
+    )
+    runs = [
+        Run(name, "corpus+augment", "dyads", pred[None] * 1.0, pred[None], [dyads])
+        for name, pred in (("a", pred_a), ("b", pred_b))
+    ]
+    models = {n: {"primary": "corpus+augment"} for n in ("a", "b")}
+    protocol = Protocol("dyads", leave_dyads_out=5, n_boot=300, seed=seed)
+    return EvaluationResult(data, protocol, models, runs), 0.7
+
+
+def test_leave_dyads_out_intervals_resample_whole_dyads():
+    # The figures of leaving dyads out are for conflicts never seen. Over 60 draws of 30
+    # conflicts, a 95% interval must cover the population accuracy in about 95% of them;
+    # resampling sentences, as if 360 independent ones had been drawn, covered it in 40 of
+    # the 60 (59 over whole dyads).
+    covered = 0
+    for seed in range(60):
+        result, truth = _dyad_result(seed)
+        summary = summarize_run(result, result.runs[0])
+        lo, hi = summary["overall"]["exact_match"]["ci"]
+        covered += lo <= truth <= hi
+    assert covered / 60 >= 0.85
+    assert summary["resampled"] == "whole dyads"
+    # the paired comparison of two models draws the same dyads for both
+    assert compare(result, *result.runs)["macro_f1"]["resampled"] == "whole dyads"
+    # a sentence counts as often as its dyad was drawn, and each resample draws 3 dyads
+    weights = resample_weights(6, 50, seed=0, groups=["x", "x", "y", "y", "y", "z"])
+    assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 2] == weights[:, 4]).all()
+    assert (weights[:, 0] + weights[:, 2] + weights[:, 5] == 3).all()

@@ -37,11 +37,23 @@ def _arrays(result: EvaluationResult, run: Run, mask: np.ndarray, repeats: int |
     return result.data.y[mask], run.proba[reps][:, mask], run.pred[reps][:, mask]
 
 
+def resampling(result: EvaluationResult, run: Run, mask: np.ndarray) -> dict:
+    """How the bootstrap draws a run's sentences: leaving dyads out claims figures for
+    conflicts never seen, and the sentences of one conflict are not independent draws, so
+    its intervals resample whole dyads; the other schemes resample sentences."""
+    if run.scheme != "dyads":
+        return {}
+    return {
+        "groups": [d for d, m in zip(result.data.dyads, mask, strict=True) if m],
+        "unit": "dyads",
+    }
+
+
 def summarize_run(result: EvaluationResult, run: Run, repeats: int | None = None) -> dict:
     p = result.protocol
     mask = run.scored
     y, proba, pred = _arrays(result, run, mask, repeats)
-    out = summarize(y, proba, pred, n_boot=p.n_boot, seed=p.seed)
+    out = summarize(y, proba, pred, n_boot=p.n_boot, seed=p.seed, **resampling(result, run, mask))
     out["unscored"] = int((~mask).sum())
     return out
 
@@ -59,7 +71,15 @@ def compare(result: EvaluationResult, a: Run, b: Run, *, with_mcnemar: bool = Tr
         "variant_b": b.variant,
         "sentences": int(mask.sum()),
         **{
-            m: paired_bootstrap(y, (pa, ha), (pb, hb), metric=m, n_boot=p.n_boot, seed=p.seed)
+            m: paired_bootstrap(
+                y,
+                (pa, ha),
+                (pb, hb),
+                metric=m,
+                n_boot=p.n_boot,
+                seed=p.seed,
+                **resampling(result, a, mask),
+            )
             for m in ("macro_f1", "micro_f1")
         },
     }

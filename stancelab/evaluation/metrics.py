@@ -10,8 +10,10 @@ mean of the per-repeat figures.
 * ``summarize``: per label precision, recall, F1, support and PR-AUC (average precision);
   overall macro-F1, micro-F1, exact-set accuracy, accuracy on sentences with no label and
   expected calibration error; each with a seeded 95% percentile bootstrap interval. With one
-  repeat it resamples sentences. With several, each resample also draws R repeats with
-  replacement (``repeat_picks``) and averages the figures of those on its sentences: a
+  repeat it resamples sentences, or whole groups when given (``groups``: the harness draws
+  whole dyads when leaving dyads out, whose figures are for unseen conflicts). With several,
+  each resample also draws R repeats with replacement (``repeat_picks``) and averages the
+  figures of those on its sentences: a
   figure over repeats estimates the mean over seeds and splits, so how much another repeat
   would move it belongs in its interval (a two-level bootstrap, as the active-learning
   benchmark's over seeds and sentences).
@@ -28,6 +30,8 @@ are computed for all resamples at once with matrix products instead of Python lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from stancelab.labels import LABELS
@@ -38,12 +42,26 @@ N_BOOT = 2000
 ECE_BINS = 10
 
 
-def resample_weights(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """(n_boot, n) counts: how often each sentence is drawn in each bootstrap resample."""
+def resample_weights(
+    n: int, n_boot: int, seed: int = 0, groups: Sequence | None = None
+) -> np.ndarray:
+    """(n_boot, n) counts: how often each sentence is drawn in each bootstrap resample.
+
+    With ``groups`` (one key per sentence, such as its dyad), whole groups are drawn with
+    replacement and a sentence counts as often as its group was drawn: a cluster bootstrap,
+    for figures that claim to hold for unseen groups, whose sentences are not independent.
+    """
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_boot, n))
-    flat = (draws + n * np.arange(n_boot)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
+    if groups is None:
+        return _counts(rng.integers(0, n, size=(n_boot, n)), n)
+    keys, member = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    return _counts(rng.integers(0, len(keys), size=(n_boot, len(keys))), len(keys))[:, member]
+
+
+def _counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """(n_boot, n) counts of each index among each row of ``draws``."""
+    flat = (draws + n * np.arange(len(draws))[:, None]).ravel()
+    return np.bincount(flat, minlength=len(draws) * n).reshape(len(draws), n).astype(float)
 
 
 def repeat_picks(repeats: int, n_boot: int, seed: int = 1) -> np.ndarray:
@@ -190,9 +208,19 @@ def _value(x: float) -> float | None:
 
 
 def summarize(
-    y: np.ndarray, proba: np.ndarray, pred: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0
+    y: np.ndarray,
+    proba: np.ndarray,
+    pred: np.ndarray,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    groups: Sequence | None = None,
+    unit: str = "groups",
 ) -> dict:
     """All figures with 95% bootstrap intervals, as plain JSON-ready data.
+
+    ``groups`` (one key per sentence), when given, are resampled whole instead of sentences
+    (``resample_weights``); ``unit`` names them in ``"resampled"`` (``"dyads"``).
 
     ``{"sentences", "overall": {name: {"value", "ci"}}, "per_label": {label: {name: {"value",
     "ci"}, "support": int}}, "per_repeat": {"macro_f1": [...], "micro_f1": [...]},
@@ -205,9 +233,8 @@ def summarize(
     proba = np.asarray(proba, dtype=float).reshape(-1, *y.shape)
     pred = np.asarray(pred).reshape(-1, *y.shape)
     point = figures(y, proba, pred, np.ones((1, len(y))))
-    boot = figures(
-        y, proba, pred, resample_weights(len(y), n_boot, seed), _picks(proba, n_boot, seed)
-    )
+    w = resample_weights(len(y), n_boot, seed, groups)
+    boot = figures(y, proba, pred, w, _picks(proba, n_boot, seed))
     overall = {k: {"value": _value(point[k][0]), "ci": _interval(boot[k])} for k in OVERALL}
     per_label = {}
     for j, name in enumerate(LABELS):
@@ -228,7 +255,7 @@ def summarize(
         "repeats": int(len(proba)),
         "n_boot": n_boot,
         "seed": seed,
-        "resampled": _resampled(len(proba)),
+        "resampled": _resampled(len(proba), None if groups is None else unit),
         "overall": overall,
         "per_label": per_label,
         "per_repeat": per_repeat,
@@ -253,8 +280,10 @@ def _picks(proba: np.ndarray, n_boot: int, seed: int) -> np.ndarray | None:
     return repeat_picks(len(proba), n_boot, seed + 1) if len(proba) > 1 else None
 
 
-def _resampled(repeats: int) -> str:
-    return "sentences and repeats" if repeats > 1 else "sentences"
+def _resampled(repeats: int, unit: str | None = None) -> str:
+    """What each resample draws: the sentences (or whole ``unit``), and the repeats."""
+    drawn = "sentences" if unit is None else f"whole {unit}"
+    return f"{drawn} and repeats" if repeats > 1 else drawn
 
 
 def paired_bootstrap(
@@ -265,6 +294,8 @@ def paired_bootstrap(
     metric: str = "macro_f1",
     n_boot: int = N_BOOT,
     seed: int = 0,
+    groups: Sequence | None = None,
+    unit: str = "groups",
 ) -> dict:
     """Difference a − b of an overall figure on the same sentences, its 95% interval and p-value.
 
@@ -273,11 +304,11 @@ def paired_bootstrap(
     difference as the observed difference is from zero (the bootstrap distribution shifted to
     the null), with the usual +1 correction. Both models' repeats are drawn alike (repeat r of
     each was fitted on the same folds); models with different numbers of repeats are drawn
-    apart.
+    apart. ``groups`` and ``unit`` as in ``summarize``: both models on the same resamples.
     """
     y = np.asarray(y)
     a, b = (tuple(np.asarray(x).reshape(-1, *y.shape) for x in pair) for pair in (a, b))
-    w = resample_weights(len(y), n_boot, seed)
+    w = resample_weights(len(y), n_boot, seed, groups)
     picks_a = _picks(a[0], n_boot, seed)
     picks_b = picks_a if len(b[0]) == len(a[0]) else _picks(b[0], n_boot, seed + 1)
     ones = np.ones((1, len(y)))
@@ -291,7 +322,7 @@ def paired_bootstrap(
         "ci": _interval(diffs),
         "p_value": float((1 + extreme) / (1 + len(diffs))),
         "n_boot": n_boot,
-        "resampled": _resampled(max(len(a[0]), len(b[0]))),
+        "resampled": _resampled(max(len(a[0]), len(b[0])), None if groups is None else unit),
     }
 
 

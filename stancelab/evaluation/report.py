@@ -118,7 +118,20 @@ def render(metrics: dict, result: EvaluationResult) -> str:
             else ""
         )
         + ".",
-        f"Protocol `{p['name']}`; intervals are 95% percentile bootstrap over sentences "
+        f"Protocol `{p['name']}`; "
+        + (
+            "figures are computed on the out-of-fold predictions of all folds pooled (not "
+            "averaged over folds), and "
+            if schemes != ["held-out"]
+            else ""
+        )
+        + "intervals are 95% percentile bootstrap over sentences "
+        + (
+            "(leaving dyads out: over whole dyads, as its figures are for conflicts never "
+            "seen and the sentences of one conflict are not independent) "
+            if "dyads" in schemes
+            else ""
+        )
         + (
             f"and, for the {p['repeats']} repeats of the k-fold CV, over repeats too (each "
             "resample also draws them with replacement, so an interval holds how much other "
