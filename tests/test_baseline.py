@@ -203,3 +203,33 @@ def test_train_entry_point_writes_a_run_directory(tiny_gold, tmp_path):
     card = (run / "README.md").read_text()
     assert "Intended use" in card and "processes" not in card.split("## Intended use")[0]
     assert main([str(tmp_path / "missing.yaml")]) == 1
+
+
+def test_held_out_figures_never_score_a_row_with_maps_fitted_on_it(fitted):
+    # The shipped calibration and thresholds are fitted on every inner out-of-fold score.
+    # The held-out figures of run.json and the model card must calibrate and threshold each
+    # row by maps fitted on the other rows only (as the transformer's), recomputed here from
+    # the inner folds' scores; before, they used the shipped maps on the rows that fitted them.
+    from stancelab.data.folds import multilabel_kfold
+    from stancelab.data.labelled import label_matrix
+    from stancelab.evaluation.metrics import expected_calibration_error, macro_f1
+    from stancelab.models.baseline import fit_pipeline
+    from stancelab.models.calibration import PlattCalibrator, tune_thresholds
+    from stancelab.models.fit import oof_metrics
+
+    model, texts, labels = fitted
+    y = label_matrix(labels)
+    scores = np.zeros(y.shape)
+    for train, test in multilabel_kfold(y, 3, seed=1):
+        pipe = fit_pipeline(model.params, 1, [texts[i] for i in train], y[train])
+        scores[test] = pipe.decision_function([texts[i] for i in test])
+    proba, pred = np.zeros(y.shape), np.zeros(y.shape, dtype=int)
+    for other, rows in multilabel_kfold(y, 5, seed=1):
+        calibrator = PlattCalibrator().fit(scores[other], y[other])
+        cut = tune_thresholds(y[other], calibrator.transform(scores[other]))
+        proba[rows] = calibrator.transform(scores[rows])
+        pred[rows] = proba[rows] >= np.asarray(cut)
+    figures = oof_metrics(model)
+    assert figures["macro_f1"] == pytest.approx(float(macro_f1(y, pred)))
+    assert figures["ece"] == pytest.approx(expected_calibration_error(y, proba))
+    assert "cross-fitted" in figures["source"]

@@ -165,14 +165,23 @@ class BaselineModel(StanceModel):
             setattr(self.params, key, value)
         scores = self._out_of_fold_scores(texts, y, self.params)
         self.calibration_ = PlattCalibrator().fit(scores, y)
-        oof_proba = self.calibration_.transform(scores)
-        self.thresholds_ = tune_thresholds(y, oof_proba)
+        self.thresholds_ = tune_thresholds(y, self.calibration_.transform(scores))
+        # Those maps are fitted to every out-of-fold score, so figures on the same rows would
+        # be fitted to themselves: the held-out figures (``oof_metrics``, which only a
+        # training run asks for) cross-fit them on the raw scores, as the transformer's do.
         self.oof_ = {
             "y": y,
-            "proba": oof_proba,
+            "scores": scores,
+            "seed": self.seed,
             "source": (
-                f"inner {self.params.inner_folds}-fold cross-validation of the training data "
-                "(calibration and thresholds fitted on the same out-of-fold scores)"
+                f"inner {self.params.inner_folds}-fold cross-validation of the training data, "
+                "calibration and thresholds cross-fitted on its out-of-fold scores"
+                + (
+                    "; the same scores chose the params.grid settings, so the figures lean "
+                    "optimistic"
+                    if self.search_
+                    else ""
+                )
             ),
         }
         self.pipeline_ = fit_pipeline(self.params, self.seed, texts, y)

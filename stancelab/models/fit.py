@@ -122,13 +122,15 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
     """Held-out figures a model kept from fitting (``oof_``), for the model card.
 
     ``oof_["source"]`` says where they come from (inner CV for the baseline, a held-out part
-    for the transformer); ``oof_["pred"]``, when given, holds labels from thresholds fitted
-    on other rows, and is used instead of thresholding with the model's own cuts.
+    for the transformer). Figures on the rows the calibration and thresholds were fitted on
+    would be fitted to themselves, so each row is calibrated and thresholded by maps fitted
+    on the other rows: ``oof_["proba"]`` and ``["pred"]`` hold such values (the transformer),
+    or ``oof_["scores"]``, raw out-of-fold scores, are cross-fitted here (the baseline: its
+    many fits in an evaluation never pay for it).
     """
     oof = getattr(model, "oof_", None)
     if not oof:
         return {}
-    import numpy as np
 
     from stancelab.evaluation.metrics import (
         expected_calibration_error,
@@ -136,11 +138,13 @@ def oof_metrics(model: StanceModel) -> dict[str, Any]:
         macro_f1,
         micro_f1,
     )
+    from stancelab.models.calibration import crossfit_heldout
 
-    y, proba = oof["y"], oof["proba"]
-    pred = oof.get("pred")
-    if pred is None:
-        pred = (proba >= np.asarray(model.thresholds_)).astype(int)
+    y = oof["y"]
+    if "scores" in oof:
+        proba, pred = crossfit_heldout(y, oof["scores"], oof["seed"])
+    else:
+        proba, pred = oof["proba"], oof["pred"]
     metrics: dict[str, Any] = {
         "source": oof.get("source", "out-of-fold predictions of the training data"),
         "sentences": int(len(y)),
