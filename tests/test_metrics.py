@@ -273,3 +273,21 @@ def test_leave_dyads_out_intervals_resample_whole_dyads():
     weights = resample_weights(6, 50, seed=0, groups=["x", "x", "y", "y", "y", "z"])
     assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 2] == weights[:, 4]).all()
     assert (weights[:, 0] + weights[:, 2] + weights[:, 5] == 3).all()
+
+
+def test_a_bootstrap_p_value_at_its_floor_is_shown_as_a_bound():
+    # No resample of 200 is as extreme as the observed difference: p is 1/201 by the +1
+    # correction, and all the bootstrap says is that it is below 1/200. Shown as "= 0.005",
+    # it read as a measured p-value (and with --n-boot 100 as "= 0.010").
+    from stancelab.evaluation.comparison import fmt_p
+    from stancelab.evaluation.tables import diff
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((120, 4)) < 0.3).astype(int)
+    good, bad = _noisy(y, 0.9, 1), _noisy(y, 0.6, 2)
+    test = paired_bootstrap(y, (good * 1.0, good), (bad * 1.0, bad), n_boot=200)
+    assert test["p_value"] == pytest.approx(1 / 201)
+    assert diff(test).endswith(", p < 0.005 (significant)")
+    assert fmt_p(1 / 101, 100) == "< 0.01"
+    assert fmt_p(3 / 101, 100) == "= 0.030"  # two resamples as extreme: a value
+    assert fmt_p(1 / 2001, 2000) == "< 0.001" and fmt_p(0.2) == "= 0.200"  # McNemar: exact

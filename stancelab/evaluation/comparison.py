@@ -261,8 +261,15 @@ def describe_scheme(metrics: dict, scheme: str) -> str:
     return f"the {d['sentences']} sentences of {d['path']}"
 
 
-def fmt_p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+def fmt_p(p: float, n_boot: int | None = None) -> str:
+    """``= p``, or a bound. A bootstrap p-value of ``n_boot`` resamples none of which was as
+    extreme as the observed difference is 1/(n_boot + 1) (``paired_bootstrap``): the p-value
+    is only known to be below 1/n_boot, so it is shown as that bound, never as a value."""
+    if p < 0.001:
+        return "< 0.001"
+    if n_boot and p * (n_boot + 1) <= 1 + 1e-9:
+        return f"< {1 / n_boot:.3g}"
+    return f"= {p:.3f}"
 
 
 def significant(test: dict) -> bool:
@@ -347,20 +354,21 @@ def _verdict(metrics: dict, result: EvaluationResult) -> str:
     for c in comparisons:
         test = c["macro_f1"]
         d, (lo, hi) = test["difference"], test["ci"]
+        p = fmt_p(test["p_value"], test["n_boot"])
         sa, sb = score(c["a"], c["variant_a"]), score(c["b"], c["variant_b"])
         if significant(test):
             win, lose, sw, sl = (c["a"], c["b"], sa, sb) if d > 0 else (c["b"], c["a"], sb, sa)
             sentences.append(
                 f"On {where}, {win} has a higher macro-F1 than {lose}: {sw} against {sl}, a "
                 f"difference of {abs(d):.3f} (95% CI {_f(min(abs(lo), abs(hi)))}–"
-                f"{_f(max(abs(lo), abs(hi)))}, paired bootstrap p {fmt_p(test['p_value'])})."
+                f"{_f(max(abs(lo), abs(hi)))}, paired bootstrap p {p})."
             )
         else:
             sentences.append(
                 f"On {where}, there is no significant difference in macro-F1 between {c['a']}, "
                 f"{sa}, and {c['b']}, {sb}: the difference ({c['a']} − {c['b']}) is "
                 f"{d:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}, paired bootstrap p "
-                f"{fmt_p(test['p_value'])})."
+                f"{p})."
             )
     return " ".join(sentences)
 

@@ -65,7 +65,8 @@ def comparison_table(metrics: dict, scheme: str) -> str:
 def diff(test: dict) -> str:
     lo, hi = test["ci"]
     mark = " (significant)" if significant(test) else ""
-    return f"{test['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}], p {fmt_p(test['p_value'])}{mark}"
+    p = fmt_p(test["p_value"], test["n_boot"])
+    return f"{test['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}], p {p}{mark}"
 
 
 def point(x: float | None) -> str:
