@@ -229,6 +229,27 @@ def test_metrics_json_and_report_are_complete(evaluated, fixture_dir):
         " ".join(report.split())
     )
     assert "| article | sentences | base_a | base_b | no example of |" in report
+    # ECE is what the report says it is: 10 equal-width bins over every (sentence, label)
+    # probability of the out-of-fold predictions, the mean over the repeats
+    assert "into 10 equal-width bins and sums each bin's share times the gap" in (
+        " ".join(report.split())
+    )
+    rows = [json.loads(line) for line in (fixture_dir / "report" / "predictions.jsonl").open()]
+    per_repeat = []
+    for r in range(2):
+        mine = [
+            row
+            for row in rows
+            if (row["model"], row["variant"], row["scheme"], row["repeat"])
+            == ("base_a", "corpus+augment", "kfold", r)
+        ]
+        p = np.array([[row["proba"][n] for n in LABELS] for row in mine]).ravel()
+        y = np.array([[n in row["gold"] for n in LABELS] for row in mine], float).ravel()
+        bins = np.minimum((p * 10).astype(int), 9)
+        # share x |mean probability - frequency| = |sum of probabilities - positives| / all
+        per_repeat.append(sum(abs(p[bins == b].sum() - y[bins == b].sum()) for b in set(bins)))
+        per_repeat[-1] /= len(p)
+    assert a["overall"]["ece"]["value"] == pytest.approx(np.mean(per_repeat), abs=1e-3)
     for heading in (
         "## Verdict",
         "## Cross-validation",

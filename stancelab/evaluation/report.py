@@ -24,7 +24,7 @@ from stancelab.evaluation.comparison import (
 )
 from stancelab.evaluation.erroranalysis import error_section
 from stancelab.evaluation.folders import report_folder
-from stancelab.evaluation.metrics import PER_LABEL
+from stancelab.evaluation.metrics import ECE_BINS, PER_LABEL
 from stancelab.evaluation.results import EvaluationResult
 from stancelab.evaluation.tables import (
     SCHEME_TITLES,
@@ -166,6 +166,10 @@ def render(metrics: dict, result: EvaluationResult) -> str:
         f"- Evaluation took {timing['evaluation_seconds']} s ({fits}).",
         "- McNemar tests use the first repeat (one prediction per sentence and model); "
         "Holm: the p-value adjusted over the four labels.",
+        f"- ECE (expected calibration error) pools every (sentence, label) probability into "
+        f"{ECE_BINS} equal-width bins and sums each bin's share times the gap between its mean "
+        "probability and its observed frequency, on the same out-of-fold predictions as the "
+        "other figures (with repeats, the mean over them; the reliability diagram pools them).",
         "- ECE is biased upwards in bootstrap resamples (duplicated sentences), so its interval "
         "can lie above the point estimate; compare models on its point value and diagram.",
         "- Reproduce: `" + (metrics.get("command") or "python -m training.evaluate ...") + "`.",
