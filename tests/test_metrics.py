@@ -291,3 +291,34 @@ def test_a_bootstrap_p_value_at_its_floor_is_shown_as_a_bound():
     assert fmt_p(1 / 101, 100) == "< 0.01"
     assert fmt_p(3 / 101, 100) == "= 0.030"  # two resamples as extreme: a value
     assert fmt_p(1 / 2001, 2000) == "< 0.001" and fmt_p(0.2) == "= 0.200"  # McNemar: exact
+
+
+def test_a_verdict_quotes_both_models_on_the_sentences_their_difference_is_on():
+    # Model b could not score one fold (its training data lacked a label): the paired
+    # difference is on the 140 sentences both scored. The verdict quoted a's figure on all
+    # 200 (0.828) beside b's on 140 (0.638), a gap of 0.190 for a difference of 0.187.
+    from stancelab.evaluation.comparison import build_metrics
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 4)) < 0.3).astype(int)
+    a, b = _noisy(y, 0.9, 1), _noisy(y, 0.75, 2)
+    proba_b, pred_b = b * 1.0, b.copy()
+    proba_b[:60], pred_b[:60] = np.nan, -1  # the unscored fold
+    data = LabelledSet(
+        [f"s{i}" for i in range(200)],
+        [f"sentence {i}" for i in range(200)],
+        [tuple(n for n, on in zip(LABELS, row, strict=True) if on) for row in y],
+    )
+    runs = [
+        Run("a", "corpus", "kfold", a[None] * 1.0, a[None], [["f"] * 200]),
+        Run("b", "corpus", "kfold", proba_b[None], pred_b[None], [["f"] * 200]),
+    ]
+    models = {n: {"primary": "corpus", "fits": 5, "config": n, "kind": "baseline"} for n in "ab"}
+    metrics = build_metrics(EvaluationResult(data, Protocol(n_boot=200), models, runs))
+    on_a, on_b = (f1_score(y[60:], m[60:], average="macro", zero_division=0) for m in (a, b))
+    assert (
+        f"on the 140 sentences both models were scored on, a has a higher macro-F1 than b: "
+        f"{on_a:.3f} against {on_b:.3f}, a difference of {on_a - on_b:.3f}"
+    ) in metrics["verdict"]
+    test = metrics["comparisons"]["kfold"][0]["macro_f1"]
+    assert (test["a"], test["b"]) == pytest.approx((on_a, on_b))

@@ -356,16 +356,23 @@ def _verdict(metrics: dict, result: EvaluationResult) -> str:
         d, (lo, hi) = test["difference"], test["ci"]
         p = fmt_p(test["p_value"], test["n_boot"])
         sa, sb = score(c["a"], c["variant_a"]), score(c["b"], c["variant_b"])
+        here = where
+        scored = {results[c[m]][c[f"variant_{m}"]]["sentences"] for m in ("a", "b")}
+        if scored != {c["sentences"]}:
+            # A fold one of them could not score: the difference is on the sentences both
+            # were scored on, so both figures quoted beside it are too.
+            here = f"{where}, on the {c['sentences']} sentences both models were scored on"
+            sa, sb = _f(test["a"]), _f(test["b"])
         if significant(test):
             win, lose, sw, sl = (c["a"], c["b"], sa, sb) if d > 0 else (c["b"], c["a"], sb, sa)
             sentences.append(
-                f"On {where}, {win} has a higher macro-F1 than {lose}: {sw} against {sl}, a "
+                f"On {here}, {win} has a higher macro-F1 than {lose}: {sw} against {sl}, a "
                 f"difference of {abs(d):.3f} (95% CI {_f(min(abs(lo), abs(hi)))}–"
                 f"{_f(max(abs(lo), abs(hi)))}, paired bootstrap p {p})."
             )
         else:
             sentences.append(
-                f"On {where}, there is no significant difference in macro-F1 between {c['a']}, "
+                f"On {here}, there is no significant difference in macro-F1 between {c['a']}, "
                 f"{sa}, and {c['b']}, {sb}: the difference ({c['a']} − {c['b']}) is "
                 f"{d:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}, paired bootstrap p "
                 f"{p})."

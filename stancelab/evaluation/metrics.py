@@ -312,12 +312,15 @@ def paired_bootstrap(
     picks_a = _picks(a[0], n_boot, seed)
     picks_b = picks_a if len(b[0]) == len(a[0]) else _picks(b[0], n_boot, seed + 1)
     ones = np.ones((1, len(y)))
-    observed = float(figures(y, *a, ones)[metric][0] - figures(y, *b, ones)[metric][0])
+    value_a, value_b = (float(figures(y, *m, ones)[metric][0]) for m in (a, b))
+    observed = value_a - value_b
     diffs = figures(y, *a, w, picks_a)[metric] - figures(y, *b, w, picks_b)[metric]
     diffs = diffs[~np.isnan(diffs)]
     extreme = int(np.sum(np.abs(diffs - observed) >= abs(observed) - 1e-12))
     return {
         "metric": metric,
+        "a": value_a,  # each model's figure on these sentences
+        "b": value_b,
         "difference": observed,
         "ci": _interval(diffs),
         "p_value": float((1 + extreme) / (1 + len(diffs))),
