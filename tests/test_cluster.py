@@ -538,7 +538,7 @@ def test_overwrite_never_replaces_a_folder_this_engine_did_not_write(saved, tmp_
 
 
 def run_cli(
-    *args: str, code: str = "", timeout: float | None = None
+    *args: str, code: str = "", timeout: float | None = None, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     program = f"import sys\n{code}\nfrom stancelab.cli import main\nmain()"
     return subprocess.run(
@@ -546,6 +546,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -740,3 +741,38 @@ def test_a_real_ray_head_passes_the_check(cluster, given, monkeypatch):
     started = time.monotonic()
     check_ray_address(address if given == "--ray-address" else None)
     assert time.monotonic() - started < 5
+
+
+def test_a_ray_head_that_wants_a_token_is_one_line_saying_how(cluster, tmp_path):
+    """Ray 2.60 turns token auth on for a local Ray (this module's) and for `ray start
+    --head` wherever ~/.ray/auth_token exists, which every local Ray run writes; `ray.init`
+    sends a token to a given address only with RAY_AUTH_MODE=token, which a user's shell
+    does not have. Ray then retried for ~15 s and said only "Failed to connect"."""
+    address = cluster.address_info["gcs_address"]
+    assert os.environ.get("RAY_AUTH_MODE") == "token"  # set by this module's ray.init
+    source = tmp_path / "in.txt"
+    source.write_text("We will strike back.\n", encoding="utf-8")
+    args = ("--input", str(source), "--output", str(tmp_path / "out.jsonl"), "--engine", "ray")
+    shell = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    wrong = {**shell, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}
+    for env, why in (
+        (
+            shell,
+            "wants an authentication token (Ray's token auth, which `ray start --head` turns "
+            "on when ~/.ray/auth_token exists); run with RAY_AUTH_MODE=token, the head's "
+            "token in ~/.ray/auth_token or $RAY_AUTH_TOKEN",
+        ),
+        (
+            wrong,
+            "refused this machine's token; use the cluster's token: copy the head's "
+            "~/.ray/auth_token here, or set $RAY_AUTH_TOKEN",
+        ),
+    ):
+        started = time.monotonic()
+        ran = run_cli(*args, "--ray-address", address, timeout=120, env=env)
+        assert ran.returncode == 1
+        assert ran.stderr.strip().splitlines() == [
+            f"error: the Ray head at {address} (--ray-address) {why}"
+        ]
+        assert time.monotonic() - started < 15  # Ray alone: ~15 s of warnings
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]

@@ -11,6 +11,7 @@ from stancelab.errors import InputError
 
 CONNECT_SECONDS = 10  # a head that accepts no TCP connection in this time is not there
 GCS_SECONDS = 5  # a head's GCS answers within this (Ray's own client gives it 5 s to connect)
+UNAUTHENTICATED = "unauthenticated"  # ray_head_answers: a head, whose token auth refused us
 
 
 def check_ray_address(address: str | None) -> None:
@@ -41,6 +42,8 @@ def check_ray_address(address: str | None) -> None:
     if "://" in address:  # ray://HOST:PORT is Ray Client's server, which is not the GCS
         return
     why = ray_head_answers(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    if why == UNAUTHENTICATED:
+        raise InputError(token_problem(address, source))
     if why:
         raise InputError(
             f"{address} ({source}) is not a Ray head: {why}; give the HOST:PORT that "
@@ -48,16 +51,34 @@ def check_ray_address(address: str | None) -> None:
         )
 
 
+def token_problem(address: str, source: str) -> str:
+    """Why a Ray head refused this process: its token auth, which ``ray start --head`` (Ray
+    2.60) turns on whenever ``~/.ray/auth_token`` exists, and every local Ray run writes one.
+    ``ray.init`` with an address never sends a token unless ``RAY_AUTH_MODE=token``; it
+    retried for ~15 s, then said only "Failed to connect"."""
+    if os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token":
+        return (
+            f"the Ray head at {address} ({source}) refused this machine's token; use the "
+            "cluster's token: copy the head's ~/.ray/auth_token here, or set $RAY_AUTH_TOKEN"
+        )
+    return (
+        f"the Ray head at {address} ({source}) wants an authentication token (Ray's token "
+        "auth, which `ray start --head` turns on when ~/.ray/auth_token exists); run with "
+        "RAY_AUTH_MODE=token, the head's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN"
+    )
+
+
 def ray_head_answers(target: str) -> str | None:
-    """None if a Ray head's GCS answers at ``target`` (``HOST:PORT``), else why not.
+    """None if a Ray head's GCS answers at ``target`` (``HOST:PORT``), ``UNAUTHENTICATED``
+    if one answers but refuses this process (its token auth), else why it is not a head.
 
     Every Ray head runs the GCS, a gRPC server, at the address ``ray start --head`` prints;
     ``ray.init`` first asks it ``NodeInfoGcsService.GetClusterId``. The same call is made
     here once, through Ray's own GCS channel (its TLS and token settings) and generated
     stub, with a ``GCS_SECONDS`` deadline. A port that is not a GCS fails it at once (an
     HTTP server such as the dashboard: no HTTP/2; a gRPC server of something else: no such
-    method) or never answers. Any other gRPC status is left to ``ray.init`` to report (a
-    GCS that wants a token, say)."""
+    method) or never answers. A GCS that wants a token this process does not send gives
+    ``UNAUTHENTICATED``. Any other gRPC status is left to ``ray.init`` to report."""
     import grpc
 
     try:  # Ray's own channel helper is internal: another Ray may move it
@@ -77,5 +98,7 @@ def ray_head_answers(target: str) -> str | None:
         try:
             stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=GCS_SECONDS)
         except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return UNAUTHENTICATED
             return reasons.get(exc.code())
     return None
