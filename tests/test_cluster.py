@@ -620,6 +620,19 @@ def test_without_ray_one_line_names_the_extra(tmp_path):
     ]
 
 
+def test_the_help_of_engine_gives_the_install_command_whole():
+    """typer renders help as rich markup, which took `[ray]` for a tag and dropped it: the
+    help said `pip install -e '.'`, which installs no Ray."""
+    from typer.testing import CliRunner
+
+    from stancelab.cli import app
+
+    shown = CliRunner().invoke(app, ["predict", "--help"], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0
+    (line,) = [line for line in shown.output.splitlines() if "--engine" in line]
+    assert "local, or ray: --input on Ray Data (pip install -e '.[ray]')." in line
+
+
 @pytest.mark.parametrize("given", ["--ray-address", "$RAY_ADDRESS"])
 def test_an_address_where_no_ray_listens_is_one_line_naming_it(tmp_path, given):
     """Ray retries such an address for many minutes, printing only warnings; predict checks

@@ -43,7 +43,7 @@ def predict(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     engine: Annotated[
-        str, typer.Option(help="local, or ray: --input on Ray Data (pip install -e '.[ray]').")
+        str, typer.Option(help="local, or ray: --input on Ray Data (pip install -e '.\\[ray]').")
     ] = "local",
     ray_address: Annotated[
         str | None,
