@@ -396,6 +396,36 @@ def test_cli_reports_counts_and_fails_cleanly(tmp_path):
     assert fail.stderr.strip().startswith("error:") and len(fail.stderr.strip().splitlines()) == 1
 
 
+def test_a_folder_says_which_files_it_did_not_read(tmp_path):
+    """A folder is read for its .txt files only: an analyst's .md article or spreadsheet
+    beside them was left out in silence, and a folder of .md files said only that it had
+    no .txt files."""
+    folder = tmp_path / "articles"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "a.txt").write_text("Talks resumed on Monday.\n", encoding="utf-8")
+    (folder / "2024" / "b.md").write_text("The army denied it.\n", encoding="utf-8")
+    (folder / "more.csv").write_text("id,text\nc,We will strike.\n", encoding="utf-8")
+    (folder / ".draft.md").write_text("Hidden, as an editor's file.\n", encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    command = [sys.executable, "-m", "stancelab.cli", "corpus", str(folder), "--out", str(out)]
+    ran = subprocess.run(command, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "1 sentences from 1 document(s)" in ran.stdout
+    assert ran.stderr.splitlines() == [
+        f"warning: {folder}: skipped 2 file(s) that are not .txt (2024/b.md, more.csv): a "
+        "folder's .txt files are read; give a .jsonl or .csv as a path of its own"
+    ]
+    (folder / "a.txt").unlink()
+    out.unlink()
+    ran = subprocess.run(command, capture_output=True, text=True)
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines() == [
+        f"error: {folder}: folder has no .txt files; it holds 2024/b.md, more.csv: save "
+        "articles as UTF-8 .txt files"
+    ]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("existing", ["out.jsonl", "out.dropped.jsonl"])
 def test_cli_refuses_an_existing_output_or_side_file_unless_overwrite(tmp_path, existing):
     mine = tmp_path / existing

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -200,9 +201,17 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
     documents: list[Document] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files = folder_files(path)
+            files, others = folder_files(path), _other_files(path)
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
             if not files:
-                raise InputError(f"{path}: folder has no .txt files")
+                held = f"; it holds {shown}: save articles as UTF-8 .txt files" if others else ""
+                raise InputError(f"{path}: folder has no .txt files{held}")
+            if others:  # an analyst's .md or .csv beside the .txt files: not read, never unsaid
+                warnings.warn(
+                    f"{path}: skipped {len(others)} file(s) that are not .txt ({shown}): a "
+                    "folder's .txt files are read; give a .jsonl or .csv as a path of its own",
+                    stacklevel=2,
+                )
             documents.extend(_read_txt(p, p.relative_to(path).with_suffix("")) for p in files)
         elif not path.exists():
             raise InputError(f"{path}: no such file or folder")
@@ -274,6 +283,18 @@ def folder_files(folder: Path) -> list[Path]:
         p
         for p in folder.rglob("*")
         if p.suffix.lower() == ".txt"
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _other_files(folder: Path) -> list[str]:
+    """The files of a folder that ``folder_files`` does not read (not ``.txt``), hidden ones
+    aside, as paths within it, in name order."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.suffix.lower() != ".txt"
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
