@@ -109,6 +109,37 @@ def test_dataset_card_gives_counts_sources_licence_and_the_hub_layout(exported):
     assert load_labelled(GOLD).checksum() in card
 
 
+def test_the_card_describes_the_gold_set_given_not_the_shipped_one(exported, tmp_path):
+    """An analyst's own gold set (their articles, their agreement report) was described as
+    "every sentence of the articles in `seeds/`", with the shipped set's labels/README.md
+    for how it was made and its agreement figures."""
+    mine = tmp_path / "mine" / "gold.jsonl"
+    mine.parent.mkdir()
+    rows = [
+        ("v1-a", "valdoria_01", "We will answer any incursion with force.", ["threat"]),
+        ("v1-b", "valdoria_01", "Kessaria staged the provocation.", ["accusation"]),
+        ("v2-a", "valdoria_02", "Our forces did not fire a single shell.", ["denial"]),
+    ]
+    mine.write_text(
+        "".join(
+            json.dumps({"id": i, "doc_id": d, "text": t, "labels": lab}) + "\n"
+            for i, d, t, lab in rows
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "export"
+    assert _export(out, mine).exit_code == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "seeds/" not in card and "labels/README.md" not in card
+    assert (
+        "- `gold`: the corpus gold set, 3 sentences of 2 news article(s), split by `stancelab "
+        f"corpus` and labelled in Label Studio (from `{mine}`; exports: none recorded)"
+    ) in card
+    assert f"Agreement figures: `{mine.parent.as_posix()}/agreement.md`" in card
+    shipped = (exported / "README.md").read_text(encoding="utf-8")
+    assert "the corpus gold set, 169 sentences of 5 news article(s)" in shipped
+
+
 def test_card_checksum_covers_every_column_and_recomputes_as_it_says(exported, tmp_path):
     """The card's (id, text, labels) checksum cannot tell a lost or changed dyad, source or
     provenance; its every-column checksum can, and the card's own recipe recomputes it from

@@ -257,11 +257,14 @@ def dataset_card(dataset: DatasetDict, *, gold: str, augment_dir: str) -> str:
             "|---|" + "---|" * len(dataset),
             *rows,
             "",
-            "- `gold`: the corpus gold set, every sentence of the articles in `seeds/`, split by "
-            f"`stancelab corpus` and labelled in Label Studio (from `{gold}`; exports: "
+            # Whose articles: the gold file given, not always the shipped one of seeds/.
+            f"- `gold`: the corpus gold set, {counts['gold']['sentences']} sentences of "
+            f"{counts['gold']['articles']} news article(s), split by `stancelab corpus` and "
+            f"labelled in Label Studio (from `{gold}`; exports: "
             f"{', '.join(f'`{e}`' for e in exports) or 'none recorded'}). `provenance` gives "
-            "each sentence's annotators and whether an adjudicator decided it. How the set was "
-            "made and its agreement figures: `labels/README.md` in the repository.",
+            "each sentence's annotators and whether an adjudicator decided it. Agreement "
+            f"figures: `{(Path(gold).parent / 'agreement.md').as_posix()}`, which `stancelab "
+            "label gold` writes beside the gold set.",
             f"- `augmentation`: sentences authored for the project (from `{augment_dir}`), "
             "none copied or adapted from any source, written for many conflict dyads "
             "(`dyad`, `setting`, `style`). The project uses them in training folds only, never "
