@@ -751,6 +751,41 @@ def test_pipeline_refuses_configs_it_cannot_compare_before_any_step(
     assert tree_snapshot(tmp_path) == before  # no corpus, no run replaced, no report
 
 
+def test_pipeline_refuses_a_config_of_another_gold_set_before_any_step(
+    tmp_path, fixture_dir, monkeypatch, capsys
+):
+    """An analyst's config of their own gold set (labels/mine/gold.jsonl) was trained and
+    evaluated on it, under the corpus and gold steps of seeds/ and labels/exports/ ("gold:
+    169 labelled sentences") and an active-learning benchmark run on labels/gold.jsonl
+    (configs/baseline.yaml's), all in one report."""
+    from conftest import tree_snapshot
+    from reliability_common import one_error_line
+
+    from training.pipeline import main
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "seeds", tmp_path / "seeds")
+    shutil.copy(fixture_dir / "gold.jsonl", _write(tmp_path / "labels" / "gold.jsonl", []))
+    shutil.copy(fixture_dir / "gold.jsonl", _write(tmp_path / "labels" / "mine.jsonl", []))
+    (tmp_path / "labels" / "exports").mkdir()
+    monkeypatch.chdir(tmp_path)
+    augment = fixture_dir / "augment"
+    shipped = _config(tmp_path / "p.yaml", "base_p", Path("./labels/gold.jsonl"), augment, True)
+    mine = _config(tmp_path / "m.yaml", "mine", Path("labels/mine.jsonl"), augment, True)
+    before = tree_snapshot(tmp_path)
+    assert main(["--configs", str(mine), "--quiet"]) == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        f"error: {mine}: data.gold is labels/mine.jsonl, not labels/gold.jsonl, the gold set "
+        "this pipeline rebuilds from labels/exports and seeds (and runs its active-learning "
+        "benchmark on); train and evaluate your own gold set with training.train and "
+        "training.evaluate (README, 'Using your own corpus')"
+    )
+    assert tree_snapshot(tmp_path) == before  # no corpus, no gold, no run, no report
+    from stancelab.evaluation.crossval import load_configs
+    from training.pipeline import refuse_other_gold
+
+    refuse_other_gold([shipped], load_configs([shipped]))  # the same file, spelt otherwise
+
+
 def test_leave_dyads_out_scores_each_authored_sentence_once_on_unseen_dyads(fixture_dir):
     protocol = Protocol(
         "dyads",

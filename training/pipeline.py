@@ -29,7 +29,13 @@ import time
 from pathlib import Path
 
 from stancelab import tracking
-from stancelab.errors import USER_ERRORS, ArgumentParser, InputError, print_error
+from stancelab.errors import (
+    USER_ERRORS,
+    ArgumentParser,
+    ConfigError,
+    InputError,
+    print_error,
+)
 from stancelab.paths import EXPORTS_DIR, GOLD_PATH, REPORTS_DIR, SEEDS_DIR, SENTENCES_PATH
 
 CONFIGS = (Path("configs/baseline.yaml"), Path("configs/transformer.yaml"))
@@ -44,6 +50,20 @@ def active_section(out: Path) -> list[str]:
 
     section = report_section(out)
     return [section] if section else []
+
+
+def refuse_other_gold(paths: list[Path], configs: list) -> None:
+    """ConfigError for a config whose gold set is not ``GOLD``: the pipeline's corpus and gold
+    steps rebuild that one (from ``seeds/`` and ``labels/exports/``) and its active-learning
+    benchmark simulates on it, so a report of another gold set's models would hold them."""
+    for path, config in zip(paths, configs, strict=True):
+        if Path(config.data.gold).resolve() != GOLD.resolve():
+            raise ConfigError(
+                f"{path}: data.gold is {config.data.gold}, not {GOLD}, the gold set this "
+                f"pipeline rebuilds from {EXPORTS} and {SEEDS} (and runs its active-learning "
+                "benchmark on); train and evaluate your own gold set with training.train and "
+                "training.evaluate (README, 'Using your own corpus')"
+            )
 
 
 def step_corpus() -> dict:
@@ -203,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         with report_folder(args.out, overwrite=args.overwrite) as staging:
             from stancelab.evaluation.crossval import load_configs
 
-            load_configs(args.configs)  # a mistake, or two of one name: before any run is replaced
+            # a mistake, or two of one name: before any run is replaced
+            refuse_other_gold(args.configs, load_configs(args.configs))
             outputs, trained = run_steps(args, command, staging, started, steps)
     except USER_ERRORS as exc:  # a bad input, a full disk: one line
         return print_error(exc)
