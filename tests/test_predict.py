@@ -399,6 +399,11 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
     assert empty.returncode == 1 and "empty" in empty.stderr
     missing = run_cli("--model", str(tmp_path / "none"), "x")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+    dash = run_cli("--model", str(run_dir), "-")  # standard input, to a shell user
+    assert dash.returncode == 1 and dash.stderr.splitlines() == [
+        "error: '-' is not read from standard input: give the sentences here, or save them to a "
+        "file and give --input FILE (a .txt is one sentence per line)"
+    ]
     ignored = run_cli("--model", str(run_dir), "We deny it.", "--output", str(tmp_path / "x.jsonl"))
     assert ignored.returncode == 1 and "--output, --resume and --overwrite are for --input" in (
         ignored.stderr
