@@ -485,6 +485,26 @@ def test_a_labelled_text_prediction_would_refuse_is_one_line_naming_its_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == [labelled.name]  # nothing written
 
 
+def test_a_labelled_spreadsheet_is_one_line_saying_the_format(run_dir, tmp_path):
+    """A held-out set kept as a CSV (`--data held.csv`) was read as JSON Lines: "held.csv:1:
+    invalid JSON (Expecting value)", with no word of the format wanted."""
+    from reliability_common import run
+
+    held = tmp_path / "held.csv"
+    held.write_text("id,text,labels\nh1,We will strike back.,threat\n", encoding="utf-8")
+    wanted = (
+        f'{held}: a labelled file is JSON Lines, one {{"text": ..., "labels": [...]}} object per '
+        "line, not .csv; write each row so, in a .jsonl file"
+    )
+    with pytest.raises(InputError) as caught:
+        load_labelled(held)
+    assert str(caught.value) == wanted
+    out = ["--out", str(tmp_path / "out")]
+    done = run("-m", "training.evaluate", "--model", str(run_dir), "--data", str(held), *out)
+    assert done.returncode == 1 and one_error_line(done.stderr) == f"error: {wanted}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [held.name]  # nothing written
+
+
 def test_an_id_that_is_not_valid_unicode_in_a_labelled_file_is_an_error(tmp_path):
     labelled = tmp_path / "bad.jsonl"
     labelled.write_text(

@@ -19,7 +19,7 @@ import numpy as np
 from stancelab.corpus.readers import id_text
 from stancelab.corpus.text import text_problem, unicode_problem
 from stancelab.errors import InputError
-from stancelab.files import iter_jsonl
+from stancelab.files import TABULAR, iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
 from stancelab.paths import AUGMENT_DIR
 
@@ -98,6 +98,11 @@ def load_labelled(path: str | Path, *, default_source: str = "") -> LabelledSet:
     prediction would refuse (``text_problem``: empty or invisible, a NUL, not valid Unicode),
     or a field that cannot be written as UTF-8 (an export, a run's checksum)."""
     path = Path(path)
+    if path.suffix.lower() in TABULAR:  # a held-out sheet; as JSON: "invalid JSON"
+        raise InputError(
+            f'{path}: a labelled file is JSON Lines, one {{"text": ..., "labels": [...]}} '
+            f"object per line, not {path.suffix}; write each row so, in a .jsonl file"
+        )
     ids, texts, labels, doc_ids, sources, dyads = [], [], [], [], [], []
     seen: set[str] = set()
     for lineno, row in iter_jsonl(path):

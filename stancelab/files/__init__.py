@@ -33,6 +33,7 @@ from stancelab.files._reading import (
 )
 from stancelab.files._writing import (
     STALE_SECONDS,
+    TABULAR,
     atomic_open,
     check_output_path,
     copy_linked,
@@ -57,6 +58,7 @@ __all__ = [
     "InputError",
     "atomic_open",
     "STALE_SECONDS",
+    "TABULAR",
     "remove_stale_temporaries",
     "exclusive_lock",
     "shared_lock",

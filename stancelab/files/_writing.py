@@ -194,8 +194,10 @@ def refuse_input_as_output(
             )
 
 
+# Tables: a spreadsheet's or a data frame's formats, which no JSON Lines file is named as.
+TABULAR = {".csv", ".tsv", ".parquet", ".xlsx", ".xls", ".ods"}
 # Names of other formats than the JSON Lines a ``jsonl`` output is written as.
-NOT_JSONL = {".csv", ".tsv", ".json", ".txt", ".parquet", ".xlsx", ".xls"}
+NOT_JSONL = TABULAR | {".json", ".txt"}
 
 
 def check_output_path(
