@@ -161,6 +161,18 @@ def test_jsonl_and_csv_inputs(tmp_path):
         ("rows.jsonl", b'{"id": "x"}\n', "'text' must be a string"),
         ("broken.jsonl", b'{"text": "ok"\n', "invalid JSON"),
         ("cols.csv", b"id,body\n1,hello\n", "'text' column"),
+        (
+            "semi.csv",
+            b"id;date;text\n1;2026-11-01;hello\n",
+            "semi.csv: CSV needs a 'text' column (found: ['id;date;text']); its columns are "
+            "separated by semicolons: save it with commas",
+        ),
+        (
+            "caps.csv",
+            b"id,Text\n1,hello\n",
+            "caps.csv: CSV needs a 'text' column (found: ['id', 'Text']); the name is 'text' "
+            "exactly, not 'Text'",
+        ),
         ("doc.pdf", b"%PDF-1.4", "unsupported input type"),
     ],
 )

@@ -81,6 +81,17 @@ class _CsvLines:
         self.first, self.ended = None, False
 
 
+def _header_hint(fields: list[str] | None) -> str:
+    """What a header without ``text`` most likely means: a spreadsheet saved with ';' or
+    tabs between columns (a European locale's CSV), or the name in other capitals."""
+    if fields and len(fields) == 1:
+        for mark, name in ((";", "semicolons"), ("\t", "tabs")):
+            if mark in fields[0]:
+                return f"; its columns are separated by {name}: save it with commas"
+    named = [f for f in fields or [] if f.strip().lower() == "text"]
+    return f"; the name is 'text' exactly, not {named[0]!r}" if named else ""
+
+
 def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, dict, str | None]]:
     """Yield (line number, row, problem) for each row of a CSV with a ``text`` column; the
     line number is the row's first line (a quoted field may hold line breaks).
@@ -105,7 +116,9 @@ def iter_csv(path: str | os.PathLike, handle: IO[str]) -> Iterator[tuple[int, di
     except csv.Error as exc:
         raise InputError(f"{path}:{lines.number}: not a readable CSV ({exc})") from None
     if fields is None or "text" not in fields:
-        raise InputError(f"{path}: CSV needs a 'text' column (found: {fields or 'none'})")
+        raise InputError(
+            f"{path}: CSV needs a 'text' column (found: {fields or 'none'}){_header_hint(fields)}"
+        )
     twice = sorted({name for name in fields if name.strip() and fields.count(name) > 1})
     if twice:  # DictReader keeps the last column of a name: the others would be lost unsaid
         columns = ", ".join(
