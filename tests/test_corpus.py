@@ -158,7 +158,13 @@ def test_jsonl_and_csv_inputs(tmp_path):
         ("latin1.txt", "caf\xe9 au lait".encode("latin-1"), "not valid UTF-8"),
         ("binary.txt", b"\x00\x01\x02abc", "binary"),
         ("empty.txt", b"   \n", "empty"),
-        ("rows.jsonl", b'{"id": "x"}\n', "'text' must be a string"),
+        ("rows.jsonl", b'{"id": "x"}\n', "rows.jsonl:1: no 'text' field"),
+        (
+            "body.jsonl",
+            b'{"id": "x", "body": "We will strike.", "date": "2026-11-01"}\n',
+            "body.jsonl:1: no 'text' field (its fields: body, date)",
+        ),
+        ("null.jsonl", b'{"id": "x", "text": null}\n', "'text' must be a string, not NoneType"),
         ("broken.jsonl", b'{"text": "ok"\n', "invalid JSON"),
         ("cols.csv", b"id,body\n1,hello\n", "'text' column"),
         (

@@ -105,6 +105,10 @@ def parse_records(
             record_id, problem = id_text(row.get("id")), None
         except ValueError as exc:
             record_id, problem = None, str(exc)
+        if problem is None and "text" not in row:  # {"body": ...}: not "must be a string"
+            others = [k for k in row if k != "id"]
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            problem = "no 'text' field" + (f" (its fields: {shown})" if others else "")
         text = None if problem else row.get("text")
         yield check(Record(lineno, record_id, text, problem, fields))
 
