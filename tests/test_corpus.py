@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from reliability_common import one_error_line, stancelab
 
+from stancelab.corpus.documents import read_documents
 from stancelab.corpus.ingest import (
     Document,
     classify_line,
     ingest,
-    read_documents,
     segment_document,
 )
 from stancelab.errors import InputError
@@ -516,7 +516,7 @@ def _ingest_paths(paths, out: Path) -> list[dict]:
 def test_the_id_check_reads_the_ids_again_only_to_name_a_repeat():
     """It keeps a hash per id, not the ids (an input of millions of rows): a second pass
     over the input, for the places, only when two hashes are alike."""
-    from stancelab.corpus.ingest import refuse_repeated_ids
+    from stancelab.corpus.documents import refuse_repeated_ids
 
     passes = []
 

@@ -216,7 +216,7 @@ def refuse_repeated_input_ids(
     them, which would be left out of every row in silence (a misspelt name). Returns the
     number of records, for the progress bar: counted in the same pass, so the input is not
     read a third time."""
-    from stancelab.corpus.ingest import refuse_repeated_ids
+    from stancelab.corpus.documents import refuse_repeated_ids
 
     records = 0
     seen = _FieldsSeen(meta)
