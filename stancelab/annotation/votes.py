@@ -31,15 +31,9 @@ FULL_JSON = (  # the remedy for an export in another format than the one gold re
     "drop skipped tasks) or use `stancelab label pull`"
 )
 
-# Keys of a row of a JSON_MIN export (one row per annotation, the task's data flattened into
-# it) that a full-JSON task lacks at its top level. Exports of older Label Studio versions
-# lack some (annotation_id); a zero-choice row has no label key.
+# Top-level keys of a JSON_MIN export's row (one per annotation, the task's data flattened
+# into it) that a full-JSON task lacks; older Label Studio versions' rows lack annotation_id.
 JSON_MIN_KEYS = frozenset({"annotation_id", "annotator", "lead_time", TEXT_NAME})
-
-
-def _json_min_row(task: dict) -> bool:
-    """Whether ``task`` is a row of a JSON_MIN export rather than a full-JSON task."""
-    return "data" not in task and "annotations" not in task and not JSON_MIN_KEYS.isdisjoint(task)
 
 
 @dataclass(frozen=True)
@@ -202,7 +196,11 @@ def parse_export(
     for n, task in enumerate(tasks):
         tid = task.get("id", f"#{n}") if isinstance(task, dict) else f"#{n}"
         where = f"{shown}: task {tid}"
-        if isinstance(task, dict) and _json_min_row(task):
+        if (
+            isinstance(task, dict)
+            and not ({"data", "annotations"} & task.keys())
+            and (JSON_MIN_KEYS & task.keys())
+        ):
             raise InputError(
                 f"{where}: a row of a JSON_MIN export (one row per annotation, no 'data'); "
                 f"{FULL_JSON}"
