@@ -174,6 +174,34 @@ def test_two_spellings_of_one_dyad_are_refused(tmp_path, spelling):
     assert len(set(load_augmentation("labels/augment").dyads)) == 89  # the shipped set is clean
 
 
+@pytest.mark.parametrize("spelling", ["Hamas–Israel", "hamas - israel", "Hamas/Israel"])
+def test_one_dyad_with_its_sides_the_other_way_round_is_refused(tmp_path, spelling):
+    """ "Hamas–Israel" beside "Israel–Hamas" is one conflict: as two, leaving dyads out and
+    the transformer's held-out part of whole dyads would put it on both sides."""
+    from stancelab.errors import InputError
+
+    rows = [("a1", "Israel–Hamas"), ("a2", "Sudan–South Sudan"), ("a3", spelling)]
+    (tmp_path / "a.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
+            for i, d in rows
+        ),
+        encoding="utf-8",
+    )
+    message = f"'Israel–Hamas' (row a1) and {spelling!r} (row a3) differ only in case"
+    with pytest.raises(InputError, match=re.escape(message) + ".*order of their sides"):
+        load_augmentation(tmp_path)
+    # Dyads that share a word are still two conflicts.
+    (tmp_path / "a.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
+            for i, d in [("b1", "Sudan–South Sudan"), ("b2", "South Sudan–Uganda")]
+        ),
+        encoding="utf-8",
+    )
+    assert len(set(load_augmentation(tmp_path).dyads)) == 2
+
+
 def test_a_file_whose_suffix_is_in_capitals_is_read_too(tmp_path):
     """``X.JSONL`` from another system is part of the set: skipping it would train on less,
     and nothing would say so."""

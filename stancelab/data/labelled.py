@@ -176,18 +176,19 @@ _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212_/]+")
 
 
 def check_dyad_spellings(ids: Sequence[str], dyads: Sequence[str], where: str | Path) -> None:
-    """Refuse two spellings of one dyad ("Israel–Hamas", "israel - hamas", "Israel Hamas"):
-    folds and held-out parts of whole dyads would treat them as two conflicts, one on each
-    side."""
+    """Refuse two spellings of one dyad ("Israel–Hamas", "israel - hamas", "Israel Hamas",
+    "Hamas–Israel"): folds and held-out parts of whole dyads would treat them as two
+    conflicts, one on each side. A spelling is folded to its words in sorted order, since
+    spaces and dashes are folded alike and cannot tell the two sides apart."""
     spellings: dict[str, tuple[str, str]] = {}  # folded spelling -> (first spelling, its row)
     for row_id, dyad in zip(ids, dyads, strict=True):
         if not dyad:
             continue
-        key = _SEPARATORS.sub("-", dyad.casefold()).strip("-")
+        key = "-".join(sorted(_SEPARATORS.sub("-", dyad.casefold()).strip("-").split("-")))
         other, other_id = spellings.setdefault(key, (dyad, row_id))
         if other != dyad:
             raise InputError(
                 f"{where}: the dyads {other!r} (row {other_id}) and {dyad!r} (row {row_id}) "
-                "differ only in case, spaces, dashes or slashes; spell each conflict one way, "
-                "or they count as two conflicts"
+                "differ only in case, spaces, dashes, slashes or the order of their sides; "
+                "spell each conflict one way, or they count as two conflicts"
             )
