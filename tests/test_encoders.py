@@ -247,6 +247,7 @@ def test_when_no_group_fold_holds_every_label_rows_are_held_out_and_said_so(
 ) -> None:
     from stancelab.config import TransformerParams
     from stancelab.data.labelled import label_matrix
+    from stancelab.models.fit import oof_metrics
     from stancelab.models.transformer.model import TransformerModel, holdout_split
 
     texts, labels = [t for t, _ in TINY], [lab for _, lab in TINY]
@@ -261,9 +262,15 @@ def test_when_no_group_fold_holds_every_label_rows_are_held_out_and_said_so(
     with pytest.warns(UserWarning, match="holding out random rows instead"):
         model = TransformerModel(params, seed=0).fit(texts, labels, groups)
     assert model.split_["held_out"] == "rows"
+    # The model card and run.json say so beside the figures: rows of articles and dyads the
+    # model trained on flatter them more than unseen sources would.
+    assert "random rows, not whole articles or dyads" in model.oof_["source"]
+    assert "random rows" in oof_metrics(model)["source"]
     grouped_groups = [f"g{i % 6}" for i in range(len(texts))]
     model = TransformerModel(params, seed=0).fit(texts, labels, grouped_groups)
     assert model.split_["held_out"] == "whole groups"
+    assert "whole articles or dyads" in model.oof_["source"]
+    assert "random rows" not in model.oof_["source"]
 
 
 def test_cached_recipe_trains_saves_and_reloads(tmp_path: Path) -> None:

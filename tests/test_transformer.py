@@ -78,7 +78,7 @@ def test_fit_records_held_out_predictions_and_calibration(fitted: TransformerMod
     # Reported labels come from thresholds fitted on other held-out rows, and say so.
     assert fitted.oof_["pred"].shape == y.shape
     assert set(np.unique(fitted.oof_["pred"])) <= {0, 1}
-    assert f"({len(y)} of {len(TEXTS)} sentences)" in fitted.oof_["source"]
+    assert f"({len(y)} of {len(TEXTS)} sentences; random rows" in fitted.oof_["source"]
     report = fitted.calibration_report_
     assert report["n"] == len(y)
     assert 0 <= report["ece_before"] <= 1 and 0 <= report["ece_after"] <= 1
