@@ -97,3 +97,40 @@ def test_the_harness_time_left_counts_the_rows_a_fit_trains_on_copies_included()
     tracker.start(0, "mixed")
     tracker.done(0, 100.0)
     assert tracker.remaining() == pytest.approx(100.0 * sizes[1] / sizes[0], rel=0.01)
+
+
+def test_a_threshold_is_tuned_only_on_three_held_out_sentences_not_three_copies() -> None:
+    """Thresholds keep 0.5 below three positive sentences (a cut tuned on one or two is
+    noise); one sentence held out three times (data.corpus_repeat: 3) is still one. In
+    corpus-only fits of the default recipe (--contrast, data.augment: false) the held-out
+    articles often hold one or two sentences of a rare label, three or six rows."""
+    import numpy as np
+    from conftest import TINY
+
+    from stancelab.config import TransformerParams
+    from stancelab.data.labelled import label_matrix
+    from stancelab.models.calibration import tune_thresholds
+    from stancelab.models.transformer.model import TransformerModel
+
+    y = np.array([[1], [1], [0], [0], [0], [0]])
+    proba = np.array([[0.9], [0.35], [0.3], [0.2], [0.1], [0.1]])
+    rows = [0, 1, 2, 3, 4, 5] * 3  # each held-out sentence with its two copies
+    keys = [f"s{i}" for i in rows]
+    assert tune_thresholds(y[rows], proba[rows], keys=keys) == [0.5]
+    assert tune_thresholds(y, proba) == [0.5]
+
+    # A fit: the labels whose held-out positives are fewer than three sentences keep 0.5.
+    texts = [t for t, _ in TINY] * 3
+    labels = [lab for _, lab in TINY] * 3
+    groups = [f"g{i % 6}" for i in range(len(TINY))] * 3
+    y = label_matrix(labels)
+    _, val, grouped = holdout_split(y, 0.15, 3, groups, texts)
+    assert grouped
+    once = {texts[i]: i for i in val}
+    few = [j for j in range(y.shape[1]) if y[list(once.values()), j].sum() < 3]
+    assert [j for j in few if y[val, j].sum() >= 3], "no label has 1-2 sentences held out"
+    params = TransformerParams(
+        model="packaged:all-MiniLM-L6-v2", max_length=16, batch_size=8, epochs=1, progress=False
+    )
+    model = TransformerModel(params, seed=3).fit(texts, labels, groups)
+    assert [model.thresholds_[j] for j in few] == [0.5] * len(few)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stancelab.data.folds import multilabel_kfold_by_key
+from stancelab.data.folds import first_rows, multilabel_kfold_by_key
 from stancelab.evaluation.metrics import expected_calibration_error, label_f1
 from stancelab.labels import LABELS
 
@@ -94,18 +94,21 @@ def tune_thresholds(
     grid: np.ndarray | None = None,
     min_positives: int = 3,
     weights: np.ndarray | None = None,
+    keys=None,
 ) -> list[float]:
     """Per-label threshold maximising F1 on (out-of-fold) probabilities.
 
     Labels with fewer than ``min_positives`` positives keep 0.5: a threshold tuned on one or
-    two examples is noise. Ties go to the threshold closest to 0.5. ``weights`` (one per
-    row and label) weigh each row's counts in the F1 of that label.
+    two examples is noise. Rows of one of ``keys`` (copies of one sentence,
+    ``data.corpus_repeat``) count as one positive. Ties go to the threshold closest to 0.5.
+    ``weights`` (one per row and label) weigh each row's counts in the F1 of that label.
     """
     y, proba = np.asarray(y, int), np.asarray(proba, float)
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2) if grid is None else np.asarray(grid)
+    once = first_rows(keys) if keys is not None else np.arange(len(y))
     out = []
     for j in range(y.shape[1]):
-        if y[:, j].sum() < min_positives:
+        if y[once, j].sum() < min_positives:
             out.append(DEFAULT_THRESHOLD)
             continue
         w = None if weights is None else np.asarray(weights, float)[None, :, j]
@@ -153,7 +156,9 @@ def crossfit_heldout(
     pred = np.zeros(logits.shape, dtype=int)
     for fit_rows, apply_rows in multilabel_kfold_by_key(y, folds, seed, keys):
         calibrator = PlattCalibrator().fit(logits[fit_rows], y[fit_rows])
-        cut = np.asarray(tune_thresholds(y[fit_rows], calibrator.transform(logits[fit_rows])))
+        fit_keys = None if keys is None else [keys[i] for i in fit_rows]
+        cut = tune_thresholds(y[fit_rows], calibrator.transform(logits[fit_rows]), keys=fit_keys)
+        cut = np.asarray(cut)
         proba[apply_rows] = calibrator.transform(logits[apply_rows])
         pred[apply_rows] = proba[apply_rows] >= cut
     return proba, pred

@@ -152,10 +152,13 @@ class TransformerModel(StanceModel):
             net, split.val_ids, split.pad_id, states=states, from_layer=p.cache_layers
         )
         self.calibration_ = PlattCalibrator().fit(logits, split.y_val)
-        self.thresholds_ = tune_thresholds(split.y_val, self.calibration_.transform(logits))
-        # Copies of one sentence (data.corpus_repeat) are cross-fitted together, and the
-        # figures count each held-out sentence once.
+        # Copies of one sentence (data.corpus_repeat) count once toward the positives a
+        # threshold needs, are cross-fitted together, and the figures count each held-out
+        # sentence once.
         val_texts = [texts[i] for i in val]
+        self.thresholds_ = tune_thresholds(
+            split.y_val, self.calibration_.transform(logits), keys=val_texts
+        )
         crossfit, pred = crossfit_heldout(split.y_val, logits, self.seed, keys=val_texts)
         once = first_rows(val_texts)
         # Said beside the figures (run.json, the model card): held-out rows of articles and
