@@ -154,6 +154,15 @@ def test_helper_finds_a_near_duplicate():
     assert list(combinations(range(2), 2)) == [(0, 1)]
 
 
+def _dyad_file(folder, rows) -> None:
+    """An augmentation file ``a.jsonl`` of one sentence per (id, dyad) in ``rows``."""
+    lines = (
+        json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
+        for i, d in rows
+    )
+    (folder / "a.jsonl").write_text("".join(lines), encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     "spelling", ["israel-hamas", " Israel - Hamas", "ISRAEL—HAMAS", "Israel Hamas", "israel/hamas"]
 )
@@ -161,13 +170,7 @@ def test_two_spellings_of_one_dyad_are_refused(tmp_path, spelling):
     from stancelab.errors import InputError
 
     rows = [("a1", "Israel–Hamas"), ("a2", "Israel–Hezbollah"), ("a3", spelling)]
-    (tmp_path / "a.jsonl").write_text(
-        "".join(
-            json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
-            for i, d in rows
-        ),
-        encoding="utf-8",
-    )
+    _dyad_file(tmp_path, rows)
     message = f"'Israel–Hamas' (row a1) and {spelling!r} (row a3) differ only in case"
     with pytest.raises(InputError, match=re.escape(message)):
         load_augmentation(tmp_path)
@@ -181,24 +184,12 @@ def test_one_dyad_with_its_sides_the_other_way_round_is_refused(tmp_path, spelli
     from stancelab.errors import InputError
 
     rows = [("a1", "Israel–Hamas"), ("a2", "Sudan–South Sudan"), ("a3", spelling)]
-    (tmp_path / "a.jsonl").write_text(
-        "".join(
-            json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
-            for i, d in rows
-        ),
-        encoding="utf-8",
-    )
+    _dyad_file(tmp_path, rows)
     message = f"'Israel–Hamas' (row a1) and {spelling!r} (row a3) differ only in case"
     with pytest.raises(InputError, match=re.escape(message) + ".*order of their sides"):
         load_augmentation(tmp_path)
     # Dyads that share a word are still two conflicts.
-    (tmp_path / "a.jsonl").write_text(
-        "".join(
-            json.dumps({"id": i, "text": f"Sentence {i}.", "labels": [], "dyad": d}) + "\n"
-            for i, d in [("b1", "Sudan–South Sudan"), ("b2", "South Sudan–Uganda")]
-        ),
-        encoding="utf-8",
-    )
+    _dyad_file(tmp_path, [("b1", "Sudan–South Sudan"), ("b2", "South Sudan–Uganda")])
     assert len(set(load_augmentation(tmp_path).dyads)) == 2
 
 
