@@ -12,6 +12,7 @@ from stancelab.errors import InputError
 CONNECT_SECONDS = 10  # a head that accepts no TCP connection in this time is not there
 GCS_SECONDS = 5  # a head's GCS answers within this (Ray's own client gives it 5 s to connect)
 UNAUTHENTICATED = "unauthenticated"  # ray_head_answers: a head, whose token auth refused us
+NO_TOKEN = "no token"  # ray_head_answers: RAY_AUTH_MODE=token, and no token to send
 
 
 def check_ray_address(address: str | None) -> None:
@@ -42,8 +43,8 @@ def check_ray_address(address: str | None) -> None:
     if "://" in address:  # ray://HOST:PORT is Ray Client's server, which is not the GCS
         return
     why = ray_head_answers(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    if why == UNAUTHENTICATED:
-        raise InputError(token_problem(address, source))
+    if why in (UNAUTHENTICATED, NO_TOKEN):
+        raise InputError(token_problem(address, source, why))
     if why:
         raise InputError(
             f"{address} ({source}) is not a Ray head: {why}; give the HOST:PORT that "
@@ -51,21 +52,36 @@ def check_ray_address(address: str | None) -> None:
         )
 
 
-def token_problem(address: str, source: str) -> str:
-    """Why a Ray head refused this process: its token auth, which ``ray start --head`` (Ray
-    2.60) turns on whenever ``~/.ray/auth_token`` exists, and every local Ray run writes one.
-    ``ray.init`` with an address never sends a token unless ``RAY_AUTH_MODE=token``; it
-    retried for ~15 s, then said only "Failed to connect"."""
+def token_problem(address: str, source: str, why: str = UNAUTHENTICATED) -> str:
+    """Why a Ray head refused this process (``why``: ``UNAUTHENTICATED`` or ``NO_TOKEN``):
+    its token auth, which ``ray start --head`` (Ray 2.60) turns on whenever
+    ``~/.ray/auth_token`` exists, and every local Ray run writes one. ``ray.init`` with an
+    address never sends a token unless ``RAY_AUTH_MODE=token``; it retried for ~15 s, then
+    said only "Failed to connect". Ray reads the token from ``$RAY_AUTH_TOKEN``, else the
+    file ``$RAY_AUTH_TOKEN_PATH`` names, else ``~/.ray/auth_token``."""
+    where = f"{address} ({source})"
+    give = "copy the head's ~/.ray/auth_token here, or set $RAY_AUTH_TOKEN to the token it holds"
+    if why == NO_TOKEN:
+        return f"RAY_AUTH_MODE=token, but this machine has no Ray token to send to {where}; {give}"
     if os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token":
         return (
-            f"the Ray head at {address} ({source}) refused this machine's token; use the "
-            "cluster's token: copy the head's ~/.ray/auth_token here, or set $RAY_AUTH_TOKEN"
+            f"{where} refused the token this process sent (from {_token_source()}); use "
+            f"the cluster's token: {give}"
         )
     return (
-        f"the Ray head at {address} ({source}) wants an authentication token (Ray's token "
-        "auth, which `ray start --head` turns on when ~/.ray/auth_token exists); run with "
-        "RAY_AUTH_MODE=token, the head's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN"
+        f"{where} wants an authentication token (a Ray head with token auth, which `ray "
+        "start --head` turns on when ~/.ray/auth_token exists); run with RAY_AUTH_MODE=token "
+        "and the head's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN"
     )
+
+
+def _token_source() -> str:
+    """Where Ray takes the token it sends from, in its order of precedence."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return "$RAY_AUTH_TOKEN, which Ray reads first"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH", "").strip():
+        return f"$RAY_AUTH_TOKEN_PATH, {os.environ['RAY_AUTH_TOKEN_PATH'].strip()}"
+    return "~/.ray/auth_token"
 
 
 def ray_head_answers(target: str) -> str | None:
@@ -78,7 +94,8 @@ def ray_head_answers(target: str) -> str | None:
     stub, with a ``GCS_SECONDS`` deadline. A port that is not a GCS fails it at once (an
     HTTP server such as the dashboard: no HTTP/2; a gRPC server of something else: no such
     method) or never answers. A GCS that wants a token this process does not send gives
-    ``UNAUTHENTICATED``. Any other gRPC status is left to ``ray.init`` to report."""
+    ``UNAUTHENTICATED``; ``RAY_AUTH_MODE=token`` without a token here gives ``NO_TOKEN``
+    (Ray refuses to send the call). Any other gRPC status is left to ``ray.init`` to report."""
     import grpc
 
     try:  # Ray's own channel helper is internal: another Ray may move it
@@ -93,12 +110,16 @@ def ray_head_answers(target: str) -> str | None:
         grpc.StatusCode.DEADLINE_EXCEEDED: f"no answer to a Ray request within {GCS_SECONDS} s",
         grpc.StatusCode.UNIMPLEMENTED: "a gRPC server without Ray's GCS",
     }
-    with create_gcs_channel(target) as channel:
-        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
-        try:
+    from ray.exceptions import AuthenticationError
+
+    try:
+        with create_gcs_channel(target) as channel:
+            stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
             stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=GCS_SECONDS)
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-                return UNAUTHENTICATED
-            return reasons.get(exc.code())
+    except AuthenticationError:  # RAY_AUTH_MODE=token and no token: raised before sending
+        return NO_TOKEN
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return UNAUTHENTICATED
+        return reasons.get(exc.code())
     return None
