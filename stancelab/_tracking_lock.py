@@ -28,9 +28,9 @@ def recording(uri: str, experiment: str, source: str, what: str) -> Iterator[Non
         f"another process is recording {what!r} in MLflow experiment {experiment!r} at {uri} "
         "now; wait for it to finish"
     )
+    folder = lock_folder()  # a TrackingError saying what to do when it cannot be one
     with contextlib.ExitStack() as held:
         try:  # only taking the lock is reported here, not what the block raises
-            folder = lock_folder()
             held.enter_context(lock_file(folder / f"mlflow-{key[:32]}.lock", busy))
         except OSError as exc:
             raise TrackingError(f"{folder}: cannot hold a lock ({os_error_line(exc)})") from None

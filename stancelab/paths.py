@@ -26,21 +26,27 @@ def state_dir() -> Path:
 
 
 def state_dir_problem() -> str | None:
-    """Why the state directory cannot be a folder (it, or a folder above it, is a file),
+    """Why the state directory cannot be a folder (it, or a folder above it, is a file, or
+    the system refuses to look: a name too long, a folder above it that cannot be read),
     said with what to do; None when nothing stands in the way."""
     home = state_dir()
-    above = home
-    while not (above.exists() or above.is_symlink()) and above != above.parent:
-        above = above.parent  # the nearest that exists: the rest is created
-    if above.is_dir():
-        return None
     env = os.environ.get("STANCELAB_HOME")
     named = f"STANCELAB_HOME={env}" if env else f"the state directory {home}"
-    what = "a file" if above.is_file() else "not a folder"
-    where = f"is {what}" if above == home else f"is under {above}, which is {what}"
     fix = "set STANCELAB_HOME to a folder (it is created if missing)"
     if env:
         fix += ", or unset it to use ~/.local/share/stancelab"
+    try:
+        above = home
+        while not (above.exists() or above.is_symlink()) and above != above.parent:
+            above = above.parent  # the nearest that exists: the rest is created
+        if above.is_dir():
+            return None
+    except OSError as exc:
+        from stancelab.errors import os_error_line
+
+        return f"{named} cannot be used ({os_error_line(exc)}); {fix}"
+    what = "a file" if above.is_file() else "not a folder"
+    where = f"is {what}" if above == home else f"is under {above}, which is {what}"
     return f"{named} {where}; stancelab keeps its state (caches, locks) in a folder: {fix}"
 
 

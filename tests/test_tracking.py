@@ -395,6 +395,11 @@ def test_a_state_directory_that_is_a_file_is_named_before_any_work(
     with pytest.raises(TrackingError, match=f"^{re.escape(under)}"):
         with recording("sqlite:///mlflow.db", "tests", "0a1b", "run"):
             pass
+    # One the system refuses to look at (a name too long): was an UnboundLocalError.
+    monkeypatch.setenv("STANCELAB_HOME", str(tmp_path / ("a" * 300)))
+    with pytest.raises(TrackingError, match="cannot be used .*File name too long"):
+        with recording("sqlite:///mlflow.db", "tests", "0a1b", "run"):
+            pass
 
 
 def test_the_recording_lock_is_keyed_by_the_store_not_by_how_its_uri_is_written(
