@@ -109,12 +109,23 @@ def test_dataset_card_gives_counts_sources_licence_and_the_hub_layout(exported):
     assert load_labelled(GOLD).checksum() in card
 
 
-def test_the_card_describes_the_gold_set_given_not_the_shipped_one(exported, tmp_path):
-    """An analyst's own gold set (their articles, their agreement report) was described as
-    "every sentence of the articles in `seeds/`", with the shipped set's labels/README.md
-    for how it was made and its agreement figures."""
-    mine = tmp_path / "mine" / "gold.jsonl"
-    mine.parent.mkdir()
+def test_the_shipped_card_keeps_its_words_and_sends_readers_to_labels_readme(exported):
+    """labels/README.md says how the shipped set was made (both passes were AI annotation
+    sessions): the card must keep pointing there, not to agreement.md alone."""
+    card = (exported / "README.md").read_text(encoding="utf-8")
+    assert (
+        "- `gold`: the corpus gold set, every sentence of the articles in `seeds/`, split by "
+        f"`stancelab corpus` and labelled in Label Studio (from `{GOLD}`; exports: "
+        "`stancelab-seeds-20261122T031832Z.json`). `provenance` gives each sentence's "
+        "annotators and whether an adjudicator decided it. How the set was made and its "
+        "agreement figures: `labels/README.md` in the repository.\n"
+    ) in card
+
+
+def _own_gold(folder: Path) -> Path:
+    """A gold set of an analyst's own articles, with no Label Studio export recorded."""
+    mine = folder / "gold.jsonl"
+    folder.mkdir()
     rows = [
         ("v1-a", "valdoria_01", "We will answer any incursion with force.", ["threat"]),
         ("v1-b", "valdoria_01", "Kessaria staged the provocation.", ["accusation"]),
@@ -127,17 +138,38 @@ def test_the_card_describes_the_gold_set_given_not_the_shipped_one(exported, tmp
         ),
         encoding="utf-8",
     )
+    return mine
+
+
+def test_the_card_describes_the_gold_set_given_not_the_shipped_one(tmp_path):
+    """An analyst's own gold set was described as "every sentence of the articles in
+    `seeds/`", labelled in Label Studio, with an agreement report that did not exist."""
+    mine = _own_gold(tmp_path / "mine")
     out = tmp_path / "export"
     assert _export(out, mine).exit_code == 0
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "seeds/" not in card and "labels/README.md" not in card
+    assert "labelled in Label Studio" not in card  # no export recorded
+    report = f"{mine.parent.as_posix()}/agreement.md"
     assert (
         "- `gold`: the corpus gold set, 3 sentences of 2 news article(s), split by `stancelab "
-        f"corpus` and labelled in Label Studio (from `{mine}`; exports: none recorded)"
+        f"corpus` and labelled (from `{mine}`; no Label Studio export is recorded in it). "
+        f"No agreement report was found beside the gold set (`{report}`).\n"
     ) in card
-    assert f"Agreement figures: `{mine.parent.as_posix()}/agreement.md`" in card
-    shipped = (exported / "README.md").read_text(encoding="utf-8")
-    assert "the corpus gold set, 169 sentences of 5 news article(s)" in shipped
+    assert "Agreement figures" not in card
+
+
+def test_the_card_names_the_agreement_report_beside_the_gold_set(tmp_path):
+    mine = _own_gold(tmp_path / "mine")
+    (mine.parent / "agreement.md").write_text("# Agreement\n", encoding="utf-8")
+    out = tmp_path / "export"
+    assert _export(out, mine).exit_code == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    report = f"{mine.parent.as_posix()}/agreement.md"
+    assert (
+        f"Agreement figures: `{report}`, which `stancelab label gold` writes beside the gold set.\n"
+    ) in card
+    assert "No agreement report" not in card
 
 
 def test_card_checksum_covers_every_column_and_recomputes_as_it_says(exported, tmp_path):

@@ -211,6 +211,38 @@ def _counts(part: Dataset) -> dict:
     }
 
 
+def _gold_description(gold: str, counts: dict, exports: list[str]) -> str:
+    """The card's line on the gold split. The shipped set keeps its own words, which send
+    readers to labels/README.md for how it was made (its caveats: both passes were AI
+    annotation sessions); another gold set is described from what is found of it."""
+    if Path(gold).resolve() == GOLD_PATH.resolve():
+        return (
+            "- `gold`: the corpus gold set, every sentence of the articles in `seeds/`, split by "
+            f"`stancelab corpus` and labelled in Label Studio (from `{gold}`; exports: "
+            f"{', '.join(f'`{e}`' for e in exports) or 'none recorded'}). `provenance` gives "
+            "each sentence's annotators and whether an adjudicator decided it. How the set was "
+            "made and its agreement figures: `labels/README.md` in the repository."
+        )
+    labelled = (
+        f"labelled in Label Studio (from `{gold}`; exports: "
+        f"{', '.join(f'`{e}`' for e in exports)}). `provenance` gives each sentence's "
+        "annotators and whether an adjudicator decided it."
+        if exports
+        else f"labelled (from `{gold}`; no Label Studio export is recorded in it)."
+    )
+    report = (Path(gold).parent / "agreement.md").as_posix()
+    agreement = (
+        f"Agreement figures: `{report}`, which `stancelab label gold` writes beside the gold set."
+        if Path(report).is_file()
+        else f"No agreement report was found beside the gold set (`{report}`)."
+    )
+    return (
+        f"- `gold`: the corpus gold set, {counts['sentences']} sentences of "
+        f"{counts['articles']} news article(s), split by `stancelab corpus` and {labelled} "
+        f"{agreement}"
+    )
+
+
 def dataset_card(dataset: DatasetDict, *, gold: str, augment_dir: str) -> str:
     """The dataset card: YAML header for ``load_dataset`` and the Hub, then the description."""
     counts = {split: _counts(part) for split, part in dataset.items()}
@@ -257,14 +289,7 @@ def dataset_card(dataset: DatasetDict, *, gold: str, augment_dir: str) -> str:
             "|---|" + "---|" * len(dataset),
             *rows,
             "",
-            # Whose articles: the gold file given, not always the shipped one of seeds/.
-            f"- `gold`: the corpus gold set, {counts['gold']['sentences']} sentences of "
-            f"{counts['gold']['articles']} news article(s), split by `stancelab corpus` and "
-            f"labelled in Label Studio (from `{gold}`; exports: "
-            f"{', '.join(f'`{e}`' for e in exports) or 'none recorded'}). `provenance` gives "
-            "each sentence's annotators and whether an adjudicator decided it. Agreement "
-            f"figures: `{(Path(gold).parent / 'agreement.md').as_posix()}`, which `stancelab "
-            "label gold` writes beside the gold set.",
+            _gold_description(gold, counts["gold"], exports),
             f"- `augmentation`: sentences authored for the project (from `{augment_dir}`), "
             "none copied or adapted from any source, written for many conflict dyads "
             "(`dyad`, `setting`, `style`). The project uses them in training folds only, never "
