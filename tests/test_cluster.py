@@ -597,8 +597,8 @@ def test_a_folder_of_hidden_files_only_names_them(tmp_path):
     assert ran.returncode == 1 and ran.stderr.count("\n") == 1, ran.stderr
     assert ran.stderr == (
         f"error: {folder}: no .txt, .jsonl or .csv files in this folder; skipped 2 hidden "
-        "file(s), whose path there begins with '.' or '_' (.draft.jsonl, _old/a.txt), as Ray "
-        "Data skips them: rename them to have them read\n"
+        "file(s), whose path there has a name beginning with '.' or '_' (.draft.jsonl, "
+        "_old/a.txt), as Ray Data skips them: rename them to have them read\n"
     )
     assert not out.exists()
     for name in (".b.csv", ".c.txt"):
@@ -607,6 +607,34 @@ def test_a_folder_of_hidden_files_only_names_them(tmp_path):
         InputError, match=r"skipped 4 hidden .* \(.b.csv, .c.txt, .draft.jsonl, ...\)"
     ):
         input_files(folder)
+
+
+def test_a_folder_input_names_the_files_it_skips(tmp_path):
+    """A folder's .md article or PDF beside its inputs was dropped in silence, where `corpus
+    FOLDER` names them; hidden files stay unnamed. Refused before Ray starts (no Ray there)."""
+    pytest.importorskip("ray")
+    import socket
+
+    folder = tmp_path / "articles"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "a.txt").write_text("We will strike.\n", encoding="utf-8")
+    for name in ("notes.md", "2024/report.pdf", ".draft.md", "2024/.draft.md"):
+        (folder / name).write_text("The army denied it.\n", encoding="utf-8")
+    with socket.socket() as probe:  # a port the system just handed out, closed: no one listens
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    out = tmp_path / "out"
+    ran = run_cli(
+        "--input", str(folder), "--output", str(out), "--engine", "ray", "--ray-address", address
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines()[0] == (
+        f"warning: {folder}: skipped 2 file(s) that are not .txt, .jsonl or .csv "
+        "(2024/report.pdf, notes.md): a folder's .txt, .jsonl and .csv files are read; save "
+        "articles as UTF-8 .txt files"
+    )
+    assert ran.stderr.splitlines()[1].startswith(f"error: no Ray cluster at {address}")
+    assert len(ran.stderr.splitlines()) == 2 and not out.exists()
 
 
 def test_without_ray_one_line_names_the_extra(tmp_path):

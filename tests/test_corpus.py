@@ -431,17 +431,59 @@ def test_a_folder_says_which_files_it_did_not_read(tmp_path):
     assert "1 sentences from 1 document(s)" in ran.stdout
     assert ran.stderr.splitlines() == [
         f"warning: {folder}: skipped 2 file(s) that are not .txt (2024/b.md, more.csv): a "
-        "folder's .txt files are read; give a .jsonl or .csv as a path of its own"
+        "folder's .txt files are read; give a .jsonl or .csv as a path of its own; save "
+        "articles as UTF-8 .txt files"
     ]
     (folder / "a.txt").unlink()
     out.unlink()
     ran = subprocess.run(command, capture_output=True, text=True)
     assert ran.returncode == 1
     assert ran.stderr.splitlines() == [
-        f"error: {folder}: folder has no .txt files; it holds 2024/b.md, more.csv: save "
-        "articles as UTF-8 .txt files"
+        f"error: {folder}: folder has no .txt files; it holds 2024/b.md, more.csv: give a "
+        ".jsonl or .csv as a path of its own; save articles as UTF-8 .txt files"
     ]
     assert not out.exists()
+
+
+def test_the_advice_on_skipped_files_depends_on_their_kind(tmp_path):
+    """A folder holding only a spreadsheet was told to save its articles as .txt files, and
+    an .md article beside .txt ones to be given as a .jsonl or .csv."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "more.csv").write_text("id,text\nc,We will strike.\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_documents([folder])
+    assert str(caught.value) == (
+        f"{folder}: folder has no .txt files; it holds more.csv: give a .jsonl or .csv as a "
+        "path of its own"
+    )
+    (folder / "more.csv").unlink()
+    (folder / "a.txt").write_text("Talks resumed on Monday.\n", encoding="utf-8")
+    (folder / "b.md").write_text("The army denied it.\n", encoding="utf-8")
+    with pytest.warns(UserWarning) as warned:
+        read_documents([folder])
+    assert [str(w.message) for w in warned] == [
+        f"{folder}: skipped 1 file(s) that are not .txt (b.md): a folder's .txt files are "
+        "read; save articles as UTF-8 .txt files"
+    ]
+
+
+def test_a_folder_reads_the_folders_it_links_to(tmp_path):
+    """rglob does not follow a link to a folder (Python 3.11): the linked folder's articles
+    were left out, and not named either. A loop of links is walked once."""
+    folder, real = tmp_path / "articles", tmp_path / "real"
+    folder.mkdir()
+    real.mkdir()
+    (folder / "a.txt").write_text("Talks resumed on Monday.\n", encoding="utf-8")
+    (real / "x.txt").write_text("The army denied it.\n", encoding="utf-8")
+    (folder / "linked").symlink_to(Path("..") / "real")
+    (real / "loop").symlink_to(folder)
+    documents = read_documents([folder])
+    assert [d.doc_id for d in documents] == ["a", "linked/x"]
+    out = tmp_path / "s.jsonl"
+    ran = stancelab("corpus", str(folder), "--out", str(out))
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert "2 sentences from 2 document(s)" in ran.stdout
 
 
 @pytest.mark.parametrize("existing", ["out.jsonl", "out.dropped.jsonl"])

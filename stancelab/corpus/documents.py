@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stancelab.corpus.readers import read_records
+from stancelab.corpus.readers import read_records, skipped_advice
 from stancelab.corpus.text import text_problem
-from stancelab.files import InputError, read_text
+from stancelab.files import InputError, read_text, walk_folder
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,16 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
     documents: list[Document] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files, others = folder_files(path), _other_files(path)
+            files, skipped, _ = walk_folder(path, (".txt",))
+            others = [p.relative_to(path).as_posix() for p in skipped]
             shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
             if not files:
-                held = f"; it holds {shown}: save articles as UTF-8 .txt files" if others else ""
+                held = f"; it holds {shown}: {skipped_advice(others)}" if others else ""
                 raise InputError(f"{path}: folder has no .txt files{held}")
             if others:  # an analyst's .md or .csv beside the .txt files: not read, never unsaid
                 warnings.warn(
                     f"{path}: skipped {len(others)} file(s) that are not .txt ({shown}): a "
-                    "folder's .txt files are read; give a .jsonl or .csv as a path of its own",
+                    f"folder's .txt files are read; {skipped_advice(others)}",
                     stacklevel=2,
                 )
             documents.extend(_read_txt(p, p.relative_to(path).with_suffix("")) for p in files)
@@ -104,35 +105,11 @@ def refuse_repeated_ids(
         first[doc_id] = where
 
 
-def folder_files(folder: Path) -> list[Path]:
-    """The ``.txt`` files of a folder and its subfolders, in name order; hidden files and
-    folders (a name starting with ".", such as editor lock files) are skipped."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() == ".txt"
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
-def _other_files(folder: Path) -> list[str]:
-    """The files of a folder that ``folder_files`` does not read (not ``.txt``), hidden ones
-    aside, as paths within it, in name order."""
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.suffix.lower() != ".txt"
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
 def input_files(paths: Iterable[str | Path]) -> list[Path]:
     """Every file that ``read_documents(paths)`` reads."""
     out: list[Path] = []
     for path in map(Path, paths):
-        out.extend(folder_files(path) if path.is_dir() else [path])
+        out.extend(walk_folder(path, (".txt",)).read if path.is_dir() else [path])
     return out
 
 

@@ -16,6 +16,18 @@ from stancelab.files import iter_csv, not_text, read_text
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
 
+def skipped_advice(skipped: list[str]) -> str:
+    """What to do about files a folder input skipped, by their kind: a table of records is
+    read when given as a path of its own; anything else (an .md article) is read once saved
+    as .txt."""
+    advice = []
+    if any(name.lower().endswith((".jsonl", ".csv")) for name in skipped):
+        advice.append("give a .jsonl or .csv as a path of its own")
+    if any(not name.lower().endswith((".jsonl", ".csv")) for name in skipped):
+        advice.append("save articles as UTF-8 .txt files")
+    return "; ".join(advice)
+
+
 # The keys of an input record that predict reads; every other one is the record's ``meta``.
 READ_KEYS = ("id", "text")
 

@@ -1,5 +1,5 @@
 """Small file helpers shared by every command: atomic writes, one-writer locks, line, JSONL
-and CSV reading, checksums.
+and CSV reading, the walk of an input folder, checksums.
 
 Writes go to a temporary file in the destination folder and are renamed into place, so a
 crash or an error never leaves a half-written file behind and never clobbers the old one.
@@ -21,6 +21,7 @@ from stancelab.files._locks import (
 )
 from stancelab.files._reading import (
     CSV_FIELD_LIMIT,
+    FolderFiles,
     checksum_path,
     decode_text,
     iter_csv,
@@ -30,6 +31,7 @@ from stancelab.files._reading import (
     read_text,
     sha256_digest,
     sha256_file,
+    walk_folder,
 )
 from stancelab.files._writing import (
     STALE_SECONDS,
@@ -91,4 +93,6 @@ __all__ = [
     "checksum_path",
     "sha256_file",
     "sha256_digest",
+    "FolderFiles",
+    "walk_folder",
 ]

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from stancelab.errors import InputError
 
@@ -221,3 +221,46 @@ def sha256_digest(handle: IO[bytes], size: int | None = None):
         digest.update(block)
         left -= len(block)
     return digest
+
+
+class FolderFiles(NamedTuple):
+    """A folder's files, each in name order: ``read`` has one of the suffixes asked for;
+    ``skipped`` has not; ``hidden`` has a name in its path within the folder that begins
+    with a hidden prefix (these are in neither of the others)."""
+
+    read: list[Path]
+    skipped: list[Path]
+    hidden: list[Path]
+
+
+def walk_folder(
+    folder: Path, suffixes: tuple[str, ...], hidden: tuple[str, ...] = (".",)
+) -> FolderFiles:
+    """The files of ``folder`` and its subfolders, following links to folders (``rglob``
+    does not before Python 3.13, so a linked folder's files were left out in silence); a link
+    back to a folder it lies in is not followed again, so a loop of links ends. The one walk
+    of an input folder, for ``corpus FOLDER`` and ``predict --engine ray --input FOLDER``."""
+    read: list[Path] = []
+    skipped: list[Path] = []
+    hidden_files: list[Path] = []
+    chains = {str(folder): {os.path.realpath(folder)}}  # a folder's real path and its parents'
+    for root, folders, names in os.walk(folder, followlinks=True):
+        chain = chains.pop(root)
+        kept = []
+        for name in folders:
+            real = os.path.realpath(os.path.join(root, name))
+            if real not in chain:
+                kept.append(name)
+                chains[os.path.join(root, name)] = chain | {real}
+        folders[:] = kept
+        for name in names:
+            path = Path(root, name)
+            if not path.is_file():  # a broken link, a FIFO
+                continue
+            if any(part.startswith(hidden) for part in path.relative_to(folder).parts):
+                hidden_files.append(path)
+            elif path.suffix.lower() in suffixes:
+                read.append(path)
+            else:
+                skipped.append(path)
+    return FolderFiles(sorted(read), sorted(skipped), sorted(hidden_files))

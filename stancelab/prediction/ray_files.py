@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -22,9 +22,10 @@ from stancelab.corpus.readers import (
     check,
     parse_records,
     refuse_unless_file,
+    skipped_advice,
 )
 from stancelab.errors import InputError
-from stancelab.files import dumps_jsonl_row
+from stancelab.files import dumps_jsonl_row, walk_folder
 from stancelab.prediction.api import FLAGS
 from stancelab.prediction.rows import document_id, txt_document_id
 
@@ -43,20 +44,24 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
     """The files to read (checked on the driver, and named to Ray one by one, so that the
     driver's checks see exactly what is read) and the input folder, if it is one. A folder's
     files are listed as Ray Data lists one: through links to folders too, and a path in it
-    beginning with "." or "_" (a hidden file or folder; a "_" folder, which Ray Data and
-    Arrow take for not data) is skipped."""
+    with a name beginning with "." or "_" (a hidden file or folder; a "_" folder, which Ray
+    Data and Arrow take for not data) is skipped. Its other files that are not inputs (an
+    .md article) are named in a warning, as ``corpus FOLDER`` does."""
     if input_path.is_dir():
-        found, skipped = [], []
-        for p in sorted(_walked(input_path)):
-            if not p.is_file():
-                continue
-            if p.relative_to(input_path).as_posix().startswith((".", "_")):
-                if p.name.lower().endswith(SUFFIXES):
-                    skipped.append(p.relative_to(input_path).as_posix())
-            elif p.suffix.lower() in SUFFIXES:
-                found.append(p)
+        found, skipped, hidden = walk_folder(input_path, SUFFIXES, hidden=(".", "_"))
         if not found:
-            raise InputError(_no_files_message(input_path, skipped))
+            named = [p.relative_to(input_path).as_posix() for p in hidden]
+            inputs = [n for n in named if n.lower().endswith(SUFFIXES)]
+            raise InputError(_no_files_message(input_path, inputs))
+        if skipped:
+            others = [p.relative_to(input_path).as_posix() for p in skipped]
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            warnings.warn(
+                f"{input_path}: skipped {len(others)} file(s) that are not .txt, .jsonl or "
+                f".csv ({shown}): a folder's .txt, .jsonl and .csv files are read; "
+                f"{skipped_advice(others)}",
+                stacklevel=2,
+            )
         return found, input_path
     refuse_unless_file(input_path)  # missing, or a FIFO: said so whatever its name
     if input_path.suffix.lower() not in SUFFIXES:
@@ -71,27 +76,10 @@ def _no_files_message(folder: Path, skipped: list[str]) -> str:
     if skipped:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         message += (
-            f"; skipped {len(skipped)} hidden file(s), whose path there begins with '.' or "
-            f"'_' ({shown}), as Ray Data skips them: rename them to have them read"
+            f"; skipped {len(skipped)} hidden file(s), whose path there has a name beginning "
+            f"with '.' or '_' ({shown}), as Ray Data skips them: rename them to have them read"
         )
     return message
-
-
-def _walked(folder: Path) -> Iterator[Path]:
-    """Every name in ``folder`` and its subfolders, following links to folders (``rglob``
-    does not, so a linked folder's files were left out in silence); a link back to a
-    folder it lies in is not followed again, so a loop of links ends."""
-    chains = {str(folder): {os.path.realpath(folder)}}  # a folder's real path and its parents'
-    for root, folders, names in os.walk(folder, followlinks=True):
-        chain = chains.pop(root)
-        kept = []
-        for name in folders:
-            real = os.path.realpath(os.path.join(root, name))
-            if real not in chain:
-                kept.append(name)
-                chains[os.path.join(root, name)] = chain | {real}
-        folders[:] = kept
-        yield from (Path(root, name) for name in names)
 
 
 def files_datasource(
