@@ -218,9 +218,9 @@ def test_one_vote_per_annotator_the_latest():
             [{"text": "x", "id": 9, "labels": "threat", "annotator": 2, "lead_time": 3.5}],
             ["task 9", "a row of a JSON_MIN export", "export the project as full 'JSON'"],
         ),
-        (
+        (  # a file of tasks to import, not an export (review: it was called JSON_MIN)
             [{"id": 9, "text": "x"}],
-            ["task 9", "a row of a JSON_MIN export", "export the project as full 'JSON'"],
+            ["task 9", "a task to import", "not an export", "export the project as full 'JSON'"],
         ),
         ([{"id": 9, "created_at": "2026-01-01"}], ["task 9", "not a task object with 'data'"]),
         (b'"annotation_id","annotator","id","labels","text"\n', ["not valid JSON", "full 'JSON'"]),

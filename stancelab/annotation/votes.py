@@ -33,7 +33,7 @@ FULL_JSON = (  # the remedy for an export in another format than the one gold re
 
 # Top-level keys of a JSON_MIN export's row (one per annotation, the task's data flattened
 # into it) that a full-JSON task lacks; older Label Studio versions' rows lack annotation_id.
-JSON_MIN_KEYS = frozenset({"annotation_id", "annotator", "lead_time", TEXT_NAME})
+JSON_MIN_KEYS = frozenset({"annotation_id", "annotator", "lead_time"})
 
 
 @dataclass(frozen=True)
@@ -196,15 +196,13 @@ def parse_export(
     for n, task in enumerate(tasks):
         tid = task.get("id", f"#{n}") if isinstance(task, dict) else f"#{n}"
         where = f"{shown}: task {tid}"
-        if (
-            isinstance(task, dict)
-            and not ({"data", "annotations"} & task.keys())
-            and (JSON_MIN_KEYS & task.keys())
-        ):
-            raise InputError(
-                f"{where}: a row of a JSON_MIN export (one row per annotation, no 'data'); "
-                f"{FULL_JSON}"
-            )
+        if isinstance(task, dict) and not ({"data", "annotations"} & task.keys()):
+            if JSON_MIN_KEYS & task.keys():
+                what = "a row of a JSON_MIN export (one row per annotation, no 'data')"
+                raise InputError(f"{where}: {what}; {FULL_JSON}")
+            if TEXT_NAME in task:  # [{"text": ...}]: a file to import into Label Studio
+                what = "a task to import (its text, no 'data' or annotations), not an export"
+                raise InputError(f"{where}: {what}; {FULL_JSON}")
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise InputError(f"{where}: not a task object with 'data'")
         data_ = task["data"]
