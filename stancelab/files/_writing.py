@@ -89,16 +89,21 @@ def parents_made(output: Path) -> Iterator[None]:
     """Create the missing folders above ``output`` for the block; if it fails, remove those
     still empty, so a refused or failed run leaves no folder it created. Enter it before
     ``output_lock``, whose lock file in that folder is gone by then."""
-    missing = []
+    above = []
     parent = output.parent
     while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
-        missing.append(parent)
+        above.append(parent)
         parent = parent.parent
+    made = []  # only the folders this call made: another run may make one of them meanwhile
+    for folder in reversed(above):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            made.append(folder)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         yield
     except BaseException:
-        for folder in missing:  # the deepest first; one that holds something stays
+        for folder in reversed(made):  # the deepest first; one that holds something stays
             try:
                 folder.rmdir()
             except OSError:
