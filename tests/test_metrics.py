@@ -267,8 +267,23 @@ def test_leave_dyads_out_intervals_resample_whole_dyads():
         covered += lo <= truth <= hi
     assert covered / 60 >= 0.85
     assert summary["resampled"] == "whole dyads"
-    # the paired comparison of two models draws the same dyads for both
-    assert compare(result, *result.runs)["macro_f1"]["resampled"] == "whole dyads"
+    # the paired comparison of two models draws the same dyads for both: a model against
+    # itself differs by exactly 0 in every resample, and the interval is the one of
+    # resampling the dyads by hand
+    a, b = result.runs
+    assert compare(result, a, a)["macro_f1"]["ci"] == [0.0, 0.0]
+    test = compare(result, a, b)["macro_f1"]
+    assert test["resampled"] == "whole dyads"
+    p = result.protocol
+    by_hand = paired_bootstrap(
+        result.data.y,
+        (a.proba[0], a.pred[0]),
+        (b.proba[0], b.pred[0]),
+        n_boot=p.n_boot,
+        seed=p.seed,
+        groups=result.data.dyads,
+    )
+    assert test["ci"] == by_hand["ci"] and test["difference"] == by_hand["difference"]
     # a sentence counts as often as its dyad was drawn, and each resample draws 3 dyads
     weights = resample_weights(6, 50, seed=0, groups=["x", "x", "y", "y", "y", "z"])
     assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 2] == weights[:, 4]).all()
