@@ -140,6 +140,11 @@ def test_benchmark_entry_point_writes_its_outputs(tmp_path):
         (["--folds", "500"], "--folds"),  # ran one fold per sentence (169), reported 500
         (["--warm-start", "-5"], "--warm-start"),  # started from all but 5 authored sentences
         (["--budget", "25"], "--budget 25 is not a multiple of --batch 10"),  # stopped at 20
+        (  # named the first pool found too small, not the budget that fits them all
+            ["--budget", "90"],
+            "--budget 90 exceeds the smallest pool of the folds, 83 sentences: give --budget "
+            "80 or less",
+        ),
     ],
 )
 def test_benchmark_refuses_settings_out_of_range_before_the_work(tmp_path, capsys, given, named):

@@ -199,9 +199,13 @@ def simulate(setup: Setup, log=print) -> dict:
     for seed in range(setup.seeds):
         warm = _warm_start(authored, setup.warm_start, seed)
         for fold, (pool, test) in enumerate(multilabel_kfold(gold.y, setup.folds, seed=seed)):
-            if len(pool) < setup.budget:
-                raise InputError(f"--budget {setup.budget} exceeds a pool of {len(pool)}")
             jobs.append((seed, fold, warm, pool, test))
+    smallest = min(len(job[3]) for job in jobs)  # each fold's pool of sentences to label
+    if smallest < setup.budget:
+        raise InputError(
+            f"--budget {setup.budget} exceeds the smallest pool of the folds, {smallest} "
+            f"sentences: give --budget {smallest // setup.batch * setup.batch} or less"
+        )
     log(
         f"active learning: {setup.seeds} seed(s) x {setup.folds} folds x "
         f"{len(setup.strategies)} strategies, budgets {setup.budgets()} ({len(jobs)} jobs)"
