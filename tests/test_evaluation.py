@@ -306,6 +306,9 @@ def test_model_and_data_mode_scores_a_trained_model(fixture_dir, tmp_path, capsy
     assert metrics["models"]["run"]["seen_in_training"] == 0
     assert metrics["models"]["run"]["engine"] == "baseline"
     assert "Caution" not in metrics["verdict"]
+    report = " ".join((tmp_path / "r" / "report.md").read_text().split())
+    assert "on the same predictions as the other figures" in report  # not "out-of-fold"
+    assert "out-of-fold" not in report
     # What was scored, by which code: as a training run's run.json records it.
     from stancelab.data.labelled import load_labelled
 

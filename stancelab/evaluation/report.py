@@ -168,8 +168,10 @@ def render(metrics: dict, result: EvaluationResult) -> str:
         "Holm: the p-value adjusted over the four labels.",
         f"- ECE (expected calibration error) pools every (sentence, label) probability into "
         f"{ECE_BINS} equal-width bins and sums each bin's share times the gap between its mean "
-        "probability and its observed frequency, on the same out-of-fold predictions as the "
-        "other figures (with repeats, the mean over them; the reliability diagram pools them).",
+        "probability and its observed frequency, on the same "
+        + ("out-of-fold " if schemes != ["held-out"] else "")
+        + "predictions as the other figures (with repeats, the mean over them; the reliability "
+        "diagram pools them).",
         "- ECE is biased upwards in bootstrap resamples (duplicated sentences), so its interval "
         "can lie above the point estimate; compare models on its point value and diagram.",
         "- Reproduce: `" + (metrics.get("command") or "python -m training.evaluate ...") + "`.",
