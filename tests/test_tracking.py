@@ -169,9 +169,12 @@ def test_the_pipeline_records_its_training_runs_and_its_evaluation(
     shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
     (tmp_path / "labels" / "exports").mkdir(parents=True)
     shutil.copy(tiny_config.parent / "gold.jsonl", tmp_path / "labels" / "gold.jsonl")
+    config = tmp_path / "pipeline.yaml"  # the pipeline's own gold set, which it rebuilds
+    text = tiny_config.read_text(encoding="utf-8")
+    config.write_text(text.replace(str(tiny_config.parent / "gold.jsonl"), "labels/gold.jsonl"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # --track: ./mlflow.db
-    args = ["--configs", str(tiny_config), "--quiet", "--skip-active-learning", "--track"]
+    args = ["--configs", str(config), "--quiet", "--skip-active-learning", "--track"]
     assert main(args) == 0
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("stancelab")
