@@ -68,7 +68,10 @@ def harness_folds(config, schemes, dyad_folds):
 def heldout_rows(model, config, train) -> tuple[np.ndarray, np.ndarray]:
     """(labels, calibrated probabilities) of the rows the model tuned its thresholds on."""
     if model.kind == "baseline":  # inner cross-validation over every training row
-        return np.asarray(model.oof_["y"]), np.asarray(model.oof_["proba"])
+        # oof_ keeps the raw scores; the thresholds were tuned on them calibrated by the
+        # calibration fitted to all of them, which is what the prior rule must see too.
+        oof = model.oof_
+        return np.asarray(oof["y"]), model.calibration_.transform(np.asarray(oof["scores"]))
     rows = train.with_corpus_repeated(config.data.corpus_repeat)  # the rows it was fit on
     fraction = model.params.validation_fraction
     _, val, _ = holdout_split(rows.y, fraction, model.seed, rows.groups, rows.texts)
