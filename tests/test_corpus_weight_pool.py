@@ -85,6 +85,14 @@ def _figures(text: str) -> list[tuple[float, int]]:
     ]
 
 
+def _as_stored(fresh, stored):
+    """``fresh`` cut to the keys of ``stored``: a figure added to the summary since the file was
+    written (paired_bootstrap's "a" and "b") is not a figure that changed."""
+    if isinstance(stored, dict):
+        return {k: _as_stored(fresh[k], v) for k, v in stored.items() if k in fresh}
+    return fresh
+
+
 def test_the_readme_second_seed_table_is_what_the_results_say(corpus_weight):
     """README, "A second seed": each figure as the JSON files give it, to the digits shown."""
     results = ROOT / "benchmarks" / "results"
@@ -93,7 +101,8 @@ def test_the_readme_second_seed_table_is_what_the_results_say(corpus_weight):
         for f in ("corpus_weight.json", "corpus_weight_seed14.json")
     ]
     pooled = corpus_weight.summarize([r["fits"] for r in runs])
-    assert pooled == json.loads((results / "corpus_weight_pooled.json").read_text())["summary"]
+    stored = json.loads((results / "corpus_weight_pooled.json").read_text())["summary"]
+    assert _as_stored(pooled, stored) == stored
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("**A second seed") :]
     for scheme, title in (
