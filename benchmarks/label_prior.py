@@ -65,25 +65,32 @@ def harness_folds(config, schemes, dyad_folds):
         yield fold, scored, training_set(scored, extra, fold, AUGMENTED, HARNESS.seed + fold.repeat)
 
 
-def heldout_rows(model, config, train) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, calibrated probabilities) of the rows the model tuned its thresholds on."""
-    if model.kind == "baseline":  # inner cross-validation over every training row
+def heldout_rows(model, config, train) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """(labels, calibrated probabilities, keys) of the rows the model tuned its thresholds on;
+    ``keys`` as the model passed them to ``tune_thresholds`` (copies of one sentence count
+    once), so that the prior rule differs from the tuned one only in its reweighting."""
+    if model.kind == "baseline":  # inner cross-validation over every training row, no keys
         # oof_ keeps the raw scores; the thresholds were tuned on them calibrated by the
         # calibration fitted to all of them, which is what the prior rule must see too.
         oof = model.oof_
-        return np.asarray(oof["y"]), model.calibration_.transform(np.asarray(oof["scores"]))
+        scores = np.asarray(oof["scores"])
+        return np.asarray(oof["y"]), model.calibration_.transform(scores), None
     rows = train.with_corpus_repeated(config.data.corpus_repeat)  # the rows it was fit on
     fraction = model.params.validation_fraction
     _, val, _ = holdout_split(rows.y, fraction, model.seed, rows.groups, rows.texts)
-    return rows.y[val], np.asarray(model.predict_proba([rows.texts[i] for i in val]))
+    texts = [rows.texts[i] for i in val]
+    return rows.y[val], np.asarray(model.predict_proba(texts)), texts
 
 
-def reweighted_thresholds(y: np.ndarray, proba: np.ndarray, target: np.ndarray) -> list[float]:
+def reweighted_thresholds(
+    y: np.ndarray, proba: np.ndarray, target: np.ndarray, keys=None
+) -> list[float]:
     """Per-label F1-best cut on rows reweighted from their own label shares to ``target``:
-    positives of label j by target_j / share_j, negatives by (1 - target_j) / (1 - share_j)."""
+    positives of label j by target_j / share_j, negatives by (1 - target_j) / (1 - share_j).
+    ``keys`` as in ``tune_thresholds``."""
     share = np.clip(y.mean(axis=0), 1e-9, 1 - 1e-9)
     weights = np.where(y == 1, target / share, (1 - target) / (1 - share))
-    return tune_thresholds(y, proba, weights=weights)
+    return tune_thresholds(y, proba, weights=weights, keys=keys)
 
 
 def main() -> None:
@@ -109,7 +116,7 @@ def main() -> None:
             model = fit_model(config, train, 0)
             seconds = time.perf_counter() - started
             proba, _ = score(model, test_texts, config.name)
-            y_held, p_held = heldout_rows(model, config, train)
+            y_held, p_held, keys = heldout_rows(model, config, train)
             fits.append(
                 {
                     "scheme": fold.scheme,
@@ -120,7 +127,7 @@ def main() -> None:
                     "y": scored.y[fold.test].tolist(),
                     "proba": proba.tolist(),
                     "tuned": list(model.thresholds_),
-                    "prior": reweighted_thresholds(y_held, p_held, target),
+                    "prior": reweighted_thresholds(y_held, p_held, target, keys),
                     "heldout_share": y_held.mean(axis=0).tolist(),
                     "corpus_share": target.tolist(),
                 }

@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY
 
@@ -30,3 +31,17 @@ def test_heldout_rows_of_a_baseline_are_the_rows_it_tuned_its_thresholds_on(labe
     y, proba = label_prior.heldout_rows(model, None, None)[:2]  # the baseline needs neither
     assert y.shape == proba.shape == (len(TINY), 4)
     assert tune_thresholds(y, proba) == list(model.thresholds_)
+
+
+def test_the_prior_rule_counts_copies_of_a_sentence_once_as_the_tuned_rule_does(label_prior):
+    # One sentence of the first label held out three times (data.corpus_repeat): as one
+    # positive, too few to tune on; as three, a threshold tuned on that sentence alone.
+    y = np.zeros((9, 4), dtype=int)
+    y[:3, 0] = 1
+    y[3:, 1:] = np.eye(3, dtype=int)[np.arange(6) % 3]
+    proba = np.where(y == 1, 0.3, 0.1)
+    keys = ["copied"] * 3 + [f"s{i}" for i in range(6)]
+    tuned = tune_thresholds(y, proba, keys=keys)
+    assert tuned[0] == 0.5
+    # At the held-out rows' own label shares every weight is 1: the rules must then agree.
+    assert label_prior.reweighted_thresholds(y, proba, y.mean(axis=0), keys) == tuned
