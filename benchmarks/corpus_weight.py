@@ -26,7 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from label_prior import harness_folds  # the harness's folds, shared by the benchmarks
+from label_prior import (  # the harness's folds, shared by the benchmarks
+    fold_dyads,
+    harness_folds,
+    resampled_units,
+)
 
 from stancelab.config import load_config
 from stancelab.evaluation.crossval import fit_model, score
@@ -47,8 +51,8 @@ RUN_DEFAULTS = {
 def summarize(runs: list[list[dict]]) -> dict:
     """Pooled macro-F1 per scheme and variant, and the paired bootstrap (repeated − as is),
     over one or more runs of the same folds with other seeds: each figure is the mean over
-    the seeds; the bootstrap resamples sentences and seeds, each seed of one variant drawn
-    with the same seed of the other (``paired_bootstrap``)."""
+    the seeds; the bootstrap resamples sentences (whole dyads on the dyads scheme) and seeds,
+    each seed of one variant drawn with the same seed of the other (``paired_bootstrap``)."""
     summary = {}
     for scheme in dict.fromkeys(f["scheme"] for f in runs[0]):
         per_seed = [[f for f in fits if f["scheme"] == scheme] for fits in runs]
@@ -70,7 +74,9 @@ def summarize(runs: list[list[dict]]) -> dict:
                 }
                 for v, (_, pred) in pooled.items()
             },
-            "repeated_minus_as_is": paired_bootstrap(y, pooled["repeated"], pooled["as_is"]),
+            "repeated_minus_as_is": paired_bootstrap(
+                y, pooled["repeated"], pooled["as_is"], **resampled_units(scheme, per_seed[0])
+            ),
         }
     return summary
 
@@ -152,6 +158,7 @@ def main() -> None:
     for fold, scored, train in harness_folds(config, args.schemes, []):
         texts = [scored.texts[i] for i in fold.test]
         row = {"scheme": fold.scheme, "fold": fold.name, "y": scored.y[fold.test].tolist()}
+        row.update(fold_dyads(fold, scored))
         variants = (("as_is", train), ("repeated", train.with_corpus_repeated(args.repeat)))
         for variant, data in variants:
             started = time.perf_counter()

@@ -16,7 +16,8 @@ text) and scores two rules on the same fits:
   cut for text with news-like label shares. Nothing from a test fold is used.
 
 Pooled macro-F1 per scheme and rule, and paired bootstraps (prior − tuned, and transformer −
-baseline under each rule), go to ``benchmarks/results/label_prior.json``.
+baseline under each rule; on the dyads scheme they draw whole dyads), go to
+``benchmarks/results/label_prior.json``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ def harness_folds(config, schemes, dyad_folds):
         plans += [(folds[i], by_id, corpus) for i in dyad_folds]
     for fold, scored, extra in plans:
         yield fold, scored, training_set(scored, extra, fold, AUGMENTED, HARNESS.seed + fold.repeat)
+
+
+def fold_dyads(fold, scored) -> dict:
+    """What a fit of ``fold`` records for ``resampled_units``: its test rows' dyads, on the
+    dyads scheme."""
+    return {"test_dyads": [scored.dyads[i] for i in fold.test]} if fold.scheme == "dyads" else {}
+
+
+def resampled_units(scheme: str, fits: list[dict]) -> dict:
+    """``paired_bootstrap``'s ``groups`` and ``unit`` for the pooled test rows of ``fits``:
+    whole dyads on the dyads scheme, whose figures claim to hold for unseen conflicts (the
+    sentences of one conflict are not independent draws), sentences otherwise."""
+    if scheme != "dyads":
+        return {}
+    return {"groups": [d for f in fits for d in f["test_dyads"]], "unit": "dyads"}
 
 
 def heldout_rows(model, config, train) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
@@ -124,6 +140,7 @@ def main() -> None:
                     "model": config.name,
                     "fit_seconds": round(seconds, 1),
                     "test_ids": [scored.ids[i] for i in fold.test],
+                    **fold_dyads(fold, scored),
                     "y": scored.y[fold.test].tolist(),
                     "proba": proba.tolist(),
                     "tuned": list(model.thresholds_),
@@ -166,6 +183,7 @@ def summarise(fits: list[dict], models: list[str]) -> dict:
                 for rule in ("tuned", "prior")
             }
             pooled[name] = (y, proba, preds)
+        units = resampled_units(scheme, rows)  # the same test rows for every model
         figures = {}
         for name, (y, proba, preds) in pooled.items():
             figures[name] = {
@@ -176,13 +194,13 @@ def summarise(fits: list[dict], models: list[str]) -> dict:
                 for rule, pred in preds.items()
             }
             figures[name]["prior_minus_tuned"] = paired_bootstrap(
-                y, (proba, preds["prior"]), (proba, preds["tuned"])
+                y, (proba, preds["prior"]), (proba, preds["tuned"]), **units
             )
         if len(models) == 2:
             (a, (y, pa, preds_a)), (b, (_, pb, preds_b)) = list(pooled.items())
             for rule in ("tuned", "prior"):
                 figures[f"{b}_minus_{a}_{rule}"] = paired_bootstrap(
-                    y, (pb, preds_b[rule]), (pa, preds_a[rule])
+                    y, (pb, preds_b[rule]), (pa, preds_a[rule]), **units
                 )
         out[scheme] = figures
     return out

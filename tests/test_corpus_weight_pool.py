@@ -163,3 +163,14 @@ def test_pool_without_the_options_of_a_run_still_pools(corpus_weight, tmp_path, 
     monkeypatch.setattr(sys, "argv", argv)
     corpus_weight.main()
     assert json.loads(out.read_text())["seeds"] == [13, 14]
+
+
+def test_the_dyads_scheme_is_bootstrapped_over_whole_dyads(corpus_weight):
+    # Its figures claim to hold for unseen conflicts, whose sentences are not independent.
+    y = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 1, 0], [0, 0, 0, 0]]
+    variant = {"proba": y, "pred": y}
+    dyads = ["A–B", "A–B", "C–D", "C–D", "E–F", "E–F"]
+    fit = {"scheme": "dyads", "fold": "d1", "y": y, "test_dyads": dyads}
+    run = [{**fit, "as_is": variant, "repeated": variant}]
+    summary = corpus_weight.summarize([run, run])
+    assert summary["dyads"]["repeated_minus_as_is"]["resampled"] == "whole dyads and repeats"

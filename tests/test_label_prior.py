@@ -1,5 +1,5 @@
-"""``benchmarks/label_prior.py``: its pieces on a real baseline fit of the tiny set (seconds;
-its full run fits transformers and is not run here)."""
+"""``benchmarks/label_prior.py``: its pieces, on a real baseline fit of the tiny set (seconds)
+or on fake fits; its full run fits transformers and is not run here."""
 
 from __future__ import annotations
 
@@ -45,3 +45,28 @@ def test_the_prior_rule_counts_copies_of_a_sentence_once_as_the_tuned_rule_does(
     assert tuned[0] == 0.5
     # At the held-out rows' own label shares every weight is 1: the rules must then agree.
     assert label_prior.reweighted_thresholds(y, proba, y.mean(axis=0), keys) == tuned
+
+
+def _dyads_fit(model: str) -> dict:
+    y = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 1, 0], [0, 0, 0, 0]]
+    return {
+        "scheme": "dyads",
+        "fold": "d1",
+        "model": model,
+        "test_dyads": ["A–B", "A–B", "C–D", "C–D", "E–F", "E–F"],
+        "y": y,
+        "proba": y,
+        "tuned": [0.5] * 4,
+        "prior": [0.5] * 4,
+    }
+
+
+def test_the_dyads_scheme_is_bootstrapped_over_whole_dyads(label_prior):
+    # Its figures claim to hold for unseen conflicts: resampling its sentences one by one
+    # treats the sentences of one conflict as independent and narrows the interval.
+    summary = label_prior.summarise(
+        [_dyads_fit("baseline"), _dyads_fit("mpnet")], ["baseline", "mpnet"]
+    )
+    tests = [summary["dyads"][m]["prior_minus_tuned"] for m in ("baseline", "mpnet")]
+    tests += [summary["dyads"][f"mpnet_minus_baseline_{r}"] for r in ("tuned", "prior")]
+    assert [t["resampled"] for t in tests] == ["whole dyads"] * 4
