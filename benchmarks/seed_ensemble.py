@@ -25,6 +25,7 @@ import numpy as np
 from stancelab.config import load_config
 from stancelab.data.labelled import load_augmentation, load_labelled
 from stancelab.evaluation.augmentation import unseen
+from stancelab.evaluation.comparison import bootstrap_p
 from stancelab.evaluation.crossval import fit_model, score
 from stancelab.evaluation.metrics import macro_f1, paired_bootstrap
 from stancelab.evaluation.protocol import AUGMENTED, FULL, build_dyad_folds, training_set
@@ -87,7 +88,7 @@ def main() -> None:
     print(
         f"pooled over folds {args.folds}: ensemble of {args.members} − first fit "
         f"{compared['difference']:+.4f} [{compared['ci'][0]:+.4f}, {compared['ci'][1]:+.4f}], "
-        f"p = {compared['p_value']:.3f}"
+        f"p {bootstrap_p(compared)}"
     )
     result = {
         "config": "configs/transformer.yaml",

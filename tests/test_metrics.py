@@ -308,6 +308,30 @@ def test_a_bootstrap_p_value_at_its_floor_is_shown_as_a_bound():
     assert fmt_p(1 / 2001, 2000) == "< 0.001" and fmt_p(0.2) == "= 0.200"  # McNemar: exact
 
 
+def test_the_p_value_floor_counts_only_the_resamples_the_figure_was_defined_on():
+    # none_accuracy is undefined on a resample that draws no gold-none sentence; those
+    # resamples are dropped, so p's floor is 1/(1 + the ones left), above 1/(1 + n_boot):
+    # at the floor it was shown as a measured value ("= 0.013" for 100 resamples).
+    from stancelab.evaluation.tables import diff
+
+    y = np.array([[0, 0, 0, 0]] * 2 + [[1, 0, 0, 0]] * 4)
+    right, wrong = y.copy(), y.copy()
+    wrong[:2, 1] = 1  # b labels both gold-none sentences; a leaves them none
+    groups = ["none", "none", "x", "x", "y", "y"]  # the gold-none ones are one group
+    test = paired_bootstrap(
+        y,
+        (right * 1.0, right),
+        (wrong * 1.0, wrong),
+        metric="none_accuracy",
+        n_boot=100,
+        groups=groups,
+    )
+    assert ", p = " not in diff(test)  # no resample as extreme: a bound, not a value
+    assert 0 < test["resamples"] < 100
+    assert test["p_value"] == pytest.approx(1 / (1 + test["resamples"]))
+    assert f", p < {1 / test['resamples']:.3g}" in diff(test)
+
+
 def test_a_verdict_quotes_both_models_on_the_sentences_their_difference_is_on():
     # Model b could not score one fold (its training data lacked a label): the paired
     # difference is on the 140 sentences both scored. The verdict quoted a's figure on all

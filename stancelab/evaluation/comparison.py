@@ -272,6 +272,12 @@ def fmt_p(p: float, n_boot: int | None = None) -> str:
     return f"= {p:.3f}"
 
 
+def bootstrap_p(test: dict) -> str:
+    """``fmt_p`` of a ``paired_bootstrap`` result, at the floor of the resamples it used;
+    results written before it recorded them have only ``n_boot``."""
+    return fmt_p(test["p_value"], test.get("resamples", test["n_boot"]))
+
+
 def significant(test: dict) -> bool:
     """Both the interval and the p-value must say so (they can disagree at the margin)."""
     lo, hi = test["ci"]
@@ -354,7 +360,7 @@ def _verdict(metrics: dict, result: EvaluationResult) -> str:
     for c in comparisons:
         test = c["macro_f1"]
         d, (lo, hi) = test["difference"], test["ci"]
-        p = fmt_p(test["p_value"], test["n_boot"])
+        p = bootstrap_p(test)
         sa, sb = score(c["a"], c["variant_a"]), score(c["b"], c["variant_b"])
         here = where
         scored = {results[c[m]][c[f"variant_{m}"]]["sentences"] for m in ("a", "b")}

@@ -325,6 +325,9 @@ def paired_bootstrap(
         "ci": _interval(diffs),
         "p_value": float((1 + extreme) / (1 + len(diffs))),
         "n_boot": n_boot,
+        # Resamples where the figure is undefined (no gold-none sentence drawn, for
+        # none_accuracy) are dropped: p's floor is 1/(1 + this), not 1/(1 + n_boot).
+        "resamples": len(diffs),
         "resampled": _resampled(max(len(a[0]), len(b[0])), None if groups is None else unit),
     }
 

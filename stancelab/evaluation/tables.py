@@ -7,7 +7,7 @@ comparison table.
 
 from __future__ import annotations
 
-from stancelab.evaluation.comparison import fmt_p, significant
+from stancelab.evaluation.comparison import bootstrap_p, significant
 from stancelab.evaluation.metrics import OVERALL
 
 TITLES = {
@@ -65,7 +65,7 @@ def comparison_table(metrics: dict, scheme: str) -> str:
 def diff(test: dict) -> str:
     lo, hi = test["ci"]
     mark = " (significant)" if significant(test) else ""
-    p = fmt_p(test["p_value"], test["n_boot"])
+    p = bootstrap_p(test)
     return f"{test['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}], p {p}{mark}"
 
 
