@@ -368,6 +368,17 @@ def test_a_document_that_is_not_wrapped_is_read_line_by_line():
     assert not any("\n" in text for text in sentence_texts(said * 3))
 
 
+def test_first_names_shows_five_then_an_ellipsis():
+    """The one way messages list files or ids: all of five, the first five of six."""
+    from stancelab.corpus.text import first_names
+
+    five = ["a.md", "b.md", "c.md", "d.md", "e.md"]
+    assert first_names([]) == ""
+    assert first_names(five) == "a.md, b.md, c.md, d.md, e.md"
+    assert first_names([*five, "f.md"]) == "a.md, b.md, c.md, d.md, e.md, ..."
+    assert first_names([*five, "f.md"], 3) == "a.md, b.md, c.md, ..."
+
+
 @pytest.mark.parametrize("blank", ["\f", "\v", "\u2028", "\u3000", "\x85", "\u2003", "\u200b"])
 def test_a_line_of_other_white_space_is_blank(blank):
     """pdftotext ends every page with a form feed on its own line."""

@@ -35,6 +35,7 @@ from stancelab.annotation.tasks import (
     read_annotation_file,
     read_sentences,
 )
+from stancelab.corpus.text import first_names
 from stancelab.errors import InputError
 from stancelab.files import lock_file
 from stancelab.paths import state_dir
@@ -303,7 +304,7 @@ def record(creds: Credentials, project: str, path: str | Path, annotator: str) -
         tasks = sentence_tasks(ls, proj.id, include="id,data,annotators")
         missing = [sid for sid, _ in rows if sid not in tasks]
         if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            shown = first_names(missing)
             raise InputError(
                 f"{path}: {len(missing)} sentence id(s) are not tasks of project "
                 f"{project!r} (push them first): {shown}"

@@ -164,6 +164,7 @@ def _derive(
 ) -> None:
     from stancelab.annotation.agreement import deleted_line
     from stancelab.annotation.gold import update_gold
+    from stancelab.corpus.text import first_names
 
     with one_line_errors():
         inputs = [source] if source else []
@@ -184,7 +185,7 @@ def _derive(
     if any(result.deleted.values()):
         typer.echo(deleted_line(update.report))
     if result.unnamed:
-        shown = ", ".join(result.unnamed[:5]) + (", ..." if len(result.unnamed) > 5 else "")
+        shown = first_names(result.unnamed)
         typer.echo(
             f"warning: {len(result.unnamed)} annotator(s) known by user id only ({shown}), as "
             "an export downloaded from the UI gives them: none counts as an adjudicator, and "

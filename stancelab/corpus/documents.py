@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stancelab.corpus.readers import read_records, skipped_advice
-from stancelab.corpus.text import text_problem
+from stancelab.corpus.text import first_names, text_problem
 from stancelab.files import InputError, read_text, walk_folder
 
 
@@ -31,7 +31,7 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
         if path.is_dir():
             files, skipped, _ = walk_folder(path, (".txt",))
             others = [p.relative_to(path).as_posix() for p in skipped]
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            shown = first_names(others)
             if not files:
                 held = f"; it holds {shown}: {skipped_advice(others)}" if others else ""
                 raise InputError(f"{path}: folder has no .txt files{held}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from stancelab.corpus.text import text_problem, unicode_problem
+from stancelab.corpus.text import first_names, text_problem, unicode_problem
 from stancelab.errors import InputError
 from stancelab.files import iter_csv, not_text, read_text
 
@@ -119,7 +119,7 @@ def parse_records(
             record_id, problem = None, str(exc)
         if problem is None and "text" not in row:  # {"body": ...}: not "must be a string"
             others = [k for k in row if k != "id"]
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            shown = first_names(others)
             problem = "no 'text' field" + (f" (its fields: {shown})" if others else "")
         text = None if problem else row.get("text")
         yield check(Record(lineno, record_id, text, problem, fields))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 # White space, control characters and invisible format characters (zero-width spaces and
 # joiners, direction marks, soft hyphens, the BOM): a text made only of these is empty.
@@ -58,6 +59,12 @@ def preview(text: str, width: int = 60) -> str:
     ``width`` characters with "..." when longer, for one-line messages and table rows."""
     text = one_line(text)
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
+def first_names(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``names``, comma-separated, then ", ..." when there are more:
+    a list of file names or ids in a one-line message."""
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
 class _AsciiFolds(dict):

@@ -24,6 +24,7 @@ from stancelab.corpus.readers import (
     refuse_unless_file,
     skipped_advice,
 )
+from stancelab.corpus.text import first_names
 from stancelab.errors import InputError
 from stancelab.files import dumps_jsonl_row, walk_folder
 from stancelab.prediction.api import FLAGS
@@ -55,7 +56,7 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
             raise InputError(_no_files_message(input_path, inputs))
         if skipped:
             others = [p.relative_to(input_path).as_posix() for p in skipped]
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            shown = first_names(others)
             warnings.warn(
                 f"{input_path}: skipped {len(others)} file(s) that are not .txt, .jsonl or "
                 f".csv ({shown}): a folder's .txt, .jsonl and .csv files are read; "
@@ -74,7 +75,7 @@ def _no_files_message(folder: Path, skipped: list[str]) -> str:
     relative paths), so that a folder of them is not taken for an empty one."""
     message = f"{folder}: no .txt, .jsonl or .csv files in this folder"
     if skipped:
-        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        shown = first_names(skipped, 3)
         message += (
             f"; skipped {len(skipped)} hidden file(s), whose path there has a name beginning "
             f"with '.' or '_' ({shown}), as Ray Data skips them: rename them to have them read"
