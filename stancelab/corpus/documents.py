@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stancelab.corpus.readers import read_records, skipped_advice
+from stancelab.corpus.readers import read_records, skipped_advice, skipped_warning
 from stancelab.corpus.text import first_names, text_problem
 from stancelab.files import InputError, read_text, walk_folder
 
@@ -36,11 +36,7 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
                 held = f"; it holds {shown}: {skipped_advice(others)}" if others else ""
                 raise InputError(f"{path}: folder has no .txt files{held}")
             if others:  # an analyst's .md or .csv beside the .txt files: not read, never unsaid
-                warnings.warn(
-                    f"{path}: skipped {len(others)} file(s) that are not .txt ({shown}): a "
-                    f"folder's .txt files are read; {skipped_advice(others)}",
-                    stacklevel=2,
-                )
+                warnings.warn(skipped_warning(path, others, (".txt",)), stacklevel=2)
             documents.extend(_read_txt(p, p.relative_to(path).with_suffix("")) for p in files)
         elif not path.exists():
             raise InputError(f"{path}: no such file or folder")

@@ -28,6 +28,22 @@ def skipped_advice(skipped: list[str]) -> str:
     return "; ".join(advice)
 
 
+def skipped_warning(folder: Path, skipped: list[str], suffixes: tuple[str, ...]) -> str:
+    """The warning for the files a folder input did not read (``skipped``, paths relative to
+    ``folder``) as it reads only files ending in ``suffixes``: ``corpus FOLDER`` (.txt) and
+    ``predict --input FOLDER`` (.txt, .jsonl, .csv) say it alike."""
+    return (
+        f"{folder}: skipped {len(skipped)} file(s) that are not {_either(suffixes, 'or')} "
+        f"({first_names(skipped)}): a folder's {_either(suffixes, 'and')} files are read; "
+        f"{skipped_advice(skipped)}"
+    )
+
+
+def _either(suffixes: tuple[str, ...], word: str) -> str:
+    """(".txt", ".jsonl", ".csv") as ".txt, .jsonl or .csv" (``word``: "or", "and")."""
+    return ", ".join(suffixes[:-1]) + f" {word} {suffixes[-1]}" if suffixes[1:] else suffixes[0]
+
+
 # The keys of an input record that predict reads; every other one is the record's ``meta``.
 READ_KEYS = ("id", "text")
 

@@ -22,7 +22,7 @@ from stancelab.corpus.readers import (
     check,
     parse_records,
     refuse_unless_file,
-    skipped_advice,
+    skipped_warning,
 )
 from stancelab.corpus.text import first_names
 from stancelab.errors import InputError
@@ -56,13 +56,7 @@ def input_files(input_path: Path) -> tuple[list[Path], Path | None]:
             raise InputError(_no_files_message(input_path, inputs))
         if skipped:
             others = [p.relative_to(input_path).as_posix() for p in skipped]
-            shown = first_names(others)
-            warnings.warn(
-                f"{input_path}: skipped {len(others)} file(s) that are not .txt, .jsonl or "
-                f".csv ({shown}): a folder's .txt, .jsonl and .csv files are read; "
-                f"{skipped_advice(others)}",
-                stacklevel=2,
-            )
+            warnings.warn(skipped_warning(input_path, others, SUFFIXES), stacklevel=2)
         return found, input_path
     refuse_unless_file(input_path)  # missing, or a FIFO: said so whatever its name
     if input_path.suffix.lower() not in SUFFIXES:
