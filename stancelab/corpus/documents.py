@@ -101,8 +101,9 @@ def refuse_repeated_ids(
         first[doc_id] = where
 
 
-def input_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Every file that ``read_documents(paths)`` reads."""
+def document_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every file that ``read_documents(paths)`` reads (the folders' .txt files, the other
+    paths as given), for ``ingest`` to refuse an output that is one of them."""
     out: list[Path] = []
     for path in map(Path, paths):
         out.extend(walk_folder(path, (".txt",)).read if path.is_dir() else [path])

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from stancelab.corpus.documents import Document, input_files, read_documents
+from stancelab.corpus.documents import Document, document_files, read_documents
 from stancelab.corpus.paragraphs import paragraphs
 from stancelab.corpus.splitting import ends_like_sentence, split_sentences
 from stancelab.corpus.text import one_line
@@ -246,7 +246,7 @@ def ingest(
     paths, out = list(paths), followed(out)
     targets = (out, dropped_path(out))
     for target in targets:
-        refuse_input_as_output(target, input_files(paths))
+        refuse_input_as_output(target, document_files(paths))
     documents = read_documents(paths)
     for target in targets:
         check_output_path(target, "--out", jsonl=True)

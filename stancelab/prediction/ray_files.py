@@ -36,7 +36,7 @@ OUTPUT_FILE = re.compile(r"[0-9a-f]{32}_\d{6}\.(jsonl|parquet)")
 # With --documents, the lines dropped as page furniture: a folder of such files (JSONL) in
 # OUT, moved into place with it. Its "_" keeps it out of what readers of OUT read (Ray Data,
 # Arrow and Spark skip such names, and `cat OUT/*.jsonl` matches no folder), and out of an
-# input folder's files (``cluster.input_files``).
+# input folder's files (``input_files``).
 DROPPED = "_dropped"
 SIDE_KEYS = ("line", "doc_id", "reason", "text", "start", "end")  # the local side file's
 
