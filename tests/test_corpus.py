@@ -425,6 +425,29 @@ def test_cli_reports_counts_and_fails_cleanly(tmp_path):
     assert fail.stderr.strip().startswith("error:") and len(fail.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("excel.csv", "id,text\n1,We reject the café attack.\n"),
+        ("excel.jsonl", '{"id": "1", "text": "We reject the café attack."}\n'),
+    ],
+)
+def test_a_cp1252_input_says_the_file_is_not_utf8_and_how_to_mend_it(tmp_path, name, data):
+    """Excel's "CSV" on Windows is cp1252: "é" is the byte 0xe9. The error said only "not
+    valid Unicode (an unpaired surrogate or undecodable byte ...)"."""
+    source = tmp_path / name
+    source.write_bytes(data.encode("cp1252"))
+    out = tmp_path / "s.jsonl"
+    ran = stancelab("corpus", str(source), "--out", str(out))
+    assert ran.returncode == 1 and not out.exists()
+    line = 2 if name.endswith(".csv") else 1
+    assert one_error_line(ran.stderr) == (
+        f"error: {source}:{line}: 'text' has a byte that is not UTF-8 (0xe9 at character 17); "
+        "the file is not UTF-8: re-save it as UTF-8 (from Windows it is most often cp1252: "
+        "iconv -f cp1252 -t utf-8 FILE > NEW)"
+    )
+
+
 def test_a_folder_says_which_files_it_did_not_read(tmp_path):
     """A folder is read for its .txt files only: an analyst's .md article or spreadsheet
     beside them was left out in silence, and a folder of .md files said only that it had

@@ -424,6 +424,40 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "name,data",
+    [
+        ("excel.csv", "id,text\na,We reject the café attack.\nb,Talks resumed.\n"),
+        (
+            "excel.jsonl",
+            '{"id": "a", "text": "We reject the café attack."}\n'
+            '{"id": "b", "text": "Talks resumed."}\n',
+        ),
+    ],
+)
+def test_cli_a_cp1252_input_says_the_file_is_not_utf8_and_how_to_mend_it(
+    run_dir, tmp_path, name, data
+):
+    """Excel's "CSV" on Windows is cp1252: "é" is the byte 0xe9. Its record's error row
+    said only "not valid Unicode (an unpaired surrogate or undecodable byte ...)"; the
+    others are labelled."""
+    source = tmp_path / name
+    source.write_bytes(data.encode("cp1252"))
+    out = tmp_path / "out.jsonl"
+    ran = run_cli("--model", str(run_dir), "--input", str(source), "--output", str(out))
+    assert ran.returncode == 0, ran.stderr
+    assert "1 error row(s)" in ran.stdout
+    bad, fine = read_rows(out)
+    assert bad == {
+        "line": 2 if name.endswith(".csv") else 1,
+        "id": "a",
+        "error": "'text' has a byte that is not UTF-8 (0xe9 at character 17); the file is not "
+        "UTF-8: re-save it as UTF-8 (from Windows it is most often cp1252: iconv -f cp1252 -t "
+        "utf-8 FILE > NEW)",
+    }
+    assert fine["id"] == "b" and "labels" in fine
+
+
+@pytest.mark.parametrize(
     ("text", "foreign"),
     [
         ("We will strike back.", False),

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from stancelab.corpus.text import first_names, text_problem, unicode_problem
+from stancelab.corpus.text import first_names, text_problem, undecoded_byte, unicode_problem
 from stancelab.errors import InputError
-from stancelab.files import iter_csv, not_text, read_text
+from stancelab.files import RESAVE_UTF8, iter_csv, not_text, read_text
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
@@ -111,12 +111,13 @@ def parse_records(
     if suffix == ".csv":
         for lineno, row, problem in iter_csv(name, handle):
             fields = _meta({k: v for k, v in row.items() if k.strip()}, meta)
-            yield check(Record(lineno, row.get("id") or None, row.get("text"), problem, fields))
+            record = Record(lineno, row.get("id") or None, row.get("text"), problem, fields)
+            yield check(record, from_file=True)  # a CSV has no escapes: any such byte is read
         return
     for lineno, line in enumerate(_lines(handle), start=1):
         if suffix == ".txt":
             if line.strip():
-                yield check(Record(lineno, None, line.rstrip("\r\n")))
+                yield check(Record(lineno, None, line.rstrip("\r\n")), from_file=True)
             continue
         if not line.strip():
             continue
@@ -138,7 +139,9 @@ def parse_records(
             shown = first_names(others)
             problem = "no 'text' field" + (f" (its fields: {shown})" if others else "")
         text = None if problem else row.get("text")
-        yield check(Record(lineno, record_id, text, problem, fields))
+        # a "\udce9" escape is no byte of the file's: only a line holding one was misread
+        from_file = undecoded_byte(line) is not None
+        yield check(Record(lineno, record_id, text, problem, fields), from_file)
 
 
 def id_text(raw_id: object) -> str | None:
@@ -210,22 +213,37 @@ def _lines(handle: TextIO) -> Iterator[str]:
         yield "".join(pending)
 
 
-def check(record: Record) -> Record:
+def check(record: Record, from_file: bool = False) -> Record:
     """Set ``record.error`` (and drop the text) unless the text is a non-empty string and
     the id, if any, can be written (valid Unicode; an id that is not is dropped). The other
-    fields are predict's to write (``writable``): ingestion does not read them."""
+    fields are predict's to write (``writable``): ingestion does not read them.
+    ``from_file``: the record's line was read as it is in a file, so a byte that was not
+    UTF-8 in its text or id (``undecoded_byte``) says the file is not UTF-8 (a cp1252 CSV
+    from Excel), and the error says how to mend it."""
     bad_id = None if record.id is None else unicode_problem(record.id)
     if not record.error:
         problem = text_problem(record.text)  # the same rules as predict() on a list
         if problem is not None:
-            record.error = f"'text' {problem}"
+            record.error = f"'text' {_read_problem(record.text, problem, from_file)}"
         elif bad_id is not None:
-            record.error = f"'id' {bad_id}"
+            record.error = f"'id' {_read_problem(record.id, bad_id, from_file)}"
         if record.error:
             record.text = None
     if bad_id is not None:
         record.id = None  # it could not be written in the error row either
     return record
+
+
+def _read_problem(value: object, problem: str, from_file: bool) -> str:
+    """``problem``, the phrase for a text or id, told as the file's when ``from_file`` and
+    ``value`` holds a byte that was not UTF-8 there: the whole file is in another encoding."""
+    at = undecoded_byte(value) if from_file and isinstance(value, str) else None
+    if at is None:
+        return problem
+    return (
+        f"has a byte that is not UTF-8 (0x{ord(value[at]) - 0xDC00:02x} at character {at}); "
+        f"the file is not UTF-8: {RESAVE_UTF8}"
+    )
 
 
 def writable(value):

@@ -54,6 +54,18 @@ def unicode_problem(value: str) -> str | None:
     return None
 
 
+# A byte that was not UTF-8, as a reader with ``errors="surrogateescape"`` keeps it.
+_UNDECODED = re.compile(r"[\udc80-\udcff]")
+
+
+def undecoded_byte(value: str) -> int | None:
+    """Where ``value`` holds its first byte that was not UTF-8 where it was read from (a file
+    opened with ``errors="surrogateescape"``, a command-line argument: U+DC80 to U+DCFF), or
+    None."""
+    found = _UNDECODED.search(value)
+    return None if found is None else found.start()
+
+
 def preview(text: str, width: int = 60) -> str:
     """``text`` on one line (each run of white space, line breaks too, one space), cut to
     ``width`` characters with "..." when longer, for one-line messages and table rows."""

@@ -21,6 +21,7 @@ from stancelab.files._locks import (
 )
 from stancelab.files._reading import (
     CSV_FIELD_LIMIT,
+    RESAVE_UTF8,
     FolderFiles,
     checksum_path,
     decode_text,
@@ -86,6 +87,7 @@ __all__ = [
     "read_text",
     "decode_text",
     "not_text",
+    "RESAVE_UTF8",
     "CSV_FIELD_LIMIT",
     "iter_csv",
     "iter_jsonl",

@@ -13,6 +13,13 @@ from typing import IO, NamedTuple
 
 from stancelab.errors import InputError
 
+# How to mend a file that is not UTF-8: most often a Windows tool's (Excel's "CSV", Notepad's
+# "ANSI"), which writes cp1252.
+RESAVE_UTF8 = (
+    "re-save it as UTF-8 (from Windows it is most often cp1252: "
+    "iconv -f cp1252 -t utf-8 FILE > NEW)"
+)
+
 
 def read_text(path: str | os.PathLike) -> str:
     """Read a UTF-8 text file, or raise InputError naming the file and the problem."""
@@ -35,9 +42,7 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"
-        ) from None
+        raise InputError(f"{path}: not valid UTF-8 (byte {exc.start}); {RESAVE_UTF8}") from None
     return text
 
 
