@@ -1285,7 +1285,7 @@ def test_an_empty_part_with_another_runs_checkpoint_is_not_taken_as_a_side_part(
     assert summary.resumed_from == 4 and read_rows(side) == []
 
 
-@pytest.mark.parametrize("name", ["nosuch", "nosuch.pdf", "nosuch.jsonl"])
+@pytest.mark.parametrize("name", ["nosuch", "nosuch.pdf", "nosuch.jsonl", "held.csv"])
 def test_a_missing_input_is_no_such_file_whatever_its_name(tmp_path, name):
     from stancelab.corpus.readers import read_records
     from stancelab.prediction.ray_files import input_files
@@ -1295,3 +1295,22 @@ def test_a_missing_input_is_no_such_file_whatever_its_name(tmp_path, name):
         with pytest.raises(InputError) as refused:
             read()
         assert str(refused.value) == f"{missing}: no such file"
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+@pytest.mark.parametrize("documents", [[], ["--documents"]])
+def test_cli_input_dash_says_standard_input_is_not_read(run_dir, tmp_path, engine, documents):
+    """``--input -``, standard input to a shell user, said "-: no such file"; a missing
+    held.csv says "no such file", never a word on its format. Both before Ray starts."""
+    out = tmp_path / "out"
+    args = ["--model", str(run_dir), "--engine", engine, "--output", str(out), *documents]
+    assert not Path("-").exists()  # no file of that name where the command runs
+    dash = run_cli(*args, "--input", "-")
+    assert dash.returncode == 1 and dash.stderr.splitlines() == [
+        "error: '-' is not read from standard input (the input is read more than once): save "
+        "it to a file and give --input FILE (.txt, .jsonl or .csv)"
+    ]
+    missing = run_cli(*args, "--input", str(tmp_path / "held.csv"))
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == [f"error: {tmp_path / 'held.csv'}: no such file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written

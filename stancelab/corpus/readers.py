@@ -87,8 +87,14 @@ def read_records(
 
 def refuse_unless_file(path: Path) -> None:
     """InputError unless ``path`` is a regular file: inputs are read through more than once
-    (ids checked, records counted, then labelled), which a pipe or FIFO cannot give."""
+    (ids checked, records counted, then labelled), which a pipe or FIFO cannot give; "-",
+    the shell's standard input, is said so unless a path has that name."""
     if not path.exists():
+        if str(path) == "-":
+            raise InputError(
+                "'-' is not read from standard input (the input is read more than once): save "
+                "it to a file and give --input FILE (.txt, .jsonl or .csv)"
+            )
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(
