@@ -153,6 +153,12 @@ def test_same_rows_as_the_local_path_each_once(cluster, saved, tmp_path):
         101: "'text' must be a string, not int",
         151: "expected a JSON object",
     }
+    # the summary names the first error row in input order (rows are written in none)
+    assert str(summary).splitlines()[1] == (
+        "first error row (line 6, id 'empty'): 'text' is empty or only white space or invisible "
+        f'characters; 4 distinct messages; every error row has its message under "error" '
+        f"in {tmp_path / 'out.jsonl'}/"
+    )
     # every row but an error row names the model (rows are not in input order: which come
     # first depends on how Ray split the blocks, and a block may begin with an error row)
     good = [r for r in map(json.loads, got) if "error" not in r]

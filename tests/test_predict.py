@@ -20,12 +20,13 @@ from reliability_common import predict_interrupted_at_chunk
 
 from stancelab.config import BaselineParams
 from stancelab.corpus.ingest import dropped_path
-from stancelab.corpus.text import model_text
+from stancelab.corpus.text import model_text, preview
 from stancelab.errors import InputError, ModelLoadError
 from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
 from stancelab.prediction import stream
 from stancelab.prediction.api import Prediction, predict, predict_document, resolve_model
+from stancelab.prediction.error_rows import MESSAGE_WIDTH
 
 ARTICLE = (
     "Minister Warns Rebels Over Attacks\n\n"
@@ -202,6 +203,7 @@ def test_files_txt_jsonl_csv_with_error_rows(run_dir, tmp_path):
     assert [r["text"] for r in rows] == ["We will strike back.", "Talks resumed."]
     assert summary.records == 2 and summary.errors == 0
     assert all(r["model_version"].startswith("baseline-") for r in rows)
+    assert "\n" not in str(summary) and "first error row" not in str(summary)
 
     out = tmp_path / "jsonl.jsonl"
     summary = stream.predict_file(model, inputs["jsonl"], out, progress=False)
@@ -210,6 +212,12 @@ def test_files_txt_jsonl_csv_with_error_rows(run_dir, tmp_path):
     assert "empty" in rows[1]["error"] and "invalid JSON" in rows[2]["error"]
     assert "string" in rows[3]["error"] and rows[4]["text"] == "No id, fine."
     assert summary.errors == 3
+    # the summary names the first error row and its message, counts the distinct messages
+    # and says where they all are
+    assert str(summary).splitlines()[1] == (
+        f"first error row (line 2, id 'b'): {rows[1]['error']}; 3 distinct messages; "
+        f'every error row has its message under "error" in {out}'
+    )
 
     out = tmp_path / "csv.jsonl"
     rows = (stream.predict_file(model, inputs["csv"], out, progress=False), read_rows(out))[1]
@@ -290,6 +298,12 @@ def test_resume_after_interruption_gives_the_same_output(run_dir, tmp_path):
     assert (summary.rows, summary.errors) == (50, 2)
     assert f"29 record(s) (resumed after 21) -> {out} holds 50 row(s); 2 error row(s)" in str(
         summary
+    )
+    # the first error row named is the output's first, written before the interruption;
+    # both error rows have one message, so no count of distinct ones
+    first = read_rows(out)[3]["error"]
+    assert str(summary).splitlines()[1] == (
+        f'first error row (line 4): {first}; every error row has its message under "error" in {out}'
     )
 
 
@@ -421,6 +435,28 @@ def test_cli_table_json_and_errors(run_dir, tmp_path):
     )
     assert ran.returncode == 0, ran.stderr
     assert "3 error row(s)" in ran.stdout and len(read_rows(out)) == 5
+
+
+def test_cli_summary_names_the_first_error_row_of_a_cp1252_csv(run_dir, tmp_path):
+    """A CSV saved in cp1252: every row an error row, and the summary says why without
+    opening the output."""
+    source = tmp_path / "cp1252.csv"
+    rows = "".join(f's{i},"Le minist\u00e8re d\u00e9ment, ligne {i}."\n' for i in range(40))
+    source.write_bytes(("id,text\n" + rows).encode("cp1252"))
+    out = tmp_path / "out.jsonl"
+    ran = run_cli(
+        "--model", str(run_dir), "--input", str(source), "--output", str(out), "--no-progress"
+    )
+    assert ran.returncode == 0, ran.stderr
+    written = read_rows(out)
+    assert len(written) == 40 and all("error" in r for r in written)
+    lines = ran.stdout.splitlines()
+    assert "40 error row(s)" in lines[-2]
+    message = preview(written[0]["error"], MESSAGE_WIDTH)  # one message: no count
+    assert "Unicode" in message and lines[-1] == (
+        f"first error row (line 2, id 's0'): {message}; every error row has its message "
+        f'under "error" in {out}'
+    )
 
 
 @pytest.mark.parametrize(

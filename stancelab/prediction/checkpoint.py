@@ -48,8 +48,10 @@ def check_kept(
         keys = COUNTS + (DOCUMENT_COUNTS if documents else ())
         counts = {k: meta["counts"][k] for k in keys}
         side = meta["side_file"] if documents else None
-        if meta["seal"] != seal(skip, offset, expected, counts, side):
+        seen = meta.get("error_rows")  # the first error row and the distinct messages
+        if meta["seal"] != seal(skip, offset, expected, counts, side, seen):
             raise ValueError("edited")
+        errors_seen = (seen["first"], list(seen["messages"])) if seen is not None else None
     except (KeyError, TypeError, ValueError):
         raise InputError(
             f"{part}: its checkpoint is not as stancelab wrote it (begun by an earlier "
@@ -59,6 +61,8 @@ def check_kept(
     digest = kept_digest(fd, part, offset, expected)
     for key, value in counts.items():
         setattr(summary, key, value)
+    if errors_seen is not None:
+        summary.first_error, summary.error_messages = errors_seen
     return skip, offset, digest
 
 
@@ -103,12 +107,19 @@ def kept_digest(fd: int, part: Path, offset: int, expected: str):
 
 
 def seal(
-    records_done: object, offset: object, sha256: object, counts: dict, side: object = None
+    records_done: object,
+    offset: object,
+    sha256: object,
+    counts: dict,
+    side: object = None,
+    error_rows: object = None,
 ) -> str:
     """A checksum of a checkpoint's own figures: an edited ``records_done`` would resume at
     the wrong record and duplicate or drop rows in silence. ``side``: the side file's bytes
-    and SHA-256 (``documents`` only; without it a checkpoint's seal is as before)."""
+    and SHA-256 (``documents`` only); ``error_rows``: the first error row and the distinct
+    messages (once there is an error row); without them a checkpoint's seal is as before."""
     figures = [records_done, offset, sha256, counts] + ([side] if side is not None else [])
+    figures += [{"error_rows": error_rows}] if error_rows is not None else []
     return hashlib.sha256(json.dumps(figures, sort_keys=True).encode("utf-8")).hexdigest()
 
 

@@ -18,7 +18,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +41,7 @@ from stancelab.prediction.ray_files import (
     rows_sink,
 )
 from stancelab.prediction.rows import (
-    Summary,
-    dropped_note,
-    flags_note,
+    ClusterSummary,
     meta_fields,
     refuse_repeated_input_ids,
     rows_for,
@@ -241,21 +238,6 @@ def predict_dataset(
 # --- files in, files out -------------------------------------------------------------------
 
 
-@dataclass
-class ClusterSummary(Summary):
-    files: int = 0
-    workers: int = 0
-
-    def __str__(self) -> str:
-        rate = self.rows / self.seconds if self.seconds else 0.0
-        return (
-            f"{self.rows} row(s) -> {self.files} file(s) in {self.output}/; "
-            f"{self.errors} error row(s); {flags_note(self)}{dropped_note(self)}"
-            f"{self.workers} Ray worker(s); "
-            f"{self.seconds:.1f} s ({rate:.1f} rows/s)"
-        )
-
-
 def predict_files(
     model: str | os.PathLike | None,
     input_path: str | Path,
@@ -389,6 +371,8 @@ def _predict_into(
             **sink.flagged,
             dropped=sink.reasons,
             no_sentence=sink.no_sentence,
+            first_error=sink.first_error,
+            error_messages=sink.error_messages,
             seconds=seconds,
             output=str(part),
             files=written,

@@ -28,6 +28,7 @@ from stancelab.corpus.text import first_names
 from stancelab.errors import InputError
 from stancelab.files import dumps_jsonl_row, walk_folder
 from stancelab.prediction.api import FLAGS
+from stancelab.prediction.error_rows import WHERE_KEYS, distinct_messages, first_error, input_order
 from stancelab.prediction.rows import document_id, txt_document_id
 
 READ_ROWS = 1024  # records per block read from a file
@@ -170,7 +171,8 @@ def meta_column(meta: dict | None) -> str | None:
 
 def rows_sink(path: str, parquet: bool, dropped: bool = False):
     """A Ray Data datasink writing one ``.jsonl`` (or ``.parquet``) file per write task;
-    it counts rows, error rows and flagged rows (``flagged``: truncated, foreign script).
+    it counts rows, error rows and flagged rows (``flagged``: truncated, foreign script),
+    and keeps the first error row and the distinct error messages (``error_rows``).
     ``dropped``: the rows also hold ``--documents``' side rows (``split_side_rows``), written to
     ``DROPPED`` within ``path`` (JSONL, the local side file's rows) and counted per reason
     (``reasons``), with the records left with no sentence (``no_sentence``)."""
@@ -187,6 +189,8 @@ def rows_sink(path: str, parquet: bool, dropped: bool = False):
             self.rows = self.errors = self.no_sentence = 0
             self.flagged = dict.fromkeys(FLAGS, 0)
             self.reasons: dict[str, int] = {}
+            self.first_error: dict | None = None  # in input order (error_rows)
+            self.error_messages: list[str] = []
 
         def write(self, blocks, ctx):
             tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
@@ -209,7 +213,14 @@ def rows_sink(path: str, parquet: bool, dropped: bool = False):
                 flag: (pc.sum(table.column(flag)).as_py() or 0) if rows else 0 for flag in FLAGS
             }
             reasons = Counter(side.column("reason").to_pylist()) if side is not None else {}
-            return rows, errors, flagged, dict(reasons), no_sentence
+            first, messages = None, []
+            if errors:  # only the error rows' place and message are read here
+                failed = table.filter(pc.is_valid(table.column("error")))
+                keys = [k for k in (*WHERE_KEYS, "error") if k in failed.column_names]
+                found = failed.select(keys).to_pylist()
+                first = min((first_error([r]) for r in found), key=input_order)
+                messages = distinct_messages([], (r["error"] for r in found))
+            return rows, errors, flagged, dict(reasons), no_sentence, first, messages
 
         def write_block_to_file(self, block, file) -> None:
             table = block.to_arrow()
@@ -226,6 +237,10 @@ def rows_sink(path: str, parquet: bool, dropped: bool = False):
             self.flagged = {flag: sum(r[2][flag] for r in done) for flag in FLAGS}
             self.reasons = dict(sum((Counter(r[3]) for r in done), Counter()))
             self.no_sentence = sum(r[4] for r in done)
+            firsts = [r[5] for r in done if r[5] is not None]
+            self.first_error = min(firsts, key=input_order) if firsts else None
+            for r in done:
+                self.error_messages = distinct_messages(self.error_messages, r[6])
 
     return RowsSink()
 

@@ -5,9 +5,10 @@ labels, scores, flags and model version (one row per sentence with ``documents``
 record's ``error``, and either with the record's other input fields as ``meta`` (those
 read, ``--meta``: ``meta_fields``; a misspelt one is refused by the first pass); with
 ``documents`` also the lines dropped as page furniture, for the side file. ``Summary``
-counts a run's rows, error rows, flagged rows (``truncated``, ``foreign_script``) and
-dropped lines for the line printed at the end. Used by ``stancelab.prediction.stream``
-(local files) and ``stancelab.prediction.cluster`` (Ray).
+(``ClusterSummary`` on Ray) counts a run's rows, error rows, flagged rows (``truncated``,
+``foreign_script``) and dropped lines for the line printed at the end, and keeps the first
+error row and the distinct error messages to name them on a second line (``error_rows``). Used by
+``stancelab.prediction.stream`` (local files) and ``stancelab.prediction.cluster`` (Ray).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stancelab.corpus.readers import READ_KEYS, Record, meta_name, read_records,
 from stancelab.errors import InputError
 from stancelab.models.base import StanceModel, texts_flagged_by_caller
 from stancelab.prediction.api import FLAGS, predictions_for
+from stancelab.prediction.error_rows import distinct_messages, errors_note, first_error
 
 
 @dataclass
@@ -39,6 +41,11 @@ class Summary:
     no_sentence: int = 0
     # line mode with --overwrite: the side file of the --documents output replaced, removed
     side_removed: str = ""
+    # the output's first error row (where it came from and its "error") and its distinct
+    # error messages (``error_rows``); None when the first error row is not known (resumed
+    # from the checkpoint of an earlier stancelab, which did not record it)
+    first_error: dict | None = None
+    error_messages: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         rate = self.records / self.seconds if self.seconds else 0.0
@@ -53,7 +60,24 @@ class Summary:
             f"{self.records} record(s){resumed} -> {written}; "
             f"{self.errors} error row(s); {flags_note(self)}{dropped_note(self)}"
             f"{self.seconds:.1f} s ({rate:.1f} records/s)"
-        )
+        ) + errors_note(self.errors, self.first_error, self.error_messages, self.output)
+
+
+@dataclass
+class ClusterSummary(Summary):
+    """The summary of ``predict --engine ray`` (``stancelab.prediction.cluster``)."""
+
+    files: int = 0
+    workers: int = 0
+
+    def __str__(self) -> str:
+        rate = self.rows / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.rows} row(s) -> {self.files} file(s) in {self.output}/; "
+            f"{self.errors} error row(s); {flags_note(self)}{dropped_note(self)}"
+            f"{self.workers} Ray worker(s); "
+            f"{self.seconds:.1f} s ({rate:.1f} rows/s)"
+        ) + errors_note(self.errors, self.first_error, self.error_messages, f"{self.output}/")
 
 
 def dropped_note(summary: Summary) -> str:
@@ -105,7 +129,11 @@ def count_rows(summary: Summary, chunk: ChunkRows) -> None:
     """Add a chunk's rows, error rows, flagged rows and dropped lines to ``summary``."""
     rows = chunk.rows
     summary.rows += len(rows)
-    summary.errors += sum("error" in r for r in rows)
+    errors = [r["error"] for r in rows if "error" in r]
+    if errors and not summary.errors:  # the output's first error row
+        summary.first_error = first_error(rows)
+    summary.error_messages = distinct_messages(summary.error_messages, errors)
+    summary.errors += len(errors)
     for flag in FLAGS:
         setattr(summary, flag, getattr(summary, flag) + sum(flag in r for r in rows))
     for line in chunk.dropped:

@@ -369,7 +369,11 @@ def _flush(model, chunk, documents, outs, summary, checkpoint, done, bar) -> Non
     figures = {"records_done": done, "bytes": offset, "sha256": sha256, "counts": counts}
     if side is not None:
         figures["side_file"] = side
-    sealed = seal(done, offset, sha256, counts, side)
+    seen = None  # the first error row and the distinct messages, for the resumed summary
+    if summary.first_error is not None:
+        seen = {"first": summary.first_error, "messages": summary.error_messages}
+        figures["error_rows"] = seen
+    sealed = seal(done, offset, sha256, counts, side, seen)
     write_json(meta_path, {**identity, **figures, "seal": sealed})
     bar.update(len(chunk))
 
