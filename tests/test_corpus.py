@@ -448,6 +448,20 @@ def test_a_cp1252_input_says_the_file_is_not_utf8_and_how_to_mend_it(tmp_path, n
     )
 
 
+def test_a_dash_says_standard_input_is_not_read(tmp_path):
+    """``corpus -`` (a shell user's standard input) said "-: no such file or folder"."""
+    out = tmp_path / "s.jsonl"
+    command = [sys.executable, "-m", "stancelab.cli", "corpus", "-", "--out", str(out)]
+    ran = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines() == [
+        "error: '-' is not read from standard input: save the text to a file first and give "
+        "files or folders (a .txt file is one article; a .jsonl or .csv file holds one per "
+        "record)"
+    ]
+    assert not out.exists()
+
+
 def test_a_folder_says_which_files_it_did_not_read(tmp_path):
     """A folder is read for its .txt files only: an analyst's .md article or spreadsheet
     beside them was left out in silence, and a folder of .md files said only that it had

@@ -1343,8 +1343,8 @@ def test_cli_input_dash_says_standard_input_is_not_read(run_dir, tmp_path, engin
     assert not Path("-").exists()  # no file of that name where the command runs
     dash = run_cli(*args, "--input", "-")
     assert dash.returncode == 1 and dash.stderr.splitlines() == [
-        "error: '-' is not read from standard input (the input is read more than once): save "
-        "it to a file and give --input FILE (.txt, .jsonl or .csv)"
+        "error: '-' is not read from standard input: save the input to a file first and give "
+        "--input FILE (.txt, .jsonl or .csv)"
     ]
     missing = run_cli(*args, "--input", str(tmp_path / "held.csv"))
     assert missing.returncode == 1

@@ -74,10 +74,13 @@ def predict(
     if bool(texts) == bool(input):
         fail("give either sentences to label or --input FILE (with --output FILE.jsonl)")
     if texts and "-" in texts:  # the shell's "standard input" was labelled as the text "-"
-        fail(
-            "'-' is not read from standard input: give the sentences here, or save them to a "
-            "file and give --input FILE (a .txt is one sentence per line)"
+        from stancelab.corpus.readers import not_standard_input
+
+        refused = not_standard_input(
+            "give the sentences here, or save them to a file and give --input FILE (a .txt is "
+            "one sentence per line)"
         )
+        fail(str(refused))
     if texts and (output is not None or resume or overwrite):
         fail(
             "--output, --resume and --overwrite are for --input FILE; to keep the labels of "

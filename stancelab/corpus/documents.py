@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stancelab.corpus.readers import read_records, skipped_advice, skipped_warning
+from stancelab.corpus.readers import (
+    not_standard_input,
+    read_records,
+    skipped_advice,
+    skipped_warning,
+)
 from stancelab.corpus.text import first_names, text_problem
 from stancelab.files import InputError, read_text, walk_folder
 
@@ -39,6 +44,11 @@ def read_documents(paths: Iterable[str | Path]) -> list[Document]:
                 warnings.warn(skipped_warning(path, others, (".txt",)), stacklevel=2)
             documents.extend(_read_txt(p, p.relative_to(path).with_suffix("")) for p in files)
         elif not path.exists():
+            if str(path) == "-":
+                raise not_standard_input(
+                    "save the text to a file first and give files or folders (a .txt file is "
+                    "one article; a .jsonl or .csv file holds one per record)"
+                )
             raise InputError(f"{path}: no such file or folder")
         elif path.suffix.lower() == ".txt":
             documents.append(_read_txt(path))

@@ -85,15 +85,21 @@ def read_records(
         yield from parse_records(handle, suffix, str(path), meta)
 
 
+def not_standard_input(advice: str) -> InputError:
+    """The error for ``-`` given as an input where no file of that name exists: a shell
+    user's "standard input", which stancelab never reads; ``advice`` says what to give
+    instead (it differs by command)."""
+    return InputError(f"'-' is not read from standard input: {advice}")
+
+
 def refuse_unless_file(path: Path) -> None:
     """InputError unless ``path`` is a regular file: inputs are read through more than once
     (ids checked, records counted, then labelled), which a pipe or FIFO cannot give; "-",
     the shell's standard input, is said so unless a path has that name."""
     if not path.exists():
         if str(path) == "-":
-            raise InputError(
-                "'-' is not read from standard input (the input is read more than once): save "
-                "it to a file and give --input FILE (.txt, .jsonl or .csv)"
+            raise not_standard_input(
+                "save the input to a file first and give --input FILE (.txt, .jsonl or .csv)"
             )
         raise InputError(f"{path}: no such file")
     if not path.is_file():
