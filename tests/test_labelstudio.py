@@ -154,7 +154,9 @@ def test_push_with_model_and_with_predictions_file(
     lines.append({"line": 6, "id": rows[5]["id"], "error": "text is empty"})
     preds.write_text("".join(json.dumps(x) + "\n" for x in lines))
     from_file = cli([*args, "--predictions", str(preds)], creds)
-    assert from_file.exit_code == 0 and "0 with new tasks, 5 added" in from_file.stdout
+    assert from_file.exit_code == 0, from_file.output
+    # the file's model is named, as --model's is (every row of a predict output records it)
+    assert "pre-annotations (file-v1): 0 with new tasks, 5 added" in from_file.stdout
     assert "skipped 1 prediction row(s) with error" in from_file.stderr
 
     pulled = cli(["pull", "--project", "pre-annotated", *labels_dir["opts"]], creds)

@@ -267,6 +267,9 @@ def push(
                 report.model_version = predictor.model_version
             else:
                 preds = {s["id"]: predictions[s["id"]] for s in wanted if s["id"] in predictions}
+                # the model that made the file: every row of a predict output names it
+                versions = sorted({p.model_version for p in predictions.values()})
+                report.model_version = ", ".join(versions)
         tasks = build_tasks(sentences, new, preds)
         import_in_chunks(ls, proj.id, tasks, report, chunk)
         for task_id, s in lacking:
