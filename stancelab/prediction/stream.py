@@ -7,8 +7,9 @@ input. A record with bad text becomes an output row with an ``error`` field and 
 goes on.
 
 Rows go to ``OUT.part``; after every chunk a checkpoint (records done, byte offset, the
-SHA-256 of the bytes written so far and the counts of rows, error rows and flagged rows) is
-written atomically beside it. ``resume=True`` checks the part file's first bytes against
+SHA-256 of the bytes written so far, the counts of rows, error rows and flagged rows, and the
+first error row with the distinct error messages, for the summary) is written atomically
+beside it. ``resume=True`` checks the part file's first bytes against
 that checksum, truncates it to the last checkpoint and continues, so no torn line survives
 and an edited part is refused; on success the part file is renamed to ``OUT``. Output rows
 carry ``labels``, ``scores`` and ``model_version`` and can be pushed to Label Studio as
