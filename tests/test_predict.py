@@ -453,7 +453,7 @@ def test_cli_summary_names_the_first_error_row_of_a_cp1252_csv(run_dir, tmp_path
     lines = ran.stdout.splitlines()
     assert "40 error row(s)" in lines[-2]
     message = preview(written[0]["error"], MESSAGE_WIDTH)  # one message: no count
-    assert "Unicode" in message and lines[-1] == (
+    assert "the file is not UTF-8" in message and lines[-1] == (
         f"first error row (line 2, id 's0'): {message}; every error row has its message "
         f'under "error" in {out}'
     )
