@@ -457,6 +457,8 @@ def test_cli_summary_names_the_first_error_row_of_a_cp1252_csv(run_dir, tmp_path
         f"first error row (line 2, id 's0'): {message}; every error row has its message "
         f'under "error" in {out}'
     )
+    # the message is shown whole: its advice too, not cut before it
+    assert "iconv -f cp1252 -t utf-8 FILE > NEW" in lines[-1]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from stancelab.corpus.text import preview
 
 MESSAGES_KEPT = 20  # distinct error messages counted; more are "over 20"
-MESSAGE_WIDTH = 120  # an error message is shown on one line, cut to this many characters
+MESSAGE_WIDTH = 300  # an error message is shown on one line, cut to this many characters:
+# our own messages whole (the longest, a file not in UTF-8, with its iconv advice)
 WHERE_KEYS = ("path", "line", "id", "doc_id")  # what an error row says of its record
 
 
