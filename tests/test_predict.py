@@ -461,6 +461,24 @@ def test_cli_summary_names_the_first_error_row_of_a_cp1252_csv(run_dir, tmp_path
     assert "iconv -f cp1252 -t utf-8 FILE > NEW" in lines[-1]
 
 
+def test_cli_summary_counts_one_kind_of_message_for_a_byte_at_different_places(run_dir, tmp_path):
+    """30 rows of a cp1252 CSV with the byte at 30 different characters: one cause, so
+    no count of messages (the numbers in a message do not make it another kind); it said
+    "over 20 distinct messages"."""
+    source = tmp_path / "cp1252.csv"
+    rows = "".join(f's{i},"{"a" * i} minist\u00e8re."\n' for i in range(30))
+    source.write_bytes(("id,text\n" + rows).encode("cp1252"))
+    out = tmp_path / "out.jsonl"
+    ran = run_cli(
+        "--model", str(run_dir), "--input", str(source), "--output", str(out), "--no-progress"
+    )
+    assert ran.returncode == 0, ran.stderr
+    written = read_rows(out)
+    assert len({r["error"] for r in written}) == 30
+    last = ran.stdout.splitlines()[-1]
+    assert last.startswith("first error row (line 2, id 's0')") and "messages;" not in last
+
+
 @pytest.mark.parametrize(
     "name,data",
     [

@@ -6,11 +6,12 @@ never a second pass over the output."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from stancelab.corpus.text import preview
 
-MESSAGES_KEPT = 20  # distinct error messages counted; more are "over 20"
+MESSAGES_KEPT = 20  # distinct error messages (numbers aside) counted; more are "over 20"
 MESSAGE_WIDTH = 300  # an error message is shown on one line, cut to this many characters:
 # our own messages whole (the longest, a file not in UTF-8, with its iconv advice)
 WHERE_KEYS = ("path", "line", "id", "doc_id")  # what an error row says of its record
@@ -31,15 +32,22 @@ def input_order(error: dict) -> tuple[str, int]:
     return str(error.get("path", "")), error.get("line") or 0
 
 
+def message_kind(message: str) -> str:
+    """``message`` with its numbers (a character's place, a byte ``0xe9``) as ``N``: the
+    messages of one cause, such as a file in cp1252 with the byte at different places."""
+    return re.sub(r"0x[0-9a-fA-F]+|\d+", "N", message)
+
+
 def distinct_messages(kept: list[str], more: Iterable[str]) -> list[str]:
-    """``kept`` with the messages of ``more`` that it lacks, up to ``MESSAGES_KEPT`` + 1:
-    enough to say "over 20", never every message of a large output."""
-    out, seen = list(kept), set(kept)
+    """``kept`` with the first message of each kind (``message_kind``) of ``more`` that it
+    lacks, up to ``MESSAGES_KEPT`` + 1: enough to say "over 20", never every message of a
+    large output."""
+    out, seen = list(kept), {message_kind(m) for m in kept}
     for message in more:
         if len(out) > MESSAGES_KEPT:
             break
-        if message not in seen:
-            seen.add(message)
+        if message_kind(message) not in seen:
+            seen.add(message_kind(message))
             out.append(message)
     return out
 
