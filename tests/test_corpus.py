@@ -155,7 +155,11 @@ def test_jsonl_and_csv_inputs(tmp_path):
 @pytest.mark.parametrize(
     "name,content,message",
     [
-        ("latin1.txt", "caf\xe9 au lait".encode("latin-1"), "not valid UTF-8"),
+        (
+            "latin1.txt",
+            "caf\xe9 au lait".encode("latin-1"),
+            "not valid UTF-8 (byte 3): the file, or part of it, is in another encoding",
+        ),
         ("binary.txt", b"\x00\x01\x02abc", "binary"),
         ("empty.txt", b"   \n", "empty"),
         ("rows.jsonl", b'{"id": "x"}\n', "rows.jsonl:1: no 'text' field"),
@@ -442,9 +446,10 @@ def test_a_cp1252_input_says_the_file_is_not_utf8_and_how_to_mend_it(tmp_path, n
     assert ran.returncode == 1 and not out.exists()
     line = 2 if name.endswith(".csv") else 1
     assert one_error_line(ran.stderr) == (
-        f"error: {source}:{line}: 'text' has a byte that is not UTF-8 (0xe9 at character 17); "
-        "the file is not UTF-8: re-save it as UTF-8 (from Windows it is most often cp1252: "
-        "iconv -f cp1252 -t utf-8 FILE > NEW)"
+        f"error: {source}:{line}: 'text' has a byte that is not UTF-8 (0xe9 at character 17): "
+        "this line, or the whole file, is in another encoding; a file saved on Windows is "
+        "most often cp1252 throughout: iconv -f cp1252 -t utf-8 FILE > NEW (if only some "
+        "lines are, mend those lines)"
     )
 
 

@@ -453,7 +453,7 @@ def test_cli_summary_names_the_first_error_row_of_a_cp1252_csv(run_dir, tmp_path
     lines = ran.stdout.splitlines()
     assert "40 error row(s)" in lines[-2]
     message = preview(written[0]["error"], MESSAGE_WIDTH)  # one message: no count
-    assert "the file is not UTF-8" in message and lines[-1] == (
+    assert "in another encoding" in message and lines[-1] == (
         f"first error row (line 2, id 's0'): {message}; every error row has its message "
         f'under "error" in {out}'
     )
@@ -506,9 +506,10 @@ def test_cli_a_cp1252_input_says_the_file_is_not_utf8_and_how_to_mend_it(
     assert bad == {
         "line": 2 if name.endswith(".csv") else 1,
         "id": "a",
-        "error": "'text' has a byte that is not UTF-8 (0xe9 at character 17); the file is not "
-        "UTF-8: re-save it as UTF-8 (from Windows it is most often cp1252: iconv -f cp1252 -t "
-        "utf-8 FILE > NEW)",
+        "error": "'text' has a byte that is not UTF-8 (0xe9 at character 17): this line, or "
+        "the whole file, is in another encoding; a file saved on Windows is most often cp1252 "
+        "throughout: iconv -f cp1252 -t utf-8 FILE > NEW (if only some lines are, mend those "
+        "lines)",
     }
     assert fine["id"] == "b" and "labels" in fine
 

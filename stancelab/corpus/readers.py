@@ -230,8 +230,8 @@ def check(record: Record, from_file: bool = False) -> Record:
     the id, if any, can be written (valid Unicode; an id that is not is dropped). The other
     fields are predict's to write (``writable``): ingestion does not read them.
     ``from_file``: the record's line was read as it is in a file, so a byte that was not
-    UTF-8 in its text or id (``undecoded_byte``) says the file is not UTF-8 (a cp1252 CSV
-    from Excel), and the error says how to mend it."""
+    UTF-8 in its text or id (``undecoded_byte``) says that line or the whole file is in
+    another encoding (a cp1252 CSV from Excel), and the error says how to mend it."""
     bad_id = None if record.id is None else unicode_problem(record.id)
     if not record.error:
         problem = text_problem(record.text)  # the same rules as predict() on a list
@@ -248,13 +248,14 @@ def check(record: Record, from_file: bool = False) -> Record:
 
 def _read_problem(value: object, problem: str, from_file: bool) -> str:
     """``problem``, the phrase for a text or id, told as the file's when ``from_file`` and
-    ``value`` holds a byte that was not UTF-8 there: the whole file is in another encoding."""
+    ``value`` holds a byte that was not UTF-8 there: that line, or the whole file, is in
+    another encoding."""
     at = undecoded_byte(value) if from_file and isinstance(value, str) else None
     if at is None:
         return problem
     return (
-        f"has a byte that is not UTF-8 (0x{ord(value[at]) - 0xDC00:02x} at character {at}); "
-        f"the file is not UTF-8: {RESAVE_UTF8}"
+        f"has a byte that is not UTF-8 (0x{ord(value[at]) - 0xDC00:02x} at character {at}): "
+        f"this line, or the whole file, is in another encoding; {RESAVE_UTF8}"
     )
 
 

@@ -13,11 +13,12 @@ from typing import IO, NamedTuple
 
 from stancelab.errors import InputError
 
-# How to mend a file that is not UTF-8: most often a Windows tool's (Excel's "CSV", Notepad's
-# "ANSI"), which writes cp1252.
+# How to mend a file with bytes that are not UTF-8: most often a Windows tool's (Excel's
+# "CSV", Notepad's "ANSI"), which writes cp1252 throughout; but a UTF-8 file with a few lines
+# pasted in from elsewhere would be garbled by converting all of it.
 RESAVE_UTF8 = (
-    "re-save it as UTF-8 (from Windows it is most often cp1252: "
-    "iconv -f cp1252 -t utf-8 FILE > NEW)"
+    "a file saved on Windows is most often cp1252 throughout: "
+    "iconv -f cp1252 -t utf-8 FILE > NEW (if only some lines are, mend those lines)"
 )
 
 
@@ -42,7 +43,10 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid UTF-8 (byte {exc.start}); {RESAVE_UTF8}") from None
+        raise InputError(
+            f"{path}: not valid UTF-8 (byte {exc.start}): the file, or part of it, is in "
+            f"another encoding; {RESAVE_UTF8}"
+        ) from None
     return text
 
 
