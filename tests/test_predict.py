@@ -22,11 +22,12 @@ from stancelab.config import BaselineParams
 from stancelab.corpus.ingest import dropped_path
 from stancelab.corpus.text import model_text, preview
 from stancelab.errors import InputError, ModelLoadError
+from stancelab.files import walk_folder
 from stancelab.labels import LABELS
 from stancelab.models.baseline import BaselineModel
 from stancelab.prediction import stream
 from stancelab.prediction.api import Prediction, predict, predict_document, resolve_model
-from stancelab.prediction.error_rows import MESSAGE_WIDTH
+from stancelab.prediction.error_rows import MESSAGE_WIDTH, input_order
 
 ARTICLE = (
     "Minister Warns Rebels Over Attacks\n\n"
@@ -1371,3 +1372,16 @@ def test_cli_input_dash_says_standard_input_is_not_read(run_dir, tmp_path, engin
     assert missing.returncode == 1
     assert missing.stderr.splitlines() == [f"error: {tmp_path / 'held.csv'}: no such file"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_first_error_row_is_the_first_file_in_the_order_the_folder_is_read(tmp_path):
+    """A folder's files are read in ``walk_folder``'s order, by path component:
+    ``2024/a.txt`` before ``2024-old/a.txt`` ("-" sorts before "/" in a string, which
+    named ``2024-old`` first)."""
+    for name in ("2024-old/a.txt", "2024/a.txt", "2024 b/a.txt", "2024.x/a.txt"):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_text("We will strike back.")
+    read = [str(p) for p in walk_folder(tmp_path, (".txt",)).read]
+    errors = [{"path": path, "line": 1, "error": "x"} for path in reversed(read)]
+    assert [e["path"] for e in sorted(errors, key=input_order)] == read
+    assert min(errors, key=input_order)["path"] == str(tmp_path / "2024/a.txt")

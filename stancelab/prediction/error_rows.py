@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from stancelab.corpus.text import preview
 
@@ -25,11 +26,13 @@ def first_error(rows: Iterable[dict]) -> dict | None:
     return None
 
 
-def input_order(error: dict) -> tuple[str, int]:
+def input_order(error: dict) -> tuple[Path, int]:
     """The sort key of an error row (``first_error``) by where its record was read: its
-    file in a folder (the Ray engine's ``path``), then its line. Ray writes rows in no set
-    order; the error row named first is the first in the input."""
-    return str(error.get("path", "")), error.get("line") or 0
+    file in a folder (the Ray engine's ``path``), as ``walk_folder`` orders the files it
+    reads (Paths, by component: ``2024/a.txt`` before ``2024-old/a.txt``, which strings
+    put the other way), then its line. Ray writes rows in no set order; the error row named
+    first is the first in the input."""
+    return Path(error.get("path", "")), error.get("line") or 0
 
 
 def message_kind(message: str) -> str:
