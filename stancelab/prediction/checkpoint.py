@@ -54,9 +54,8 @@ def check_kept(
         errors_seen = (seen["first"], list(seen["messages"])) if seen is not None else None
     except (KeyError, TypeError, ValueError):
         raise InputError(
-            f"{part}: its checkpoint is not as stancelab wrote it (begun by an earlier "
-            "stancelab, which recorded no checksum, or edited); rerun with --overwrite to "
-            "start over"
+            f"{part}: its checkpoint is not as this stancelab writes it (begun by another "
+            "version of stancelab, or edited); rerun with --overwrite to start over"
         ) from None
     digest = kept_digest(fd, part, offset, expected)
     for key, value in counts.items():
