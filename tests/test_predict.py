@@ -1360,9 +1360,12 @@ def test_a_missing_input_is_no_such_file_whatever_its_name(tmp_path, name):
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
 @pytest.mark.parametrize("documents", [[], ["--documents"]])
-def test_cli_input_dash_says_standard_input_is_not_read(run_dir, tmp_path, engine, documents):
+def test_cli_input_dash_says_standard_input_is_not_read(
+    run_dir, tmp_path, monkeypatch, engine, documents
+):
     """``--input -``, standard input to a shell user, said "-: no such file"; a missing
     held.csv says "no such file", never a word on its format. Both before Ray starts."""
+    monkeypatch.chdir(tmp_path)  # where the command runs, and where a file "-" would be
     out = tmp_path / "out"
     args = ["--model", str(run_dir), "--engine", engine, "--output", str(out), *documents]
     assert not Path("-").exists()  # no file of that name where the command runs
