@@ -39,6 +39,7 @@ from stancelab.annotation.tasks import (
     build_tasks,
     contexts,
     meta_notes,
+    model_versions,
     prediction_payload,
     read_predictions,
     read_sentences,
@@ -730,6 +731,13 @@ def test_tasks_carry_context_from_the_same_document_by_index():
         and p["result"][0]["scores"]["denial"] == 0.1
     )
     assert prediction_payload(PreAnnotation((), None, "m"))["score"] is None
+
+
+def test_the_models_of_pushed_predictions_are_named_sorted_and_the_first_few():
+    preds = {f"s{i}": PreAnnotation(("threat",), None, f"m{i % 7}") for i in range(30)}
+    assert model_versions(preds) == "m0, m1, m2, m3, m4, ..."
+    assert model_versions({"a": preds["s1"], "b": preds["s8"]}) == "m1"
+    assert model_versions({}) == ""
 
 
 def test_a_rows_meta_goes_into_its_task_whole_and_on_one_short_line(tmp_path):

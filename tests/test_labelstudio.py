@@ -158,6 +158,17 @@ def test_push_with_model_and_with_predictions_file(
     # the file's model is named, as --model's is (every row of a predict output records it)
     assert "pre-annotations (file-v1): 0 with new tasks, 5 added" in from_file.stdout
     assert "skipped 1 prediction row(s) with error" in from_file.stderr
+    # a second file: its file-v1 rows are there already, only the file-v2 one is pushed, and
+    # only the models of the predictions pushed are named (it said "file-v1, file-v2")
+    lines[5] = {
+        **lines[0],
+        "id": rows[5]["id"],
+        "text": rows[5]["text"],
+        "model_version": "file-v2",
+    }
+    preds.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    second = cli([*args, "--predictions", str(preds)], creds)
+    assert "pre-annotations (file-v2): 0 with new tasks, 1 added" in second.stdout, second.output
 
     pulled = cli(["pull", "--project", "pre-annotated", *labels_dir["opts"]], creds)
     assert pulled.exit_code == 0, pulled.output
@@ -175,6 +186,7 @@ def test_push_with_model_and_with_predictions_file(
             assert by_version["file-v1"]["result"][0]["value"]["choices"] == ["denial"]
         else:
             assert "file-v1" not in by_version
+        assert ("file-v2" in by_version) == (task["data"]["id"] == rows[5]["id"])
 
 
 def test_a_predict_rows_meta_is_shown_on_its_task_and_never_rewritten(

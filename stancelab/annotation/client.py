@@ -31,6 +31,7 @@ from stancelab.annotation.tasks import (
     PreAnnotation,
     build_tasks,
     meta_notes,
+    model_versions,
     prediction_payload,
     read_annotation_file,
     read_sentences,
@@ -267,9 +268,7 @@ def push(
                 report.model_version = predictor.model_version
             else:
                 preds = {s["id"]: predictions[s["id"]] for s in wanted if s["id"] in predictions}
-                # the model that made the file: every row of a predict output names it
-                versions = sorted({p.model_version for p in predictions.values()})
-                report.model_version = ", ".join(versions)
+                report.model_version = model_versions(preds)  # of the predictions pushed
         tasks = build_tasks(sentences, new, preds)
         import_in_chunks(ls, proj.id, tasks, report, chunk)
         for task_id, s in lacking:

@@ -38,7 +38,7 @@ from stancelab.annotation.interface import (
     TEXT_NAME,
 )
 from stancelab.corpus.readers import writable
-from stancelab.corpus.text import preview
+from stancelab.corpus.text import first_names, preview
 from stancelab.errors import InputError
 from stancelab.files import iter_jsonl
 from stancelab.labels import LABELS, UnknownLabelError, normalize
@@ -240,6 +240,12 @@ def set_score(labels: Sequence[str], scores: dict[str, float] | None) -> float |
         return None
     chosen = set(labels)
     return float(math.prod(p if name in chosen else 1.0 - p for name, p in scores.items()))
+
+
+def model_versions(preds: dict[str, PreAnnotation]) -> str:
+    """The models that made ``preds`` (the pre-annotations pushed), for the summary line of
+    ``label push --predictions``: sorted, the first few (``first_names``)."""
+    return first_names(sorted({p.model_version for p in preds.values()}))
 
 
 def prediction_payload(pred: PreAnnotation) -> dict:
