@@ -1391,3 +1391,18 @@ def test_the_first_error_row_is_the_first_file_in_the_order_the_folder_is_read(t
     errors = [{"path": path, "line": 1, "error": "x"} for path in reversed(read)]
     assert [e["path"] for e in sorted(errors, key=input_order)] == read
     assert min(errors, key=input_order)["path"] == str(tmp_path / "2024/a.txt")
+
+
+def test_cli_a_jsonl_key_with_a_byte_that_is_not_utf8_is_spelled_out(run_dir, tmp_path):
+    """A key holding a cp1252 byte: in a row with no text, the error row names the row's
+    fields, and the byte crashed its writing ("'utf-8' codec can't encode character
+    '\\udce9'"); in a row with a text, the field is kept with its key spelled out."""
+    source = tmp_path / "keys.jsonl"
+    source.write_bytes(b'{"b\xe9": 1}\n{"id": "t", "text": "We will strike.", "k\xe9y": 2}\n')
+    out = tmp_path / "out.jsonl"
+    ran = run_cli("--model", str(run_dir), "--input", str(source), "--output", str(out))
+    assert ran.returncode == 0, ran.stderr
+    assert "1 error row(s)" in ran.stdout
+    bad, fine = read_rows(out)
+    assert bad["error"] == "no 'text' field (its fields: b\\xe9)" and bad["meta"] == {"b\\xe9": 1}
+    assert fine["id"] == "t" and "labels" in fine and fine["meta"] == {"k\\xe9y": 2}

@@ -148,7 +148,7 @@ def parse_records(
             record_id, problem = None, str(exc)
         if problem is None and "text" not in row:  # {"body": ...}: not "must be a string"
             others = [k for k in row if k != "id"]
-            shown = first_names(others)
+            shown = first_names([writable(k) for k in others])  # a key's bytes spelled out
             problem = "no 'text' field" + (f" (its fields: {shown})" if others else "")
         text = None if problem else row.get("text")
         # a "\udce9" escape is no byte of the file's: only a line holding one was misread
