@@ -11,7 +11,7 @@ from typing import TextIO
 
 from stancelab.corpus.text import first_names, text_problem, undecoded_byte, unicode_problem
 from stancelab.errors import InputError
-from stancelab.files import RESAVE_UTF8, iter_csv, not_text, read_text
+from stancelab.files import NOT_UTF8_ADVICE, iter_csv, not_text, read_text
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
@@ -255,7 +255,7 @@ def _read_problem(value: object, problem: str, from_file: bool) -> str:
         return problem
     return (
         f"has a byte that is not UTF-8 (0x{ord(value[at]) - 0xDC00:02x} at character {at}): "
-        f"this line, or the whole file, is in another encoding; {RESAVE_UTF8}"
+        f"this line, or the whole file, is in another encoding; {NOT_UTF8_ADVICE}"
     )
 
 

@@ -21,7 +21,7 @@ from stancelab.files._locks import (
 )
 from stancelab.files._reading import (
     CSV_FIELD_LIMIT,
-    RESAVE_UTF8,
+    NOT_UTF8_ADVICE,
     FolderFiles,
     checksum_path,
     decode_text,
@@ -87,7 +87,7 @@ __all__ = [
     "read_text",
     "decode_text",
     "not_text",
-    "RESAVE_UTF8",
+    "NOT_UTF8_ADVICE",
     "CSV_FIELD_LIMIT",
     "iter_csv",
     "iter_jsonl",

@@ -16,7 +16,7 @@ from stancelab.errors import InputError
 # How to mend a file with bytes that are not UTF-8: most often a Windows tool's (Excel's
 # "CSV", Notepad's "ANSI"), which writes cp1252 throughout; but a UTF-8 file with a few lines
 # pasted in from elsewhere would be garbled by converting all of it.
-RESAVE_UTF8 = (
+NOT_UTF8_ADVICE = (
     "a file saved on Windows is most often cp1252 throughout: "
     "iconv -f cp1252 -t utf-8 FILE > NEW (if only some lines are, mend those lines)"
 )
@@ -45,7 +45,7 @@ def decode_text(raw: bytes, path: str | os.PathLike) -> str:
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: not valid UTF-8 (byte {exc.start}): the file, or part of it, is in "
-            f"another encoding; {RESAVE_UTF8}"
+            f"another encoding; {NOT_UTF8_ADVICE}"
         ) from None
     return text
 
