@@ -152,7 +152,8 @@ def parse_records(
             problem = "no 'text' field" + (f" (its fields: {shown})" if others else "")
         text = None if problem else row.get("text")
         # a "\udce9" escape is no byte of the file's: only a line holding one was misread
-        from_file = undecoded_byte(line) is not None
+        # (an ASCII line, most of them, holds none: isascii is a flag, not a scan)
+        from_file = not line.isascii() and undecoded_byte(line) is not None
         yield check(Record(lineno, record_id, text, problem, fields), from_file)
 
 
